@@ -1,0 +1,265 @@
+"""The data contracts: market and metrics frames, intervals, and validation.
+
+Market frame
+    pandas DataFrame, ``DatetimeIndex`` in UTC named ``time``, sorted, unique, regular at one
+    interval; float64 columns ``open, high, low, close, volume``.
+Metrics frame
+    Same index rules; one float64 column per metric, named as the source names it; NaN allowed.
+
+Every way into the project (exchange, Santiment, files, demo) goes through
+:func:`validate_market` / :func:`validate_metrics`, which either return a clean frame or raise
+one :class:`DataError` naming the asset, the problem and where it is.
+
+Documented repairs (the only ones made):
+
+* exact duplicate rows (same timestamp, same values) are dropped;
+* a naive index is read as UTC; an index in another time zone is converted to UTC.
+
+Everything else (conflicting duplicates, unsorted rows, NaN prices, non-positive prices,
+high < low, missing columns, gaps when ``allow_gaps=False``) is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+
+_INTERVAL_RE = re.compile(r"^(\d+)([mhdw])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the asset, the problem and where it is."""
+
+    def __init__(self, asset: str | None, problem: str, where: str | None = None):
+        self.asset, self.problem, self.where = asset, problem, where
+        parts = [f"[{asset}]" if asset else "[data]", problem]
+        if where:
+            parts.append(f"(at {where})")
+        super().__init__(" ".join(parts))
+
+
+def interval_seconds(interval: str) -> int:
+    """Length of an interval such as ``"1m"``, ``"6h"``, ``"1d"``, ``"1w"`` in seconds."""
+    m = _INTERVAL_RE.match(str(interval).strip())
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(
+            f"unknown interval {interval!r}: use a number and a unit among m, h, d, w (e.g. '6h', '1d')"
+        )
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def interval_timedelta(interval: str) -> pd.Timedelta:
+    """The interval as a pandas Timedelta."""
+    return pd.Timedelta(seconds=interval_seconds(interval))
+
+
+def periods_per_year(interval: str) -> float:
+    """Bars per year for a market that trades around the clock (365 days)."""
+    return 365 * 86400 / interval_seconds(interval)
+
+
+def to_utc_timestamp(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
+    """Parse a date or timestamp as UTC (naive values are taken as UTC)."""
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of missing bars: the last bar before it, the first after it, bars missing."""
+
+    after: pd.Timestamp
+    before: pd.Timestamp
+    missing: int
+
+    def __str__(self) -> str:
+        return f"{self.missing} bar(s) missing between {self.after} and {self.before}"
+
+
+def find_gaps(index: pd.DatetimeIndex, interval: str) -> list[Gap]:
+    """Gaps in a sorted, unique index at the given interval."""
+    if len(index) < 2:
+        return []
+    step = interval_timedelta(interval)
+    diffs = index[1:] - index[:-1]
+    gaps = []
+    for i in np.flatnonzero(diffs > step):
+        gaps.append(Gap(index[i], index[i + 1], int(diffs[i] / step) - 1))
+    return gaps
+
+
+def _utc_index(df: pd.DataFrame, asset: str | None, kind: str) -> pd.DatetimeIndex:
+    idx = df.index
+    if not isinstance(idx, pd.DatetimeIndex):
+        try:
+            idx = pd.DatetimeIndex(pd.to_datetime(idx, utc=True))
+        except (ValueError, TypeError) as exc:
+            raise DataError(asset, f"{kind} index is not made of timestamps ({exc})") from None
+    if idx.tz is None:
+        idx = idx.tz_localize("UTC")
+    else:
+        idx = idx.tz_convert("UTC")
+    if idx.hasnans:
+        pos = int(np.flatnonzero(idx.isna())[0])
+        raise DataError(asset, f"{kind} has a missing timestamp", f"row {pos}")
+    return idx.as_unit("ns").rename("time")
+
+
+def _order_and_dedupe(df: pd.DataFrame, asset: str | None, kind: str) -> pd.DataFrame:
+    idx = df.index
+    dup = idx.duplicated(keep=False)
+    if dup.any():
+        dupes = df[dup]
+        exact = dupes.reset_index().duplicated(keep=False)
+        if not exact.all():
+            first = dupes.index[~exact.to_numpy()][0]
+            raise DataError(asset, f"{kind} has conflicting rows for one timestamp", str(first))
+        df = df[~idx.duplicated(keep="first")]
+        idx = df.index
+    if not idx.is_monotonic_increasing:
+        pos = int(np.flatnonzero(idx[1:] < idx[:-1])[0]) + 1
+        raise DataError(
+            asset, f"{kind} timestamps are not sorted", f"row {pos}: {idx[pos]} after {idx[pos - 1]}"
+        )
+    return df
+
+
+def _check_interval(df: pd.DataFrame, asset: str | None, interval: str | None, allow_gaps: bool, kind: str) -> None:
+    if interval is None or len(df) < 2:
+        return
+    step = interval_timedelta(interval)
+    diffs = df.index[1:] - df.index[:-1]
+    off = diffs % step != pd.Timedelta(0)
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise DataError(asset, f"{kind} is not on the {interval} grid", f"{df.index[i]} -> {df.index[i + 1]}")
+    if not allow_gaps:
+        gaps = find_gaps(df.index, interval)
+        if gaps:
+            more = f" and {len(gaps) - 1} more gap(s)" if len(gaps) > 1 else ""
+            raise DataError(asset, f"{kind} has gaps: {gaps[0]}{more}")
+
+
+def validate_market(
+    df: pd.DataFrame,
+    asset: str | None = None,
+    interval: str | None = None,
+    *,
+    allow_gaps: bool = False,
+    allow_empty: bool = False,
+) -> pd.DataFrame:
+    """Return a clean market frame or raise :class:`DataError`.
+
+    ``interval`` (e.g. ``"1d"``) checks that bars sit on that grid; gaps are an error unless
+    ``allow_gaps``. Zero volume is allowed (some sources report it); negative volume is not.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(asset, f"market data must be a pandas DataFrame, got {type(df).__name__}")
+    cols = {str(c).lower().strip(): c for c in df.columns}
+    missing = [c for c in OHLCV if c not in cols]
+    if missing:
+        raise DataError(asset, f"market data lacks column(s) {missing}; it has {list(df.columns)}")
+    if df.empty:
+        if allow_empty:
+            out = pd.DataFrame({c: pd.Series(dtype="float64") for c in OHLCV})
+            out.index = pd.DatetimeIndex([], tz="UTC", name="time")
+            return out
+        raise DataError(asset, "market data is empty for the requested range")
+    out = df[[cols[c] for c in OHLCV]].copy()
+    out.columns = OHLCV
+    for c in OHLCV:
+        try:
+            out[c] = pd.to_numeric(out[c], errors="raise").astype("float64")
+        except (ValueError, TypeError):
+            bad = pd.to_numeric(out[c], errors="coerce").isna() & out[c].notna()
+            where = out.index[bad.to_numpy()][0] if bad.any() else None
+            raise DataError(asset, f"column '{c}' has a value that is not a number", str(where)) from None
+    out.index = _utc_index(out, asset, "market data")
+    out = _order_and_dedupe(out, asset, "market data")
+    values = out.to_numpy()
+    nan_rows = np.isnan(values).any(axis=1)
+    if nan_rows.any():
+        t = out.index[np.flatnonzero(nan_rows)[0]]
+        cols_nan = [c for c in OHLCV if np.isnan(out.at[t, c])]
+        raise DataError(asset, f"NaN in {cols_nan} ({int(nan_rows.sum())} row(s) in all)", str(t))
+    prices = values[:, :4]
+    if (prices <= 0).any():
+        t = out.index[np.flatnonzero((prices <= 0).any(axis=1))[0]]
+        raise DataError(asset, "non-positive price", str(t))
+    if (values[:, 4] < 0).any():
+        raise DataError(asset, "negative volume", str(out.index[np.flatnonzero(values[:, 4] < 0)[0]]))
+    o, h, l, c = prices.T
+    bad = (h < l) | (h < np.maximum(o, c) * (1 - 1e-9)) | (l > np.minimum(o, c) * (1 + 1e-9))
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise DataError(
+            asset,
+            f"inconsistent bar: high={h[i]} low={l[i]} open={o[i]} close={c[i]} (high must be >= open, close, low)",
+            str(out.index[i]),
+        )
+    _check_interval(out, asset, interval, allow_gaps, "market data")
+    return out
+
+
+def validate_metrics(
+    df: pd.DataFrame,
+    asset: str | None = None,
+    interval: str | None = None,
+    *,
+    allow_gaps: bool = True,
+) -> pd.DataFrame:
+    """Return a clean metrics frame (float64 columns, UTC index) or raise :class:`DataError`.
+
+    NaN is allowed inside a metric (not every metric exists for every time); infinite values
+    are not. Gaps in the index are allowed by default: metrics are aligned to the market frame
+    later (see :func:`align_metrics`).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(asset, f"metrics must be a pandas DataFrame, got {type(df).__name__}")
+    out = df.copy()
+    out.columns = [str(c) for c in out.columns]
+    if len(set(out.columns)) != len(out.columns):
+        dup = [c for c in out.columns if list(out.columns).count(c) > 1][0]
+        raise DataError(asset, f"metric '{dup}' appears twice")
+    for c in out.columns:
+        try:
+            out[c] = pd.to_numeric(out[c], errors="raise").astype("float64")
+        except (ValueError, TypeError):
+            raise DataError(asset, f"metric '{c}' has a value that is not a number") from None
+    out.index = _utc_index(out, asset, "metrics")
+    out = _order_and_dedupe(out, asset, "metrics")
+    vals = out.to_numpy()
+    if vals.size and np.isinf(vals).any():
+        r, c = np.argwhere(np.isinf(vals))[0]
+        raise DataError(asset, f"metric '{out.columns[c]}' is infinite", str(out.index[r]))
+    _check_interval(out, asset, interval, allow_gaps, "metrics")
+    return out
+
+
+def align_metrics(metrics: pd.DataFrame, index: pd.DatetimeIndex, ffill_limit: int | None = None) -> pd.DataFrame:
+    """Put a metrics frame on a market index without looking ahead.
+
+    Each market time gets the latest metric value stamped at or before it (``merge_asof``
+    backward), carried forward at most ``ffill_limit`` bars (``None``: no limit).
+    """
+    if metrics.shape[1] == 0:
+        return pd.DataFrame(index=index)
+    left = pd.DataFrame({"time": index})
+    right = metrics.reset_index().rename(columns={metrics.index.name or "index": "time"})
+    merged = pd.merge_asof(left, right, on="time", direction="backward").set_index("time")
+    if ffill_limit is not None:
+        # Keep a carried value only within `ffill_limit` bars of a real observation.
+        stamped = pd.Series(index.isin(metrics.index), index=index)
+        seen = stamped.cumsum()
+        age = seen.groupby(seen).cumcount()
+        merged = merged.where((age <= ffill_limit).to_numpy()[:, None] | stamped.to_numpy()[:, None])
+    merged.index.name = "time"
+    return merged
