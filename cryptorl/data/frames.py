@@ -13,7 +13,8 @@ one :class:`DataError` naming the asset, the problem and where it is.
 Documented repairs (the only ones made):
 
 * exact duplicate rows (same timestamp, same values) are dropped;
-* a naive index is read as UTC; an index in another time zone is converted to UTC.
+* a naive index is read as UTC; an index in another time zone is converted to UTC (also when
+  rows carry different zones); an index mixing zoned and naive timestamps is an error.
 
 Everything else (conflicting duplicates, unsorted rows, NaN prices, non-positive prices,
 high < low, missing columns, gaps when ``allow_gaps=False``) is an error.
@@ -96,13 +97,42 @@ def find_gaps(index: pd.DatetimeIndex, interval: str) -> list[Gap]:
     return gaps
 
 
+def _is_zoned(value: object) -> bool:
+    try:
+        return pd.Timestamp(value).tzinfo is not None
+    except (ValueError, TypeError):
+        return False
+
+
+def _parse_times(values: pd.Index, asset: str | None, kind: str) -> pd.DatetimeIndex:
+    """Parse strings or datetimes; zoned values are converted to UTC, a zoned/naive mix is refused."""
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+    if "Mixed timezones" in text or "Tz-aware" in text:
+        zoned = np.array([_is_zoned(v) for v in values])
+        if not zoned.all():
+            naive_row, zoned_row = int(np.flatnonzero(~zoned)[0]), int(np.flatnonzero(zoned)[0])
+            raise DataError(
+                asset,
+                f"{kind} mixes time zones: some timestamps carry a zone and some do not",
+                f"row {naive_row} ({values[naive_row]}) has none, row {zoned_row} ({values[zoned_row]}) has one",
+            )
+        return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601"))
+    try:  # not ISO 8601: let pandas infer one format (e.g. "01/02/2020")
+        return pd.DatetimeIndex(pd.to_datetime(values))
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+        bad = np.flatnonzero(parsed.isna() & ~pd.isna(values))
+        row = int(bad[0]) if len(bad) else 0
+        raise DataError(asset, f"{kind} index value {values[row]!r} is not a timestamp", f"row {row}") from None
+
+
 def _utc_index(df: pd.DataFrame, asset: str | None, kind: str) -> pd.DatetimeIndex:
     idx = df.index
     if not isinstance(idx, pd.DatetimeIndex):
-        try:
-            idx = pd.DatetimeIndex(pd.to_datetime(idx, utc=True))
-        except (ValueError, TypeError) as exc:
-            raise DataError(asset, f"{kind} index is not made of timestamps ({exc})") from None
+        idx = _parse_times(idx, asset, kind)
     if idx.tz is None:
         idx = idx.tz_localize("UTC")
     else:
