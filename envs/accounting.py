@@ -1,0 +1,93 @@
+"""One rebalancing step of the shared accounting (``notes/contracts.md``, "Accounting").
+
+Weights are ``(cash, asset_1, ..., asset_k)`` on the simplex; ``drifted`` are the weights the
+portfolio holds after prices moved since the last rebalance (start: all cash, value 1). The
+cost rate ``c`` is the fee plus the slippage rate.
+
+``execution="close"``: the decision made on data up to bar t's close trades at that close::
+
+    mu  = 1 - c * sum_risky |w - w'|
+    V'  = V * mu * (w . y),        y = close_{t+1} / close_t (cash 1)
+    fee = V * (1 - mu),            growth (exp of the reward) = mu * (w . y)
+
+``execution="next_open"``: the decision made at close t trades at bar t+1's open::
+
+    V_open = V * (w' . y_gap),     y_gap = open_{t+1} / close_t; w' drifts to the open
+    mu     = 1 - c * sum_risky |w - w'_open|
+    V'     = V_open * mu * (w . y_intra),   y_intra = close_{t+1} / open_{t+1}
+    fee    = V_open * (1 - mu),   growth = (w' . y_gap) * mu * (w . y_intra)
+
+Two forms compute the same thing: ``one_asset_*`` take the risky weight of a single asset as
+a scalar (plain floats for the single environment, NumPy arrays over many environments for the
+batched one, with identical arithmetic) and ``multi_asset_*`` take weight vectors.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+EXECUTIONS = ("close", "next_open")
+
+
+class Step(NamedTuple):
+    """Result of one step: new value, drifted weights after the step, fee, turnover, growth."""
+
+    value: float | np.ndarray
+    drifted: float | np.ndarray
+    fee: float | np.ndarray
+    turnover: float | np.ndarray
+    growth: float | np.ndarray  # V'/V; the RL reward is log(growth)
+
+
+def cost_rate(fee: float, slippage: float = 0.0) -> float:
+    """The cost rate ``c`` charged on traded value: fee plus slippage, checked."""
+    for name, x in (("fee", fee), ("slippage", slippage)):
+        if not (isinstance(x, (int, float, np.floating)) and np.isfinite(x) and 0.0 <= x < 0.5):
+            raise ValueError(f"{name} must be a rate in [0, 0.5) (0.001 = 0.1 %), got {x!r}")
+    return float(fee) + float(slippage)
+
+
+def check_execution(execution: str) -> str:
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+    return execution
+
+
+def one_asset_close(value, drifted, target, y, cost) -> Step:
+    """``execution="close"`` for one risky asset: weights are the risky share (cash = 1 - it)."""
+    turnover = abs(target - drifted)
+    mu = 1.0 - cost * turnover
+    g = (1.0 - target) + target * y
+    return Step(value * mu * g, target * y / g, value * (1.0 - mu), turnover, mu * g)
+
+
+def one_asset_next_open(value, drifted, target, y_gap, y_intra, cost) -> Step:
+    """``execution="next_open"`` for one risky asset (see the module docstring)."""
+    g_gap = (1.0 - drifted) + drifted * y_gap
+    v_open = value * g_gap
+    turnover = abs(target - drifted * y_gap / g_gap)
+    mu = 1.0 - cost * turnover
+    g = (1.0 - target) + target * y_intra
+    return Step(v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g)
+
+
+def multi_asset_close(value: float, drifted: np.ndarray, target: np.ndarray, y: np.ndarray, cost: float) -> Step:
+    """``execution="close"`` for weight vectors (cash first); ``y`` holds 1 for cash."""
+    turnover = float(np.abs(target[1:] - drifted[1:]).sum())
+    mu = 1.0 - cost * turnover
+    g = float(target @ y)
+    return Step(value * mu * g, target * y / g, value * (1.0 - mu), turnover, mu * g)
+
+
+def multi_asset_next_open(
+    value: float, drifted: np.ndarray, target: np.ndarray, y_gap: np.ndarray, y_intra: np.ndarray, cost: float
+) -> Step:
+    """``execution="next_open"`` for weight vectors (cash first); cash entries of y are 1."""
+    g_gap = float(drifted @ y_gap)
+    v_open = value * g_gap
+    turnover = float(np.abs(target[1:] - (drifted * y_gap / g_gap)[1:]).sum())
+    mu = 1.0 - cost * turnover
+    g = float(target @ y_intra)
+    return Step(v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g)

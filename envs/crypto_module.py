@@ -1,0 +1,163 @@
+"""``CryptoModuleEnv``: one crypto plus cash, the environment of a Crypto Module's SAM.
+
+Observation ``obs[t]``: float32 tensor (f, 2, n) = f features x (crypto, cash) x the n bars
+ending at bar t (see :mod:`envs.features`); it uses bars <= t only.
+
+Action: ``Discrete(2)``, 0 = all cash, 1 = all crypto (weights (cash, crypto) = (1, 0) or
+(0, 1)); or, with ``action_type="continuous"``, ``Box([0], [1])``: the crypto share.
+
+Reward: log growth of the module's value over the step, net of the cost on the traded amount,
+with the shared accounting (:mod:`envs.accounting`). The decision taken on ``obs[t]`` trades
+at bar t's close (``execution="close"``) or at bar t+1's open (``execution="next_open"``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+
+from .accounting import check_execution, cost_rate, one_asset_close, one_asset_next_open
+from .base import RangeEnv, market_or_demo
+from .features import asset_block, stack_assets
+
+_DISCRETE_WEIGHT = {0: 0.0, 1: 1.0}
+ACTION_TYPES = ("discrete", "continuous")
+
+
+class CryptoModuleEnv(RangeEnv):
+    """One crypto and cash; see the module docstring and ``docs/envs.md``.
+
+    Precomputed for batched use (all indexed by bar number 0..T-1):
+    ``obs_tensor`` (T, f, 2, n) float32 read-only, ``feature_names``, ``index``, ``opens``,
+    ``closes``, price relatives ``y_close[t] = close[t]/close[t-1]``, ``y_gap[t] =
+    open[t]/close[t-1]``, ``y_intra[t] = close[t]/open[t]`` (entry 0 is NaN), ``cost``,
+    ``first_step``, ``last_step``.
+    """
+
+    def __init__(
+        self,
+        market: pd.DataFrame | None = None,
+        features: pd.DataFrame | None = None,
+        *,
+        asset: str = "BTC",
+        interval: str = "1d",
+        window: int = 30,
+        fee: float = 0.001,
+        execution: str = "close",
+        start=None,
+        end=None,
+        episode_length: int | None = None,
+        action_type: str = "discrete",
+        signals: pd.Series | pd.DataFrame | None = None,
+        seed: int | None = None,
+        slippage: float = 0.0,
+        allow_gaps: bool = False,
+    ):
+        super().__init__()
+        if action_type not in ACTION_TYPES:
+            raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+        self.asset = str(asset).upper()
+        self.interval = interval
+        self.window = int(window)
+        self.fee, self.slippage = fee, slippage
+        self.cost = cost_rate(fee, slippage)
+        self.execution = check_execution(execution)
+        self.action_type = action_type
+        self.market = market_or_demo(
+            market, self.asset, interval, start=start, end=end, window=self.window, allow_gaps=allow_gaps
+        )
+        block = asset_block(self.market, features, signals, window=self.window, asset=self.asset)
+        self.obs_tensor = stack_assets([block], cash="last")
+        self.feature_names = block.names
+        self.opens = self.market["open"].to_numpy(np.float64)
+        self.closes = self.market["close"].to_numpy(np.float64)
+        self.y_close = np.r_[np.nan, self.closes[1:] / self.closes[:-1]]
+        self.y_gap = np.r_[np.nan, self.opens[1:] / self.closes[:-1]]
+        self.y_intra = self.closes / self.opens
+        self._init_range(self.market.index, block.first_valid, start, end, episode_length, self.asset, seed)
+
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=self.obs_tensor.shape[1:], dtype=np.float32)
+        if action_type == "discrete":
+            self.action_space = spaces.Discrete(2)
+        else:
+            self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
+        self._yc, self._yg, self._yi = self.y_close.tolist(), self.y_gap.tolist(), self.y_intra.tolist()
+        self._open_l, self._close_l = self.opens.tolist(), self.closes.tolist()
+        self._value = 1.0
+        self._drifted = 0.0
+
+    # ------------------------------------------------------------------ API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        t = self._start(seed)
+        self._value, self._drifted = 1.0, 0.0
+        info = {
+            "time": self._times[t],
+            "value": 1.0,
+            "position": 0.0,
+            "drifted_position": 0.0,
+            "fee": 0.0,
+            "turnover": 0.0,
+            "price": self._close_l[t],
+        }
+        return self.obs_tensor[t].copy(), info
+
+    def step(self, action):
+        t = self._check_running()
+        a = self.action_weight(action)
+        if self.execution == "close":
+            s = one_asset_close(self._value, self._drifted, a, self._yc[t + 1], self.cost)
+            trade_price = self._close_l[t]
+        else:
+            s = one_asset_next_open(self._value, self._drifted, a, self._yg[t + 1], self._yi[t + 1], self.cost)
+            trade_price = self._open_l[t + 1]
+        self._value, self._drifted = s.value, s.drifted
+        t += 1
+        self._t = t
+        info = {
+            "time": self._times[t],
+            "decision_time": self._times[t - 1],
+            "value": s.value,
+            "position": a,
+            "drifted_position": s.drifted,
+            "fee": s.fee,
+            "turnover": s.turnover,
+            "price": self._close_l[t],
+            "trade_price": trade_price,
+        }
+        return self.obs_tensor[t].copy(), math.log(s.growth), False, t >= self._stop, info
+
+    # -------------------------------------------------------------- helpers
+    def action_weight(self, action) -> float:
+        """The crypto weight an action asks for (0 or 1; a share in [0, 1] when continuous)."""
+        if self.action_type == "discrete":
+            try:
+                return _DISCRETE_WEIGHT[action]
+            except (KeyError, TypeError):
+                try:
+                    return _DISCRETE_WEIGHT[np.asarray(action).item()]
+                except (KeyError, TypeError, ValueError):
+                    raise ValueError(
+                        f"invalid action {action!r}: CryptoModuleEnv takes 0 (all cash) or 1 (all crypto)"
+                    ) from None
+        try:
+            a = float(action[0]) if hasattr(action, "__len__") else float(action)
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"invalid action {action!r}: expected the crypto share in [0, 1]") from None
+        if a != a:
+            raise ValueError("invalid action nan: expected the crypto share in [0, 1]")
+        return 0.0 if a < 0.0 else 1.0 if a > 1.0 else a
+
+    @property
+    def value(self) -> float:
+        """The module's value now (1 at the start of the episode)."""
+        return self._value
+
+    @property
+    def position(self) -> float:
+        """The crypto weight held now, after prices drifted it."""
+        return self._drifted
