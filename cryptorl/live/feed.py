@@ -1,0 +1,66 @@
+"""Closed bars for the live loop: from an exchange's public API, or from the offline demo market.
+
+A bar source answers ``market(asset, end, bars)``: a market frame (see
+:mod:`cryptorl.data.frames`) of the ``bars`` most recent **closed** bars whose open time is
+``<= end``. The loop passes ``end`` = the last closed bar, so a bar still forming is never used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pandas as pd
+
+from cryptorl.data.demo import demo_market
+from cryptorl.data.frames import OHLCV, interval_timedelta, to_utc_timestamp, validate_market
+
+
+class BarsNotReady(RuntimeError):
+    """The exchange has not published the bar the loop asks for yet (retry a little later)."""
+
+
+class BarSource(Protocol):
+    def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame: ...
+
+
+class ExchangeBars:
+    """Closed OHLCV bars through ccxt's ``fetch_ohlcv`` (public endpoint, no API key needed)."""
+
+    def __init__(self, exchange: Any, interval: str, quote: str = "USDT"):
+        self.exchange, self.interval, self.quote = exchange, interval, quote.upper()
+        self.step = interval_timedelta(interval)
+
+    def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
+        end = to_utc_timestamp(end)
+        symbol = f"{asset.upper()}/{self.quote}"
+        since = end - (bars - 1) * self.step
+        rows = self.exchange.fetch_ohlcv(symbol, self.interval, since=int(since.value // 1_000_000), limit=bars)
+        frame = pd.DataFrame([r[:6] for r in rows], columns=["time", *OHLCV])
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time").astype("int64"), unit="ms", utc=True), name="time")
+        frame = frame[frame.index <= end]  # drop the bar still forming
+        if end not in frame.index:
+            raise BarsNotReady(f"[{asset}] {self.exchange.id} has not published the {self.interval} bar of {end} yet")
+        return validate_market(frame, asset.upper(), self.interval, allow_gaps=True)
+
+
+class DemoBars:
+    """The built-in deterministic demo market (no network): for trying the loop offline."""
+
+    def __init__(self, interval: str, seed: int = 0):
+        self.interval, self.seed = interval, seed
+        self.step = interval_timedelta(interval)
+
+    def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
+        end = to_utc_timestamp(end)
+        return demo_market(asset.upper(), self.interval, end - (bars - 1) * self.step, end, seed=self.seed)
+
+
+def paper_feeder(paper: Any, source: BarSource, assets: list[str], quote: str = "USDT", bars: int = 10):
+    """A ``prepare(bar_time)`` hook for :class:`~cryptorl.live.loop.LiveTrader`: feeds the paper
+    account the closed bars up to ``bar_time`` (pending orders fill at the next bar's open)."""
+
+    def prepare(bar_time: pd.Timestamp) -> None:
+        frames = {f"{a.upper()}/{quote.upper()}": source.market(a, bar_time, bars) for a in assets}
+        paper.on_bars(frames)
+
+    return prepare
