@@ -1,0 +1,325 @@
+"""Crypto Modules (CM): one crypto against cash, an optional EAM and a SAM on stable-baselines3.
+
+A CM is what the paper's Portfolio Agent Unit trains once per crypto and then reuses in any
+portfolio (section 2.3):
+
+* its DRU (:class:`cryptorl.features.DataRefinementUnit`) fitted on the training range;
+* an optional **EAM**: a DQN with a 1-D CNN (:class:`agents.networks.EAMCNN`) on
+  :class:`envs.SignalEnv`, trained first and frozen; its buy / sell / hold signals become extra
+  observation rows of the SAM;
+* the **SAM**: DQN, PPO, A2C or QR-DQN (``algo``) with the 4-layer CNN
+  (:class:`agents.networks.SAMCNN`) on :class:`envs.CryptoModuleEnv`, choosing all-cash or
+  all-crypto.
+
+``decide(observation)`` gives ``(cash share, crypto share)``; ``decide_range`` decides a whole
+time range in one batched forward pass (the SAM's observation does not contain its own position,
+so its decisions do not depend on each other).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+from sb3_contrib import QRDQN
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
+from cryptorl.features import DataRefinementUnit
+from cryptorl.modelstore import ModelStore, ModelStoreError, verify
+from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
+
+from .networks import EAMCNN, SAMCNN
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qrdqn": QRDQN}
+
+# Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
+DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "ppo": {"n_steps": 64, "batch_size": 256, "n_epochs": 4, "learning_rate": 3e-4, "gamma": 0.5,
+            "gae_lambda": 0.9, "ent_coef": 0.01, "clip_range": 0.2},
+    "a2c": {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.01},
+    "dqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
+            "gamma": 0.5, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 250,
+            "exploration_fraction": 0.3, "exploration_final_eps": 0.02},
+    "qrdqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
+              "gamma": 0.5, "train_freq": 4, "target_update_interval": 250, "exploration_fraction": 0.3,
+              "exploration_final_eps": 0.02},
+}
+ON_POLICY = {"ppo", "a2c"}
+
+
+@dataclass
+class CMConfig:
+    """Everything that defines how a Crypto Module is built and trained."""
+
+    asset: str = "BTC"
+    interval: str = "1d"
+    algo: str = "ppo"
+    window: int = 30
+    fee: float = 0.001
+    execution: str = "close"
+    timesteps: int = 30_000
+    episode_length: int = 64
+    n_envs: int = 8
+    seed: int = 0
+    with_eam: bool = False
+    eam_timesteps: int = 10_000
+    features_dim: int = 64
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    dru: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.asset = self.asset.upper()
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {self.algo!r}: choose among {sorted(ALGOS)}")
+        interval_timedelta(self.interval)  # raises a clear error on a bad interval
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        kw = {**DEFAULT_HYPERPARAMS[self.algo], **self.hyperparams}
+        if self.algo in ON_POLICY and "batch_size" in kw:
+            kw["batch_size"] = min(kw["batch_size"], kw.get("n_steps", 64) * self.n_envs)
+        return kw
+
+
+class _SpacesEnv(gym.Env):
+    """Only carries spaces: lets an SB3 algorithm be rebuilt to receive saved weights."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def reset(self, *, seed=None, options=None):  # pragma: no cover - never stepped
+        return self.observation_space.sample(), {}
+
+    def step(self, action):  # pragma: no cover - never stepped
+        raise RuntimeError("a spaces-only environment cannot be stepped")
+
+
+def policy_kwargs(algo: str, extractor: type, features_dim: int) -> dict[str, Any]:
+    kw: dict[str, Any] = {"features_extractor_class": extractor, "features_extractor_kwargs": {"features_dim": features_dim}}
+    kw["net_arch"] = dict(pi=[64], vf=[64]) if algo in ON_POLICY else [64]
+    return kw
+
+
+def build_algo(algo: str, env, extractor: type, features_dim: int, *, seed: int | None = None,
+               tensorboard_log: str | None = None, hyperparams: dict[str, Any] | None = None) -> BaseAlgorithm:
+    """An SB3 algorithm with the paper's CNN extractor (what training and loading both use)."""
+    return ALGOS[algo](
+        "MlpPolicy", env, policy_kwargs=policy_kwargs(algo, extractor, features_dim), seed=seed,
+        tensorboard_log=tensorboard_log, device="cpu", verbose=0, **(hyperparams or {}),
+    )
+
+
+def _bar_interval(market: pd.DataFrame) -> pd.Timedelta | None:
+    if len(market.index) < 2:
+        return None
+    return pd.Series(market.index).diff().dropna().min()
+
+
+class CryptoModule:
+    """A trained Crypto Module (see the module docstring)."""
+
+    def __init__(self, config: CMConfig, dru: DataRefinementUnit, sam: BaseAlgorithm,
+                 eam: BaseAlgorithm | None = None, *, ranges: dict[str, tuple[str, str]] | None = None,
+                 validation: dict[str, float] | None = None, folder: Path | None = None):
+        self.config, self.dru, self.sam, self.eam = config, dru, sam, eam
+        self.ranges = ranges or {}
+        self.validation = validation or {}
+        self.folder = folder
+
+    # -- the portfolio's view of a module ---------------------------------------------------
+    @property
+    def asset(self) -> str:
+        return self.config.asset
+
+    @property
+    def interval(self) -> str:
+        return self.config.interval
+
+    @property
+    def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """First and last time of the data the module was fitted and selected on."""
+        train = self.ranges.get("train", (None, None))
+        val = self.ranges.get("validation", train)
+        return to_utc_timestamp(train[0]), to_utc_timestamp(val[1])
+
+    def __repr__(self) -> str:
+        eam = "+EAM" if self.eam is not None else ""
+        return f"CryptoModule({self.asset} {self.interval} {self.config.algo.upper()}{eam})"
+
+    # -- data -> observations ------------------------------------------------------------------
+    def check_data(self, market: pd.DataFrame, metrics: pd.DataFrame | None) -> None:
+        """Refuse data that does not fit the module (other interval, missing metric)."""
+        bar = _bar_interval(market)
+        if bar is not None and bar != interval_timedelta(self.interval):
+            raise ModelStoreError(
+                f"[{self.asset}] this module was trained on {self.interval} bars; the data has {bar} bars"
+            )
+        need = list(self.dru.metrics)
+        have = set(metrics.columns) if metrics is not None else set()
+        missing = [m for m in need if m not in have]
+        if missing:
+            raise ModelStoreError(
+                f"[{self.asset}] the data lacks metric(s) {missing} that this module was trained on"
+            )
+
+    def features(self, market: pd.DataFrame, metrics: pd.DataFrame | None) -> pd.DataFrame | None:
+        """Refined metrics (DRU output) for the module's observation, or None without metrics."""
+        feats = self.dru.transform(market, metrics, asset=self.asset)
+        return feats if feats.shape[1] else None
+
+    def signals(self, market: pd.DataFrame, features: pd.DataFrame | None) -> pd.Series | None:
+        """The frozen EAM's buy/sell/hold signal series over the data (None without an EAM)."""
+        if self.eam is None:
+            return None
+        return eam_signals(self.eam, market, features, self.config)
+
+    def env(self, market: pd.DataFrame, metrics: pd.DataFrame | None, *, start=None, end=None,
+            episode_length: int | None = None) -> CryptoModuleEnv:
+        """The SAM's environment over ``market`` with this module's features."""
+        self.check_data(market, metrics)
+        feats = self.features(market, metrics)
+        return CryptoModuleEnv(
+            market, feats, asset=self.asset, interval=self.interval, window=self.config.window,
+            fee=self.config.fee, execution=self.config.execution, start=start, end=end,
+            episode_length=episode_length, signals=self.signals(market, feats),
+        )
+
+    # -- decisions -----------------------------------------------------------------------------
+    def _actions(self, obs: np.ndarray) -> np.ndarray:
+        actions, _ = self.sam.policy.predict(obs, deterministic=True)
+        return np.asarray(actions).reshape(len(obs), -1)[:, 0].astype("float64")
+
+    def decide(self, observation: np.ndarray) -> tuple[float, float]:
+        """``(cash share, crypto share)`` for one observation of shape (f, 2, n)."""
+        a = float(np.clip(self._actions(np.asarray(observation, dtype=np.float32)[None])[0], 0.0, 1.0))
+        return 1.0 - a, a
+
+    def decide_range(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> pd.DataFrame:
+        """Decisions at every bar close in [start, end] with a complete observation, in one pass.
+
+        Returns a frame indexed by decision time with columns ``cash, crypto``. The decision at
+        the last bar is included (what a live loop acts on).
+        """
+        env = self.env(market, metrics, start=start, end=end)
+        lo, hi = env.first_step, env.last_step
+        crypto = np.clip(self._actions(env.obs_tensor[lo : hi + 1]), 0.0, 1.0)
+        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=env.index[lo : hi + 1])
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, store: ModelStore | str | Path | None = None, *, promote: bool = True, note: str = "") -> Path:
+        """Save as a new version in the model store (see :mod:`cryptorl.modelstore`)."""
+        store = store if isinstance(store, ModelStore) else ModelStore(store)
+
+        def write(folder: Path) -> dict[str, Any]:
+            self.sam.save(folder / "sam.zip")
+            if self.eam is not None:
+                self.eam.save(folder / "eam.zip")
+            self.dru.save(folder / "dru")
+            return self.manifest()
+
+        self.folder = store.save(self.asset, self.interval, write, promote=promote, note=note)
+        return self.folder
+
+    def manifest(self) -> dict[str, Any]:
+        obs = self.sam.observation_space
+        return {
+            "kind": "crypto_module",
+            "asset": self.asset,
+            "interval": self.interval,
+            "ranges": {k: list(map(str, v)) for k, v in self.ranges.items()},
+            "config": asdict(self.config),
+            "algorithm": self.config.algo,
+            "hyperparameters": self.config.algo_kwargs(),
+            "feature_spec": {
+                "observation_shape": list(obs.shape),
+                "action_space": str(self.sam.action_space),
+                "metrics": list(self.dru.metrics),
+                "components": int(self.dru.n_components),
+                "eam": self.eam is not None,
+                "eam_observation_shape": list(self.eam.observation_space.shape) if self.eam is not None else None,
+            },
+            "validation": self.validation,
+        }
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CryptoModule:
+        """Load a saved module after checking every file's sha256; no pickled code is run.
+
+        The SB3 models are rebuilt from the manifest and receive their weights through
+        ``set_parameters``, which reads only the zip's tensors (``torch.load(weights_only=True)``).
+        """
+        folder = Path(folder)
+        manifest = verify(folder)
+        try:
+            cfg = dict(manifest["config"])
+            config = CMConfig(**cfg)
+            spec = manifest["feature_spec"]
+            obs_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["observation_shape"]), dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelStoreError(f"{folder}: manifest.json is incomplete or malformed ({exc})") from None
+        act_space = gym.spaces.Discrete(2)
+        sam = _rebuild(config.algo, obs_space, act_space, SAMCNN, config, folder / "sam.zip")
+        eam = None
+        if spec.get("eam"):
+            eam_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["eam_observation_shape"]), dtype=np.float32)
+            eam = _rebuild("dqn", eam_space, gym.spaces.Discrete(3), EAMCNN, config, folder / "eam.zip")
+        try:
+            dru = DataRefinementUnit.load(folder / "dru")
+        except ValueError as exc:
+            raise ModelStoreError(str(exc)) from None
+        ranges = {k: tuple(v) for k, v in manifest.get("ranges", {}).items()}
+        return cls(config, dru, sam, eam, ranges=ranges, validation=manifest.get("validation", {}), folder=folder)
+
+
+def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path: Path) -> BaseAlgorithm:
+    model = build_algo(algo, _SpacesEnv(obs_space, act_space), extractor, config.features_dim,
+                       hyperparams=_load_safe_kwargs(algo, config))
+    try:
+        model.set_parameters(str(path), exact_match=True, device="cpu")
+    except Exception as exc:  # a zip that is not what the manifest says
+        raise ModelStoreError(f"{path}: cannot load the model weights ({exc})") from None
+    return model
+
+
+def _load_safe_kwargs(algo: str, config: CMConfig) -> dict[str, Any]:
+    """Hyper-parameters that shape the networks (the rest only matter for training)."""
+    kw = config.algo_kwargs() if algo == config.algo else DEFAULT_HYPERPARAMS[algo]
+    if algo in ON_POLICY:
+        return {k: v for k, v in kw.items() if k in {"n_steps"}}
+    return {"buffer_size": 1, "learning_starts": 0}
+
+
+def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame | None, config: CMConfig) -> pd.Series:
+    """Run the frozen EAM over the data from its first complete observation, bar by bar.
+
+    The EAM observes its own position, so its actions are computed in order; bars before its
+    first complete observation get the neutral signal 0.
+    """
+    env = SignalEnv(market, features, asset=config.asset, interval=config.interval, window=config.window,
+                    fee=config.fee, execution=config.execution)
+    obs, _ = env.reset()
+    actions = []
+    done = False
+    while not done:
+        a, _ = eam.predict(obs, deterministic=True)
+        actions.append(int(np.asarray(a).item()))
+        obs, _, _, done, _ = env.step(actions[-1])
+    a, _ = eam.predict(obs, deterministic=True)  # the decision at the last bar
+    actions.append(int(np.asarray(a).item()))
+    idx = env.index[env.first_step : env.last_step + 1]
+    sig = signals_from_actions(np.array(actions), idx)
+    return sig.reindex(market.index).fillna(0.0)
+
+
+def save_config(config: CMConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(asdict(config), indent=2))
+
+
+__all__ = ["ALGOS", "CMConfig", "CryptoModule", "DataError", "build_algo", "eam_signals", "torch"]

@@ -1,0 +1,73 @@
+"""Small helpers shared by the ``python -m experiments.*`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+import pandas as pd
+
+# The demo market starts early enough to warm up the DRU's rolling windows (norm + PCA) before
+# the paper's training range (October 2020) begins.
+DEMO_START = "2020-03-01"
+DEMO_END = "2022-09-30"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """A user error: one line on stderr, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def parse_value(text: str):
+    """'1e-4' -> 1e-4, '64' -> 64, 'true' -> True, '[64,64]' -> [64, 64]; else the string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, default_source: str = "demo") -> None:
+    p.add_argument("--source", default=default_source,
+                   help="where the data come from: demo (built-in synthetic market, no network), store "
+                        "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
+                        f"CSV/Parquet files first) (default {default_source})")
+    p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
+    p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
+    p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
+    p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+
+
+def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = None,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(market, metrics) for ``asset`` from ``args.source``; user errors exit with one line."""
+    from cryptorl.data import load_data
+    from cryptorl.data.frames import DataError
+
+    interval = interval or args.interval or "1d"
+    start, end = args.start, args.end
+    if args.source == "demo":
+        start, end = start or DEMO_START, end or DEMO_END
+    try:
+        market, metrics = load_data(asset, interval, start, end, source=args.source, store=args.store)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if metrics is not None and metrics.shape[1] == 0:
+        metrics = None
+    return market, metrics
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """A table on the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
