@@ -40,6 +40,7 @@ from skfolio import RiskMeasure
 from skfolio.optimization import MeanRisk, ObjectiveFunction, RiskBudgeting
 
 from cryptorl.data.frames import to_utc_timestamp
+from cryptorl.portfolio.baselines import equal_weight_buy_and_hold
 
 from .base import Markets, MetricsMap, PortfolioAgent, check_markets, decision_times, hold_targets, weights_frame
 
@@ -239,7 +240,8 @@ class EqualWeight(RollingAllocator):
 
 
 class BuyAndHold(EqualWeight):
-    """1/N bought at the first decision time, then held (weights drift with prices)."""
+    """1/N bought at the first decision time, then held: the backtest engine's own baseline
+    (:func:`cryptorl.portfolio.baselines.equal_weight_buy_and_hold`) as an agent."""
 
     name = "buy_and_hold"
 
@@ -251,9 +253,7 @@ class BuyAndHold(EqualWeight):
         self._check_assets(market)
         _, closes = check_markets({a: market[a] for a in self.assets}, end)
         times = decision_times(closes.index, start, end)
-        n = len(self.assets)
-        first = np.concatenate([[0.0], np.full(n, 1.0 / n)])
-        return weights_frame(times, self.assets, hold_targets({times[0]: first}, closes, times))
+        return equal_weight_buy_and_hold(market, self.assets, start=times[0], end=times[-1])
 
 
 def _cap_weights(w: np.ndarray, cap: float) -> np.ndarray:

@@ -145,7 +145,7 @@ def risky_to_row(risky: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0 - s], w])
 
 
-def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bool = False, atol: float = 1e-6) -> pd.DataFrame:
+def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bool = False, atol: float = 1e-9) -> pd.DataFrame:
     """Check a weights frame: columns ``["cash", *assets]``, finite, rows sum to 1, long-only.
 
     Returns the frame as float64. Raises ``ValueError`` naming the time and column.
