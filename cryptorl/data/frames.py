@@ -293,3 +293,24 @@ def align_metrics(metrics: pd.DataFrame, index: pd.DatetimeIndex, ffill_limit: i
         merged = merged.where((age <= ffill_limit).to_numpy()[:, None] | stamped.to_numpy()[:, None])
     merged.index.name = "time"
     return merged
+
+
+def fill_gaps(market: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Fill missing bars of a market frame with flat bars (open = high = low = close = the last close,
+    volume 0), the usual repair for an exchange outage. Use only when you chose to: it invents bars."""
+    if len(market) < 2:
+        return market
+    grid = pd.date_range(market.index[0], market.index[-1], freq=interval_timedelta(interval), name="time")
+    out = market.reindex(grid)
+    missing = out["close"].isna().to_numpy()
+    if not missing.any():
+        return market
+    close = out["close"].ffill()
+    out = out.assign(
+        open=out["open"].fillna(close),
+        high=out["high"].fillna(close),
+        low=out["low"].fillna(close),
+        close=close,
+        volume=out["volume"].fillna(0.0),
+    )
+    return out

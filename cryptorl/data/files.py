@@ -1,0 +1,304 @@
+"""Import a folder of CSV / Parquet files into the stores.
+
+Recognised layouts (the formats of ``../shared/data``):
+
+* **Generic OHLCV**, with a header: a time column (``datetime``, ``date``, ``time``, ``timestamp``,
+  ``open_time``, or the first column) and ``open, high, low, close, volume``; extra columns are
+  ignored. File name ``<TICKER>-USD_<interval>.csv``, ``<TICKER>USDT_<interval>.csv``,
+  ``<TICKER>_<interval>.parquet``, ... gives the asset and the interval.
+* **Binance klines**: the twelve kline fields, with a header (as above) or without one (Binance's
+  public dumps: open time in epoch ms, or us since 2025).
+* **Metric series**: two columns ``date,value`` without a header, one file per metric; the file
+  name (without extension) is the metric and the folder names the asset (its first token:
+  ``btc_blockchain_com`` -> ``BTC``) unless ``asset=`` says otherwise. A header-ful CSV or Parquet
+  file that is not OHLCV is read as a wide metrics frame (a time column + one column per metric).
+
+Everything found is parsed and validated first (one :class:`DataError` naming the file and the
+problem, nothing written), then each file is upserted in its own transaction. Metric series
+keep their own dates (e.g. every three days); they are stored at ``metrics_interval`` (default:
+``interval`` if given, else ``1d``) with gaps allowed. Zero volumes are kept as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .frames import OHLCV, DataError, Gap, find_gaps, interval_seconds, validate_market, validate_metrics
+from .store import DataStore
+
+CSV_SUFFIXES = {".csv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+TIME_COLUMNS = ("datetime", "date", "time", "timestamp", "open_time", "opentime", "open time")
+BINANCE_KLINE_FIELDS = [
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
+    "num_trades", "taker_buy_base_vol", "taker_buy_quote_vol", "ignore",
+]
+
+_NAME_RE = re.compile(
+    r"^(?P<base>[A-Za-z0-9]+?)"
+    r"(?:[-_ ]?(?i:(?P<quote>USDT|USDC|BUSD|TUSD|FDUSD|USD|EUR|GBP|BTC|ETH)))?"
+    r"(?:[-_. ](?P<interval>\d+[mhdw]))?$"
+)
+
+
+@dataclass
+class ImportedFile:
+    """One file read by :func:`import_path`."""
+
+    path: Path
+    kind: str  # "market" or "metrics"
+    layout: str  # "ohlcv", "binance-klines", "metric-series", "metrics-table"
+    asset: str
+    interval: str
+    frame: pd.DataFrame = field(repr=False)
+    written: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def parse_name(stem: str) -> tuple[str, str | None, str | None] | None:
+    """``"BTC-USD_1d"`` -> ``("BTC", "USD", "1d")``; ``"BTCUSDT_1d"`` -> ``("BTC", "USDT", "1d")``; None if no match."""
+    m = _NAME_RE.match(stem.strip())
+    if not m:
+        return None
+    quote = m.group("quote")
+    return m.group("base").upper(), quote.upper() if quote else None, m.group("interval")
+
+
+def folder_asset(folder: Path) -> str:
+    """The asset a folder of metric series names: its first alphanumeric token, upper-cased."""
+    token = re.split(r"[^A-Za-z0-9]+", folder.name.strip())[0]
+    return token.upper()
+
+
+def infer_interval(index: pd.DatetimeIndex) -> str | None:
+    """The most common spacing of an index as an interval string (``"1d"``, ``"1h"``, ...)."""
+    if len(index) < 2:
+        return None
+    seconds = int(pd.Series(np.diff(index.asi8)).mode().iloc[0] // 10**9)
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds > 0:
+            return f"{seconds // size}{unit}"
+    return None
+
+
+def _has_header(first_row: Iterable) -> bool:
+    """A first row with a cell that is neither a number nor a date is a header."""
+    for cell in first_row:
+        text = str(cell).strip()
+        try:
+            float(text)
+            continue
+        except ValueError:
+            pass
+        try:
+            pd.Timestamp(text)
+            continue
+        except (ValueError, TypeError):
+            return True
+    return False
+
+
+def _epoch_index(values: pd.Series) -> pd.DatetimeIndex:
+    v = pd.to_numeric(values, errors="raise").astype("int64")
+    unit = "us" if v.abs().max() > 10**14 else "ms"  # Binance dumps switched to microseconds in 2025
+    return pd.DatetimeIndex(pd.to_datetime(v, unit=unit, utc=True), name="time")
+
+
+def _with_time_index(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    if isinstance(df.index, pd.DatetimeIndex):
+        return df
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    name = next((cols[c] for c in TIME_COLUMNS if c in cols), df.columns[0])
+    times = df[name]
+    out = df.drop(columns=[name])
+    if pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
+        out.index = _epoch_index(times)
+    else:
+        out.index = pd.Index(times.astype(str).str.strip().to_numpy(), name="time")
+    return out
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """Read one file into a frame indexed by time; return it and its layout name."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        df = pd.read_parquet(path)
+        df.columns = [str(c).strip() for c in df.columns]
+        lower = {c.lower() for c in df.columns}
+        layout = "ohlcv" if set(OHLCV) <= lower else "metrics-table"
+        return _with_time_index(df, str(path)), layout
+    head = pd.read_csv(path, header=None, nrows=1, dtype=str)
+    if head.empty:
+        raise DataError(None, "file is empty", str(path))
+    if _has_header(head.iloc[0].tolist()):
+        df = pd.read_csv(path, skipinitialspace=True)
+        df.columns = [str(c).strip() for c in df.columns]
+        lower = [c.lower() for c in df.columns]
+        if set(OHLCV) <= set(lower):
+            layout = "binance-klines" if "close_time" in lower and len(lower) == 12 else "ohlcv"
+        else:
+            layout = "metrics-table"
+        return _with_time_index(df, str(path)), layout
+    df = pd.read_csv(path, header=None, skipinitialspace=True)
+    if df.shape[1] == 2:
+        df.columns = ["time", path.stem]
+        return _with_time_index(df, str(path)), "metric-series"
+    if df.shape[1] == 12:
+        df.columns = BINANCE_KLINE_FIELDS
+        return _with_time_index(df, str(path)), "binance-klines"
+    if df.shape[1] == 6:
+        df.columns = ["time", *OHLCV]
+        return _with_time_index(df, str(path)), "ohlcv"
+    raise DataError(None, f"unrecognised CSV layout: no header and {df.shape[1]} columns "
+                          "(expected 2 for a metric series, 6 for OHLCV or 12 for Binance klines)", str(path))
+
+
+def _locate(err: DataError, path: Path) -> DataError:
+    where = f"{path}" + (f", {err.where}" if err.where else "")
+    return DataError(err.asset, err.problem, where)
+
+
+def read_file(
+    path: str | Path,
+    *,
+    asset: str | None = None,
+    interval: str | None = None,
+    metrics_interval: str | None = None,
+) -> ImportedFile:
+    """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file."""
+    path = Path(path)
+    try:
+        frame, layout = _read_table(path)
+    except DataError as err:
+        raise _locate(err, path) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(asset, f"cannot read file ({_short(exc)})", str(path)) from None
+    named = parse_name(path.stem)
+    if layout in ("metric-series",):
+        who = asset or folder_asset(path.parent)
+        iv = metrics_interval or interval or "1d"
+        kind = "metrics"
+    else:
+        who = asset or (named[0] if named else None)
+        if who is None:
+            raise DataError(None, "cannot tell the asset from the file name; pass asset=", str(path))
+        kind = "market" if layout in ("ohlcv", "binance-klines") else "metrics"
+        iv = (named[2] if named and named[2] else None) or (interval if kind == "market" else (metrics_interval or interval))
+    try:
+        if kind == "market":
+            if iv is None:
+                probe = validate_market(frame, who, None)
+                iv = infer_interval(probe.index)
+                if iv is None:
+                    raise DataError(who, "cannot tell the bar interval; put it in the file name (BTC_1d.csv) or pass interval=")
+            clean = validate_market(frame, who, iv, allow_gaps=True)
+        else:
+            iv = iv or "1d"
+            clean = validate_metrics(frame, who, iv, allow_gaps=True)
+    except DataError as err:
+        raise _locate(err, path) from None
+    except ValueError as exc:  # a bad interval string
+        raise DataError(who, str(exc), str(path)) from None
+    gaps = find_gaps(clean.index, iv) if kind == "market" else []
+    return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def find_files(root: str | Path) -> list[Path]:
+    """CSV and Parquet files under ``root`` (a file or a folder, searched recursively), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(None, "no such file or folder", str(root))
+    suffixes = CSV_SUFFIXES | PARQUET_SUFFIXES
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+def read_path(
+    root: str | Path,
+    *,
+    asset: str | None = None,
+    assets: Iterable[str] | None = None,
+    interval: str | None = None,
+    metrics_interval: str | None = None,
+    progress: bool = False,
+) -> list[ImportedFile]:
+    """Read and validate every file under ``root`` (nothing is stored).
+
+    ``asset`` names the asset of every file (else file and folder names do); ``assets`` keeps
+    only those assets; ``interval`` keeps only market files at that interval (files whose name
+    carries no interval are read at it). Two market files for one asset and interval are an error.
+    """
+    if interval is not None:
+        interval_seconds(interval)
+    keep = {a.strip().upper() for a in assets} if assets is not None else None
+    out: list[ImportedFile] = []
+    for path in tqdm(find_files(root), desc="reading files", unit="file", disable=not progress, leave=False):
+        named = parse_name(path.stem)
+        # cheap filters on the name before parsing the file
+        if keep is not None and asset is None:
+            guess = named[0] if named else None
+            if guess not in keep and folder_asset(path.parent) not in keep:
+                continue
+        if interval is not None and named and named[2] and named[2] != interval:
+            continue
+        item = read_file(path, asset=asset, interval=interval, metrics_interval=metrics_interval)
+        if keep is not None and item.asset not in keep:
+            continue
+        if interval is not None and item.kind == "market" and item.interval != interval:
+            continue
+        out.append(item)
+    seen: dict[tuple[str, str], Path] = {}
+    for item in out:
+        if item.kind != "market":
+            continue
+        key = (item.asset, item.interval)
+        if key in seen:
+            raise DataError(item.asset, f"two files give {item.interval} market data: {seen[key]} and {item.path}; "
+                                        "import one of them (point at a sub-folder or a single file)")
+        seen[key] = item.path
+    return out
+
+
+def import_path(
+    root: str | Path,
+    store: DataStore,
+    *,
+    asset: str | None = None,
+    assets: Iterable[str] | None = None,
+    interval: str | None = None,
+    metrics_interval: str | None = None,
+    source: str | None = None,
+    progress: bool = False,
+    replace: bool = False,
+) -> list[ImportedFile]:
+    """Read and validate every file under ``root`` (see :func:`read_path`), then upsert each one
+    (one transaction per file, source ``file:<name>``). Returns the files with the rows each wrote
+    (0 on a re-import). ``replace=True`` lets a file replace a series stored from another source."""
+    items = read_path(root, asset=asset, assets=assets, interval=interval, metrics_interval=metrics_interval,
+                      progress=progress)
+    for item in tqdm(items, desc="importing", unit="file", disable=not progress, leave=False):
+        src = source or f"file:{item.path.name}"
+        if item.kind == "market":
+            item.written = store.upsert_market(item.asset, item.interval, item.frame, src, replace=replace)
+        else:
+            item.written = store.upsert_metrics(item.asset, item.interval, item.frame, src, replace=replace)
+    return items
+
+
+__all__ = ["ImportedFile", "import_path", "read_path", "read_file", "find_files", "parse_name", "folder_asset",
+           "infer_interval"]
