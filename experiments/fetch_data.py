@@ -1,0 +1,227 @@
+"""Fill the data stores: exchange OHLCV, Santiment metrics, the demo market, or a folder of files.
+
+    python -m experiments.fetch_data --assets BTC,ETH,LINK --source demo
+    python -m experiments.fetch_data --assets BTC,ETH,LINK --source binance --interval 6h \\
+        --start 2020-10-01 --end 2022-09-30
+    python -m experiments.fetch_data --assets BTC --source santiment --interval 1d   # $SANPY_APIKEY
+    python -m experiments.fetch_data --assets BTC,ETH --source csv:../shared/data/prices/daily
+
+Writes into the two SQLite stores under ``--store`` (default ``$CRYPTORL_DATA`` or ``./data``),
+then prints per asset the bars stored in the range, the gaps found, the metrics stored and the
+metrics the source refused. Interrupted downloads resume where they stopped. User errors (bad
+dates, unknown exchange or timeframe, unreadable files, data that fails validation) print one
+line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
+from cryptorl.data.frames import DataError, interval_seconds, to_utc_timestamp
+from cryptorl.data.store import DataStore, default_root
+
+EXCHANGE_SOURCES = ("binance", "exchange")
+
+
+class UserError(Exception):
+    """A problem with the command line or the input data: one line, exit code 2."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.fetch_data",
+        description="Fetch or import market data (OHLCV) and on-chain/social metrics into the SQLite stores "
+        "(prices.sqlite, metrics.sqlite), then print a summary per asset.",
+        epilog="Sources: 'binance' (or 'exchange', or any ccxt exchange id) downloads OHLCV through ccxt; "
+        "'santiment' downloads metrics through sanpy (API key from $SANPY_APIKEY; without it only free metrics); "
+        "'demo' writes the built-in synthetic market and metrics; 'csv:PATH' imports a file or folder of "
+        "CSV/Parquet files (generic OHLCV, Binance klines, two-column metric series). Dates are UTC; "
+        "start and end are bar open times, both included.",
+    )
+    p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
+    p.add_argument("--source", default="demo", help="binance | exchange | <ccxt id> | santiment | demo | csv:PATH "
+                   "(default: %(default)s)")
+    p.add_argument("--interval", default="1d", help="bar interval such as 1h, 6h, 1d (default: %(default)s)")
+    p.add_argument("--start", default=DEFAULT_START, help="first bar, UTC date or timestamp (default: %(default)s)")
+    p.add_argument("--end", default=DEFAULT_END, help="last bar, UTC date or timestamp (default: %(default)s)")
+    p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance "
+                   "(default: binance)")
+    p.add_argument("--quote", default="USDT", help="quote currency on the exchange: BTC -> BTC/USDT (default: %(default)s)")
+    p.add_argument("--metrics", default=None, help="Santiment: comma-separated metrics to fetch "
+                   "(default: every metric the slug offers)")
+    p.add_argument("--slugs", default=None, help="Santiment: ticker=slug overrides, e.g. XRP=ripple,BNB=binance-coin")
+    p.add_argument("--store", default=None, help="folder of the stores (default: $CRYPTORL_DATA or ./data)")
+    p.add_argument("--replace", action="store_true", help="let this source replace a series stored from another source")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log retries and resumes")
+    return p.parse_args(argv)
+
+
+def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timestamp]:
+    assets = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
+    if not assets:
+        raise UserError("--assets is empty: give tickers such as BTC,ETH,LINK")
+    bad = [a for a in assets if not a.isalnum()]
+    if bad:
+        raise UserError(f"--assets: {bad[0]!r} is not a ticker (letters and digits only)")
+    try:
+        interval_seconds(args.interval)
+    except ValueError as exc:
+        raise UserError(f"--interval: {exc}") from None
+    try:
+        start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"--start/--end: not a date ({str(exc).splitlines()[0]})") from None
+    if end < start:
+        raise UserError(f"--end {end:%Y-%m-%d %H:%M} is before --start {start:%Y-%m-%d %H:%M}")
+    return assets, start, end
+
+
+def _exchange_id(args: argparse.Namespace) -> str | None:
+    """The ccxt id the source names, or None if it is not an exchange source."""
+    if args.source in EXCHANGE_SOURCES:
+        return args.exchange or "binance"
+    import ccxt
+
+    if args.source in ccxt.exchanges:
+        if args.exchange and args.exchange != args.source:
+            raise UserError(f"--source {args.source} and --exchange {args.exchange} disagree")
+        return args.source
+    return None
+
+
+def _pairs(text: str | None, flag: str) -> dict[str, str]:
+    out = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise UserError(f"{flag}: {item!r} is not TICKER=slug")
+        k, v = item.split("=", 1)
+        out[k.strip().upper()] = v.strip()
+    return out
+
+
+def run(args: argparse.Namespace, console: Console) -> list[dict]:
+    """Fetch or import as the arguments say; return the summary rows."""
+    assets, start, end = _check(args)
+    progress = not args.no_progress
+    store = DataStore(args.store) if args.store else DataStore(default_root())
+    refused_now: dict[str, list[str]] = {a: [] for a in assets}
+    try:
+        source = args.source
+        if source == "demo":
+            for a in assets:
+                market, metrics = demo_data(a, args.interval, start, end)
+                store.upsert_market(a, args.interval, market, "demo", replace=args.replace)
+                store.upsert_metrics(a, args.interval, metrics, "demo", replace=args.replace)
+        elif source.startswith("csv:"):
+            from cryptorl.data.files import import_path
+
+            if not source[len("csv:"):]:
+                raise UserError("--source csv: needs a path, e.g. csv:../shared/data/prices/daily")
+            path = Path(source[len("csv:"):]).expanduser()
+            if not path.exists():
+                raise UserError(f"--source {source}: no such file or folder")
+            items = import_path(path, store, assets=assets, interval=args.interval, progress=progress, replace=args.replace)
+            if not items:
+                raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
+        elif source == "santiment":
+            from cryptorl.data.santiment import fetch_metrics, slug_for
+
+            slugs = _pairs(args.slugs, "--slugs")
+            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+            for a in assets:
+                try:
+                    slug_for(a, slugs)
+                except ValueError as exc:
+                    raise UserError(str(exc)) from None
+            if not os.environ.get("SANPY_APIKEY"):
+                console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
+            for a in assets:
+                rep = fetch_metrics(store, a, args.interval, start, end, metrics=names, slugs=slugs,
+                                    progress=progress, replace=args.replace)
+                refused_now[a] = sorted(rep.refused)
+        else:
+            ex_id = _exchange_id(args)
+            if ex_id is None:
+                raise UserError(f"--source {source!r}: use binance, exchange, a ccxt exchange id, santiment, demo or csv:PATH")
+            from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
+
+            try:
+                ex = make_exchange(ex_id)
+                check_timeframe(ex, args.interval)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            for a in assets:
+                try:
+                    fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
+                                 progress=progress, replace=args.replace)
+                except ValueError as exc:
+                    if isinstance(exc, DataError):
+                        raise
+                    raise UserError(str(exc)) from None
+        rows = []
+        for a in assets:
+            s = store.summary(a, args.interval, start, end)
+            s["refused"] = sorted(set(s["refused"]) | set(refused_now[a]))
+            rows.append(s)
+        _print_summary(rows, args, store, console)
+        return rows
+    finally:
+        store.close()
+
+
+def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console) -> None:
+    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {args.start} .. {args.end})")
+    for col in ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused"):
+        table.add_column(col, justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
+                         no_wrap=col != "metrics refused")
+    fmt = "%Y-%m-%d" if interval_seconds(args.interval) % 86400 == 0 else "%Y-%m-%d %H:%M"
+    for s in rows:
+        gaps = s["gaps"]
+        missing = sum(g.missing for g in gaps)
+        refused = ", ".join(s["refused"]) if s["refused"] else "-"
+        table.add_row(
+            s["asset"], str(s["rows"]),
+            f"{s['first']:{fmt}}" if s["first"] is not None else "-",
+            f"{s['last']:{fmt}}" if s["last"] is not None else "-",
+            f"{len(gaps)} ({missing} bars)" if gaps else "0",
+            str(s["metrics"]), refused,
+        )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    try:
+        run(args, console)
+    except (UserError, DataError) as exc:
+        print(f"fetch_data: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # network gave up, source refused: still one line, not a user error
+        from cryptorl.data.retry import FetchError
+
+        if isinstance(exc, FetchError):
+            print(f"fetch_data: failed: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
