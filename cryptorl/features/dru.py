@@ -152,15 +152,17 @@ class DataRefinementUnit:
                                             direction=self.direction, asset=asset)
             _warn_no_metrics(asset, "fit got no metrics")
             return self
+        has_values = bool(metrics.notna().any().any())
         metrics = metrics[metrics.index <= end]  # nothing after train_end is ever read
         aligned = _align(metrics, train.index, self.ffill_limit)
-        if metrics.shape[1] and aligned.notna().sum().sum() == 0:
+        if has_values and aligned.notna().sum().sum() == 0:
             raise DataError(asset, "no metric has a value in the training range: the metrics and market indexes do not match",
                             f"market {_span(train.index)}, metrics {_span(metrics.index)}")
         self.selection = select_metrics(
             train["close"], aligned, horizons=self.horizons, direction=self.direction, per_group=self.per_group,
             max_metrics=self.max_metrics, min_coverage=self.min_coverage, asset=asset,
         )
+        _explain_off_grid(self.selection.dropped, metrics, train.index)
         if not self.selection.chosen:
             _warn_no_metrics(asset, f"no usable metric in the training range ({len(self.selection.dropped)} dropped)")
             return self
@@ -203,7 +205,7 @@ class DataRefinementUnit:
             raise DataError(asset, f"metric(s) {missing} chosen at fit time are missing from the metrics frame")
         metrics = validate_metrics(metrics[chosen], asset)
         aligned = _align(metrics, market.index, self.ffill_limit)
-        if aligned.notna().sum().sum() == 0:
+        if metrics.notna().any().any() and aligned.notna().sum().sum() == 0:
             raise DataError(asset, "no chosen metric has a value in the market's range: the indexes do not match",
                             f"market {_span(market.index)}, metrics {_span(metrics.index)}")
         z = self._normalise(aligned, asset, "transformed range")
@@ -310,6 +312,19 @@ def _align(metrics: pd.DataFrame, index: pd.DatetimeIndex, ffill_limit: int) -> 
     out = pd.concat(cols, axis=1) if cols else pd.DataFrame(index=index)
     out.index = index
     return out.astype("float64")
+
+
+def _explain_off_grid(dropped: dict[str, str], metrics: pd.DataFrame, index: pd.DatetimeIndex) -> None:
+    """Say so when a metric lacks coverage because its timestamps are off the market's grid."""
+    for name, why in dropped.items():
+        if not why.startswith("coverage"):
+            continue
+        obs = metrics[name].dropna().index
+        obs = obs[obs >= index[0]]
+        off = int((~obs.isin(index)).sum())
+        if off:
+            dropped[name] = (f"{why}; {off} of its {len(obs)} timestamps fall between market bars, and values are "
+                             "carried forward only from timestamps on the market grid")
 
 
 def _span(index: pd.DatetimeIndex) -> str:

@@ -9,7 +9,8 @@ Every value at row ``t`` is computed from rows ``t - window + 1 .. t`` only.
 * :func:`rolling_pca`: at each ``t``, the PCA of the window of rows ending at ``t`` (centred on
   the window mean), and the projection of row ``t`` on its first ``k`` components. Windows that
   contain a NaN give NaN. The window covariances come from cumulative sums of outer products
-  (per chunk of windows, shifted by the chunk mean to keep the sums small), and all of a
+  (per chunk of windows, shifted by the chunk's first window mean to keep the sums small;
+  chunks are counted from the first row, so no value depends on a later row), and all of a
   chunk's eigen-decompositions run in one batched ``np.linalg.eigh`` call.
 * Signs: an eigenvector's sign is arbitrary, so each window's component ``j`` is flipped to have
   a non-negative dot product with a fixed reference loading ``reference[:, j]`` (fitted once,
@@ -76,7 +77,9 @@ def rolling_pca(z: np.ndarray, window: int, reference: np.ndarray, *, chunk: int
         if not ok.any():
             continue
         rows = zz[t_ends[0] - window + 1:t_ends[-1] + 1]
-        x = rows - rows.mean(axis=0)  # shift: exact for covariances, keeps the sums small
+        # Shift by the chunk's first window mean: exact for covariances, keeps the sums small,
+        # and uses no row after the chunk's first window end (so nothing leaks backwards).
+        x = rows - rows[:window].mean(axis=0)
         c1 = np.zeros((len(x) + 1, d))
         np.cumsum(x, axis=0, out=c1[1:])
         c2 = np.zeros((len(x) + 1, d, d))
