@@ -239,3 +239,23 @@ class BinanceSpotSim:
     def placed(self) -> list[tuple[str, str, str, str]]:
         """``(symbol, side, quantity, clientOrderId)`` of every accepted order, in order."""
         return [(o["symbol"], o["side"], o["origQty"], o["clientOrderId"]) for o in self.orders]
+
+
+def connect_sim(balances: dict[str, float], prices: dict[str, float], **kwargs):
+    """``(sim, exchange)``: a key-holding ``ccxt.binance`` built by the project's own
+    :func:`cryptorl.live.connect.live_exchange` (keys from a fake environment), on the simulation."""
+    from cryptorl.live.connect import live_exchange
+
+    sim = BinanceSpotSim(balances, prices, **kwargs)
+    exchange = live_exchange("binance", confirm=lambda message: True,
+                             env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET})
+    return sim, sim.install(exchange)
+
+
+def binance_markets() -> dict[str, dict]:
+    """ccxt's parsed Binance markets for BTC/ETH/LINK against USDT (from the simulated exchangeInfo)."""
+    import ccxt
+
+    sim = BinanceSpotSim({}, {})
+    exchange = sim.install(ccxt.binance({"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}}))
+    return exchange.load_markets()

@@ -297,6 +297,8 @@ class Executor:
 
     def _refusal(self, order: PlannedOrder, portfolio_id: str, close_ts: pd.Timestamp, sell_missing: bool) -> str | None:
         lim = self.limits
+        if order.side == "buy" and sell_missing:
+            return "a sell of this interval was not placed, so the buys that count on its proceeds are held back"
         if lim.max_order_notional is not None and order.notional > lim.max_order_notional:
             return f"order notional {order.notional:.2f} exceeds max_order_notional {lim.max_order_notional:.2f}"
         if lim.max_daily_turnover is not None:
@@ -304,8 +306,6 @@ class Executor:
             if done + order.notional > lim.max_daily_turnover:
                 return (f"daily turnover would reach {done + order.notional:.2f} > max_daily_turnover "
                         f"{lim.max_daily_turnover:.2f} (already {done:.2f} on {close_ts:%Y-%m-%d})")
-        if order.side == "buy" and sell_missing:
-            return "a sell of this interval was not placed, so the buys that count on its proceeds are held back"
         return None
 
     def _place(self, order: PlannedOrder, since: int) -> dict | str:

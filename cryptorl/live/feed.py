@@ -44,15 +44,28 @@ class ExchangeBars:
 
 
 class DemoBars:
-    """The built-in deterministic demo market (no network): for trying the loop offline."""
+    """The built-in deterministic demo market (no network): for trying the loop offline.
 
-    def __init__(self, interval: str, seed: int = 0):
+    :func:`cryptorl.data.demo.demo_market` draws its random series for the whole requested span,
+    so a bar's values depend on the range's end. To give the loop one consistent price history,
+    the series is generated once per asset up to a fixed ``horizon`` and cut from there.
+    """
+
+    def __init__(self, interval: str, seed: int = 0, horizon: str = "2030-01-01"):
         self.interval, self.seed = interval, seed
         self.step = interval_timedelta(interval)
+        self.horizon = to_utc_timestamp(horizon)
+        self._cache: dict[str, pd.DataFrame] = {}
 
     def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
         end = to_utc_timestamp(end)
-        return demo_market(asset.upper(), self.interval, end - (bars - 1) * self.step, end, seed=self.seed)
+        if end > self.horizon:
+            raise ValueError(f"[{asset}] the demo market ends at {self.horizon}; {end} is beyond it")
+        asset = asset.upper()
+        if asset not in self._cache:
+            self._cache[asset] = demo_market(asset, self.interval, "2017-01-01", self.horizon, seed=self.seed)
+        full = self._cache[asset]
+        return full[(full.index <= end) & (full.index > end - bars * self.step)]
 
 
 def paper_feeder(paper: Any, source: BarSource, assets: list[str], quote: str = "USDT", bars: int = 10):
