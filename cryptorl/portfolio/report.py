@@ -84,7 +84,7 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
 
 
 def _plot_cumulative(results: Mapping[str, BacktestResult], path: Path, title: str) -> None:
-    fig = Figure(figsize=(10, 5.5), dpi=110)
+    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     for name, res in results.items():
         cum = (res.values / res.values.iloc[0] - 1.0) * 100
@@ -94,13 +94,12 @@ def _plot_cumulative(results: Mapping[str, BacktestResult], path: Path, title: s
     ax.set_ylabel("cumulative return (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    ax.tick_params(axis="x", labelrotation=30)
     fig.savefig(path)
 
 
 def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
-    fig = Figure(figsize=(10, 4.5), dpi=110)
+    fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     w = res.weights
     ax.stackplot(w.index, *(w[c].to_numpy() for c in w.columns), labels=list(w.columns), step="post")
@@ -109,8 +108,7 @@ def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
     ax.set_title(f"{name}: weights over time (decided at each bar's close)")
     ax.set_ylabel("weight")
     ax.legend(loc="upper left", fontsize=8, ncol=min(len(w.columns), 6))
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    ax.tick_params(axis="x", labelrotation=30)
     fig.savefig(path)
 
 
