@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .features import MetricScaler
+from .features import MetricScaler, metric_names
 from .sharpe import SharpeNetAgent
 from .training import TrainConfig
 
@@ -58,6 +58,9 @@ class DLSAgent(SharpeNetAgent):
         self.scalers: dict[str, MetricScaler] = {}
 
     def panel(self, market, metrics) -> np.ndarray:
+        if self.use_metrics and self.net is None:  # fitting: one metric list for all assets
+            self.scalers = {}
+            self._names = metric_names(self.use_metrics, self.assets, metrics, common=True)
         blocks = []
         for a in self.assets:
             c = market[a]["close"]
@@ -67,9 +70,8 @@ class DLSAgent(SharpeNetAgent):
             if self.use_metrics:
                 if metrics is None or a not in metrics:
                     raise ValueError(f"[{a}] agent '{self.name}' uses metrics but none were given for this asset")
-                if a not in self.scalers or self.net is None:
-                    names = self.use_metrics if isinstance(self.use_metrics, list) else None
-                    self.scalers[a] = MetricScaler(names).fit(metrics[a], market[a].index, a)
+                if a not in self.scalers:
+                    self.scalers[a] = MetricScaler(self._names).fit(metrics[a], market[a].index, a)
                 cols = np.column_stack([cols, self.scalers[a].transform(metrics[a], market[a].index, a)])
             blocks.append(cols)
         return np.stack(blocks, axis=1)

@@ -82,6 +82,25 @@ class MetricScaler:
         return np.clip(np.nan_to_num(z, nan=0.0), -CLIP, CLIP)
 
 
+def metric_names(use_metrics: bool | list[str], assets: list[str], metrics, *, common: bool) -> list[str] | None:
+    """Which metrics a model reads: the given list, every metric of each asset (``None``), or,
+    for one model shared by all assets (``common=True``), the metrics every asset has."""
+    if not use_metrics:
+        return None
+    if isinstance(use_metrics, list):
+        return list(use_metrics)
+    if not common:
+        return None
+    if metrics is None or any(a not in metrics for a in assets):
+        missing = [a for a in assets if metrics is None or a not in metrics]
+        raise ValueError(f"metrics are used but missing for {missing}")
+    first = list(metrics[assets[0]].columns)
+    names = [c for c in first if all(c in metrics[a].columns for a in assets)]
+    if not names:
+        raise ValueError(f"a model shared by {assets} needs metrics they all have; they have none in common")
+    return names
+
+
 def forecast_errors(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> dict[str, float]:
     """Errors of a next-close forecast, with the naive last-value forecast beside it.
 

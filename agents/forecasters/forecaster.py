@@ -33,7 +33,7 @@ from torch import nn
 from cryptorl.data.frames import to_utc_timestamp
 
 from ..base import Markets, MetricsMap, PortfolioAgent, check_markets, cut, decision_times, risky_to_row, weights_frame
-from .features import MetricScaler, forecast_errors
+from .features import MetricScaler, forecast_errors, metric_names
 from .training import TrainConfig, TrainResult, seeded, sliding_windows, train
 
 
@@ -125,11 +125,11 @@ class WindowForecaster(PortfolioAgent):
         mk_all, mx_all = cut(market, metrics, end)
         self.assets = assets
         self.fit_end = closes.index[-1] if end is None else to_utc_timestamp(end)
+        names = metric_names(self.use_metrics, assets, mx_all, common=not self.per_asset)
         xs, ys = {}, {}
         for a in assets:
             mk, mx = mk_all[a], self._metrics_for(a, mx_all)
             if self.use_metrics:
-                names = self.use_metrics if isinstance(self.use_metrics, list) else None
                 self.scalers[a] = MetricScaler(names).fit(mx, mk.index, a)
             self.fit_normaliser(a, self.raw_inputs(mk))
             x = self._features(a, mk, mx)[:-1]
