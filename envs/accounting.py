@@ -32,7 +32,11 @@ EXECUTIONS = ("close", "next_open")
 
 
 class Step(NamedTuple):
-    """Result of one step: new value, drifted weights after the step, fee, turnover, growth."""
+    """Result of one step: new value, drifted weights after the step, fee, turnover, growth.
+
+    (The one-asset functions return the same five fields as a plain tuple: they run in every
+    single-environment step, where building a named tuple would cost more than the arithmetic.)
+    """
 
     value: float | np.ndarray
     drifted: float | np.ndarray
@@ -55,22 +59,25 @@ def check_execution(execution: str) -> str:
     return execution
 
 
-def one_asset_close(value, drifted, target, y, cost) -> Step:
-    """``execution="close"`` for one risky asset: weights are the risky share (cash = 1 - it)."""
+def one_asset_close(value, drifted, target, y, cost) -> tuple:
+    """``execution="close"`` for one risky asset: weights are the risky share (cash = 1 - it).
+
+    Returns ``(value, drifted, fee, turnover, growth)`` as a plain tuple (see :class:`Step`).
+    """
     turnover = abs(target - drifted)
     mu = 1.0 - cost * turnover
     g = (1.0 - target) + target * y
-    return Step(value * mu * g, target * y / g, value * (1.0 - mu), turnover, mu * g)
+    return value * mu * g, target * y / g, value * (1.0 - mu), turnover, mu * g
 
 
-def one_asset_next_open(value, drifted, target, y_gap, y_intra, cost) -> Step:
-    """``execution="next_open"`` for one risky asset (see the module docstring)."""
+def one_asset_next_open(value, drifted, target, y_gap, y_intra, cost) -> tuple:
+    """``execution="next_open"`` for one risky asset; returns the tuple of :func:`one_asset_close`."""
     g_gap = (1.0 - drifted) + drifted * y_gap
     v_open = value * g_gap
     turnover = abs(target - drifted * y_gap / g_gap)
     mu = 1.0 - cost * turnover
     g = (1.0 - target) + target * y_intra
-    return Step(v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g)
+    return v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g
 
 
 def multi_asset_close(value: float, drifted: np.ndarray, target: np.ndarray, y: np.ndarray, cost: float) -> Step:

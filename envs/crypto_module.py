@@ -88,6 +88,9 @@ class CryptoModuleEnv(RangeEnv):
         # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
         self._yc, self._yg, self._yi = self.y_close.tolist(), self.y_gap.tolist(), self.y_intra.tolist()
         self._open_l, self._close_l = self.opens.tolist(), self.closes.tolist()
+        self._rows = list(self.obs_tensor)  # per-bar views: a step copies one, no indexing cost
+        self._discrete = action_type == "discrete"
+        self._at_close = self.execution == "close"
         self._value = 1.0
         self._drifted = 0.0
 
@@ -104,37 +107,46 @@ class CryptoModuleEnv(RangeEnv):
             "turnover": 0.0,
             "price": self._close_l[t],
         }
-        return self.obs_tensor[t].copy(), info
+        return self._rows[t].copy(), info
 
     def step(self, action):
-        t = self._check_running()
-        a = self.action_weight(action)
-        if self.execution == "close":
-            s = one_asset_close(self._value, self._drifted, a, self._yc[t + 1], self.cost)
+        t = self._t
+        if t < 0 or t >= self._stop:
+            raise RuntimeError("the episode is over (or never started): call reset() first")
+        try:  # the common case inline: a discrete action given as an int
+            a = _DISCRETE_WEIGHT[action] if self._discrete else self.action_weight(action)
+        except (KeyError, TypeError):
+            a = self.action_weight(action)
+        if self._at_close:
+            value, drifted, fee, turnover, growth = one_asset_close(
+                self._value, self._drifted, a, self._yc[t + 1], self.cost
+            )
             trade_price = self._close_l[t]
         else:
-            s = one_asset_next_open(self._value, self._drifted, a, self._yg[t + 1], self._yi[t + 1], self.cost)
+            value, drifted, fee, turnover, growth = one_asset_next_open(
+                self._value, self._drifted, a, self._yg[t + 1], self._yi[t + 1], self.cost
+            )
             trade_price = self._open_l[t + 1]
-        self._value, self._drifted = s.value, s.drifted
+        self._value, self._drifted = value, drifted
         t += 1
         self._t = t
         info = {
             "time": self._times[t],
             "decision_time": self._times[t - 1],
-            "value": s.value,
+            "value": value,
             "position": a,
-            "drifted_position": s.drifted,
-            "fee": s.fee,
-            "turnover": s.turnover,
+            "drifted_position": drifted,
+            "fee": fee,
+            "turnover": turnover,
             "price": self._close_l[t],
             "trade_price": trade_price,
         }
-        return self.obs_tensor[t].copy(), math.log(s.growth), False, t >= self._stop, info
+        return self._rows[t].copy(), math.log(growth), False, t >= self._stop, info
 
     # -------------------------------------------------------------- helpers
     def action_weight(self, action) -> float:
         """The crypto weight an action asks for (0 or 1; a share in [0, 1] when continuous)."""
-        if self.action_type == "discrete":
+        if self._discrete:
             try:
                 return _DISCRETE_WEIGHT[action]
             except (KeyError, TypeError):

@@ -103,17 +103,20 @@ class CryptoModuleVecEnv(VecEnv):
         self.fees[:] = 0.0
         self.turnovers[:] = 0.0
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._tensor[self.steps]
+        return self._tensor.take(self.steps, axis=0)
 
     def _weights(self, actions: np.ndarray) -> np.ndarray:
         a = np.asarray(actions)
         if a.size != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got an array of shape {a.shape}")
-        a = a.reshape(self.num_envs).astype(np.float64)
+        a = a.reshape(self.num_envs)
         if self._discrete:
-            if not ((a == 0.0) | (a == 1.0)).all():
+            # integers: x >> 1 is 0 exactly for 0 and 1 (negative numbers stay negative)
+            bad = (a >> 1).any() if a.dtype.kind in "iu" else not np.isin(a, (0, 1)).all()
+            if bad:
                 raise ValueError("invalid action: CryptoModuleEnv takes 0 (all cash) or 1 (all crypto)")
-            return a
+            return a.astype(np.float64)
+        a = a.astype(np.float64)
         if np.isnan(a).any():
             raise ValueError("invalid action nan: expected the crypto share in [0, 1]")
         return np.clip(a, 0.0, 1.0)
@@ -129,15 +132,16 @@ class CryptoModuleVecEnv(VecEnv):
         t = self.steps
         env = self.env
         if self._next_open:
-            s = one_asset_next_open(self.values, self.positions, a, env.y_gap[t + 1], env.y_intra[t + 1], env.cost)
+            step = one_asset_next_open(self.values, self.positions, a, env.y_gap[t + 1], env.y_intra[t + 1], env.cost)
         else:
-            s = one_asset_close(self.values, self.positions, a, env.y_close[t + 1], env.cost)
-        rewards = np.log(s.growth)
-        self.values, self.positions, self.fees, self.turnovers, self.weights = s.value, s.drifted, s.fee, s.turnover, a
+            step = one_asset_close(self.values, self.positions, a, env.y_close[t + 1], env.cost)
+        self.values, self.positions, self.fees, self.turnovers, growth = step
+        self.weights = a
+        rewards = np.log(growth)
         t = t + 1
         self.steps = t
         dones = t >= self._stop
-        obs = self._tensor[t]
+        obs = self._tensor.take(t, axis=0)  # one gather (take beats fancy indexing here)
         if self.full_info:
             infos = [self._info(i) for i in range(self.num_envs)]
         else:
