@@ -19,6 +19,7 @@ import statistics
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
 from cryptorl.data.demo import demo_market
@@ -57,8 +58,6 @@ def batched_decisions(market, net, window: int):
         action = net(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))).argmax(1).numpy()
     crypto = np.zeros(len(market))
     crypto[window - 1 :] = action  # all cash during the warm-up
-    import pandas as pd
-
     return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=market.index)
 
 
@@ -75,8 +74,6 @@ def main() -> None:
     index = markets[ASSETS[0]].index
     n = len(index)
     rng = np.random.default_rng(0)
-    import pandas as pd
-
     random_w = pd.DataFrame(rng.dirichlet(np.ones(len(ASSETS) + 1), size=n), index=index, columns=["cash", *ASSETS])
     crp_w = constant_rebalanced(markets, ASSETS)
     close = np.column_stack([markets[a]["close"].to_numpy() for a in ASSETS])

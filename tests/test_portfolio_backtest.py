@@ -215,8 +215,8 @@ def test_zero_fee_constant_weights_is_the_closed_form_crp(case):
 
 
 @settings(max_examples=25, deadline=None)
-@given(case=case, cut=st.integers(0, 30), fee=st.floats(0, 0.01), execution=st.sampled_from(["close", "next_open"]))
-def test_fees_only_cost(case, cut, fee, execution):
+@given(case=case, fee=st.floats(0, 0.01), execution=st.sampled_from(["close", "next_open"]))
+def test_fees_only_cost(case, fee, execution):
     market, w, _, _ = random_case(*case)
     free = backtest(w, market, interval="1d", fee=0.0, execution=execution)
     paid = backtest(w, market, interval="1d", fee=fee, execution=execution)
