@@ -73,19 +73,18 @@ def _symbol_info(base: str, quote: str) -> dict:
 
 
 def klines_from_binance_csv(path: Path) -> list[list]:
-    """The rows of a Binance klines CSV (``BTCUSDT_1d.csv``) as /api/v3/klines JSON rows."""
-    df = pd.read_csv(path)
-    open_ms = pd.to_datetime(df["datetime"], utc=True).dt.as_unit("ms").astype("int64")
-    close_ms = pd.to_datetime(df["close_time"], utc=True).dt.as_unit("ms").astype("int64")
-    out = []
-    for i in range(len(df)):
-        r = df.iloc[i]
-        out.append([
-            int(open_ms.iloc[i]), f"{r.open:.8f}", f"{r.high:.8f}", f"{r.low:.8f}", f"{r.close:.8f}", f"{r.volume:.8f}",
-            int(close_ms.iloc[i]), f"{r.quote_asset_volume:.8f}", int(r.num_trades), f"{r.taker_buy_base_vol:.8f}",
-            f"{r.taker_buy_quote_vol:.8f}", "0",
-        ])
-    return out
+    """The rows of a Binance klines CSV (``BTCUSDT_1d.csv``) as /api/v3/klines JSON rows: times in
+    ms, prices and volumes as decimal strings, trades as an integer, as Binance sends them."""
+    df = pd.read_csv(path, dtype=str)
+    open_ms = pd.to_datetime(df["datetime"], utc=True).dt.as_unit("ms").astype("int64").tolist()
+    close_ms = pd.to_datetime(df["close_time"], utc=True).dt.as_unit("ms").astype("int64").tolist()
+    cols = [df[c].tolist() for c in ("open", "high", "low", "close", "volume")]
+    rest = [df[c].tolist() for c in ("quote_asset_volume", "num_trades", "taker_buy_base_vol", "taker_buy_quote_vol", "ignore")]
+    return [
+        [open_ms[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], close_ms[i],
+         rest[0][i], int(rest[1][i]), rest[2][i], rest[3][i], rest[4][i]]
+        for i in range(len(df))
+    ]
 
 
 def klines_from_market(market: pd.DataFrame, interval_ms: int) -> list[list]:

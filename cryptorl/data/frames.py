@@ -206,6 +206,8 @@ def validate_market(
     out = df[[cols[c] for c in OHLCV]].copy()
     out.columns = OHLCV
     for c in OHLCV:
+        if out[c].dtype == np.float64:
+            continue
         try:
             out[c] = pd.to_numeric(out[c], errors="raise").astype("float64")
         except (ValueError, TypeError):
@@ -260,10 +262,14 @@ def validate_metrics(
         dup = [c for c in out.columns if list(out.columns).count(c) > 1][0]
         raise DataError(asset, f"metric '{dup}' appears twice")
     for c in out.columns:
+        if out[c].dtype == np.float64:
+            continue
         try:
             out[c] = pd.to_numeric(out[c], errors="raise").astype("float64")
         except (ValueError, TypeError):
-            raise DataError(asset, f"metric '{c}' has a value that is not a number") from None
+            bad = pd.to_numeric(out[c], errors="coerce").isna() & out[c].notna()
+            where = str(out.index[bad.to_numpy()][0]) if bad.any() else None
+            raise DataError(asset, f"metric '{c}' has a value that is not a number", where) from None
     out.index = _utc_index(out, asset, "metrics")
     out = _order_and_dedupe(out, asset, "metrics")
     vals = out.to_numpy()
