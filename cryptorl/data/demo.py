@@ -207,7 +207,7 @@ def demo_market(
     end: str | pd.Timestamp | None = None,
     *,
     seed: int = 0,
-    signal_strength: float = 0.25,
+    signal_strength: float = 0.4,
 ) -> pd.DataFrame:
     """Synthetic OHLCV market frame for ``asset`` (default 2020-10-01 .. 2022-09-30, the paper's span)."""
     s, e = _range(start, end)
@@ -222,7 +222,7 @@ def demo_metrics(
     end: str | pd.Timestamp | None = None,
     *,
     seed: int = 0,
-    signal_strength: float = 0.25,
+    signal_strength: float = 0.4,
 ) -> pd.DataFrame:
     """Synthetic metrics frame for ``asset`` on the same index as :func:`demo_market`."""
     s, e = _range(start, end)
@@ -237,7 +237,7 @@ def demo_data(
     end: str | pd.Timestamp | None = None,
     *,
     seed: int = 0,
-    signal_strength: float = 0.25,
+    signal_strength: float = 0.4,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(market, metrics)`` for a demo asset in one pass."""
     s, e = _range(start, end)
