@@ -1,0 +1,135 @@
+"""Crypto Modules: they learn the demo market's planted signal, save/load exactly, refuse bad data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.crypto_module import CMConfig, CryptoModule
+from agents.training import Split, paper_split, policy_backtest, train_crypto_module
+from cryptorl.data.demo import demo_data
+from cryptorl.data.frames import to_utc_timestamp as utc
+from cryptorl.modelstore import ModelStore, ModelStoreError
+from cryptorl.portfolio.backtest import backtest
+
+ASSET = "BTC"
+SPLIT = Split((utc("2019-07-01"), utc("2021-06-30")), (utc("2021-07-01"), utc("2021-12-31")),
+              (utc("2022-01-01"), utc("2022-09-30")))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return demo_data(ASSET, "1d", "2019-01-01", "2022-09-30")
+
+
+def _sortino(weights_crypto: np.ndarray, index: pd.DatetimeIndex, market: pd.DataFrame) -> float:
+    w = pd.DataFrame({"cash": 1.0 - weights_crypto, ASSET: weights_crypto}, index=index)
+    return backtest(w, {ASSET: market}, interval="1d").metrics()["Sortino"]
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    market, metrics = data
+    out = []
+    for seed in range(3):
+        cfg = CMConfig(asset=ASSET, algo="ppo", timesteps=8_000, seed=seed)
+        module, _ = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=2_000)
+        out.append(module)
+    return out
+
+
+@pytest.mark.slow
+def test_learns_the_planted_signal_across_seeds(data, trained):
+    """Each of 3 seeds beats buy-and-hold and the average random policy on validation Sortino."""
+    market, metrics = data
+    idx = market.loc[SPLIT.validation[0] : SPLIT.validation[1]].index
+    bh = _sortino(np.ones(len(idx)), idx, market)
+    rng = np.random.default_rng(0)
+    rand = np.mean([_sortino(rng.integers(0, 2, len(idx)).astype(float), idx, market) for _ in range(20)])
+    val = [m.validation["Sortino"] for m in trained]
+    assert all(v > bh for v in val), (val, bh)
+    assert all(v > rand for v in val), (val, rand)
+    # Out of sample too: on the untouched backtest range the modules beat buy-and-hold on average.
+    bidx = market.loc[SPLIT.backtest[0] : SPLIT.backtest[1]].index
+    bt = [policy_backtest(m, market, metrics, *SPLIT.backtest).metrics()["Sortino"] for m in trained]
+    assert np.mean(bt) > _sortino(np.ones(len(bidx)), bidx, market), bt
+
+
+def test_save_load_decides_bit_for_bit(tmp_path, data, trained):
+    market, metrics = data
+    module = trained[0]
+    folder = module.save(ModelStore(tmp_path))
+    loaded = CryptoModule.load(folder)
+    a = module.decide_range(market, metrics, *SPLIT.backtest)
+    b = loaded.decide_range(market, metrics, *SPLIT.backtest)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    env = module.env(market, metrics)
+    obs = env.obs_tensor[env.first_step + 5]
+    assert module.decide(obs) == loaded.decide(obs)
+    assert sum(module.decide(obs)) == 1.0
+    assert ModelStore(tmp_path).current(ASSET, "1d") == folder
+
+
+def test_refuses_tampered_truncated_and_unfit_data(tmp_path, data, trained):
+    market, metrics = data
+    folder = trained[0].save(ModelStore(tmp_path))
+    manifest = folder / "manifest.json"
+    assert "SANPY_APIKEY" not in manifest.read_text()
+    # other interval
+    loaded = CryptoModule.load(folder)
+    hourly, hourly_metrics = demo_data(ASSET, "1h", "2022-01-01", "2022-02-01")
+    with pytest.raises(ModelStoreError, match="trained on 1d bars"):
+        loaded.decide_range(hourly, hourly_metrics)
+    # missing metric
+    chosen = loaded.dru.metrics[0]
+    with pytest.raises(ModelStoreError, match=chosen):
+        loaded.decide_range(market, metrics.drop(columns=[chosen]))
+    # tampered: one byte changed
+    sam = folder / "sam.zip"
+    raw = bytearray(sam.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    sam.write_bytes(bytes(raw))
+    with pytest.raises(ModelStoreError, match="sha256"):
+        CryptoModule.load(folder)
+    # truncated DRU state
+    folder2 = trained[0].save(ModelStore(tmp_path))
+    dru_json = folder2 / "dru" / "dru.json"
+    dru_json.write_text(dru_json.read_text()[:50])
+    with pytest.raises(ModelStoreError, match="sha256"):
+        CryptoModule.load(folder2)
+
+
+def test_dqn_with_eam_trains_and_round_trips(tmp_path, data):
+    market, metrics = data
+    cfg = CMConfig(asset=ASSET, algo="dqn", timesteps=1_000, with_eam=True, eam_timesteps=1_000, seed=0,
+                   hyperparams={"learning_starts": 200})
+    module, callback = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=500)
+    assert module.eam is not None and callback.history
+    env = module.env(market, metrics)
+    assert "signal" in " ".join(env.feature_names)
+    loaded = CryptoModule.load(module.save(ModelStore(tmp_path)))
+    pd.testing.assert_frame_equal(module.decide_range(market, metrics, *SPLIT.validation),
+                                  loaded.decide_range(market, metrics, *SPLIT.validation))
+
+
+def test_decide_range_uses_no_future_data(data, trained):
+    market, metrics = data
+    module = trained[1]
+    cut = utc("2022-03-01")
+    before = module.decide_range(market, metrics, SPLIT.backtest[0], SPLIT.backtest[1]).loc[:cut]
+    future = market.index > cut
+    m2, x2 = market.copy(), metrics.copy()
+    m2.loc[future, ["open", "high", "low", "close"]] *= 3.0
+    x2.loc[future] = x2.loc[future] * -5.0
+    after = module.decide_range(m2, x2, SPLIT.backtest[0], SPLIT.backtest[1]).loc[:cut]
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_paper_split_proportions():
+    idx = pd.date_range("2020-10-01", "2022-09-30", freq="1D", tz="UTC")
+    s = paper_split(idx)
+    assert s.backtest[0] == utc("2022-03-01") or abs((s.backtest[0] - utc("2022-03-01")).days) <= 2
+    assert s.train[0] == idx[0]
+    assert s.train[1] < s.validation[0] < s.validation[1] < s.backtest[0]
+    assert 55 <= (s.validation[1] - s.validation[0]).days <= 62
