@@ -18,7 +18,6 @@ so its decisions do not depend on each other).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import torch
 from sb3_contrib import QRDQN
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
+from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
@@ -144,10 +142,19 @@ class CryptoModule:
 
     @property
     def data_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """First and last time of the data the module was fitted and selected on."""
+        """The span the module can decide on: from its training start, open-ended."""
         train = self.ranges.get("train", (None, None))
-        val = self.ranges.get("validation", train)
-        return to_utc_timestamp(train[0]), to_utc_timestamp(val[1])
+        start = to_utc_timestamp(train[0]) if train[0] else pd.Timestamp.min.tz_localize("UTC")
+        return start, pd.Timestamp.max.tz_localize("UTC")
+
+    @property
+    def train_end(self) -> pd.Timestamp | None:
+        """Last time of the data the module was fitted or selected on (training + validation).
+
+        A portfolio refuses to backtest the module from before this time: that would be in-sample.
+        """
+        last = self.ranges.get("validation", self.ranges.get("train"))
+        return to_utc_timestamp(last[1]) if last else None
 
     def __repr__(self) -> str:
         eam = "+EAM" if self.eam is not None else ""
@@ -318,8 +325,4 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
     return sig.reindex(market.index).fillna(0.0)
 
 
-def save_config(config: CMConfig, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(asdict(config), indent=2))
-
-
-__all__ = ["ALGOS", "CMConfig", "CryptoModule", "DataError", "build_algo", "eam_signals", "torch"]
+__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "eam_signals"]
