@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 import gymnasium as gym  # noqa: E402
 
-import envs  # noqa: E402
+import envs  # noqa: E402, F401  (registers cryptorl/CryptoModule-v0)
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
 from envs import CryptoModuleEnv, CryptoModuleVecEnv  # noqa: E402
@@ -105,11 +105,15 @@ def trading_env_factory(market: pd.DataFrame) -> Callable[[], gym.Env] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=50_000, help="steps per timed run of a single env (default 50000)")
     p.add_argument("--vec-envs", type=int, default=256, help="environments in the batched VecEnv (default 256)")
     p.add_argument("--vec-steps", type=int, default=1_000, help="vector steps per timed run (default 1000)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per env, interleaved; the best is kept (default 5)")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="timed runs per env, interleaved; the best is kept (default 5)"
+    )
     args = p.parse_args(argv)
     if min(args.steps, args.vec_envs, args.vec_steps, args.repeats) < 1:
         print("error: --steps, --vec-envs, --vec-steps and --repeats must be positive", file=sys.stderr)
@@ -155,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     if base:
         a = results["(a) CryptoModuleEnv"] / base
         c = results[vec_name] / base
-        print(f"goals: (a) >= 2x: {a:.1f}x {'met' if a >= 2 else 'NOT met'}; (c) >= 25x: {c:.1f}x {'met' if c >= 25 else 'NOT met'}")
+        print(
+            f"goals: (a) >= 2x: {a:.1f}x {'met' if a >= 2 else 'NOT met'}; (c) >= 25x: {c:.1f}x {'met' if c >= 25 else 'NOT met'}"
+        )
     return 0
 
 

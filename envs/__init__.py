@@ -14,7 +14,6 @@ from .crypto_module import CryptoModuleEnv
 from .features import OHLCV_FEATURES
 from .portfolio import PortfolioEnv
 from .signal import ACTIONS, SignalEnv, signals_from_actions
-from .vector import CryptoModuleVecEnv
 
 ENV_IDS = {
     "cryptorl/CryptoModule-v0": "envs.crypto_module:CryptoModuleEnv",
@@ -30,6 +29,16 @@ def _register() -> None:
 
 
 _register()
+
+
+def __getattr__(name: str):
+    # The batched VecEnv pulls in stable-baselines3 (and torch): load it only when asked for.
+    if name == "CryptoModuleVecEnv":
+        from .vector import CryptoModuleVecEnv
+
+        return CryptoModuleVecEnv
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIONS",

@@ -66,18 +66,21 @@ def one_asset_close(value, drifted, target, y, cost) -> tuple:
     """
     turnover = abs(target - drifted)
     mu = 1.0 - cost * turnover
-    g = (1.0 - target) + target * y
-    return value * mu * g, target * y / g, value * (1.0 - mu), turnover, mu * g
+    held = target * y
+    g = (1.0 - target) + held
+    return value * mu * g, held / g, value * (1.0 - mu), turnover, mu * g
 
 
 def one_asset_next_open(value, drifted, target, y_gap, y_intra, cost) -> tuple:
     """``execution="next_open"`` for one risky asset; returns the tuple of :func:`one_asset_close`."""
-    g_gap = (1.0 - drifted) + drifted * y_gap
+    held_gap = drifted * y_gap
+    g_gap = (1.0 - drifted) + held_gap
     v_open = value * g_gap
-    turnover = abs(target - drifted * y_gap / g_gap)
+    turnover = abs(target - held_gap / g_gap)
     mu = 1.0 - cost * turnover
-    g = (1.0 - target) + target * y_intra
-    return v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g
+    held = target * y_intra
+    g = (1.0 - target) + held
+    return v_open * mu * g, held / g, v_open * (1.0 - mu), turnover, g_gap * mu * g
 
 
 def multi_asset_close(value: float, drifted: np.ndarray, target: np.ndarray, y: np.ndarray, cost: float) -> Step:

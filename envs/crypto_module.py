@@ -160,7 +160,7 @@ class CryptoModuleEnv(RangeEnv):
             a = float(action[0]) if hasattr(action, "__len__") else float(action)
         except (TypeError, ValueError, IndexError):
             raise ValueError(f"invalid action {action!r}: expected the crypto share in [0, 1]") from None
-        if a != a:
+        if math.isnan(a):
             raise ValueError("invalid action nan: expected the crypto share in [0, 1]")
         return 0.0 if a < 0.0 else 1.0 if a > 1.0 else a
 

@@ -70,9 +70,7 @@ class PortfolioEnv(RangeEnv):
         super().__init__()
         if markets is None:
             names = [str(a).upper() for a in (assets if assets is not None else DEFAULT_ASSETS)]
-            markets = {
-                a: market_or_demo(None, a, interval, start=start, end=end, window=int(window)) for a in names
-            }
+            markets = {a: market_or_demo(None, a, interval, start=start, end=end, window=int(window)) for a in names}
         else:
             if assets is not None and [str(a).upper() for a in assets] != [str(a).upper() for a in markets]:
                 raise ValueError("give either markets or assets (or the same names in both)")

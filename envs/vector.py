@@ -63,6 +63,8 @@ class CryptoModuleVecEnv(VecEnv):
         n = self.num_envs
         self.full_info = bool(full_info)
         self._tensor = env.obs_tensor
+        # price relatives of the step that starts at bar t, at index t: one take per step
+        self._close_next, self._gap_next, self._intra_next = env.y_close[1:], env.y_gap[1:], env.y_intra[1:]
         self._discrete = env.action_type == "discrete"
         self._next_open = env.execution == "next_open"
         self._rngs: list[np.random.Generator | None] = [None] * n
@@ -109,7 +111,8 @@ class CryptoModuleVecEnv(VecEnv):
         a = np.asarray(actions)
         if a.size != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got an array of shape {a.shape}")
-        a = a.reshape(self.num_envs)
+        if a.ndim != 1:
+            a = a.reshape(self.num_envs)
         if self._discrete:
             # integers: x >> 1 is 0 exactly for 0 and 1 (negative numbers stay negative)
             bad = (a >> 1).any() if a.dtype.kind in "iu" else not np.isin(a, (0, 1)).all()
@@ -132,9 +135,10 @@ class CryptoModuleVecEnv(VecEnv):
         t = self.steps
         env = self.env
         if self._next_open:
-            step = one_asset_next_open(self.values, self.positions, a, env.y_gap[t + 1], env.y_intra[t + 1], env.cost)
+            y_gap, y_intra = self._gap_next.take(t), self._intra_next.take(t)
+            step = one_asset_next_open(self.values, self.positions, a, y_gap, y_intra, env.cost)
         else:
-            step = one_asset_close(self.values, self.positions, a, env.y_close[t + 1], env.cost)
+            step = one_asset_close(self.values, self.positions, a, self._close_next.take(t), env.cost)
         self.values, self.positions, self.fees, self.turnovers, growth = step
         self.weights = a
         rewards = np.log(growth)

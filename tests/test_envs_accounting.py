@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from envs_helpers import market_from
 
 from envs import CryptoModuleEnv, PortfolioEnv, SignalEnv
 from envs.features import OHLCV_FEATURES
-
-from envs_helpers import market_from
 
 # Bars 0..5. Window 2: the first complete observation is bar 2 (bar 1's log return needs bar 0),
 # so decisions happen at the closes of bars 2, 3, 4 and the last value is marked at bar 5.
@@ -155,7 +154,9 @@ def test_signal_env_long_flat_and_short():
     assert infos[3]["position"] == -1.0
 
     rewards, _, _ = episode(execution="next_open")
-    assert rewards == pytest.approx([0.99 * 110 / 105 - 1, (108 / 110) * (99 / 108) - 1, (100 / 99) * 0.99 - 1], rel=1e-13)
+    assert rewards == pytest.approx(
+        [0.99 * 110 / 105 - 1, (108 / 110) * (99 / 108) - 1, (100 / 99) * 0.99 - 1], rel=1e-13
+    )
 
 
 def test_signal_env_observation_carries_the_position():

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+from envs_helpers import market_from, random_market
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -15,8 +16,6 @@ import envs
 from cryptorl.data.demo import demo_market
 from cryptorl.data.frames import DataError
 from envs import CryptoModuleEnv, PortfolioEnv, SignalEnv, signals_from_actions
-
-from envs_helpers import market_from, random_market
 
 SMALL = dict(start="2021-01-01", end="2021-06-30", window=10)
 

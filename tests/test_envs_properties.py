@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pandas as pd
+from envs_helpers import random_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs import CryptoModuleEnv, PortfolioEnv, SignalEnv
-
-from envs_helpers import random_market
 
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**32 - 1)

@@ -14,7 +14,9 @@ from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
 @pytest.fixture(scope="module")
 def btc(shared_data):
-    df = pd.read_csv(shared_data / "prices" / "daily" / "BTC-USD_1d.csv", parse_dates=["datetime"], index_col="datetime")
+    df = pd.read_csv(
+        shared_data / "prices" / "daily" / "BTC-USD_1d.csv", parse_dates=["datetime"], index_col="datetime"
+    )
     return validate_market(df, "BTC", "1d")
 
 
