@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from envs_helpers import market_from
 
@@ -168,3 +169,28 @@ def test_signal_env_observation_carries_the_position():
     np.testing.assert_array_equal(obs[-1], [1.0, 1.0])
     obs, *_ = env.step(2)
     np.testing.assert_array_equal(obs[-1], [1.0, 1.0])
+
+
+@pytest.mark.parametrize("execution", ["close", "next_open"])
+def test_episode_equals_the_backtest_engine(execution):
+    """An episode's infos, replayed through cryptorl.portfolio.backtest, give the same values and fees."""
+    from cryptorl.data.demo import demo_market
+    from cryptorl.portfolio.backtest import backtest
+
+    market = demo_market("BTC", "1d", "2021-01-01", "2021-04-30")
+    env = CryptoModuleEnv(market, window=10, execution=execution, action_type="continuous", fee=0.001, slippage=0.0005)
+    rng = np.random.default_rng(5)
+    _, info = env.reset()
+    times, values, fees, shares = [info["time"]], [1.0], [], []
+    trunc = False
+    while not trunc:
+        _, _, _, trunc, info = env.step(np.array([rng.uniform(0, 1)]))
+        times.append(info["time"])
+        values.append(info["value"])
+        fees.append(info["fee"])
+        shares.append(info["position"])
+    shares.append(0.0)  # the decision at the last time is not traded by the backtest
+    weights = pd.DataFrame({"cash": 1 - np.array(shares), "BTC": shares}, index=pd.DatetimeIndex(times))
+    res = backtest(weights, {"BTC": market}, interval="1d", fee=0.001, slippage=0.0005, execution=execution)
+    np.testing.assert_allclose(res.values.to_numpy(), values, rtol=1e-12)
+    np.testing.assert_allclose(res.fees.to_numpy()[:-1], fees, rtol=1e-10, atol=1e-15)
