@@ -104,6 +104,18 @@ def test_hourly_pages_and_the_open_candle_is_dropped(monkeypatch, store):
     assert_same_bars(store.market("ETH", "1h"), hourly)
 
 
+def test_exchange_outage_and_late_listing_are_kept_as_they_are(monkeypatch, store, daily):
+    listed = daily.iloc[20:]  # the market opened on 2021-01-21, after the asked start
+    outage = listed.drop(listed.index[60:65])  # and the exchange has no bars for five days
+    fake = serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(outage, DAY_MS)})
+    rep = fetch_market(store, "BTC", "1d", "2021-01-01", "2021-06-30", limit=50, now=lambda: LATER, progress=False)
+    assert rep.bars == len(outage) and [(g.after, g.missing) for g in rep.gaps] == [(listed.index[59], 5)]
+    assert store.time_range("BTC", "1d") == (listed.index[0], listed.index[-1])
+    n = len(fake.klines_calls)
+    fetch_market(store, "BTC", "1d", "2021-01-01", "2021-06-30", limit=50, now=lambda: LATER, progress=False)
+    assert len(fake.klines_calls) == n  # what the exchange does not have is not asked for again
+
+
 def test_gives_up_after_the_retries_and_keeps_what_it_stored(monkeypatch, store, daily):
     serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(daily, DAY_MS)},
           {n: "network" for n in range(2, 10)})

@@ -304,7 +304,7 @@ def test_load_data_sources(tmp_path, frames):
 _BASE_MARKET, _BASE_METRICS = demo_data("ETH", "1d", "2021-03-01", "2021-03-24")
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     cuts=st.lists(st.integers(1, len(_BASE_MARKET) - 1), max_size=4, unique=True),
     order=st.randoms(use_true_random=False),

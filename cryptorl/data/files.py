@@ -142,6 +142,8 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
         raise DataError(None, "file is empty", str(path))
     if _has_header(head.iloc[0].tolist()):
         df = pd.read_csv(path, skipinitialspace=True)
+        if df.shape[1] == 1:
+            raise DataError(None, f"only one column ({df.columns[0]!r}): columns must be separated by commas", str(path))
         df.columns = [str(c).strip() for c in df.columns]
         lower = [c.lower() for c in df.columns]
         if set(OHLCV) <= set(lower):
@@ -163,9 +165,10 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
                           "(expected 2 for a metric series, 6 for OHLCV or 12 for Binance klines)", str(path))
 
 
-def _locate(err: DataError, path: Path) -> DataError:
-    where = f"{path}" + (f", {err.where}" if err.where else "")
-    return DataError(err.asset, err.problem, where)
+def _locate(err: DataError, path: Path, asset: str | None = None) -> DataError:
+    """The same error, naming the asset (if it did not) and the file."""
+    where = err.where if err.where and str(path) in err.where else f"{path}" + (f", {err.where}" if err.where else "")
+    return DataError(err.asset or asset, err.problem, where)
 
 
 def read_file(
@@ -177,22 +180,26 @@ def read_file(
 ) -> ImportedFile:
     """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file."""
     path = Path(path)
+    named = parse_name(path.stem)
+    guess = asset or (named[0] if named else None)
     try:
         frame, layout = _read_table(path)
     except DataError as err:
-        raise _locate(err, path) from None
+        raise _locate(err, path, guess) from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(asset, f"cannot read file ({_short(exc)})", str(path)) from None
-    named = parse_name(path.stem)
+        raise DataError(guess, f"cannot read file ({_short(exc)})", str(path)) from None
     if layout in ("metric-series",):
         who = asset or folder_asset(path.parent)
         iv = metrics_interval or interval or "1d"
         kind = "metrics"
     else:
+        # a name with a quote currency (BTC-USD, ETHUSDT) promises prices: hold it to OHLCV columns
+        kind = "market" if layout in ("ohlcv", "binance-klines") or (named and named[1]) else "metrics"
         who = asset or (named[0] if named else None)
+        if who is None and kind == "metrics":  # a metrics table named otherwise: the folder names the asset
+            who = folder_asset(path.parent)
         if who is None:
             raise DataError(None, "cannot tell the asset from the file name; pass asset=", str(path))
-        kind = "market" if layout in ("ohlcv", "binance-klines") else "metrics"
         iv = (named[2] if named and named[2] else None) or (interval if kind == "market" else (metrics_interval or interval))
     try:
         if kind == "market":

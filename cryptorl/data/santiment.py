@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,8 +97,11 @@ def _scrub(text: object, key: str | None) -> str:
 def _reason(exc: BaseException, key: str | None) -> str:
     """The useful part of a sanpy error (its message repeats the whole GraphQL query)."""
     text = _scrub(exc, key)
-    if "errors:" in text:
-        text = text.split("errors:", 1)[1]
+    if "errors:" in text:  # a GraphQL error: "... query {...} \n errors: <message>"
+        return _first_line(text.split("errors:", 1)[1])
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error running query. Status code"):  # an HTTP error + its details
+        return _first_line(f"{lines[0]} {lines[1]}")
     return _first_line(text)
 
 
@@ -132,6 +136,12 @@ def _series(df: pd.DataFrame, metric: str, lo: pd.Timestamp, hi: pd.Timestamp) -
     out = pd.DataFrame({metric: pd.to_numeric(df["value"], errors="coerce").astype("float64")})
     out.index = pd.DatetimeIndex(pd.to_datetime(df.index, utc=True), name="time")
     return out[(out.index >= lo) & (out.index <= hi)]
+
+
+def _get(metric: str, slug: str, lo: pd.Timestamp, hi: pd.Timestamp, interval: str) -> pd.DataFrame:
+    with warnings.catch_warnings():  # sanpy's own pandas deprecation notices are not the user's business
+        warnings.filterwarnings("ignore", message="The inplace keyword", module=r"san\.")
+        return san.get(metric, slug=slug, from_date=lo.isoformat(), to_date=hi.isoformat(), interval=interval)
 
 
 def fetch_metrics(
@@ -201,11 +211,8 @@ def fetch_metrics(
             received = 0
             try:
                 for lo, hi in _chunks(since, end_ts, step, max_points):
-                    raw = call(
-                        lambda: san.get(metric, slug=slug, from_date=lo.isoformat(),
-                                        to_date=(hi + step - pd.Timedelta(seconds=1)).isoformat(), interval=interval),
-                        f"{metric}/{slug}",
-                    )
+                    raw = call(lambda: _get(metric, slug, lo, hi + step - pd.Timedelta(seconds=1), interval),
+                               f"{metric}/{slug}")
                     frame = _series(raw, metric, lo, hi)
                     received += int(frame[metric].notna().sum())
                     report.written += store.upsert_metrics(asset, interval, frame, SOURCE, covered=(f"{slug}:{metric}", since, hi), replace=replace)
