@@ -5,7 +5,7 @@ API keys from the environment and an explicit confirmation.
 """
 
 from .connect import live_exchange, markets_for, public_exchange, read_markets_file
-from .decisions import demo_momentum, equal_weight, portfolio_decision
+from .decisions import demo_momentum, equal_weight, modules_decision
 from .executor import ExecutionReport, Executor, Journal, Limits, find_order
 from .feed import BarsNotReady, DemoBars, ExchangeBars, paper_feeder
 from .loop import LiveTrader, RunReport, SystemClock, last_closed
@@ -16,6 +16,6 @@ __all__ = [
     "BarsNotReady", "DemoBars", "ExchangeBars", "ExecutionReport", "Executor", "Journal", "Limits",
     "LiveTrader", "OrderPlan", "PaperExchange", "PlannedOrder", "RunReport", "SkippedOrder", "SystemClock",
     "check_weights", "client_order_id", "demo_momentum", "equal_weight", "find_order", "last_closed",
-    "live_exchange", "markets_for", "paper_feeder", "plan_orders", "portfolio_decision", "public_exchange",
+    "live_exchange", "markets_for", "paper_feeder", "plan_orders", "modules_decision", "public_exchange",
     "read_markets_file",
 ]

@@ -3,15 +3,15 @@
 ``bar_time`` is the open time (index label) of the last **closed** bar; a decision may use
 data with index ``<= bar_time`` only. Cash is implicit (``1 - sum(weights)``).
 
-* :func:`portfolio_decision` - the real one: a :class:`cryptorl.portfolio.voting.Portfolio` of
-  trained Crypto Modules, voted (paper eq. 2) on the latest closed bar.
+* :func:`modules_decision` - the real one: trained Crypto Modules, one per asset, each deciding
+  on the latest closed bar, voted into weights (paper eq. 2).
 * :func:`equal_weight` and :func:`demo_momentum` - PLACEHOLDERS for trying the execution
   machinery before trained Crypto Modules are available. They are not the paper's agents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -51,26 +51,32 @@ def demo_momentum(assets: Sequence[str], bars: BarSource, lookback: int = 20) ->
     return decide
 
 
-def portfolio_decision(portfolio: Any, data: DataFn) -> Decide:
-    """Decide with trained Crypto Modules: ``portfolio.decide`` on the last closed bar only.
+def modules_decision(modules: Mapping[str, Any], data: DataFn) -> Decide:
+    """Decide with trained Crypto Modules, voted into weights (paper eq. 2, :func:`~cryptorl.portfolio.voting.vote`).
 
-    ``portfolio`` is a :class:`cryptorl.portfolio.voting.Portfolio` (or anything with
-    ``assets`` and ``decide(markets, metrics, start, end) -> DataFrame[cash, *assets]``);
-    ``data`` returns each asset's market and metrics frames. Rows after ``bar_time`` are cut
-    off here, so nothing later than the closed bar can reach a module.
+    ``modules`` maps each asset to a Crypto Module (anything with ``decide_range(market,
+    metrics, start, end) -> DataFrame[cash, crypto]``, e.g. ``agents.crypto_module.CryptoModule``);
+    ``data(asset, bar_time)`` returns the asset's market and metrics frames with enough history
+    for the module's observation window and DRU warm-up. Rows after ``bar_time`` are cut off
+    here, so nothing later than the closed bar can reach a module.
     """
+    from cryptorl.portfolio.voting import vote
 
     def decide(bar_time: pd.Timestamp) -> dict[str, float]:
         t = to_utc_timestamp(bar_time)
-        markets, metrics = {}, {}
-        for a in portfolio.assets:
-            market, extra = data(a, t)
-            markets[a] = market.loc[:t]
-            metrics[a] = None if extra is None else extra.loc[:t]
-            if markets[a].empty or markets[a].index[-1] != t:
-                raise ValueError(f"[{a}] no bar at {t} in the data given to the live decision")
-        weights = portfolio.decide(markets, metrics, t, t)
-        row = weights.loc[t]
-        return {a: float(row[a]) for a in portfolio.assets}
+        decisions = {}
+        for asset, module in modules.items():
+            market, metrics = data(asset, t)
+            market = market.loc[:t]
+            metrics = None if metrics is None else metrics.loc[:t]
+            if market.empty or market.index[-1] != t:
+                raise ValueError(f"[{asset}] no bar at {t} in the data given to the live decision")
+            # a range of the last two bars (an environment needs start < end); the row at t is used
+            frame = module.decide_range(market, metrics, market.index[-2] if len(market) > 1 else t, t)
+            if t not in frame.index:
+                raise ValueError(f"[{asset}] the Crypto Module gave no decision at {t} (too little history before it?)")
+            decisions[asset] = frame.loc[[t], ["cash", "crypto"]]
+        row = vote(decisions).loc[t]
+        return {a: float(row[a]) for a in modules}
 
     return decide

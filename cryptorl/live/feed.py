@@ -7,11 +7,12 @@ A bar source answers ``market(asset, end, bars)``: a market frame (see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pandas as pd
 
-from cryptorl.data.demo import demo_market
+from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import OHLCV, interval_timedelta, to_utc_timestamp, validate_market
 
 
@@ -24,11 +25,16 @@ class BarSource(Protocol):
 
 
 class ExchangeBars:
-    """Closed OHLCV bars through ccxt's ``fetch_ohlcv`` (public endpoint, no API key needed)."""
+    """Closed OHLCV bars through ccxt's ``fetch_ohlcv`` (public endpoint, no API key needed).
 
-    def __init__(self, exchange: Any, interval: str, quote: str = "USDT"):
+    A bar counts as closed when its open time plus the interval is not after ``now()`` (ms;
+    default the exchange object's clock), so the candle still forming is never returned.
+    """
+
+    def __init__(self, exchange: Any, interval: str, quote: str = "USDT", *, now: Callable[[], int] | None = None):
         self.exchange, self.interval, self.quote = exchange, interval, quote.upper()
         self.step = interval_timedelta(interval)
+        self.now = now or exchange.milliseconds
 
     def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
         end = to_utc_timestamp(end)
@@ -37,35 +43,41 @@ class ExchangeBars:
         rows = self.exchange.fetch_ohlcv(symbol, self.interval, since=int(since.value // 1_000_000), limit=bars)
         frame = pd.DataFrame([r[:6] for r in rows], columns=["time", *OHLCV])
         frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time").astype("int64"), unit="ms", utc=True), name="time")
-        frame = frame[frame.index <= end]  # drop the bar still forming
+        closed_by = pd.Timestamp(self.now(), unit="ms", tz="UTC") - self.step
+        frame = frame[(frame.index <= end) & (frame.index <= closed_by)]  # never the bar still forming
         if end not in frame.index:
             raise BarsNotReady(f"[{asset}] {self.exchange.id} has not published the {self.interval} bar of {end} yet")
         return validate_market(frame, asset.upper(), self.interval, allow_gaps=True)
 
 
 class DemoBars:
-    """The built-in deterministic demo market (no network): for trying the loop offline.
+    """The built-in deterministic demo market and metrics (no network): for trying the loop offline.
 
-    :func:`cryptorl.data.demo.demo_market` draws its random series for the whole requested span,
-    so a bar's values depend on the range's end. To give the loop one consistent price history,
-    the series is generated once per asset up to a fixed ``horizon`` and cut from there.
+    :func:`cryptorl.data.demo.demo_data` draws its random series for the whole requested span,
+    so a bar's values depend on the range's end. To give the loop one consistent history, the
+    series are generated once per asset up to a fixed ``horizon`` and cut from there.
     """
 
     def __init__(self, interval: str, seed: int = 0, horizon: str = "2030-01-01"):
         self.interval, self.seed = interval, seed
         self.step = interval_timedelta(interval)
         self.horizon = to_utc_timestamp(horizon)
-        self._cache: dict[str, pd.DataFrame] = {}
+        self._cache: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
 
-    def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
+    def data(self, asset: str, end: Any, bars: int = 100) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(market, metrics)``: the ``bars`` bars up to ``end`` (open time) included."""
         end = to_utc_timestamp(end)
         if end > self.horizon:
             raise ValueError(f"[{asset}] the demo market ends at {self.horizon}; {end} is beyond it")
         asset = asset.upper()
         if asset not in self._cache:
-            self._cache[asset] = demo_market(asset, self.interval, "2017-01-01", self.horizon, seed=self.seed)
-        full = self._cache[asset]
-        return full[(full.index <= end) & (full.index > end - bars * self.step)]
+            self._cache[asset] = demo_data(asset, self.interval, "2017-01-01", self.horizon, seed=self.seed)
+        market, metrics = self._cache[asset]
+        keep = (market.index <= end) & (market.index > end - bars * self.step)
+        return market[keep], metrics[keep]
+
+    def market(self, asset: str, end: Any, bars: int = 100) -> pd.DataFrame:
+        return self.data(asset, end, bars)[0]
 
 
 def paper_feeder(paper: Any, source: BarSource, assets: list[str], quote: str = "USDT", bars: int = 10):
