@@ -437,23 +437,28 @@ class DataStore:
         """
         asset, interval = _asset(asset), _interval(interval)
         _span(asset, interval, start, end)
-        sql = "SELECT metric, time, value FROM metrics WHERE asset = ? AND interval = ? AND time >= ? AND time <= ?"
-        args: list = [asset, interval, _epoch(start, -(2**62)), _epoch(end, 2**62)]
+        stored = self.metric_names(asset, interval)
         if names is not None:
             names = [str(n) for n in names]
-            unknown = sorted(set(names) - set(self.metric_names(asset, interval)))
+            unknown = sorted(set(names) - set(stored))
             if unknown:
                 raise DataError(asset, f"metric(s) {unknown} not stored at {interval}", f"store {self.root}")
-            sql += f" AND metric IN ({','.join('?' * len(names))})"
-            args += names
-        long = pd.DataFrame(self._metrics.execute(sql, args).fetchall(), columns=["metric", "time", "value"])
-        if long.empty:
-            cols = list(names) if names is not None else []
-            out = pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+        wanted = list(names) if names is not None else stored
+        lo, hi = _epoch(start, -(2**62)), _epoch(end, 2**62)
+        columns: dict[str, pd.Series] = {}
+        for name in wanted:  # one primary-key range scan per metric
+            rows = self._metrics.execute(
+                "SELECT time, value FROM metrics WHERE asset = ? AND interval = ? AND metric = ? AND time >= ? AND time <= ?"
+                " ORDER BY time",
+                (asset, interval, name, lo, hi),
+            ).fetchall()
+            arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+            columns[name] = pd.Series(arr[:, 1], index=arr[:, 0].astype(np.int64), dtype="float64")
+        if not columns or all(c.empty for c in columns.values()):
+            out = pd.DataFrame({c: pd.Series(dtype="float64") for c in (names or [])})
             out.index = pd.DatetimeIndex([], tz="UTC", name="time").as_unit("ns")
             return out
-        wide = long.pivot(index="time", columns="metric", values="value").sort_index()
-        wide = wide.reindex(columns=list(names)) if names is not None else wide[sorted(wide.columns)]
+        wide = pd.concat(columns, axis=1, sort=True)
         wide.index = _index(wide.index.to_numpy())
         wide.columns = [str(c) for c in wide.columns]
         return wide.astype("float64")
