@@ -78,6 +78,7 @@ class BinanceSpotSim:
         self.klines = klines or {}
         self.orders: list[dict] = []
         self.requests: list[tuple[str, str, dict]] = []
+        self.before_order = None  # callable(params) run before an order is looked at (may raise)
         self.after_order = None  # callable(order) run after an order is accepted (may raise)
         self.cookies = requests.cookies.RequestsCookieJar()
         self.headers: dict[str, str] = {}
@@ -175,6 +176,8 @@ class BinanceSpotSim:
         })
 
     def _new_order(self, params) -> requests.Response:
+        if self.before_order is not None:
+            self.before_order(params)
         sym, side, kind = params["symbol"], params["side"], params["type"]
         info = SYMBOLS[sym]
         if kind != "MARKET":

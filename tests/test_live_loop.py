@@ -142,6 +142,56 @@ def test_reply_lost_to_a_timeout_is_found_not_resent(tmp_path):
     assert len({o["clientOrderId"] for o in sim.orders}) == 3
 
 
+def test_network_failure_before_the_exchange_got_the_order_is_retried_by_the_next_run(tmp_path):
+    sim, ex = connect_sim({"USDT": 10_000}, PRICES)
+    calls = []
+
+    def refuse_second(params):
+        calls.append(params["symbol"])
+        if len(calls) == 2:
+            raise requests.exceptions.ConnectionError("connection reset")  # ccxt raises NetworkError
+
+    sim.before_order = refuse_second
+    trader = make_trader(ex, tmp_path, Recorder(TARGET))
+    report = trader.run_once(NOW)
+    assert report.status == "incomplete" and [o.asset for o, _ in report.execution.failed] == ["ETH"]
+    assert [o[0] for o in sim.placed()] == ["BTCUSDT", "LINKUSDT"]
+    again = trader.run_once(NOW)  # run_forever does this after retry_seconds
+    assert again.status == "done" and [o.asset for o in again.execution.placed] == ["ETH"]
+    assert sorted(o[0] for o in sim.placed()) == ["BTCUSDT", "ETHUSDT", "LINKUSDT"]
+
+
+def test_buys_wait_for_a_sell_that_failed_on_the_network(tmp_path):
+    sim, ex = connect_sim({"USDT": 100, "BTC": 0.2}, PRICES)
+
+    def drop_first(params):
+        sim.before_order = None
+        raise requests.exceptions.ConnectionError("connection reset")
+
+    sim.before_order = drop_first
+    trader = make_trader(ex, tmp_path, Recorder({"ETH": 0.5}))
+    first = trader.run_once(NOW)
+    assert first.status == "incomplete" and sim.placed() == []
+    assert [o.asset for o, _ in first.execution.failed] == ["BTC", "ETH"]
+    second = trader.run_once(NOW)
+    assert second.status == "done" and [o[1] for o in sim.placed()] == ["SELL", "BUY"]
+
+
+def test_exchange_rejection_is_final_and_logged(tmp_path, caplog):
+    sim, ex = connect_sim({"USDT": 10_000, "BTC": 0.1}, PRICES)
+
+    def eth_jumps(order):  # after the BTC sell the ETH price doubles: the planned buy no longer fits
+        sim.prices["ETHUSDT"] *= 2
+        sim.after_order = None
+
+    sim.after_order = eth_jumps
+    with caplog.at_level(logging.ERROR, logger="cryptorl.live"):
+        report = make_trader(ex, tmp_path, Recorder({"ETH": 0.9})).run_once(NOW)
+    assert report.status == "done" and [o.asset for o, _ in report.execution.rejected] == ["ETH"]
+    assert "InsufficientFunds" in report.execution.rejected[0][1] and "REJECTED buy" in caplog.text
+    assert make_trader(ex, tmp_path, Recorder({})).run_once(NOW).status == "already-done"
+
+
 def test_kill_switch_places_nothing_and_flattens_nothing(tmp_path, caplog):
     sim, ex = connect_sim({"USDT": 10_000, "BTC": 0.1}, PRICES)
     kill = tmp_path / "KILL"

@@ -5,7 +5,9 @@ Safety, in the order it is applied to every order:
 1. **Kill switch**: while the kill-switch file exists nothing is placed (and nothing is
    flattened: positions stay as they are). It is checked before the run and before each order.
 2. **Journal** (SQLite): every intended order is written down before anything is sent; its
-   status moves ``intended -> sending -> placed`` (or ``skipped``/``refused``/``failed``).
+   status moves ``intended -> sending -> placed``; or ``skipped`` (below the market's minimums),
+   ``refused`` (our limits), ``rejected`` (the exchange said no: final for the interval) or
+   ``failed`` (network trouble, the order is not on the exchange: retried by a later run).
 3. **Look-up before placing**: an order not marked ``placed`` is looked up on the exchange by
    its client order id (``fetch_order`` with ``clientOrderId``, else a scan of
    ``fetch_open_orders``/``fetch_orders``), so a crash after the exchange accepted an order but
@@ -36,7 +38,7 @@ from .orders import OrderPlan, PlannedOrder, SkippedOrder
 log = logging.getLogger("cryptorl.live")
 
 PLACED = "placed"
-_RETRYABLE = ("intended", "sending", "failed")
+FINAL = ("refused", "rejected")
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,9 @@ class ExecutionReport:
 
     placed: list[PlannedOrder] = field(default_factory=list)
     existing: list[PlannedOrder] = field(default_factory=list)  # found already placed (restart)
-    refused: list[tuple[PlannedOrder, str]] = field(default_factory=list)
-    failed: list[tuple[PlannedOrder, str]] = field(default_factory=list)
+    refused: list[tuple[PlannedOrder, str]] = field(default_factory=list)  # by our limits
+    rejected: list[tuple[PlannedOrder, str]] = field(default_factory=list)  # by the exchange
+    failed: list[tuple[PlannedOrder, str]] = field(default_factory=list)  # network: retry later
     killed: bool = False
     exchange_orders: dict[str, dict] = field(default_factory=dict)  # client id -> ccxt order
 
@@ -255,7 +258,8 @@ class Executor:
         report = ExecutionReport()
         close_ts = to_utc_timestamp(close_time)
         since = int((close_ts - pd.Timedelta(days=1)).timestamp() * 1000)
-        sell_missing = False
+        sell_missing = False  # a sell is refused/rejected for good: buys counting on it are refused
+        sell_pending = False  # a sell failed on the network: buys wait for its retry
         for order in orders:
             if self.killed():
                 log.warning("kill switch %s is present: placing no more orders (nothing is flattened); "
@@ -266,8 +270,8 @@ class Executor:
             if status == PLACED:
                 report.existing.append(order)
                 continue
-            if status in ("refused",):
-                report.refused.append((order, "refused earlier in this interval"))
+            if status in FINAL:
+                getattr(report, status).append((order, f"{status} earlier in this interval"))
                 sell_missing |= order.side == "sell"
                 continue
             found = find_order(self.exchange, order.symbol, order.client_order_id, since=since)
@@ -279,6 +283,9 @@ class Executor:
                 report.existing.append(order)
                 report.exchange_orders[order.client_order_id] = found
                 continue
+            if order.side == "buy" and sell_pending:
+                report.failed.append((order, "waits for a sell of this interval that is not placed yet (network error)"))
+                continue
             reason = self._refusal(order, portfolio_id, close_ts, sell_missing)
             if reason:
                 self.journal.mark(order.client_order_id, "refused", message=reason)
@@ -286,13 +293,15 @@ class Executor:
                 report.refused.append((order, reason))
                 sell_missing |= order.side == "sell"
                 continue
-            placed = self._place(order, since)
-            if isinstance(placed, str):
-                report.failed.append((order, placed))
-                sell_missing |= order.side == "sell"
-            else:
+            outcome, result = self._place(order, since)
+            if outcome == PLACED:
                 report.placed.append(order)
-                report.exchange_orders[order.client_order_id] = placed
+                report.exchange_orders[order.client_order_id] = result
+            else:
+                getattr(report, outcome).append((order, result))
+                if order.side == "sell":
+                    sell_pending |= outcome == "failed"
+                    sell_missing |= outcome != "failed"
         return report
 
     def _refusal(self, order: PlannedOrder, portfolio_id: str, close_ts: pd.Timestamp, sell_missing: bool) -> str | None:
@@ -308,8 +317,8 @@ class Executor:
                         f"{lim.max_daily_turnover:.2f} (already {done:.2f} on {close_ts:%Y-%m-%d})")
         return None
 
-    def _place(self, order: PlannedOrder, since: int) -> dict | str:
-        """Send one order; the ccxt order, or the failure message (journal updated either way)."""
+    def _place(self, order: PlannedOrder, since: int) -> tuple[str, Any]:
+        """Send one order: ``("placed", ccxt order)``, ``("rejected", why)`` or ``("failed", why)``."""
         self.journal.mark(order.client_order_id, "sending")
         try:
             placed = self.exchange.create_order(
@@ -317,22 +326,23 @@ class Executor:
             )
         except ccxt.NetworkError as exc:  # the order may or may not have reached the exchange
             try:
-                found = find_order(self.exchange, order.symbol, order.client_order_id, since=since)
+                placed = find_order(self.exchange, order.symbol, order.client_order_id, since=since)
             except ccxt.NetworkError:
-                found = None
-            if found is not None:
-                placed = found
-            else:
-                msg = f"network error, order not on the exchange (will retry): {type(exc).__name__}: {exc}"
-                self.journal.mark(order.client_order_id, "failed", message=msg)
-                log.error("FAILED %s %s %s: %s", order.side, order.amount, order.symbol, msg)
-                return msg
+                placed = None
+            if placed is None:
+                return self._not_placed(order, "failed", f"network error, order not on the exchange (retried by "
+                                                         f"the next run): {type(exc).__name__}: {exc}")
+        except ccxt.AuthenticationError:
+            self.journal.mark(order.client_order_id, "failed", message="authentication error")
+            raise  # wrong keys or permissions: nothing else will work either
         except ccxt.BaseError as exc:
-            msg = f"{type(exc).__name__}: {exc}"
-            self.journal.mark(order.client_order_id, "failed", message=msg)
-            log.error("FAILED %s %s %s: %s", order.side, order.amount, order.symbol, msg)
-            return msg
+            return self._not_placed(order, "rejected", f"{type(exc).__name__}: {exc}")
         self.journal.mark(order.client_order_id, PLACED, exchange_order_id=str(placed.get("id")))
         log.info("placed %s %s %s (~%.2f) as order %s, client id %s, status %s", order.side, order.amount,
                  order.symbol, order.notional, placed.get("id"), order.client_order_id, placed.get("status"))
-        return placed
+        return PLACED, placed
+
+    def _not_placed(self, order: PlannedOrder, outcome: str, message: str) -> tuple[str, str]:
+        self.journal.mark(order.client_order_id, outcome, message=message)
+        log.error("%s %s %s %s: %s", outcome.upper(), order.side, order.amount, order.symbol, message)
+        return outcome, message

@@ -89,8 +89,9 @@ class RunReport:
         ex = self.execution
         if ex is not None:
             lines.append(f"  placed {len(ex.placed)}, already on the exchange {len(ex.existing)}, "
-                         f"refused {len(ex.refused)}, failed {len(ex.failed)}" + (", KILLED" if ex.killed else ""))
-            for o, why in ex.refused + ex.failed:
+                         f"refused {len(ex.refused)}, rejected {len(ex.rejected)}, failed {len(ex.failed)}"
+                         + (", KILLED" if ex.killed else ""))
+            for o, why in ex.refused + ex.rejected + ex.failed:
                 lines.append(f"  not placed: {o.side} {o.amount} {o.symbol}: {why}")
         return "\n".join(lines)
 
