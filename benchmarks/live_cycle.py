@@ -27,9 +27,15 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from binance_spot_sim import binance_markets, connect_sim  # noqa: E402
+from binance_spot_sim import binance_markets, connect_sim
 
-from cryptorl.live import DemoBars, LiveTrader, PaperExchange, equal_weight, paper_feeder  # noqa: E402
+from cryptorl.live import (
+    DemoBars,
+    LiveTrader,
+    PaperExchange,
+    equal_weight,
+    paper_feeder,
+)
 
 ASSETS = ["BTC", "ETH", "LINK"]
 START = pd.Timestamp("2024-01-01 00:00:05", tz="UTC")

@@ -27,9 +27,21 @@ import ccxt
 import pandas as pd
 
 from cryptorl.data.frames import DataError, to_utc_timestamp
-from cryptorl.live import (DemoBars, ExchangeBars, Limits, LiveTrader, PaperExchange, demo_momentum, equal_weight,
-                           live_exchange, markets_for, modules_decision, paper_feeder, public_exchange,
-                           read_markets_file)
+from cryptorl.live import (
+    DemoBars,
+    ExchangeBars,
+    Limits,
+    LiveTrader,
+    PaperExchange,
+    demo_momentum,
+    equal_weight,
+    live_exchange,
+    markets_for,
+    modules_decision,
+    paper_feeder,
+    public_exchange,
+    read_markets_file,
+)
 from cryptorl.live.decisions import DataFn, Decide
 from cryptorl.live.feed import BarsNotReady
 from cryptorl.live.loop import check_interval
@@ -133,7 +145,9 @@ def decide_from_models(models_dir: Path, assets: list[str], interval: str, data:
                 "--strategy equal|demo-momentum)"
             )
     if loader is None:
-        from agents.crypto_module import CryptoModule  # heavy (torch, stable-baselines3): only when needed
+        from agents.crypto_module import (
+            CryptoModule,  # heavy (torch, stable-baselines3): only when needed
+        )
 
         loader = CryptoModule.load
     modules = {}

@@ -13,12 +13,27 @@ import ccxt
 import pandas as pd
 import pytest
 import requests
-from binance_spot_sim import API_KEY, SECRET, SimulatedCrash, binance_markets, connect_sim
+from binance_spot_sim import (
+    API_KEY,
+    SECRET,
+    SimulatedCrash,
+    binance_markets,
+    connect_sim,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptorl.live import (DemoBars, Limits, LiveTrader, PaperExchange, client_order_id, equal_weight, last_closed,
-                           live_exchange, paper_feeder)
+from cryptorl.live import (
+    DemoBars,
+    Limits,
+    LiveTrader,
+    PaperExchange,
+    client_order_id,
+    equal_weight,
+    last_closed,
+    live_exchange,
+    paper_feeder,
+)
 
 PRICES = {"BTCUSDT": 43210.55, "ETHUSDT": 2250.12, "LINKUSDT": 14.56}
 ASSETS = ["BTC", "ETH", "LINK"]
@@ -241,7 +256,7 @@ def test_order_notional_limit_and_buys_held_back_when_a_sell_is_refused(tmp_path
     with caplog.at_level(logging.WARNING, logger="cryptorl.live"):
         report = trader.run_once(NOW)
     assert posts(sim) == []
-    why = dict((o.asset, r) for o, r in report.execution.refused)
+    why = {o.asset: r for o, r in report.execution.refused}
     assert "exceeds max_order_notional 2000.00" in why["BTC"]
     assert "buys that count on its proceeds are held back" in why["ETH"]
     assert caplog.text.count("REFUSED") == 2

@@ -10,7 +10,12 @@ from binance_spot_sim import connect_sim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptorl.live.orders import CLIENT_ID_PATTERN, check_weights, client_order_id, plan_orders
+from cryptorl.live.orders import (
+    CLIENT_ID_PATTERN,
+    check_weights,
+    client_order_id,
+    plan_orders,
+)
 
 PRICES = {"BTCUSDT": 43210.55, "ETHUSDT": 2250.12, "LINKUSDT": 14.56}
 ASSETS = ["BTC", "ETH", "LINK"]

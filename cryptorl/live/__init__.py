@@ -9,13 +9,42 @@ from .decisions import demo_momentum, equal_weight, modules_decision
 from .executor import ExecutionReport, Executor, Journal, Limits, find_order
 from .feed import BarsNotReady, DemoBars, ExchangeBars, paper_feeder
 from .loop import LiveTrader, RunReport, SystemClock, last_closed
-from .orders import OrderPlan, PlannedOrder, SkippedOrder, check_weights, client_order_id, plan_orders
+from .orders import (
+    OrderPlan,
+    PlannedOrder,
+    SkippedOrder,
+    check_weights,
+    client_order_id,
+    plan_orders,
+)
 from .paper import PaperExchange
 
 __all__ = [
-    "BarsNotReady", "DemoBars", "ExchangeBars", "ExecutionReport", "Executor", "Journal", "Limits",
-    "LiveTrader", "OrderPlan", "PaperExchange", "PlannedOrder", "RunReport", "SkippedOrder", "SystemClock",
-    "check_weights", "client_order_id", "demo_momentum", "equal_weight", "find_order", "last_closed",
-    "live_exchange", "markets_for", "paper_feeder", "plan_orders", "modules_decision", "public_exchange",
+    "BarsNotReady",
+    "DemoBars",
+    "ExchangeBars",
+    "ExecutionReport",
+    "Executor",
+    "Journal",
+    "Limits",
+    "LiveTrader",
+    "OrderPlan",
+    "PaperExchange",
+    "PlannedOrder",
+    "RunReport",
+    "SkippedOrder",
+    "SystemClock",
+    "check_weights",
+    "client_order_id",
+    "demo_momentum",
+    "equal_weight",
+    "find_order",
+    "last_closed",
+    "live_exchange",
+    "markets_for",
+    "modules_decision",
+    "paper_feeder",
+    "plan_orders",
+    "public_exchange",
     "read_markets_file",
 ]

@@ -13,7 +13,12 @@ from typing import Any, Protocol
 import pandas as pd
 
 from cryptorl.data.demo import demo_data
-from cryptorl.data.frames import OHLCV, interval_timedelta, to_utc_timestamp, validate_market
+from cryptorl.data.frames import (
+    OHLCV,
+    interval_timedelta,
+    to_utc_timestamp,
+    validate_market,
+)
 
 
 class BarsNotReady(RuntimeError):

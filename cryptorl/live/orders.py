@@ -93,10 +93,9 @@ class OrderPlan:
     buy_scale: float = 1.0  # < 1 when buys were scaled down to fit the cash
 
     def summary(self) -> str:
-        lines = [
-            f"plan for {self.portfolio_id} at {self.close_time:%Y-%m-%d %H:%M} UTC: "
-            f"value {self.value:,.2f} {self.quote}, {len(self.orders)} order(s), {len(self.skipped)} skipped"
-        ]
+        head = (f"plan for {self.portfolio_id} at {self.close_time:%Y-%m-%d %H:%M} UTC: "
+                f"value {self.value:,.2f} {self.quote}, {len(self.orders)} order(s), {len(self.skipped)} skipped")
+        lines = [head]
         for asset in self.target:
             lines.append(
                 f"  {asset:<6} weight {self.current.get(asset, 0.0):7.2%} -> {self.target[asset]:7.2%} "

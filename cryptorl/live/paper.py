@@ -107,6 +107,8 @@ class PaperExchange:
         self._ref.set_markets(json.loads(meta["markets"]))
         self.markets = self._ref.markets
         self.symbols = self._ref.symbols
+        quotes = [m["quote"] for m in self.markets.values()]
+        self.quote = max(set(quotes), key=quotes.count)  # the currency equity() is counted in
         self.has = {"fetchOrder": True, "fetchOrders": True, "fetchOpenOrders": True, "fetchClosedOrders": True,
                     "fetchBalance": True, "fetchTicker": True, "createOrder": True, "createMarketOrder": True}
 
@@ -396,10 +398,9 @@ class PaperExchange:
         return 1
 
     def _value(self, db: sqlite3.Connection, bal: Mapping[str, float]) -> float:
-        """Account value in the markets' quote currency at the latest closes (unpriced coins count 0)."""
+        """Account value in ``self.quote`` at the latest closes (coins without a price count 0)."""
         closes = {r["symbol"]: r["close"] for r in db.execute("SELECT symbol, close FROM bars")}
-        quotes = {self.markets[s]["quote"] for s in closes} or {"USDT"}
-        quote = sorted(quotes)[0]
+        quote = self.quote
         value = bal.get(quote, 0.0)
         for symbol, close in closes.items():
             m = self.markets[symbol]
