@@ -136,3 +136,19 @@ def test_models_decide_on_exchange_bars_stored_through_the_data_store(shared_dat
     close = klines.loc[:"2022-02-28", "close"]
     assert module.seen[0][0] == t
     assert weights == {"BTC": 1.0 if close.iloc[-1] > close.iloc[-5:].mean() else 0.0}
+
+
+def test_live_flag_sends_real_orders_only_when_confirmed(tmp_path, markets_file, capsys, monkeypatch):
+    from binance_spot_sim import API_KEY, SECRET, BinanceSpotSim
+
+    sim = BinanceSpotSim({"USDT": 1_000}, {"BTCUSDT": 43210.55, "ETHUSDT": 2250.12})
+    real = cli.live_exchange
+    monkeypatch.setattr(cli, "live_exchange", lambda name, confirm: sim.install(real(name, confirm=confirm)))
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_SECRET", SECRET)
+    args = _args(tmp_path, markets_file, "--strategy", "equal", "--live", "--once")
+    assert cli.main(args) == 2  # no terminal to confirm in, no --yes-i-mean-live
+    assert "needs a confirmation" in capsys.readouterr().err and sim.orders == []
+    assert cli.main([*args, "--yes-i-mean-live"]) == 0
+    assert [o[:2] for o in sim.placed()] == [("BTCUSDT", "BUY"), ("ETHUSDT", "BUY")]
+    assert not (tmp_path / "paper.sqlite").exists()  # no paper account in live mode
