@@ -29,7 +29,7 @@ from sb3_contrib import QRDQN
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
@@ -40,14 +40,14 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qr
 
 # Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "ppo": {"n_steps": 64, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.5,
+    "ppo": {"n_steps": 32, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.5,
             "gae_lambda": 0.9, "ent_coef": 0.0, "clip_range": 0.2},
     "a2c": {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.0},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-            "gamma": 0.5, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 250,
+            "gamma": 0.5, "train_freq": 2, "gradient_steps": 1, "target_update_interval": 250,
             "exploration_fraction": 0.3, "exploration_final_eps": 0.02},
     "qrdqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-              "gamma": 0.5, "train_freq": 4, "target_update_interval": 250, "exploration_fraction": 0.3,
+              "gamma": 0.5, "train_freq": 2, "target_update_interval": 250, "exploration_fraction": 0.3,
               "exploration_final_eps": 0.02},
 }
 ON_POLICY = {"ppo", "a2c"}
@@ -65,7 +65,7 @@ class CMConfig:
     execution: str = "close"
     timesteps: int = 30_000
     episode_length: int = 64
-    n_envs: int = 8
+    n_envs: int = 16
     seed: int = 0
     with_eam: bool = False
     eam_timesteps: int = 10_000
@@ -212,12 +212,17 @@ class CryptoModule:
         """Decisions at every bar close in [start, end] with a complete observation, in one pass.
 
         Returns a frame indexed by decision time with columns ``cash, crypto``. The decision at
-        the last bar is included (what a live loop acts on).
+        the last bar is included (what a live loop acts on); ``start == end`` decides one bar.
         """
-        env = self.env(market, metrics, start=start, end=end)
-        lo, hi = env.first_step, env.last_step
-        crypto = np.clip(self._actions(env.obs_tensor[lo : hi + 1]), 0.0, 1.0)
-        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=env.index[lo : hi + 1])
+        env = self.env(market, metrics)
+        index = env.index
+        lo = env.first_step if start is None else max(env.first_step, int(index.searchsorted(to_utc_timestamp(start))))
+        hi = len(index) if end is None else int(index.searchsorted(to_utc_timestamp(end), side="right"))
+        if hi <= lo:
+            raise DataError(self.asset, f"no complete observation in {start} .. {end}: the first one is at "
+                                        f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}")
+        crypto = np.clip(self._actions(env.obs_tensor[lo:hi]), 0.0, 1.0)
+        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=index[lo:hi])
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, store: ModelStore | str | Path | None = None, *, promote: bool = True, note: str = "") -> Path:

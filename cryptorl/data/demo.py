@@ -18,9 +18,10 @@ How the generator works (per interval ``dt``, in days):
   *past* 24 returns plus noise. The rest are **noise**: AR(1) processes, random walks and
   trends. :func:`demo_planted` says which is which for a ticker.
 
-Everything is a pure function of ``(ticker, interval, seed)`` and the dates: the series are
-generated on a fixed grid from :data:`EPOCH` and then cut to ``[start, end]``, so overlapping
-ranges give identical values.
+Everything is a pure function of ``(ticker, interval, seed)`` and the dates: every component
+has its own random generator, the series are generated on a fixed grid from :data:`EPOCH` and
+then cut to ``[start, end]``, so overlapping ranges (starting on or after 2017-01-01) give
+identical values whatever the end.
 """
 
 from __future__ import annotations
@@ -103,8 +104,14 @@ def _grid(interval: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeI
     return pd.date_range(origin, periods=max(n, 0), freq=step, name="time")
 
 
-def _garch(rng: np.random.Generator, n: int, vol: float, a: float = 0.08, b: float = 0.90) -> tuple[np.ndarray, np.ndarray]:
-    z = rng.standard_t(5, size=n) / np.sqrt(5 / 3)
+def _rng(*parts: object) -> np.random.Generator:
+    """One generator per component, so every series is a prefix-stable function of its length."""
+    return np.random.default_rng(_stable_seed(*parts))
+
+
+def _garch(z: np.ndarray, vol: float, a: float = 0.08, b: float = 0.90) -> tuple[np.ndarray, np.ndarray]:
+    """GARCH(1,1) path driven by unit-variance shocks ``z``."""
+    n = len(z)
     w = vol**2 * (1 - a - b)
     s2 = np.empty(n)
     x = np.empty(n)
@@ -116,10 +123,15 @@ def _garch(rng: np.random.Generator, n: int, vol: float, a: float = 0.08, b: flo
     return x, np.sqrt(s2)
 
 
+def _t5(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_t(5, size=n) / np.sqrt(5 / 3)
+
+
 def _ar1(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
-    eps = rng.standard_normal(n) * np.sqrt(1 - phi**2)
+    z = rng.standard_normal(n + 1)
     out = np.empty(n)
-    prev = rng.standard_normal()
+    prev = z[0]
+    eps = z[1:] * np.sqrt(1 - phi**2)
     for t in range(n):
         prev = phi * prev + eps[t]
         out[t] = prev
@@ -132,60 +144,55 @@ def _simulate(asset: str, interval: str, end: pd.Timestamp, start: pd.Timestamp,
     n = len(grid)
     dt = interval_seconds(interval) / 86400
     scale = np.sqrt(dt)
+    vol = 0.025 * scale
 
-    mrng = np.random.default_rng(_stable_seed("market", interval, seed))
-    f, _ = _garch(mrng, n, 0.025 * scale)
+    f, _ = _garch(_t5(_rng("factor", interval, seed), n), vol)
     stay = 1 - dt / 150
     regime = np.empty(n)
     state = 1.0
-    u = mrng.random(n)
-    for t in range(n):
-        if u[t] > stay:
+    for t, u in enumerate(_rng("regime", interval, seed).random(n)):
+        if u > stay:
             state = -state
         regime[t] = state
 
-    arng = np.random.default_rng(_stable_seed("asset", asset, interval, seed))
-    beta = 0.8 + 0.4 * arng.random()
-    e, s_e = _garch(arng, n, 0.025 * scale)
-    d = _ar1(arng, n, 0.95)
-    sigma = np.sqrt((beta * 0.025 * scale) ** 2 + s_e**2)
+    key = (asset, interval, seed)
+    beta = 0.8 + 0.4 * _rng("beta", asset, seed).random()
+    e, s_e = _garch(_t5(_rng("noise", *key), n), vol)
+    d = _ar1(_rng("signal", *key), n, 0.95)
+    sigma = np.sqrt((beta * vol) ** 2 + s_e**2)
     drift = signal_strength * sigma * d + 0.0008 * dt * regime
     r = beta * f + e
     r[1:] += drift[:-1]  # the drift known at t moves the return from t to t+1
 
     base = _BASE_PRICE.get(asset, 1.0 + (_stable_seed("price", asset) % 1000) / 10.0)
     close = base * np.exp(np.cumsum(r))
-    gap = arng.normal(0, 0.001 * scale, n)
+    gap = _rng("gap", *key).normal(0, 0.001 * scale, n)
     open_ = np.empty(n)
     open_[0] = close[0] * np.exp(-r[0])
     open_[1:] = close[:-1] * np.exp(gap[1:])
-    body_hi = np.maximum(open_, close)
-    body_lo = np.minimum(open_, close)
-    high = body_hi * np.exp(np.abs(arng.normal(0, 0.4, n)) * sigma)
-    low = body_lo * np.exp(-np.abs(arng.normal(0, 0.4, n)) * sigma)
-    volume = np.exp(arng.normal(np.log(1e6 * dt), 0.3, n) + 8 * np.abs(r) / np.maximum(sigma, 1e-12) * 0.1)
+    high = np.maximum(open_, close) * np.exp(np.abs(_rng("high", *key).normal(0, 0.4, n)) * sigma)
+    low = np.minimum(open_, close) * np.exp(-np.abs(_rng("low", *key).normal(0, 0.4, n)) * sigma)
+    volume = np.exp(_rng("volume", *key).normal(np.log(1e6 * dt), 0.3, n) + 0.8 * np.abs(r) / np.maximum(sigma, 1e-12))
     market = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=grid)
 
     plan = demo_planted(asset, seed)
-    mrng2 = np.random.default_rng(_stable_seed("metrics", asset, interval, seed))
-    past24 = pd.Series(r).rolling(24, min_periods=1).sum().to_numpy()
-    past24 = past24 / (np.std(past24) + 1e-12)
+    past24 = pd.Series(r).rolling(24, min_periods=1).sum().to_numpy() / (vol * np.sqrt(24 * (1 + beta**2)))
+    years = np.arange(n) * dt / 365
     cols: dict[str, np.ndarray] = {}
     for name in plan.metrics:
-        level = 10 ** mrng2.uniform(2, 7)
+        rng = _rng("metric", name, *key)
+        level, sign_draw, kind = 10 ** rng.uniform(2, 7), rng.random(), int(rng.integers(0, 3))
         if name in plan.leading:
-            x = d + 0.5 * mrng2.standard_normal(n)
+            x = d + 0.5 * rng.standard_normal(n)
         elif name in plan.lagging:
-            x = past24 + 0.5 * mrng2.standard_normal(n)
-        else:
-            kind = mrng2.integers(0, 3)
-            if kind == 0:
-                x = _ar1(mrng2, n, 0.9)
-            elif kind == 1:
-                x = np.cumsum(mrng2.standard_normal(n)) / np.sqrt(n) * 3
-            else:
-                x = np.linspace(-1, 1, n) * 2 + 0.3 * mrng2.standard_normal(n)
-        sign = 1 if mrng2.random() < 0.7 else -1
+            x = past24 + 0.5 * rng.standard_normal(n)
+        elif kind == 0:
+            x = _ar1(rng, n, 0.9)
+        elif kind == 1:  # random walk, unit variance per year
+            x = np.cumsum(rng.standard_normal(n)) * np.sqrt(dt / 365)
+        else:  # trend plus noise
+            x = 0.8 * years - 2 + 0.3 * rng.standard_normal(n)
+        sign = 1 if sign_draw < 0.7 else -1
         cols[name] = level * np.exp(0.2 * sign * x)
     metrics = pd.DataFrame(cols, index=grid)
     keep = (grid >= start) & (grid <= end)

@@ -283,22 +283,26 @@ def validate_metrics(
 def align_metrics(metrics: pd.DataFrame, index: pd.DatetimeIndex, ffill_limit: int | None = None) -> pd.DataFrame:
     """Put a metrics frame on a market index without looking ahead.
 
-    Each market time gets the latest metric value stamped at or before it (``merge_asof``
-    backward), carried forward at most ``ffill_limit`` bars (``None``: no limit).
+    Each market time gets, per metric, the latest non-NaN value stamped at or before it. With
+    ``ffill_limit`` a value is carried at most that many bars past the first market bar at or
+    after its time stamp (``None``: no limit); older values become NaN. Observations stamped
+    between two bars (another grid) count from the next bar.
     """
-    if metrics.shape[1] == 0:
-        return pd.DataFrame(index=index)
-    left = pd.DataFrame({"time": index})
-    right = metrics.reset_index().rename(columns={metrics.index.name or "index": "time"})
-    merged = pd.merge_asof(left, right, on="time", direction="backward").set_index("time")
-    if ffill_limit is not None:
-        # Keep a carried value only within `ffill_limit` bars of a real observation.
-        stamped = pd.Series(index.isin(metrics.index), index=index)
-        seen = stamped.cumsum()
-        age = seen.groupby(seen).cumcount()
-        merged = merged.where((age <= ffill_limit).to_numpy()[:, None] | stamped.to_numpy()[:, None])
-    merged.index.name = "time"
-    return merged
+    out: dict[str, np.ndarray] = {}
+    rows = np.arange(len(index))
+    for name in metrics.columns:
+        s = metrics[name].dropna()
+        pos = s.index.searchsorted(index, side="right") - 1  # last observation at or before t
+        known = pos >= 0
+        safe = np.clip(pos, 0, None)
+        vals = np.where(known, s.to_numpy()[safe] if len(s) else np.nan, np.nan)
+        if ffill_limit is not None and len(s):
+            first_bar = index.searchsorted(s.index[safe], side="left")
+            vals = np.where(known & (rows - first_bar <= ffill_limit), vals, np.nan)
+        out[str(name)] = vals.astype("float64")
+    frame = pd.DataFrame(out, index=index)
+    frame.index.name = "time"
+    return frame
 
 
 def fill_gaps(market: pd.DataFrame, interval: str) -> pd.DataFrame:
