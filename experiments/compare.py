@@ -193,8 +193,10 @@ def run_comparison(
         err_table.to_csv(out / "forecast_errors.csv", float_format="%.10g")
         notes = [
             f"Forecasts of the next close made at each bar of {start.date()} .. {end.date()} (fitted on bars <= {train_end.date()}).",
-            "MSE/RMSE/MAE/R2 on the price level (as the seeds report them); naive_* = the last-value forecast; "
-            "skill = 1 - MSE/naive_MSE (> 0 beats the naive forecast); R2_return and hit_rate on the implied next return.",
+            (
+                "MSE/RMSE/MAE/R2 on the price level (as the seeds report them); naive_* = the last-value forecast; "
+                "skill = 1 - MSE/naive_MSE (> 0 beats the naive forecast); R2_return and hit_rate on the implied next return."
+            ),
         ]
         (out / "forecast_errors.md").write_text(_markdown(err_table, "Forecaster errors", notes))
         paths["errors_md"] = out / "forecast_errors.md"
@@ -203,9 +205,11 @@ def run_comparison(
     rel = reliability({n: r.returns for n, r in results.items()}, benchmark=benchmark, interval=interval)
     rel.to_csv(out / "reliability.csv", float_format="%.10g")
     notes = [
-        f"Seed 002's reliability analysis; Wilcoxon tests against '{benchmark}'. Sharpe annualised; CV of the 30-bar "
-        "rolling Sharpe (std/|mean|); CVaR95 = mean loss of the worst 5 % of bars (positive = loss); "
-        "p_value two-sided, p_greater one-sided (used by TOPSIS). w_* = entropy weights; Score = TOPSIS closeness (higher is better).",
+        (
+            f"Seed 002's reliability analysis; Wilcoxon tests against '{benchmark}'. Sharpe annualised; CV of the 30-bar "
+            "rolling Sharpe (std/|mean|); CVaR95 = mean loss of the worst 5 % of bars (positive = loss); p_value "
+            "two-sided, p_greater one-sided (used by TOPSIS). w_* = entropy weights; Score = TOPSIS closeness (higher is better)."
+        ),
     ]
     (out / "reliability.md").write_text(_markdown(rel, "Reliability analysis (TOPSIS, entropy weights)", notes))
     paths["reliability_md"] = out / "reliability.md"

@@ -15,7 +15,6 @@ paper's normalised price), optionally the asset's metrics (z-scored levels, see
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 

@@ -52,7 +52,7 @@ class MetricScaler:
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
-    def fit(self, metrics: pd.DataFrame, index: pd.DatetimeIndex, asset: str = "") -> "MetricScaler":
+    def fit(self, metrics: pd.DataFrame, index: pd.DatetimeIndex, asset: str = "") -> MetricScaler:
         cols = list(metrics.columns) if self.names is None else [c for c in self.names if c in metrics.columns]
         if self.names is not None and len(cols) < len(self.names):
             missing = [c for c in self.names if c not in metrics.columns]
