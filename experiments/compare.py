@@ -69,10 +69,14 @@ def load_markets(assets: list[str], source: str, interval: str) -> tuple[dict, d
 
 
 def align(markets: dict, metrics: dict) -> tuple[dict, dict]:
-    """Cut every asset to the bars all of them have (one common index)."""
+    """Cut every asset's market to the bars all of them have (one common index).
+
+    Metrics keep their own timestamps: the agents put them on the market index without
+    looking ahead (:func:`cryptorl.data.frames.align_metrics`).
+    """
     idx = common_index(markets)
     m = {a: df.reindex(idx) for a, df in markets.items()}
-    x = {a: df.reindex(idx) if df is not None else None for a, df in metrics.items()}
+    x = dict(metrics)
     for a, df in m.items():
         if df.isna().any().any():
             t = df.index[df.isna().any(axis=1).to_numpy()][0]
