@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from agents.catalog import AGENT_NAMES, FORECASTERS, make_agents
 from cryptorl.data.frames import DataError, to_utc_timestamp
-from cryptorl.portfolio.backtest import BacktestResult, backtest
+from cryptorl.portfolio.backtest import BacktestResult, backtest, check_weights
 from cryptorl.portfolio.baselines import buy_and_hold, common_index, equal_weight_buy_and_hold
 from cryptorl.portfolio.reliability import reliability
 from cryptorl.portfolio.report import write_report
@@ -179,6 +179,7 @@ def run_comparison(
     for name, w in (extra or {}).items():
         if name in weights:
             raise UserError(f"extra strategy {name!r} clashes with an agent or baseline of the same name")
+        w = check_weights(w, interval, what=f"extra strategy {name!r}")
         weights[name] = w.loc[(w.index >= start) & (w.index <= end)]
 
     results: dict[str, BacktestResult] = {}
