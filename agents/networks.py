@@ -3,7 +3,9 @@
 * :class:`SAMCNN` — the SAM's "simple 4-layer CNN" (MSPM, Huang & Tanaka 2022): input
   ``(f, m, n)`` = features x assets (crypto, cash) x recent intervals. Convolutions run along
   time with kernels ``(1, k)`` shared across the ``m`` rows (EIIE style), so the same filters
-  read the crypto and the cash row; the last layer mixes the rows.
+  read the crypto and the cash row; the first one has stride 2 along time, the third collapses
+  time and the last mixes the rows. 8 channels by default: on a CPU this keeps the network's
+  cost per sample close to a 64x64 MLP's (see ``benchmarks/train_throughput.py``).
 * :class:`EAMCNN` — the EAM's 1-D CNN over time: every non-time dimension becomes a channel.
 """
 
@@ -18,19 +20,20 @@ from torch import nn
 class SAMCNN(BaseFeaturesExtractor):
     """Four convolutions over an ``(f, m, n)`` observation, then a linear layer."""
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, channels: int = 16):
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, channels: int = 8):
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:
             raise ValueError(f"SAMCNN expects (features, assets, window) observations, got {observation_space.shape}")
         f, m, n = observation_space.shape
-        if n < 5:
-            raise ValueError(f"SAMCNN needs a window of at least 5 intervals, got {n}")
+        if n < 7:
+            raise ValueError(f"SAMCNN needs a window of at least 7 intervals, got {n}")
+        t = (n - 3) // 2 + 1  # time steps left after the strided first layer
         self.cnn = nn.Sequential(
-            nn.Conv2d(f, channels, kernel_size=(1, 3)),
+            nn.Conv2d(f, channels, kernel_size=(1, 3), stride=(1, 2)),
             nn.ReLU(),
             nn.Conv2d(channels, channels, kernel_size=(1, 3)),
             nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=(1, n - 4)),  # collapses time
+            nn.Conv2d(channels, channels, kernel_size=(1, t - 2)),  # collapses time
             nn.ReLU(),
             nn.Conv2d(channels, channels, kernel_size=(m, 1)),  # mixes crypto and cash
             nn.ReLU(),
