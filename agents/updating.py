@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -33,13 +34,16 @@ from .crypto_module import CMConfig, CryptoModule
 from .training import Split, policy_backtest, train_crypto_module
 
 EPS = pd.Timedelta(seconds=1)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_UNITS = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D", "w": "W"}
 
 
 def parse_duration(value: str | pd.Timedelta, what: str = "duration") -> pd.Timedelta:
     """``"450d"``, ``"7d"``, ``"6h"``, ``"2w"`` (or a Timedelta) -> positive Timedelta, else ValueError."""
+    m = _DURATION.match(value) if isinstance(value, str) else None
     try:
-        out = pd.Timedelta(value)
-    except (TypeError, ValueError):
+        out = pd.Timedelta(float(m.group(1)), unit=_UNITS[m.group(2).lower()]) if m else pd.Timedelta(value)
+    except (TypeError, ValueError, KeyError):
         raise ValueError(f"{what}: cannot read {value!r} as a duration (e.g. 450d, 7d, 6h)") from None
     if pd.isna(out) or out <= pd.Timedelta(0):
         raise ValueError(f"{what} must be a positive duration, got {value!r}")
@@ -331,13 +335,15 @@ def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job
                  clock: Callable[[], pd.Timestamp] = utc_now, sleep: Callable[[float], None] = time.sleep,
                  max_rounds: int | None = None, max_sleep: float = 3600.0,
                  on_error: Callable[[str, Exception], None] | None = None,
-                 on_round: Callable[[pd.Timestamp, dict[str, Any]], None] | None = None) -> int:
+                 on_round: Callable[[pd.Timestamp, dict[str, Any]], None] | None = None,
+                 progress: Callable[[list[str]], Iterable[str]] | None = None) -> int:
     """Run ``job`` for each asset whenever it is due, forever or for ``max_rounds`` rounds.
 
     An asset never run is due at once; afterwards every ``every`` from its last due time (the
     cadence does not drift with the jobs' duration; runs missed while stopped are skipped, not
     caught up). Due times are read from the store at start, so a restart waits for them. Sleeps
-    at most ``max_sleep`` seconds at a time and re-reads the clock. Returns the rounds run.
+    at most ``max_sleep`` seconds at a time and re-reads the clock. ``progress`` may wrap the list
+    of assets of a round (e.g. in a tqdm bar). Returns the rounds run.
     """
     every = parse_duration(every, "every")
     dues = {a: next_due(store, a, interval) for a in assets}
@@ -346,7 +352,7 @@ def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job
         now = to_utc_timestamp(clock())
         ready = [a for a in assets if dues[a] is None or dues[a] <= now]
         if ready:
-            results = run_round(store, ready, interval, every, job, now, dues=dues, on_error=on_error)
+            results = run_round(store, progress(ready) if progress else ready, interval, every, job, now, dues=dues, on_error=on_error)
             for a in ready:
                 dues[a] = next_due(store, a, interval)
             rounds += 1

@@ -53,14 +53,15 @@ def plan_segments(index: pd.DatetimeIndex, *, start, end, train_window, val_wind
     """Cut the bars of ``index`` in ``[start, end]`` into consecutive segments of ``step``.
 
     Segment starts are bars (the first bar at or after ``start + k * step``); each segment ends at
-    the bar before the next one starts, the last at ``end``. Every segment has at least two bars.
+    the bar before the next one starts, the last at ``end``; a tail shorter than two bars joins the
+    previous segment. ``step`` must span at least two bars (a module decides over a range of bars).
     """
     train_window = parse_duration(train_window, "train window")
     val_window = parse_duration(val_window, "validation window")
     step = parse_duration(step, "step")
     bar = interval_timedelta(interval)
-    if step < bar:
-        raise ValueError(f"the step ({step}) is shorter than one {interval} bar")
+    if step < 2 * bar:
+        raise ValueError(f"the step ({step}) must span at least two {interval} bars")
     s, e = to_utc_timestamp(start), to_utc_timestamp(end)
     if s is None or e is None or e <= s:
         raise ValueError(f"the walk-forward range needs start < end, got {start} .. {end}")
@@ -157,12 +158,13 @@ def run_walk_forward(
     val_window="60d",
     step="30d",
     eval_freq: int = 2_000,
+    slippage: float = 0.0,
     progress: bool = True,
 ) -> WalkForwardResult:
     """Walk-forward over ``[start, end]`` (see the module docstring).
 
     ``config`` is the recipe of every CM (its ``asset`` is replaced per asset); ``config.fee``
-    and ``config.execution`` are also the backtest's. ``markets`` must cover the first segment's
+    and ``config.execution`` are also the backtests' (plus ``slippage``). ``markets`` must cover the first segment's
     training window plus the warm-up history (:func:`agents.updating.history_bars`).
     """
     if not markets:
@@ -195,7 +197,7 @@ def run_walk_forward(
         runs.append(SegmentRun(seg, modules, data_end, weights))
 
     stitched = pd.concat([r.weights for r in runs])
-    kw = dict(interval=config.interval, fee=config.fee, execution=config.execution)
+    kw = dict(interval=config.interval, fee=config.fee, slippage=slippage, execution=config.execution)
     result = backtest(stitched, markets, **kw)
     base = {name: backtest(w, markets, **kw)
             for name, w in baselines(markets, assets, start=stitched.index[0], end=stitched.index[-1]).items()}

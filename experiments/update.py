@@ -1,0 +1,175 @@
+"""Agent Updating Unit: retrain the Crypto Modules on a sliding window, on schedule or once.
+
+    python -m experiments.update --assets BTC,ETH,LINK --every 7d            # scheduler loop
+    python -m experiments.update --assets BTC,ETH,LINK --now                 # retrain once, exit
+    python -m experiments.update --assets BTC --now --at 2022-06-01 --timesteps 5000
+    python -m experiments.update --assets BTC,ETH --source store --models models --every 7d
+
+Each retrain trains a new module on the last ``--window`` of closed bars (the last
+``--val-window`` of it is the validation range), saves it as a new version in the model store
+(``--models``) WITHOUT promoting it, re-evaluates the current version on the same validation
+range, and promotes the new one only if its validation Sortino is not worse than the current
+one's by more than ``--min-improvement`` (0: not worse; 0.2: must be 0.2 better; -0.1: may be
+0.1 worse). The decision, both figures and the ranges are appended to the family's
+history.jsonl; earlier versions stay on disk. A retrain repeats the current version's recipe
+(algorithm, hyper-parameters, DRU settings); --algo, --timesteps and --seed override it.
+
+Without --now the command runs until stopped (Ctrl-C): an asset never retrained is due at once,
+then every --every; the next due time is written to the store, so a restarted scheduler waits
+for it instead of retraining early. Data come from --source at each run: "store" reads the
+SQLite stores kept fresh by experiments.fetch_data / experiments.live (stale data are refused),
+"demo" generates the built-in synthetic market up to the current time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from cryptorl.cli import fail
+
+DESCRIPTION = __doc__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.update", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--assets", required=True, help="comma-separated tickers, e.g. BTC,ETH,LINK")
+    p.add_argument("--every", default="7d", help="retraining period, e.g. 7d, 12h (default 7d)")
+    p.add_argument("--now", action="store_true", help="retrain every asset once now, then exit")
+    p.add_argument("--at", default=None, metavar="TIME",
+                   help="with --now: act as if the current time were TIME (UTC), e.g. 2022-06-01")
+    p.add_argument("--window", default="450d", help="sliding window of bars the module learns from, "
+                   "training + validation (default 450d)")
+    p.add_argument("--val-window", default="60d", help="the last part of the window used for validation "
+                   "and for the comparison with the current version (default 60d)")
+    p.add_argument("--min-improvement", type=float, default=0.0,
+                   help="promote only if new Sortino >= current Sortino + this (default 0.0: not worse)")
+    p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
+    p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
+    p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
+    p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"],
+                   help="SAM algorithm (default: the current version's, else ppo)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="SAM training timesteps (default: the current version's, else 30000)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")
+    p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
+    p.add_argument("--max-runs", type=int, default=None,
+                   help="stop the scheduler after N rounds of retraining (default: run until stopped)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _assets(text: str) -> list[str]:
+    assets = [a.strip().upper() for a in text.split(",") if a.strip()]
+    if not assets:
+        fail("--assets needs at least one ticker, e.g. BTC,ETH")
+    if len(set(assets)) != len(assets):
+        fail(f"--assets lists a ticker twice: {text}")
+    return assets
+
+
+def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
+         sleep: Callable[[float], None] | None = None) -> int:
+    """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
+    args = build_parser().parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from agents.crypto_module import CMConfig
+    from agents.updating import (current_config, history_bars, parse_duration, retrain, run_round, run_schedule,
+                                 utc_now)
+    from cryptorl.data import load_data
+    from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+    from cryptorl.modelstore import ModelStore
+
+    assets = _assets(args.assets)
+    try:
+        every = parse_duration(args.every, "--every")
+        window = parse_duration(args.window, "--window")
+        val_window = parse_duration(args.val_window, "--val-window")
+        bar = interval_timedelta(args.interval)
+        at = to_utc_timestamp(args.at) if args.at else None
+    except ValueError as exc:
+        fail(str(exc))
+    if val_window >= window:
+        fail(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
+    if not math.isfinite(args.min_improvement):
+        fail("--min-improvement must be a finite number")
+    if at is not None and not args.now:
+        fail("--at only works with --now (the scheduler follows the real clock)")
+    if args.max_runs is not None and args.max_runs < 1:
+        fail("--max-runs must be at least 1")
+    if args.timesteps is not None and args.timesteps < 1:
+        fail("--timesteps must be positive")
+    store = ModelStore(args.models)
+    clock = clock or utc_now
+    overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
+                 if v is not None}
+
+    def recipe(asset: str) -> CMConfig:
+        base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)
+        return replace(base, asset=asset, interval=args.interval, **overrides)
+
+    def job(asset: str, now: pd.Timestamp) -> Any:
+        config = recipe(asset)
+        start = now - window - (history_bars(config) + 2) * bar
+        try:
+            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store)
+        except FileNotFoundError as exc:
+            raise ValueError(str(exc)) from None
+        if metrics is not None and metrics.shape[1] == 0:
+            metrics = None
+        decision = retrain(asset, market, metrics, config, store, window=window, now=now, validation=val_window,
+                           min_improvement=args.min_improvement, eval_freq=args.eval_freq)
+        tqdm.write(decision.summary())
+        return decision
+
+    def progress(names: list[str]):
+        return tqdm(names, desc="retrain", unit="asset", disable=args.no_progress, leave=False)
+
+    def on_error(asset: str, exc: Exception) -> None:
+        tqdm.write(f"error: {asset}: {exc}", file=sys.stderr)
+
+    print(f"{', '.join(assets)} {args.interval}: window {args.window} (validation {args.val_window}), "
+          f"min improvement {args.min_improvement:g}; model store {store.root}")
+    if args.now:
+        now = at or to_utc_timestamp(clock())
+        results = run_round(store, progress(assets), args.interval, every, job, now, on_error=on_error)
+        failed = [a for a, r in results.items() if isinstance(r, Exception)]
+        if failed:
+            print(f"error: retraining failed for {', '.join(failed)}", file=sys.stderr)
+            return 2
+        return 0
+
+    def on_round(now: pd.Timestamp, results: dict[str, Any]) -> None:
+        from agents.updating import next_due
+
+        dues = [d for d in (next_due(store, a, args.interval) for a in assets) if d is not None]
+        nxt = min(dues)
+        print(f"next retrain due {nxt:%Y-%m-%d %H:%M} UTC")
+
+    print(f"scheduler: every {args.every}; Ctrl-C to stop")
+    try:
+        run_schedule(store, assets, args.interval, every, job, clock=clock, sleep=sleep or _sleep,
+                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, progress=progress)
+    except KeyboardInterrupt:
+        print("stopped")
+        return 130
+    return 0
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
