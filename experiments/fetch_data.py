@@ -155,7 +155,11 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
             ex_id = _exchange_id(args)
             if ex_id is None:
                 raise UserError(f"--source {source!r}: use binance, exchange, a ccxt exchange id, santiment, demo or csv:PATH")
-            from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
+            from cryptorl.data.exchange import (
+                check_timeframe,
+                fetch_market,
+                make_exchange,
+            )
 
             try:
                 ex = make_exchange(ex_id)

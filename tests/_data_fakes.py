@@ -43,7 +43,7 @@ def text_response(request: requests.PreparedRequest, status: int, text: str) -> 
 def install(monkeypatch, handler: Handler) -> None:
     """Route every HTTP request made through ``requests`` to ``handler``."""
 
-    def send(self, request, **kwargs):  # noqa: ARG001 - same signature as HTTPAdapter.send
+    def send(self, request, **kwargs):
         return handler(request)
 
     monkeypatch.setattr(HTTPAdapter, "send", send)

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _data_fakes as fakes
 import pytest
 
-import _data_fakes as fakes
 from cryptorl.data import DataStore
 from cryptorl.data.demo import demo_data, demo_market
 from experiments.fetch_data import main
@@ -92,7 +92,7 @@ def test_data_errors_exit_2_from_the_shell(tmp_path):
     bad.to_csv(folder / "BTC-USD_1d.csv", index=False)
     proc = subprocess.run([sys.executable, "-m", "experiments.fetch_data", "--assets", "BTC", "--source", f"csv:{folder}",
                            "--store", str(tmp_path / "s"), "--no-progress"], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "[BTC] inconsistent bar" in proc.stderr and "BTC-USD_1d.csv, 2021-01-05" in proc.stderr

@@ -10,12 +10,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import _data_fakes as fakes
 import ccxt
 import numpy as np
 import pandas as pd
 import pytest
 
-import _data_fakes as fakes
 from cryptorl.data import DataStore
 from cryptorl.data.demo import demo_market
 from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
@@ -177,7 +177,7 @@ def test_kill_and_resume_gives_the_same_store(monkeypatch, tmp_path, daily):
     kill_at = int(daily.index[95].value // 10**9)  # row 16 of page 3 (bars 80..119)
     script = KILL_SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT), store=str(killed), kill_at=kill_at, later=LATER)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert proc.returncode == -9, proc.stdout + proc.stderr  # SIGKILL: no cleanup ran
     with sqlite3.connect(killed / "prices.sqlite") as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import _data_fakes as fakes
 import numpy as np
 import pandas as pd
 import pytest
 import san
 
-import _data_fakes as fakes
 from cryptorl.data import DataStore
 from cryptorl.data.demo import demo_metrics
 from cryptorl.data.retry import Backoff, FetchError

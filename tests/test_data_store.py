@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import tempfile
 
@@ -256,7 +257,7 @@ def test_refused_bookkeeping(store):
 def test_covered_until_follows_adjacent_spans(store):
     day = pd.Timedelta(days=1)
     t0 = pd.Timestamp("2021-01-01", tz="UTC")
-    cov = lambda a, b: store.record_coverage("prices", "BTC", "1d", "x", "BTC/USDT", t0 + a * day, t0 + b * day)  # noqa: E731
+    cov = lambda a, b: store.record_coverage("prices", "BTC", "1d", "x", "BTC/USDT", t0 + a * day, t0 + b * day)
     assert store.covered_until("prices", "BTC", "1d", "x", "BTC/USDT", t0) is None
     cov(0, 9)
     cov(10, 19)  # adjacent: the chain continues
@@ -286,7 +287,7 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ load_data
 def test_load_data_sources(tmp_path, frames):
     market, metrics = frames
-    m, x = load_data("BTC", "1d", START, END)  # demo
+    m, _ = load_data("BTC", "1d", START, END)  # demo
     pd.testing.assert_frame_equal(m, market)
     with DataStore(tmp_path) as s:
         s.upsert_market("BTC", "1d", market, "demo")
@@ -313,7 +314,7 @@ _BASE_MARKET, _BASE_METRICS = demo_data("ETH", "1d", "2021-03-01", "2021-03-24")
 )
 def test_upserting_any_split_in_any_order_gives_the_same_store(cuts, order, overlap, again):
     bounds = [0, *sorted(cuts), len(_BASE_MARKET)]
-    pieces = [(max(0, a - overlap), b) for a, b in zip(bounds[:-1], bounds[1:])]  # overlapping pieces
+    pieces = [(max(0, a - overlap), b) for a, b in itertools.pairwise(bounds)]  # overlapping pieces
     order.shuffle(pieces)
     with tempfile.TemporaryDirectory() as d, DataStore(d) as s:
         for a, b in pieces:

@@ -13,7 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from .demo import demo_data, demo_market, demo_metrics, demo_planted
-from .frames import DataError, align_metrics, fill_gaps, find_gaps, validate_market, validate_metrics
+from .frames import (
+    DataError,
+    align_metrics,
+    fill_gaps,
+    find_gaps,
+    validate_market,
+    validate_metrics,
+)
 from .store import DataStore, GapPolicy
 
 SOURCES = ("demo", "store", "csv:PATH")
@@ -45,7 +52,7 @@ def load_data(
     align it with :func:`align_metrics`.
     """
     if not isinstance(source, str):
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        raise TypeError(f"source must be a string, one of {SOURCES}, got {source!r}")
     if source == "demo":
         return demo_data(asset, interval, start, end)
     if source != "store" and not source.startswith("csv:"):
@@ -67,9 +74,9 @@ def load_data(
 
 
 __all__ = [
+    "SOURCES",
     "DataError",
     "DataStore",
-    "SOURCES",
     "align_metrics",
     "demo_data",
     "demo_market",

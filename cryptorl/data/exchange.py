@@ -152,7 +152,7 @@ def fetch_market(
         run_from = since
         while since <= end_ms:
             try:
-                page = call(lambda: ex.fetch_ohlcv(symbol, interval, since=since, limit=limit), f"fetch_ohlcv {symbol}")
+                page = call(lambda since=since: ex.fetch_ohlcv(symbol, interval, since=since, limit=limit), f"fetch_ohlcv {symbol}")
             except ccxt.BaseError as exc:
                 raise FetchError(f"{ex.id} fetch_ohlcv {symbol} {interval}: {type(exc).__name__}: {exc}") from None
             report.pages += 1
@@ -175,25 +175,14 @@ def fetch_market(
     return report
 
 
-def fetch_markets(
-    store: DataStore,
-    assets: list[str],
-    interval: str = "1d",
-    start: str | pd.Timestamp = "2020-10-01",
-    end: str | pd.Timestamp | None = None,
-    *,
-    exchange: str | ccxt.Exchange = DEFAULT_EXCHANGE,
-    quote: str = DEFAULT_QUOTE,
-    progress: bool = True,
-    **kwargs,
-) -> list[MarketFetch]:
-    """:func:`fetch_market` for several assets with one exchange instance (one rate limiter)."""
-    ex = make_exchange(exchange) if isinstance(exchange, str) else exchange
-    return [
-        fetch_market(store, a, interval, start, end, exchange=ex, quote=quote, progress=progress, **kwargs)
-        for a in assets
-    ]
-
-
-__all__ = ["MarketFetch", "fetch_market", "fetch_markets", "make_exchange", "symbol_for", "page_limit",
-           "check_timeframe", "RETRYABLE", "DEFAULT_EXCHANGE", "DEFAULT_QUOTE"]
+__all__ = [
+    "DEFAULT_EXCHANGE",
+    "DEFAULT_QUOTE",
+    "RETRYABLE",
+    "MarketFetch",
+    "check_timeframe",
+    "fetch_market",
+    "make_exchange",
+    "page_limit",
+    "symbol_for",
+]

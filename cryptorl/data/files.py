@@ -30,7 +30,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .frames import OHLCV, DataError, Gap, find_gaps, interval_seconds, validate_market, validate_metrics
+from .frames import (
+    OHLCV,
+    DataError,
+    Gap,
+    find_gaps,
+    interval_seconds,
+    validate_market,
+    validate_metrics,
+)
 from .store import DataStore
 
 CSV_SUFFIXES = {".csv", ".txt"}
@@ -115,7 +123,7 @@ def _epoch_index(values: pd.Series) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(v, unit=unit, utc=True), name="time")
 
 
-def _with_time_index(df: pd.DataFrame, where: str) -> pd.DataFrame:
+def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
     if isinstance(df.index, pd.DatetimeIndex):
         return df
     cols = {str(c).strip().lower(): c for c in df.columns}
@@ -136,7 +144,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
         df.columns = [str(c).strip() for c in df.columns]
         lower = {c.lower() for c in df.columns}
         layout = "ohlcv" if set(OHLCV) <= lower else "metrics-table"
-        return _with_time_index(df, str(path)), layout
+        return _with_time_index(df), layout
     head = pd.read_csv(path, header=None, nrows=1, dtype=str)
     if head.empty:
         raise DataError(None, "file is empty", str(path))
@@ -150,17 +158,17 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
             layout = "binance-klines" if "close_time" in lower and len(lower) == 12 else "ohlcv"
         else:
             layout = "metrics-table"
-        return _with_time_index(df, str(path)), layout
+        return _with_time_index(df), layout
     df = pd.read_csv(path, header=None, skipinitialspace=True)
     if df.shape[1] == 2:
         df.columns = ["time", path.stem]
-        return _with_time_index(df, str(path)), "metric-series"
+        return _with_time_index(df), "metric-series"
     if df.shape[1] == 12:
         df.columns = BINANCE_KLINE_FIELDS
-        return _with_time_index(df, str(path)), "binance-klines"
+        return _with_time_index(df), "binance-klines"
     if df.shape[1] == 6:
         df.columns = ["time", *OHLCV]
-        return _with_time_index(df, str(path)), "ohlcv"
+        return _with_time_index(df), "ohlcv"
     raise DataError(None, f"unrecognised CSV layout: no header and {df.shape[1]} columns "
                           "(expected 2 for a metric series, 6 for OHLCV or 12 for Binance klines)", str(path))
 
@@ -307,5 +315,13 @@ def import_path(
     return items
 
 
-__all__ = ["ImportedFile", "import_path", "read_path", "read_file", "find_files", "parse_name", "folder_asset",
-           "infer_interval"]
+__all__ = [
+    "ImportedFile",
+    "find_files",
+    "folder_asset",
+    "import_path",
+    "infer_interval",
+    "parse_name",
+    "read_file",
+    "read_path",
+]

@@ -211,7 +211,7 @@ def fetch_metrics(
             received = 0
             try:
                 for lo, hi in _chunks(since, end_ts, step, max_points):
-                    raw = call(lambda: _get(metric, slug, lo, hi + step - pd.Timedelta(seconds=1), interval),
+                    raw = call(lambda m=metric, a=lo, b=hi: _get(m, slug, a, b + step - pd.Timedelta(seconds=1), interval),
                                f"{metric}/{slug}")
                     frame = _series(raw, metric, lo, hi)
                     received += int(frame[metric].notna().sum())
@@ -229,4 +229,4 @@ def fetch_metrics(
     return report
 
 
-__all__ = ["SLUGS", "SOURCE", "API_KEY_ENV", "MetricsFetch", "fetch_metrics", "slug_for", "is_refusal"]
+__all__ = ["API_KEY_ENV", "SLUGS", "SOURCE", "MetricsFetch", "fetch_metrics", "is_refusal", "slug_for"]

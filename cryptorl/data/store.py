@@ -30,9 +30,9 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -115,7 +115,7 @@ def default_root() -> Path:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _asset(asset: str) -> str:
@@ -192,7 +192,7 @@ class DataStore:
         self._prices.close()
         self._metrics.close()
 
-    def __enter__(self) -> DataStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
