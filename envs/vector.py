@@ -115,7 +115,7 @@ class CryptoModuleVecEnv(VecEnv):
             a = a.reshape(self.num_envs)
         if self._discrete:
             # integers: x >> 1 is 0 exactly for 0 and 1 (negative numbers stay negative)
-            bad = (a >> 1).any() if a.dtype.kind in "iu" else not np.isin(a, (0, 1)).all()
+            bad = np.count_nonzero(a >> 1) if a.dtype.kind in "iu" else not np.isin(a, (0, 1)).all()
             if bad:
                 raise ValueError("invalid action: CryptoModuleEnv takes 0 (all cash) or 1 (all crypto)")
             return a.astype(np.float64)
@@ -150,8 +150,9 @@ class CryptoModuleVecEnv(VecEnv):
             infos = [self._info(i) for i in range(self.num_envs)]
         else:
             infos = [{} for _ in range(self.num_envs)]
-        if dones.any():
-            for i in np.flatnonzero(dones):
+        finished = np.flatnonzero(dones)
+        if finished.size:
+            for i in finished:
                 infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = True
                 infos[i]["final_value"] = float(self.values[i])
