@@ -167,7 +167,7 @@ def run_comparison(
                 if name in FORECASTERS:
                     e = agent.errors(markets, metrics, start=start, end=end)
                     errors.append(e.assign(forecaster=name).reset_index().set_index(["forecaster", "asset"]))
-        except (ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one agent's failure must not end a long comparison
             failed[name] = f"{type(exc).__name__}: {exc}"
             console.print(f"[red]agent {name} failed:[/red] {failed[name]}")
         timings[name] = time.perf_counter() - t0

@@ -6,6 +6,8 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.allocators import (
     BuyAndHold,
@@ -20,6 +22,7 @@ from agents.allocators import (
     RiskParity,
     _cap_weights,
 )
+from agents.base import hold_targets, weights_frame
 from cryptorl.data.demo import demo_market
 from cryptorl.portfolio.backtest import backtest
 from cryptorl.portfolio.baselines import equal_weight_buy_and_hold
@@ -184,3 +187,23 @@ def test_unfitted_agent_says_so(markets):
     with pytest.raises(RuntimeError, match="not fitted"):
         MinVariance().weights(markets)
 
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    every=st.integers(1, 6),
+)
+def test_hold_targets_rows_are_on_the_simplex_and_trade_only_at_targets(seed, every):
+    rng = np.random.default_rng(seed)
+    n, k = 30, 3
+    idx = pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC", name="time")
+    closes = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.05, (n, k)), axis=0)), index=idx, columns=list("ABC"))
+    targets = {t: rng.dirichlet(np.ones(k + 1)) for t in idx[::every]}
+    rows = hold_targets(targets, closes, idx)
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-12)
+    assert (rows >= 0).all()
+    mk = {a: pd.DataFrame({"open": closes[a], "high": closes[a], "low": closes[a], "close": closes[a], "volume": 1.0}) for a in "ABC"}
+    res = backtest(weights_frame(idx, list("ABC"), rows), mk, interval="1d", fee=0.001)
+    traded = set(res.turnover[res.turnover > 1e-12].index)
+    assert traded <= set(targets)
