@@ -197,7 +197,7 @@ def run_walk_forward(
         runs.append(SegmentRun(seg, modules, data_end, weights))
 
     stitched = pd.concat([r.weights for r in runs])
-    kw = dict(interval=config.interval, fee=config.fee, slippage=slippage, execution=config.execution)
+    kw = {"interval": config.interval, "fee": config.fee, "slippage": slippage, "execution": config.execution}
     result = backtest(stitched, markets, **kw)
     base = {name: backtest(w, markets, **kw)
             for name, w in baselines(markets, assets, start=stitched.index[0], end=stitched.index[-1]).items()}

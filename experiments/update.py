@@ -83,8 +83,15 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     from tqdm.auto import tqdm
 
     from agents.crypto_module import CMConfig
-    from agents.updating import (current_config, history_bars, parse_duration, retrain, run_round, run_schedule,
-                                 utc_now)
+    from agents.updating import (
+        current_config,
+        history_bars,
+        parse_duration,
+        retrain,
+        run_round,
+        run_schedule,
+        utc_now,
+    )
     from cryptorl.data import load_data
     from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
     from cryptorl.modelstore import ModelStore

@@ -11,8 +11,16 @@ from hypothesis import strategies as st
 
 from agents.crypto_module import CMConfig, CryptoModule
 from agents.training import policy_backtest
-from agents.updating import (closed_bars, following, next_due, retrain, run_round, run_schedule, should_promote,
-                             window_split)
+from agents.updating import (
+    closed_bars,
+    following,
+    next_due,
+    retrain,
+    run_round,
+    run_schedule,
+    should_promote,
+    window_split,
+)
 from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import to_utc_timestamp as utc
 from cryptorl.modelstore import ModelStore

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,7 +56,7 @@ def test_plan_partitions_the_range_and_trains_before_each_segment(offset, length
     bars = index[(index >= start) & (index <= end)]
     covered = pd.DatetimeIndex(np.concatenate([bars[(bars >= s.start) & (bars <= s.end)] for s in segs]))
     assert covered.equals(pd.DatetimeIndex(bars))  # every bar once, in order
-    for prev, seg in zip(segs, segs[1:]):
+    for prev, seg in pairwise(segs):
         assert seg.start == prev.end + bar  # contiguous
     for seg in segs:
         assert len(bars[(bars >= seg.start) & (bars <= seg.end)]) >= 2
@@ -135,8 +137,8 @@ def test_no_look_ahead_across_segments():
     assets = ("BTC", "ETH")
     data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in assets}
     cfg = CMConfig(timesteps=256)
-    kw = dict(start="2022-06-01", end="2022-07-20", train_window="300d", val_window="45d", step="30d",
-              eval_freq=256, progress=False)
+    kw = {"start": "2022-06-01", "end": "2022-07-20", "train_window": "300d", "val_window": "45d",
+          "step": "30d", "eval_freq": 256, "progress": False}
     base = run_walk_forward({a: d[0] for a, d in data.items()}, {a: d[1] for a, d in data.items()}, cfg, **kw)
     s2 = base.segments[1].segment.start
     assert s2 == utc("2022-07-01")
