@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from cryptorl.cli import add_data_arguments, fail, load_for_cli
@@ -147,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         train_cm.main(train_argv(args, asset, interval, store.root))
     chosen: dict[str, CryptoModule] = {}
     try:
-        for asset in assets:
-            chosen[asset] = CryptoModule.load(plugged[asset]) if asset in plugged else load_module(asset, store, interval)
+        with warnings.catch_warnings():
+            # Rebuilding a PPO SAM for inference only trips SB3's mini-batch-size advice; harmless here.
+            warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
+            for asset in assets:
+                chosen[asset] = CryptoModule.load(plugged[asset]) if asset in plugged else load_module(asset, store, interval)
         portfolio = Portfolio([chosen[a] for a in assets], interval=interval)
     except user_errors as exc:
         fail(one_line(exc))
