@@ -103,7 +103,7 @@ class ValidationCallback(BaseCallback):
         self.history.append(row)
         for key in ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades"):
             self.logger.record(f"validation/{key}", row[key])
-        score = m["Sortino"] if np.isfinite(m["Sortino"]) else -np.inf
+        score = m["Sortino"] if not np.isnan(m["Sortino"]) else -np.inf
         if score > self.best_score or self.best_state is None:
             self.best_score = score
             self.best_state = copy.deepcopy(self.module.sam.policy.state_dict())

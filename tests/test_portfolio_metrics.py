@@ -105,3 +105,10 @@ def test_flat_path_has_no_win_rate_and_bad_values_are_refused():
         performance(pd.Series([1.0], index=idx[:1]), "1d")
     with pytest.raises(ValueError, match="interval"):
         performance(pd.Series(1.0, index=idx), "daily")
+
+
+def test_flat_path_scores_zero_not_nan():
+    """All cash: no return, no risk -> ratios 0 (a NaN would rank below any losing strategy)."""
+    idx = pd.date_range("2022-01-01", periods=30, freq="1D", tz="UTC")
+    m = performance(pd.Series(1.0, index=idx), "1d")
+    assert m["Sortino"] == 0.0 and m["Sharpe"] == 0.0 and m["ARR"] == 0.0

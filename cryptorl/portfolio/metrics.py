@@ -123,6 +123,10 @@ def performance(values: pd.Series, interval: str, turnover: pd.Series | None = N
             "WinRate": float(np.count_nonzero(r > 0) / nonzero) if nonzero else float("nan"),
             "Turnover": float("nan"),
         }
+    if len(r) and not np.any(r):
+        # A flat path (all cash): no return and no risk. Ratios are 0 by convention rather than
+        # NaN, so that staying out of a falling market does not rank below losing money in it.
+        out.update(Sortino=0.0, Sharpe=0.0, Calmar=0.0)
     if turnover is not None:
         t = np.asarray(turnover, dtype="float64")
         if np.isnan(t).any() or (t < 0).any():
