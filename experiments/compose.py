@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     from agents.crypto_module import CryptoModule
     from agents.portfolio import backtest_range, load_module
     from cryptorl.portfolio import Portfolio, backtest, baselines, write_report
-
     from experiments import train_cm
 
     for i, asset in enumerate(missing, 1):
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     # 3. vote, backtest the portfolio and the baselines with the same costs
     fee = 0.001 if args.fee is None else args.fee
     execution = args.execution or "close"
-    costs = dict(fee=fee, slippage=args.slippage, execution=execution)
+    costs = {"fee": fee, "slippage": args.slippage, "execution": execution}
     try:
         start, end = backtest_range(portfolio, markets, args.start, args.end)
         print(f"Portfolio {'+'.join(assets)} on {interval} bars, backtest {start} .. {end} "

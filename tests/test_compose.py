@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
-from agents.portfolio import MissingModuleError, backtest_range, load_module, load_portfolio
+from agents.portfolio import (
+    MissingModuleError,
+    backtest_range,
+    load_module,
+    load_portfolio,
+)
 from agents.training import paper_split, train_crypto_module
 from cryptorl.cli import DEMO_START
 from cryptorl.data import load_data
@@ -109,7 +114,7 @@ def test_compose_cli_same_costs_for_every_strategy(trained, data, tmp_path, caps
                       ("weights_cryptorlpm", "weights_cryptorlpm.png")):
         assert f"{key}:{tmp_path / name}" in out
     table = pd.read_csv(tmp_path / "metrics.csv", index_col="strategy")
-    kw = dict(interval="1d", fee=0.002, execution="next_open")
+    kw = {"interval": "1d", "fee": 0.002, "execution": "next_open"}
     p = load_portfolio(["BTC", "ETH"], root, "1d")
     # The CLI loaded data up to --end; these markets run a month longer: same decisions (no look-ahead).
     voted = backtest(p.decide(markets, metrics, "2022-04-01", "2022-08-31"), markets, **kw)
