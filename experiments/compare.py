@@ -108,7 +108,7 @@ def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
 
 
 def _markdown(table: pd.DataFrame, title: str, notes: list[str], floatfmt: str = "{:.4g}") -> str:
-    head = [table.index.name or "", *map(str, table.columns)]
+    head = [*(n or "" for n in table.index.names), *map(str, table.columns)]
     lines = [f"# {title}", "", *notes, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for idx, row in table.iterrows():
         cells = [str(i) for i in (idx if isinstance(idx, tuple) else (idx,))]
@@ -280,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="tiny networks and 3 epochs (smoke runs, CI)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--log-dir", default=None, help="TensorBoard log folder for the networks' losses")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks run best on one)")
     p.add_argument("--out", default="reports/compare", help="report folder")
     return p
 
@@ -287,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
+    if args.threads < 1:
+        print("error: --threads must be >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
     try:
         assets = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
         if not assets:
