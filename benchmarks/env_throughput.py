@@ -8,7 +8,9 @@ demo market when that folder is absent):
 (b) the peers: gym-anytrading's ``StocksEnv`` (window 30) and gym-trading-env's
     ``TradingEnv`` (window 30, a few features) -- "not installed" when they are missing;
 (c) ``CryptoModuleVecEnv`` stepping many Crypto Modules in one NumPy call, in environment
-    steps per second (N environments x vector steps / second).
+    steps per second (N environments x vector steps / second), and the bound no SB3 VecEnv
+    returning the same observations can beat here: gathering N fresh observations and building
+    the N info dicts SB3 requires, with no accounting at all.
 
 Ratios are printed against gym-anytrading (goals: (a) >= 2x, (c) >= 25x).
 
@@ -87,6 +89,19 @@ def time_vector(vec: CryptoModuleVecEnv, actions: np.ndarray) -> float:
     return actions.size / (CLOCK() - t0)
 
 
+def time_floor(vec: CryptoModuleVecEnv, steps: int) -> float:
+    """What any SB3 VecEnv over this tensor must do per step, and nothing else: gather N fresh
+    observations and build N info dicts. An upper bound for (c) on this machine."""
+    tensor, span = vec.env.obs_tensor, vec.env.episode_length
+    vec.reset()
+    starts = vec.steps.copy()
+    t0 = CLOCK()
+    for k in range(steps):
+        tensor.take(starts + k % span, axis=0)  # rows advance like episodes do
+        [{} for _ in range(vec.num_envs)]
+    return steps * vec.num_envs / (CLOCK() - t0)
+
+
 def anytrading_factory(market: pd.DataFrame) -> Callable[[], gym.Env] | None:
     try:
         from gym_anytrading.envs import StocksEnv
@@ -156,13 +171,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Interleave the timed runs (the machine is shared: load changes during the run) and keep
     # each environment's best.
-    results = dict.fromkeys([*singles, vec_name], 0.0)
+    floor_name = "(c) bound: gather + info dicts only"
+    results = dict.fromkeys([*singles, vec_name, floor_name], 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(args.repeats):
             for name, env in singles.items():
                 results[name] = max(results[name], time_single(env, actions))
             results[vec_name] = max(results[vec_name], time_vector(vec, vec_actions))
+            results[floor_name] = max(results[floor_name], time_floor(vec, args.vec_steps))
 
     base = results.get("(b) gym-anytrading StocksEnv")
     for name, rate in results.items():
