@@ -249,6 +249,8 @@ class CryptoModule:
             "config": asdict(self.config),
             "algorithm": self.config.algo,
             "hyperparameters": self.config.algo_kwargs(),
+            "network": {"sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels})",
+                        "eam": f"EAMCNN(features_dim={self.config.features_dim})" if self.eam is not None else None},
             "feature_spec": {
                 "observation_shape": list(obs.shape),
                 "action_space": str(self.sam.action_space),
@@ -296,7 +298,11 @@ def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path:
     try:
         model.set_parameters(str(path), exact_match=True, device="cpu")
     except Exception as exc:  # a zip that is not what the manifest says
-        raise ModelStoreError(f"{path}: cannot load the model weights ({exc})") from None
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ModelStoreError(
+            f"{path}: its weights do not fit this version's {extractor.__name__} network ({first}); "
+            "retrain the module with python -m experiments.train_cm"
+        ) from None
     return model
 
 
@@ -304,7 +310,8 @@ def _load_safe_kwargs(algo: str, config: CMConfig) -> dict[str, Any]:
     """Hyper-parameters that shape the networks (the rest only matter for training)."""
     kw = config.algo_kwargs() if algo == config.algo else DEFAULT_HYPERPARAMS[algo]
     if algo in ON_POLICY:
-        return {k: v for k, v in kw.items() if k in {"n_steps"}}
+        n = kw.get("n_steps", 64)
+        return {"n_steps": n, "batch_size": n} if algo == "ppo" else {"n_steps": n}
     return {"buffer_size": 1, "learning_starts": 0}
 
 

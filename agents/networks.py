@@ -20,7 +20,9 @@ from torch import nn
 class SAMCNN(BaseFeaturesExtractor):
     """Four convolutions over an ``(f, m, n)`` observation, then a linear layer."""
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, channels: int = 8):
+    default_channels = 8
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, channels: int = default_channels):
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:
             raise ValueError(f"SAMCNN expects (features, assets, window) observations, got {observation_space.shape}")
