@@ -255,6 +255,29 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "strategy"
 
 
+def crypto_module_weights(args: argparse.Namespace, assets: list[str], markets: dict, metrics: dict,
+                          start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Voted weights of the store's Crypto Modules (training the missing ones when asked)."""
+    from agents.portfolio import load_portfolio, missing_modules
+    from cryptorl.modelstore import ModelStore, ModelStoreError
+    from experiments import train_cm
+
+    store = ModelStore(args.models)
+    missing = missing_modules(assets, store, args.interval)
+    if missing and args.train_missing:
+        for asset in missing:
+            argv = ["--asset", asset, "--interval", args.interval, "--source", args.source,
+                    "--models", str(store.root), "--no-progress"]
+            if args.timesteps is not None:
+                argv += ["--timesteps", str(args.timesteps)]
+            print(f"training the missing Crypto Module for {asset}: python -m experiments.train_cm {' '.join(argv)}")
+            train_cm.main(argv)
+    try:
+        return load_portfolio(assets, store, args.interval).decide(markets, metrics, start, end)
+    except ModelStoreError as exc:
+        raise UserError(" ".join(str(exc).split())) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m experiments.compare",
@@ -276,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slippage", type=float, default=0.0, help="slippage rate per traded fraction")
     p.add_argument("--execution", default="close", choices=["close", "next_open"], help="when a decision trades")
     p.add_argument("--extra", action="append", default=[], metavar="NAME=CSV", help="an extra strategy's weights (repeatable)")
+    p.add_argument("--models", default=None,
+                   help="model store with trained Crypto Modules: their voted portfolio joins the comparison as "
+                        "'CryptoRLPM' (default: none; see also --train-missing)")
+    p.add_argument("--train-missing", action="store_true",
+                   help="train (as experiments.train_cm does) the Crypto Modules the store lacks, then compare them")
+    p.add_argument("--timesteps", type=int, default=None, help="with --train-missing: SAM timesteps (train_cm's default)")
     p.add_argument("--use-metrics", action="store_true", help="forecasters and DLS also read each asset's metrics")
     p.add_argument("--fast", action="store_true", help="tiny networks and 3 epochs (smoke runs, CI)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
@@ -321,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(before) == 0:
                 raise UserError(f"--start {start} leaves no bar to train on (data starts {idx[0]})")
             train_end = before[-1]
+        if args.models is not None or args.train_missing:
+            extra["CryptoRLPM"] = crypto_module_weights(args, assets, markets, metrics, start, end)
         run_comparison(
             markets,
             metrics,

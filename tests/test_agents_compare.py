@@ -69,3 +69,19 @@ def test_help_explains(capsys):
         compare.main(["--help"])
     assert exc.value.code == 0
     assert "reliability" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compare_trains_and_includes_the_crypto_module_portfolio(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train_cm writes its TensorBoard runs/ here
+    out = tmp_path / "report"
+    argv = ["--assets", "BTC,ETH", "--source", "demo", "--agents", "equal_weight", "--out", str(out),
+            "--models", str(tmp_path / "models"), "--train-missing", "--timesteps", "600"]
+    assert compare.main(argv) == 0, capsys.readouterr().err
+    metrics = pd.read_csv(out / "metrics.csv", index_col=0)
+    assert "CryptoRLPM" in metrics.index and np.isfinite(metrics.loc["CryptoRLPM", "ARR"])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["BTC_1d", "ETH_1d"]
+    # without --train-missing, a store lacking a module is a one-line user error
+    code = compare.main(["--assets", "BTC,LINK", "--agents", "equal_weight", "--out", str(out),
+                         "--models", str(tmp_path / "models")])
+    assert code == 2 and "LINK" in capsys.readouterr().err
