@@ -40,14 +40,15 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qr
 
 # Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "ppo": {"n_steps": 32, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.5,
+    "ppo": {"n_steps": 8, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.5,
             "gae_lambda": 0.9, "ent_coef": 0.0, "clip_range": 0.2},
     "a2c": {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.0},
     "dqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-            "gamma": 0.5, "train_freq": 2, "gradient_steps": 1, "target_update_interval": 250,
+            "gamma": 0.5, "train_freq": 1, "gradient_steps": 2, "target_update_interval": 250,
             "exploration_fraction": 0.3, "exploration_final_eps": 0.02},
     "qrdqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-              "gamma": 0.5, "train_freq": 2, "target_update_interval": 250, "exploration_fraction": 0.3,
+              "gamma": 0.5, "train_freq": 1, "gradient_steps": 2, "target_update_interval": 250,
+              "exploration_fraction": 0.3,
               "exploration_final_eps": 0.02},
 }
 ON_POLICY = {"ppo", "a2c"}
@@ -65,7 +66,7 @@ class CMConfig:
     execution: str = "close"
     timesteps: int = 30_000
     episode_length: int = 64
-    n_envs: int = 16
+    n_envs: int = 64
     seed: int = 0
     with_eam: bool = False
     eam_timesteps: int = 10_000

@@ -4,8 +4,10 @@
   ``(f, m, n)`` = features x assets (crypto, cash) x recent intervals. Convolutions run along
   time with kernels ``(1, k)`` shared across the ``m`` rows (EIIE style), so the same filters
   read the crypto and the cash row; the first one has stride 2 along time, the third collapses
-  time and the last mixes the rows. 8 channels by default: on a CPU this keeps the network's
-  cost per sample close to a 64x64 MLP's (see ``benchmarks/train_throughput.py``).
+  time and the last mixes the rows. The time convolutions are computed as matrix products over
+  shifted views (:class:`TimeConv`, identical to ``nn.Conv2d``; see the tests), which is about
+  twice as fast on a CPU at these sizes; 8 channels by default (see
+  ``benchmarks/train_throughput.py``).
 * :class:`EAMCNN` — the EAM's 1-D CNN over time: every non-time dimension becomes a channel.
 """
 
@@ -15,6 +17,31 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+
+class TimeConv(nn.Module):
+    """A convolution along time with kernel ``(1, k)``, shared across rows, as one matrix product.
+
+    Input and output are channels-last ``(batch, rows, time, channels)``. The ``k`` shifted
+    (strided) views of the input are concatenated and multiplied by the kernel: the same
+    arithmetic as ``nn.Conv2d(cin, cout, (1, k), stride=(1, stride))`` (weight ``[o, c, 0, j]``
+    = ``linear.weight[o, j * cin + c]``), about twice as fast on a CPU for these small sizes.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
+        super().__init__()
+        self.k, self.stride = k, stride
+        self.linear = nn.Linear(cin * k, cout)
+
+    def out_len(self, n: int) -> int:
+        return (n - self.k) // self.stride + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.k == x.shape[2]:  # the kernel spans all of time: one window, no copies
+            return self.linear(x.flatten(2)).unsqueeze(2)
+        span = self.stride * (self.out_len(x.shape[2]) - 1) + 1
+        views = [x[:, :, j : j + span : self.stride] for j in range(self.k)]
+        return self.linear(torch.cat(views, dim=-1))
 
 
 class SAMCNN(BaseFeaturesExtractor):
@@ -29,22 +56,21 @@ class SAMCNN(BaseFeaturesExtractor):
         f, m, n = observation_space.shape
         if n < 7:
             raise ValueError(f"SAMCNN needs a window of at least 7 intervals, got {n}")
-        t = (n - 3) // 2 + 1  # time steps left after the strided first layer
-        self.cnn = nn.Sequential(
-            nn.Conv2d(f, channels, kernel_size=(1, 3), stride=(1, 2)),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=(1, 3)),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=(1, t - 2)),  # collapses time
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=(m, 1)),  # mixes crypto and cash
-            nn.ReLU(),
-            nn.Flatten(),
-        )
+        self.conv1 = TimeConv(f, channels, 3, stride=2)
+        t = self.conv1.out_len(n)
+        self.conv2 = TimeConv(channels, channels, 3)
+        t = self.conv2.out_len(t)
+        self.conv3 = TimeConv(channels, channels, t)  # kernel spans the remaining time: collapses it
+        self.conv4 = nn.Linear(m * channels, channels)  # kernel (m, 1): mixes crypto and cash
         self.linear = nn.Sequential(nn.Linear(channels, features_dim), nn.ReLU())
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.cnn(observations))
+        h = observations.permute(0, 2, 3, 1)  # (batch, m, n, f): channels last
+        h = torch.relu(self.conv1(h))
+        h = torch.relu(self.conv2(h))
+        h = torch.relu(self.conv3(h))  # (batch, m, 1, channels)
+        h = torch.relu(self.conv4(h.flatten(1)))
+        return self.linear(h)
 
 
 class EAMCNN(BaseFeaturesExtractor):

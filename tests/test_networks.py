@@ -1,0 +1,44 @@
+"""The paper's networks: the SAM's CNN really is a convolution network, and shapes are checked."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from agents.networks import EAMCNN, SAMCNN, TimeConv
+
+
+@pytest.mark.parametrize("k, stride", [(3, 1), (3, 2), (5, 1), (26, 1)])
+def test_time_conv_equals_conv2d(k, stride):
+    torch.manual_seed(0)
+    cin, cout, m, n = 5, 7, 2, 30
+    tc = TimeConv(cin, cout, k, stride)
+    conv = nn.Conv2d(cin, cout, (1, k), stride=(1, stride))
+    with torch.no_grad():  # conv weight [o, c, 0, j] = linear weight [o, j * cin + c]
+        conv.weight.copy_(tc.linear.weight.view(cout, k, cin).permute(0, 2, 1).unsqueeze(2))
+        conv.bias.copy_(tc.linear.bias)
+    x = torch.randn(4, cin, m, n)
+    want = conv(x).permute(0, 2, 3, 1)  # channels last
+    got = tc(x.permute(0, 2, 3, 1))
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sam_cnn_shapes_and_row_mixing():
+    space = gym.spaces.Box(-np.inf, np.inf, (6, 2, 30), np.float32)
+    net = SAMCNN(space, features_dim=32)
+    x = torch.randn(3, 6, 2, 30)
+    assert net(x).shape == (3, 32)
+    y = x.clone()
+    y[:, :, 1] += 1.0  # the cash row matters: the last convolution mixes the rows
+    assert not torch.allclose(net(x), net(y))
+    with pytest.raises(ValueError, match="window of at least 7"):
+        SAMCNN(gym.spaces.Box(-np.inf, np.inf, (6, 2, 5), np.float32))
+
+
+def test_eam_cnn_reads_time_series():
+    space = gym.spaces.Box(-np.inf, np.inf, (7, 30), np.float32)
+    assert EAMCNN(space, features_dim=16)(torch.randn(2, 7, 30)).shape == (2, 16)
