@@ -154,7 +154,18 @@ def decide_from_models(models_dir: Path, assets: list[str], interval: str, data:
     for asset, folder in folders.items():
         modules[asset] = loader(folder)
         log.info("%s: %s from %s", asset, modules[asset], folder)
-    return modules_decision(modules, data), modules
+    vote_modules = modules_decision(modules, data)
+
+    def decide(bar_time: pd.Timestamp) -> dict[str, float]:
+        # A version promoted by experiments.update since the last interval is picked up here.
+        for asset in assets:
+            folder = store.current(asset, interval)
+            if folder is not None and folder != folders[asset]:
+                modules[asset], folders[asset] = loader(folder), folder
+                log.info("%s: newly promoted %s loaded from %s", asset, modules[asset], folder)
+        return vote_modules(bar_time)
+
+    return decide, modules
 
 
 def _store_data(args, exchange: Any, assets: list[str], modules: dict[str, Any], step: pd.Timedelta):

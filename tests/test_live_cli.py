@@ -152,3 +152,28 @@ def test_live_flag_sends_real_orders_only_when_confirmed(tmp_path, markets_file,
     assert cli.main([*args, "--yes-i-mean-live"]) == 0
     assert [o[:2] for o in sim.placed()] == [("BTCUSDT", "BUY"), ("ETHUSDT", "BUY")]
     assert not (tmp_path / "paper.sqlite").exists()  # no paper account in live mode
+
+
+class ConstantModule:
+    """A module that always holds ``crypto`` (a fixed allocation rule)."""
+
+    def __init__(self, crypto):
+        self.crypto = crypto
+
+    def decide_range(self, market, metrics, start, end):
+        rows = market.loc[start:end]
+        return pd.DataFrame({"cash": 1.0 - self.crypto, "crypto": self.crypto}, index=rows.index)
+
+
+def test_a_newly_promoted_module_is_picked_up_at_the_next_interval(tmp_path):
+    from cryptorl.modelstore import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    first = store.save("BTC", "1d", lambda folder: (folder / "w.txt").write_text("1") and {"crypto": 1.0})
+    bars = DemoBars("1d")
+    decide, _ = cli.decide_from_models(store.root, ["BTC"], "1d", lambda a, t: bars.data(a, t, 60),
+                                       loader=lambda folder: ConstantModule(1.0 if folder == first else 0.0))
+    t = pd.Timestamp("2024-03-01", tz="UTC")
+    assert decide(t) == {"BTC": 1.0}
+    store.save("BTC", "1d", lambda folder: (folder / "w.txt").write_text("0") and {"crypto": 0.0})  # promoted
+    assert decide(t + pd.Timedelta(days=1)) == {"BTC": 0.0}
