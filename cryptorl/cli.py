@@ -20,6 +20,22 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message folded onto one line (for ``fail``)."""
+    return " ".join(str(exc).split())
+
+
+def parse_assets(text: str) -> list[str]:
+    """``"btc, eth"`` -> ``["BTC", "ETH"]``; an empty list or a repeated ticker is a user error."""
+    assets = [a.strip().upper() for a in text.split(",") if a.strip()]
+    if not assets:
+        fail("--assets needs at least one ticker, e.g. --assets BTC,ETH")
+    dupes = sorted({a for a in assets if assets.count(a) > 1})
+    if dupes:
+        fail(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
+    return assets
+
+
 def parse_value(text: str):
     """'1e-4' -> 1e-4, '64' -> 64, 'true' -> True, '[64,64]' -> [64, 64]; else the string."""
     import yaml

@@ -31,7 +31,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from cryptorl.cli import add_data_arguments, fail, load_for_cli
+from cryptorl.cli import add_data_arguments, fail, load_for_cli, one_line, parse_assets
 
 DESCRIPTION = __doc__
 STRATEGY = "CryptoRLPM"
@@ -72,20 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
-
-
-def parse_assets(text: str) -> list[str]:
-    assets = [a.strip().upper() for a in text.split(",") if a.strip()]
-    if not assets:
-        fail("--assets needs at least one ticker, e.g. --assets BTC,ETH")
-    dupes = sorted({a for a in assets if assets.count(a) > 1})
-    if dupes:
-        fail(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
-    return assets
-
-
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def train_argv(args: argparse.Namespace, asset: str, interval: str, models: Path) -> list[str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import fail
+from cryptorl.cli import fail, parse_assets
 
 DESCRIPTION = __doc__
 
@@ -67,15 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _assets(text: str) -> list[str]:
-    assets = [a.strip().upper() for a in text.split(",") if a.strip()]
-    if not assets:
-        fail("--assets needs at least one ticker, e.g. BTC,ETH")
-    if len(set(assets)) != len(assets):
-        fail(f"--assets lists a ticker twice: {text}")
-    return assets
-
-
 def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
          sleep: Callable[[float], None] | None = None) -> int:
     """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
@@ -96,7 +87,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
     from cryptorl.modelstore import ModelStore
 
-    assets = _assets(args.assets)
+    assets = parse_assets(args.assets)
     try:
         every = parse_duration(args.every, "--every")
         window = parse_duration(args.window, "--window")

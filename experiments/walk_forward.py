@@ -32,7 +32,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cryptorl.cli import DEMO_END, fail, print_table
+from cryptorl.cli import DEMO_END, fail, one_line, parse_assets, print_table
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
@@ -68,23 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _assets(text: str) -> list[str]:
-    assets = [a.strip().upper() for a in text.split(",") if a.strip()]
-    if not assets:
-        fail("--assets needs at least one ticker, e.g. BTC,ETH")
-    dupes = sorted({a for a in assets if assets.count(a) > 1})
-    if dupes:
-        fail(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
-    return assets
-
-
-def _line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    assets = _assets(args.assets)
+    assets = parse_assets(args.assets)
     for name in ("timesteps", "eval_freq"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be positive")
@@ -105,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         bar = interval_timedelta(args.interval)
         start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
     except ValueError as exc:
-        fail(_line(exc))
+        fail(one_line(exc))
     history = train_w + val_w + (history_bars(config) + 2) * bar
     if args.source == "demo":
         start = start or to_utc_timestamp(DEMO_RANGE[0])
@@ -121,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics[asset] = None
         markets = common_markets(markets)
     except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
-        fail(_line(exc))
+        fail(one_line(exc))
     index = next(iter(markets.values())).index
     end = end or index[-1]
     start = start or index[0] + history
@@ -133,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                               val_window=val_w, step=args.step, eval_freq=args.eval_freq,
                               slippage=args.slippage, progress=not args.no_progress)
     except ValueError as exc:
-        fail(_line(exc))
+        fail(one_line(exc))
 
     results = wf.results()
     table = wf.segment_table()
