@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
     p.add_argument("--execution", choices=["close", "next_open"], default=None,
                    help="trade at the decision bar's close (default) or at the next bar's open")
-    p.add_argument("--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 8)")
+    p.add_argument("--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 64)")
     p.add_argument("--episode-length", type=int, default=None, help="training episode length in bars (default 64)")
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
