@@ -24,8 +24,8 @@ import pandas as pd
 import requests
 from requests.structures import CaseInsensitiveDict
 
-API_KEY = "sim-api-key-0123456789abcdef"
-SECRET = "sim-secret-fedcba9876543210"
+API_KEY = "sim-api-key"  # not a real key: the simulator checks signatures made with it
+SECRET = "sim-secret"
 
 
 def _symbol(base: str, step: str, min_qty: str, tick: str, max_qty: str = "9000.00000000") -> dict:
