@@ -76,9 +76,16 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
     return market, metrics
 
 
+def console():
+    """A rich console; when the output is not a terminal (a pipe, a log file, CI) it is 160
+    columns wide instead of rich's 80, so that metric tables are not squeezed."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     """A table on the terminal (rich)."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
@@ -86,4 +93,4 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)

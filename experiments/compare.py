@@ -35,9 +35,14 @@ from rich.console import Console
 from tqdm.auto import tqdm
 
 from agents.catalog import AGENT_NAMES, FORECASTERS, make_agents
+from cryptorl.cli import console as wide_console
 from cryptorl.data.frames import DataError, to_utc_timestamp
 from cryptorl.portfolio.backtest import BacktestResult, backtest, check_weights
-from cryptorl.portfolio.baselines import buy_and_hold, common_index, equal_weight_buy_and_hold
+from cryptorl.portfolio.baselines import (
+    buy_and_hold,
+    common_index,
+    equal_weight_buy_and_hold,
+)
 from cryptorl.portfolio.reliability import reliability
 from cryptorl.portfolio.report import write_report
 
@@ -143,7 +148,7 @@ def run_comparison(
     ``extra``: strategy name -> weight frame (columns ``["cash", *assets]``), backtested and
     reported beside the agents (the hook for the Crypto Module portfolios).
     """
-    console = console or Console()
+    console = console or wide_console()
     train_end, start, end = (to_utc_timestamp(v) for v in (train_end, start, end))
     if not train_end < start <= end:
         raise UserError(f"need train_end < start <= end, got {train_end} / {start} / {end}")
@@ -316,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    console = wide_console()
     if args.threads < 1:
         print("error: --threads must be >= 1", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
 from cryptorl.data.frames import DataError, interval_seconds, to_utc_timestamp
 from cryptorl.data.store import DataStore, default_root
@@ -208,7 +209,7 @@ def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = wide_console()
     try:
         run(args, console)
     except (UserError, DataError) as exc:

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from cryptorl.cli import console as wide_console
 from cryptorl.data.frames import interval_seconds, periods_per_year
 
 from .backtest import BacktestResult
@@ -170,7 +171,7 @@ def write_report(
         raise ValueError(f"benchmark {benchmark!r} is not one of the strategies {list(results)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    console = console or Console()
+    console = console or wide_console()
     table = metrics_table(results)
     first = next(iter(results.values()))
     notes = [
