@@ -37,9 +37,17 @@ def parse_assets(text: str) -> list[str]:
 
 
 def parse_value(text: str):
-    """'1e-4' -> 1e-4, '64' -> 64, 'true' -> True, '[64,64]' -> [64, 64]; else the string."""
+    """'1e-4' -> 1e-4, '64' -> 64, 'true' -> True, '[64,64]' -> [64, 64]; else the string.
+
+    Numbers are read first: YAML 1.1 would keep '3e-4' (no dot) as a string.
+    """
     import yaml
 
+    for number in (int, float):
+        try:
+            return number(text)
+        except (TypeError, ValueError):
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -50,7 +58,9 @@ def add_data_arguments(p: argparse.ArgumentParser, *, default_source: str = "dem
     p.add_argument("--source", default=default_source,
                    help="where the data come from: demo (built-in synthetic market, no network), store "
                         "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
-                        f"CSV/Parquet files first) (default {default_source})")
+                        "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
+                        "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
+                        f"(default {default_source})")
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
     p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
@@ -62,15 +72,21 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
     """(market, metrics) for ``asset`` from ``args.source``; user errors exit with one line."""
     from cryptorl.data import load_data
     from cryptorl.data.frames import DataError
+    from cryptorl.data.retry import FetchError
 
     interval = interval or args.interval or "1d"
     start, end = args.start, args.end
-    if args.source == "demo":
+    source = args.source
+    if source == "demo":
         start, end = start or DEMO_START, end or DEMO_END
     try:
-        market, metrics = load_data(asset, interval, start, end, source=args.source, store=args.store)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc))
+        if source == "binance" or source.startswith("exchange:"):
+            start = start or DEMO_START
+            download(asset, interval, start, end, exchange=source.split(":", 1)[-1], store=args.store)
+            source = "store"
+        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store)
+    except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
+        fail(one_line(exc))
     if metrics is not None and metrics.shape[1] == 0:
         metrics = None
     return market, metrics
@@ -82,6 +98,23 @@ def console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def download(asset: str, interval: str, start, end, *, exchange: str = "binance", store=None) -> None:
+    """Bars through ccxt (and Santiment metrics when ``SANPY_APIKEY`` is set) into the data store.
+
+    Idempotent and resumable: what is stored already is not downloaded again.
+    """
+    import os
+
+    from cryptorl.data.exchange import fetch_market
+    from cryptorl.data.santiment import API_KEY_ENV, fetch_metrics
+    from cryptorl.data.store import DataStore
+
+    data_store = DataStore(store)
+    fetch_market(data_store, asset, interval, start, end, exchange=exchange)
+    if os.environ.get(API_KEY_ENV):
+        fetch_metrics(data_store, asset, interval, start, end)
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -79,11 +79,11 @@ def _config_from(args: argparse.Namespace) -> dict[str, Any]:
             fail(f"config file {args.config} must hold a mapping of options")
         cfg.update(loaded)
     known = {f.name for f in fields(CMConfig)}
-    for name in known:
+    for name in known - {"hyperparams", "dru"}:
         value = getattr(args, name, None)
         if value is not None:
             cfg[name] = value
-    hp = dict(cfg.get("hyperparams") or {})
+    hp = {k: parse_value(v) if isinstance(v, str) else v for k, v in (cfg.get("hyperparams") or {}).items()}
     for item in args.hyperparams:
         if "=" not in item:
             fail(f"--hyperparams takes KEY=VALUE pairs, got {item!r}")

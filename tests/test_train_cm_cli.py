@@ -1,0 +1,58 @@
+"""experiments.train_cm end to end: demo data, and Binance bars through ccxt over faked HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import _data_fakes as fakes
+from cryptorl.data.demo import demo_market
+from cryptorl.modelstore import ModelStore
+from experiments import train_cm
+
+
+@pytest.mark.slow
+def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
+    argv = ["--asset", "ETH", "--timesteps", "1000", "--eval-freq", "500", "--no-progress",
+            "--models", str(tmp_path / "models"), "--tensorboard-log", str(tmp_path / "runs"),
+            "--hyperparams", "learning_rate=3e-4"]
+    assert train_cm.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Buy & hold ETH" in out and "DRU selection" in out
+    folder = ModelStore(tmp_path / "models").current("ETH", "1d")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["learning_rate"] == 3e-4 and manifest["algorithm"] == "ppo"
+    assert set(manifest["ranges"]) == {"train", "validation", "backtest"}
+    assert any((tmp_path / "runs").rglob("events.out.tfevents.*"))
+
+
+def test_binance_source_downloads_through_ccxt_then_trains(tmp_path, capsys, monkeypatch):
+    market = demo_market("BTC", "1d", "2021-01-01", "2022-06-30")
+    fakes.install(monkeypatch, fakes.FakeBinance({("BTCUSDT", "1d"): fakes.klines_from_market(market, 86_400_000)}))
+    monkeypatch.delenv("SANPY_APIKEY", raising=False)
+    argv = ["--asset", "BTC", "--source", "binance", "--start", "2021-01-01", "--end", "2022-06-30",
+            "--store", str(tmp_path / "data"), "--models", str(tmp_path / "models"), "--tensorboard-log", "",
+            "--timesteps", "500", "--no-progress"]
+    with pytest.warns(UserWarning, match="OHLCV"):  # no metrics without a Santiment key
+        assert train_cm.main(argv) == 0
+    assert "546 bars" in capsys.readouterr().out
+    assert (tmp_path / "data" / "prices.sqlite").is_file()
+
+
+def test_config_file_and_bad_options_are_one_line_errors(tmp_path, capsys):
+    cfg = tmp_path / "cm.yml"
+    cfg.write_text("algo: nope\n")
+    with pytest.raises(SystemExit) as exc:
+        train_cm.main(["--asset", "BTC", "--config", str(cfg), "--no-save"])
+    assert exc.value.code == 2 and "unknown algorithm 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_cm.main(["--asset", "BTC", "--hyperparams", "no-equals"])
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_hyperparameter_values_are_typed():
+    from cryptorl.cli import parse_value
+
+    assert parse_value("3e-4") == 3e-4 and parse_value("64") == 64 and parse_value("0.9") == 0.9
+    assert parse_value("true") is True and parse_value("[64, 64]") == [64, 64] and parse_value("auto") == "auto"
