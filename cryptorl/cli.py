@@ -14,6 +14,10 @@ DEMO_START = "2020-03-01"
 DEMO_END = "2022-09-30"
 
 
+class UserError(Exception):
+    """A problem with the command line, the data or the environment: one line, exit code 2."""
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """A user error: one line on stderr, no traceback."""
     print(f"error: {message}", file=sys.stderr)

@@ -35,6 +35,7 @@ from rich.console import Console
 from tqdm.auto import tqdm
 
 from agents.catalog import AGENT_NAMES, FORECASTERS, make_agents
+from cryptorl.cli import UserError
 from cryptorl.cli import console as wide_console
 from cryptorl.data.frames import DataError, to_utc_timestamp
 from cryptorl.portfolio.backtest import BacktestResult, backtest, check_weights
@@ -49,9 +50,6 @@ from cryptorl.portfolio.report import write_report
 BENCHMARK = "buy_and_hold"
 DEMO_SPLIT = ("2022-02-28", "2022-03-01", "2022-09-30")  # the paper's backtest range
 
-
-class UserError(Exception):
-    """A problem with the command line or the data: one line, exit code 2."""
 
 
 def load_markets(assets: list[str], source: str, interval: str) -> tuple[dict, dict]:

@@ -25,6 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from cryptorl.cli import UserError
 from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
 from cryptorl.data.frames import DataError, interval_seconds, to_utc_timestamp
@@ -32,9 +33,6 @@ from cryptorl.data.store import DataStore, default_root
 
 EXCHANGE_SOURCES = ("binance", "exchange")
 
-
-class UserError(Exception):
-    """A problem with the command line or the input data: one line, exit code 2."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -26,6 +26,7 @@ from typing import Any
 import ccxt
 import pandas as pd
 
+from cryptorl.cli import UserError
 from cryptorl.data.frames import DataError, to_utc_timestamp
 from cryptorl.live import (
     DemoBars,
@@ -50,9 +51,6 @@ from cryptorl.modelstore import ModelStore, ModelStoreError, default_root
 log = logging.getLogger("cryptorl.live")
 STRATEGIES = ("equal", "demo-momentum")
 
-
-class UserError(Exception):
-    """A problem with the command line or the environment: one line, exit code 2."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -26,3 +26,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent (real-data test)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty data store (prices and metrics SQLite files) in a temporary folder."""
+    from cryptorl.data.store import DataStore
+
+    s = DataStore(tmp_path / "store")
+    yield s
+    s.close()

@@ -30,13 +30,6 @@ def ms(t) -> int:
     return int(pd.Timestamp(t, tz="UTC").value // 10**6)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = DataStore(tmp_path / "store")
-    yield s
-    s.close()
-
-
 @pytest.fixture(scope="module")
 def daily():
     return demo_market("BTC", "1d", "2021-01-01", "2021-06-30")  # 181 bars

@@ -11,13 +11,6 @@ from cryptorl.data.demo import demo_data
 from cryptorl.data.files import import_path, parse_name, read_path
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = DataStore(tmp_path / "store")
-    yield s
-    s.close()
-
-
 def utc(t: str) -> pd.Timestamp:
     return pd.Timestamp(t, tz="UTC")
 

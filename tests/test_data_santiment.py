@@ -10,20 +10,12 @@ import pandas as pd
 import pytest
 import san
 
-from cryptorl.data import DataStore
 from cryptorl.data.demo import demo_metrics
 from cryptorl.data.retry import Backoff, FetchError
 from cryptorl.data.santiment import fetch_metrics, slug_for
 
 KEY = "sk-test-0123456789abcdef"
 START, END = "2020-10-01", "2021-01-31"  # 123 days
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = DataStore(tmp_path / "store")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ from cryptorl.data.demo import demo_data, demo_market
 START, END = "2021-01-01", "2021-02-19"  # 50 daily bars
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = DataStore(tmp_path / "store")
-    yield s
-    s.close()
-
-
 @pytest.fixture(scope="module")
 def frames():
     return demo_data("BTC", "1d", START, END)

@@ -231,19 +231,24 @@ def plan_orders(
     plan = OrderPlan(portfolio_id, close_ts, quote, value, px, current, dict(weights))
     sells: list[PlannedOrder] = []
     wanted_buys: dict[str, float] = {}
+    def order_or_skip(asset: str, side: str, want: float) -> PlannedOrder | None:
+        """The order for ``want`` units rounded to the market's precision, or None (skip recorded)."""
+        symbol = f"{asset}/{quote}"
+        amount = _round_amount(exchange, symbol, want)
+        reason = _too_small(markets[asset], amount, px[asset], quote)
+        if reason:
+            plan.skipped.append(SkippedOrder(asset, symbol, side, want, want * px[asset], reason))
+            return None
+        return PlannedOrder(asset, symbol, side, amount, px[asset], client_order_id(portfolio_id, close_ts, asset))
+
     proceeds = 0.0
     for asset in weights:
-        symbol = f"{asset}/{quote}"
         delta = weights[asset] * value / px[asset] - held[asset]
         if delta < 0:
-            want = min(-delta, held_free[asset])
-            amount = _round_amount(exchange, symbol, want)
-            reason = _too_small(markets[asset], amount, px[asset], quote)
-            if reason:
-                plan.skipped.append(SkippedOrder(asset, symbol, "sell", want, want * px[asset], reason))
-                continue
-            sells.append(PlannedOrder(asset, symbol, "sell", amount, px[asset], client_order_id(portfolio_id, close_ts, asset)))
-            proceeds += amount * px[asset] * (1 - fee_rate)
+            order = order_or_skip(asset, "sell", min(-delta, held_free[asset]))
+            if order is not None:
+                sells.append(order)
+                proceeds += order.amount * px[asset] * (1 - fee_rate)
         elif delta > 0:
             wanted_buys[asset] = delta
 
@@ -254,13 +259,8 @@ def plan_orders(
         plan.buy_scale = budget / cost if cost > 0 else 0.0
     buys: list[PlannedOrder] = []
     for asset, want in wanted_buys.items():
-        symbol = f"{asset}/{quote}"
-        want = want * plan.buy_scale
-        amount = _round_amount(exchange, symbol, want)
-        reason = _too_small(markets[asset], amount, px[asset], quote)
-        if reason:
-            plan.skipped.append(SkippedOrder(asset, symbol, "buy", want, want * px[asset], reason))
-            continue
-        buys.append(PlannedOrder(asset, symbol, "buy", amount, px[asset], client_order_id(portfolio_id, close_ts, asset)))
+        order = order_or_skip(asset, "buy", want * plan.buy_scale)
+        if order is not None:
+            buys.append(order)
     plan.orders = sells + buys
     return plan
