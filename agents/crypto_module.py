@@ -33,6 +33,7 @@ from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
+from envs.features import market_features, parse_market_feature
 
 from .networks import EAMCNN, SAMCNN
 
@@ -73,9 +74,15 @@ class CMConfig:
     features_dim: int = 64
     hyperparams: dict[str, Any] = field(default_factory=dict)
     dru: dict[str, Any] = field(default_factory=dict)
+    # Extra observation rows computed from the market alone (envs.features.market_features),
+    # e.g. ["ret_5", "ret_20", "vol_20", "dd_60", "sma_20"]; empty: OHLCV (+ DRU) only.
+    features: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
+        self.features = [str(f) for f in self.features]
+        for name in self.features:
+            parse_market_feature(name)  # raises a clear error on a bad name
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}: choose among {sorted(ALGOS)}")
         interval_timedelta(self.interval)  # raises a clear error on a bad interval
@@ -178,9 +185,9 @@ class CryptoModule:
             )
 
     def features(self, market: pd.DataFrame, metrics: pd.DataFrame | None) -> pd.DataFrame | None:
-        """Refined metrics (DRU output) for the module's observation, or None without metrics."""
-        feats = self.dru.transform(market, metrics, asset=self.asset)
-        return feats if feats.shape[1] else None
+        """The module's external observation rows: refined metrics (DRU output) and the
+        configured market features, or None when there are neither."""
+        return module_features(self.dru, market, metrics, self.config)
 
     def signals(self, market: pd.DataFrame, features: pd.DataFrame | None) -> pd.Series | None:
         """The frozen EAM's buy/sell/hold signal series over the data (None without an EAM)."""
@@ -293,6 +300,15 @@ class CryptoModule:
         return cls(config, dru, sam, eam, ranges=ranges, validation=manifest.get("validation", {}), folder=folder)
 
 
+def module_features(dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None,
+                    config: CMConfig) -> pd.DataFrame | None:
+    """DRU output beside ``config.features`` (market features); None when both are empty."""
+    feats = dru.transform(market, metrics, asset=config.asset)
+    if config.features:
+        feats = pd.concat([feats, market_features(market, config.features)], axis=1)
+    return feats if feats.shape[1] else None
+
+
 def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path: Path) -> BaseAlgorithm:
     model = build_algo(algo, _SpacesEnv(obs_space, act_space), extractor, config.features_dim,
                        hyperparams=_load_safe_kwargs(algo, config))
@@ -338,4 +354,4 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
     return sig.reindex(market.index).fillna(0.0)
 
 
-__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "eam_signals"]
+__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "eam_signals", "module_features"]

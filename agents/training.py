@@ -24,7 +24,7 @@ from cryptorl.features import DataRefinementUnit
 from cryptorl.portfolio.backtest import BacktestResult, backtest
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv
 
-from .crypto_module import CMConfig, CryptoModule, build_algo, eam_signals
+from .crypto_module import CMConfig, CryptoModule, build_algo, eam_signals, module_features
 from .networks import EAMCNN, SAMCNN
 
 
@@ -137,8 +137,7 @@ def train_crypto_module(
     """Train a Crypto Module on ``split``; returns it with its validation callback (history)."""
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
-    feats = dru.transform(market, metrics, asset=config.asset)
-    feats = feats if feats.shape[1] else None
+    feats = module_features(dru, market, metrics, config)
     env_kw = dict(asset=config.asset, interval=config.interval, window=config.window, fee=config.fee,
                   execution=config.execution)
     run_name = run_name or f"{config.asset}_{config.interval}_{config.algo}_s{config.seed}"

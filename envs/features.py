@@ -224,3 +224,44 @@ def stack_assets(blocks: list[AssetBlock], *, cash: str | None) -> np.ndarray:
     out[:first] = 0.0
     out.flags.writeable = False
     return out
+
+
+# -- market features: a Crypto Module's optional extra observation rows ------------------------
+MARKET_FEATURE_KINDS = {
+    "ret": "log return over the last H bars: log(close_t / close_(t-H))",
+    "vol": "realised volatility: standard deviation of the last H bar log returns",
+    "dd": "distance from the recent high: log(close_t / max(high over the last H bars))",
+    "sma": "distance from the moving average: log(close_t / mean(close over the last H bars))",
+}
+
+
+def parse_market_feature(name: str) -> tuple[str, int]:
+    """``"ret_20"`` -> ``("ret", 20)``; a ValueError names the valid kinds for anything else."""
+    kind, _, horizon = str(name).partition("_")
+    if kind not in MARKET_FEATURE_KINDS or not horizon.isdigit() or int(horizon) < 2:
+        kinds = ", ".join(f"{k}_H" for k in MARKET_FEATURE_KINDS)
+        raise ValueError(f"unknown market feature {name!r}: use {kinds} with a horizon H >= 2 bars")
+    return kind, int(horizon)
+
+
+def market_features(market: pd.DataFrame, names: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Per-bar features computed from the market frame alone, one column per name.
+
+    Row t uses bars <= t only (trailing windows); the first rows of a feature are NaN until its
+    window is full (the observation's warm-up). Names are ``KIND_H`` with the kinds of
+    :data:`MARKET_FEATURE_KINDS`, e.g. ``["ret_5", "ret_20", "vol_20", "dd_60", "sma_20"]``.
+    """
+    close = market["close"].astype("float64")
+    log_ret = np.log(close).diff()
+    out = {}
+    for name in names:
+        kind, h = parse_market_feature(name)
+        if kind == "ret":
+            out[name] = np.log(close / close.shift(h))
+        elif kind == "vol":
+            out[name] = log_ret.rolling(h, min_periods=h).std()
+        elif kind == "dd":
+            out[name] = np.log(close / market["high"].astype("float64").rolling(h, min_periods=h).max())
+        else:
+            out[name] = np.log(close / close.rolling(h, min_periods=h).mean())
+    return pd.DataFrame(out, index=market.index, columns=list(names))

@@ -43,6 +43,8 @@ from cryptorl.portfolio.baselines import (
     buy_and_hold,
     common_index,
     equal_weight_buy_and_hold,
+    trend_name,
+    trend_timing,
 )
 from cryptorl.portfolio.reliability import reliability
 from cryptorl.portfolio.report import write_report
@@ -176,6 +178,7 @@ def run_comparison(
         timings[name] = time.perf_counter() - t0
     for a in assets:
         weights[f"B&H {a}"] = buy_and_hold(markets, a, start=start, end=end)
+    weights[trend_name()] = trend_timing(markets, assets, start=start, end=end)
     benchmark = BENCHMARK if BENCHMARK in weights else "B&H equal weight"
     if benchmark not in weights:
         weights[benchmark] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)

@@ -90,7 +90,7 @@ def test_compose_cli_writes_the_report(trained, data, capsys):
             assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(out / "metrics.csv", index_col="strategy")
     assert list(table.index) == [STRATEGY, "B&H BTC", "B&H ETH", "B&H LINK", "B&H BNB", "B&H equal weight",
-                                 "CRP equal weight"]
+                                 "CRP equal weight", "Trend SMA20"]
     assert "| CryptoRLPM |" in (out / "metrics.md").read_text()
     # Default range: from the first bar after the CMs' training + validation to the end of the data.
     p = load_portfolio(PORTFOLIOS["c"], root, "1d")

@@ -82,7 +82,7 @@ def test_cli_end_to_end_two_assets_three_segments(tmp_path, capsys):
     for asset in ("BTC", "ETH"):
         assert (pd.to_datetime(segments[f"data_end_{asset}"]) < pd.to_datetime(segments["start"])).all()
     table = pd.read_csv(out / "metrics.csv", index_col="strategy")
-    assert list(table.index) == [STRATEGY, "B&H BTC", "B&H ETH", "B&H equal weight", "CRP equal weight"]
+    assert list(table.index) == [STRATEGY, "B&H BTC", "B&H ETH", "B&H equal weight", "CRP equal weight", "Trend SMA20"]
 
     # One backtest over the stitched weights: the report's figures are those of the whole span ...
     weights = pd.read_csv(out / "weights.csv", index_col="time", parse_dates=["time"])

@@ -2,7 +2,15 @@
 performance metrics, baselines and reports (see docs/portfolio.md)."""
 
 from .backtest import EXECUTIONS, BacktestResult, backtest, check_weights, simulate
-from .baselines import baselines, buy_and_hold, common_index, constant_rebalanced, equal_weight_buy_and_hold
+from .baselines import (
+    baselines,
+    buy_and_hold,
+    common_index,
+    constant_rebalanced,
+    equal_weight_buy_and_hold,
+    trend_name,
+    trend_timing,
+)
 from .metrics import METRIC_KEYS, daily_returns, drr, performance
 from .report import metrics_table, write_report
 from .voting import CryptoModuleLike, Portfolio, vote
@@ -25,6 +33,8 @@ __all__ = [
     "metrics_table",
     "performance",
     "simulate",
+    "trend_name",
+    "trend_timing",
     "vote",
     "write_report",
 ]

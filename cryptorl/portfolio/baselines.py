@@ -7,7 +7,9 @@
   (under ``"next_open"`` it re-aligns at each open to the close-drifted weights, which costs
   ``c * |open/close gap|``, tiny on 24/7 markets);
 * CRP (constant rebalanced portfolio, the paper's named future baseline): equal weights
-  restored at every bar.
+  restored at every bar;
+* trend timing: ``1/n`` of each asset held while its close is above its n-bar simple moving
+  average (default 20), its share in cash otherwise; decided at bar t's close on closes up to t.
 """
 
 from __future__ import annotations
@@ -87,11 +89,43 @@ def constant_rebalanced(
     return _frame(idx, assets, np.tile(target, (len(idx), 1)))
 
 
+def trend_timing(
+    markets: Mapping[str, pd.DataFrame],
+    assets: Sequence[str] | None = None,
+    *,
+    sma: int = 20,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """Each asset held at ``1/n`` while ``close_t > SMA_sma(close)_t``, else that share in cash.
+
+    The moving average at t is the mean of the ``sma`` closes up to and including t, computed on
+    each asset's whole market frame (so history before ``start`` warms it up); a bar whose
+    average is not yet defined holds cash. Weights at t use closes up to t only.
+    """
+    if int(sma) < 2:
+        raise ValueError(f"the trend baseline's moving average needs at least 2 bars, got {sma}")
+    assets = list(markets) if assets is None else list(assets)
+    idx = common_index(markets, assets, start, end)
+    held = []
+    for a in assets:
+        close = markets[a]["close"].astype("float64")
+        above = close > close.rolling(int(sma), min_periods=int(sma)).mean()
+        held.append(above.reindex(idx).fillna(False).to_numpy(dtype="float64"))
+    return _frame(idx, assets, np.column_stack(held) / len(assets))
+
+
+def trend_name(sma: int = 20) -> str:
+    """The report name of :func:`trend_timing`'s baseline."""
+    return f"Trend SMA{int(sma)}"
+
+
 def baselines(
     markets: Mapping[str, pd.DataFrame], assets: Sequence[str] | None = None, *, start=None, end=None
 ) -> dict[str, pd.DataFrame]:
     """Every baseline on the common bars of ``assets``: ``"B&H <asset>"`` for each asset, then
-    ``"B&H equal weight"`` and ``"CRP equal weight"`` (the last two only with several assets)."""
+    ``"B&H equal weight"`` and ``"CRP equal weight"`` (these two only with several assets) and
+    the trend timing of all the assets, ``"Trend SMA20"``."""
     assets = list(markets) if assets is None else list(assets)
     idx = common_index(markets, assets, start, end)
     s, e = idx[0], idx[-1]
@@ -99,4 +133,5 @@ def baselines(
     if len(assets) > 1:
         out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=s, end=e)
         out["CRP equal weight"] = constant_rebalanced(markets, assets, start=s, end=e)
+    out[trend_name()] = trend_timing(markets, assets, start=s, end=e)
     return out

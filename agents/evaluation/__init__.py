@@ -1,0 +1,82 @@
+"""The honest scoreboard behind ``python -m experiments.evaluate`` (see docs/decision_quality.md).
+
+    from agents.evaluation import load_protocol, load_markets, evaluate
+    protocol = load_protocol("experiments/protocols/daily_bear_bull.yml")
+    paths = evaluate(protocol, "reports/evaluate-daily")
+
+1. :mod:`.protocol`: the YAML protocol (assets, interval, source, windows or a walk-forward span,
+   seeds, fee, the CM configurations to compare, the baselines), checked up front;
+2. :mod:`.runner`: every (config, window, asset, seed) module trained and selected on data cut at
+   its validation end, saved in a model store per (config, window, seed) so that a rerun skips
+   what is trained; then one backtest of each module, voted portfolio and baseline;
+3. :mod:`.report`: Markdown + CSV + PNG with means and spreads over seeds, seeds beating each
+   baseline, rank tests, collapsed modules and the issue's target figures.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cryptorl.data import load_data
+from cryptorl.data.frames import interval_timedelta
+
+from .protocol import Protocol, Window, load_protocol, parse_protocol, walk_forward_windows
+from .report import write_evaluation_report
+from .runner import Data, Scores, TrainJob, score, train_all, train_job, training_jobs
+
+
+def load_markets(protocol: Protocol, store: str | Path | None = None, *, progress: bool = True) -> Data:
+    """``{asset: (market, metrics)}`` for the protocol, from the data start to its last backtest bar.
+
+    A ``csv:`` source is imported into ``store`` (a temporary folder when None).
+    """
+    tmp = None
+    if store is None and protocol.source.startswith("csv:"):
+        tmp = tempfile.TemporaryDirectory(prefix="cryptorl-evaluate-")
+        store = tmp.name
+    first = min(w.train[0] for w in protocol.windows) - pd.Timedelta(days=400)  # warm-up history
+    out = {}
+    try:
+        for asset in tqdm(protocol.assets, desc="data", unit="asset", disable=not progress):
+            market, metrics = load_data(asset, protocol.interval, first, protocol.data_end,
+                                        source=protocol.source, store=store)
+            out[asset] = (market, metrics if metrics is not None and metrics.shape[1] else None)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    bar = interval_timedelta(protocol.interval)
+    for asset, (market, _) in out.items():
+        for w in protocol.windows:
+            if market.index[0] > w.train[0] or market.index[-1] + bar <= w.backtest[1]:
+                raise ValueError(f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
+                                 f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}")
+    return out
+
+
+def evaluate(protocol: Protocol, out: str | Path, *, data: Data | None = None, store: str | Path | None = None,
+             workers: int | None = None, address: str | None = None, progress: bool = True,
+             on: str = "backtest") -> dict[str, Path]:
+    """Train what is missing, backtest everything once, write the report; returns its paths.
+
+    ``on="validation"`` scores the validation ranges instead (choosing configurations without
+    looking at a backtest). Trainings that fail are listed in the report; the backtests need every module, so a failed
+    training ends the evaluation with a ``RuntimeError`` naming them (rerun to retry only those).
+    """
+    out = Path(out)
+    data = load_markets(protocol, store, progress=progress) if data is None else data
+    outcomes, _ = train_all(protocol, data, out, workers=workers, address=address)
+    failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} training(s) failed, first: {failed[0]}")
+    scores = score(protocol, data, out, on=on)
+    report = out if on == "backtest" else out / "validation"
+    return write_evaluation_report(protocol, scores, report, on=on)
+
+
+__all__ = ["Data", "Protocol", "Scores", "TrainJob", "Window", "evaluate", "load_markets", "load_protocol",
+           "parse_protocol", "score", "train_all", "train_job", "training_jobs", "walk_forward_windows",
+           "write_evaluation_report"]

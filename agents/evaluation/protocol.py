@@ -1,0 +1,243 @@
+"""Evaluation protocols: what ``python -m experiments.evaluate`` trains, composes and backtests.
+
+A protocol is a YAML file (examples in ``experiments/protocols/``)::
+
+    name: daily-bear-bull
+    interval: 1d
+    source: csv:../shared/data/prices/daily      # any source of cryptorl.data.load_data
+    assets: [BTC, ETH, LINK]
+    portfolios: {BTC+ETH+LINK: [BTC, ETH, LINK]}  # voted portfolios; "all" = every asset
+    seeds: [0, 1, 2]
+    fee: 0.001
+    execution: close
+    eval_freq: 2000                               # validation every N training steps
+    windows:                                      # inclusive dates; a bare date is the whole day
+      bear: {train: [2020-10-01, 2021-12-31], validation: [2022-01-01, 2022-02-28],
+             backtest: [2022-03-01, 2022-09-30]}
+    walk_forward:                                 # optional: more windows, one per step
+      {start: 2021-01-01, end: 2022-09-30, train_months: 15, validation_months: 2,
+       backtest_months: 3, step_months: 3}
+    configs:                                      # CMConfig fields (asset, seed, fee, interval,
+      ppo_ohlcv: {algo: ppo, timesteps: 30000}    # execution come from the protocol)
+      ppo_trend: {features: [ret_5, ret_20, sma_20]}
+    baselines: {trend_sma: 20}
+
+:func:`load_protocol` checks everything before any work starts and raises ``ValueError`` with
+one line naming the key at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from agents.crypto_module import CMConfig
+from agents.training import Split
+from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+
+PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
+_KEYS = {"name", "interval", "source", "assets", "portfolios", "seeds", "fee", "execution", "eval_freq",
+         "windows", "walk_forward", "configs", "baselines", "description"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named train / validation / backtest split (inclusive UTC times)."""
+
+    name: str
+    split: Split
+
+    @property
+    def train(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.split.train
+
+    @property
+    def validation(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.split.validation
+
+    @property
+    def backtest(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        assert self.split.backtest is not None
+        return self.split.backtest
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A checked protocol (see the module docstring)."""
+
+    name: str
+    interval: str
+    source: str
+    assets: tuple[str, ...]
+    portfolios: dict[str, tuple[str, ...]]
+    seeds: tuple[int, ...]
+    fee: float
+    execution: str
+    eval_freq: int
+    windows: tuple[Window, ...]
+    configs: dict[str, dict[str, Any]]
+    trend_sma: int = 20
+
+    def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
+        """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
+        return CMConfig(**{**self.configs[config], "asset": asset, "seed": int(seed), "fee": self.fee,
+                           "interval": self.interval, "execution": self.execution})
+
+    @property
+    def data_end(self) -> pd.Timestamp:
+        return max(w.backtest[1] for w in self.windows)
+
+    def subset(self, *, configs=None, windows=None, seeds=None, assets=None) -> Protocol:
+        """The same protocol restricted to some configs / windows / seeds / assets (command flags)."""
+        def pick(what: str, chosen, have):
+            if chosen is None:
+                return list(have)
+            unknown = [c for c in chosen if c not in have]
+            if unknown:
+                raise ValueError(f"{what} {unknown} not in the protocol (it has {list(have)})")
+            return list(chosen)
+
+        cfgs = pick("config(s)", configs, self.configs)
+        wins = pick("window(s)", windows, [w.name for w in self.windows])
+        sds = pick("seed(s)", None if seeds is None else [int(s) for s in seeds], self.seeds)
+        ass = pick("asset(s)", None if assets is None else [a.upper() for a in assets], self.assets)
+        ports = {k: v for k, v in self.portfolios.items() if set(v) <= set(ass)}
+        return Protocol(self.name, self.interval, self.source, tuple(ass), ports, tuple(sds), self.fee,
+                        self.execution, self.eval_freq, tuple(w for w in self.windows if w.name in wins),
+                        {k: self.configs[k] for k in cfgs}, self.trend_sma)
+
+
+def _date(value: Any, *, end: bool, where: str) -> pd.Timestamp:
+    """A protocol date as UTC; a bare date given as an end means the end of that day."""
+    if isinstance(value, dt.datetime):
+        return to_utc_timestamp(pd.Timestamp(value))
+    try:
+        ts = to_utc_timestamp(str(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {value!r} is not a date") from None
+    bare = isinstance(value, dt.date) or (isinstance(value, str) and len(value.strip()) <= 10)
+    return ts + pd.Timedelta(days=1) - pd.Timedelta(seconds=1) if end and bare else ts
+
+
+def _pair(value: Any, where: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{where} must be [first date, last date], got {value!r}")
+    a, b = _date(value[0], end=False, where=where), _date(value[1], end=True, where=where)
+    if not a < b:
+        raise ValueError(f"{where}: {value[0]} is not before {value[1]}")
+    return a, b
+
+
+def _window(name: str, spec: Any) -> Window:
+    where = f"windows.{name}"
+    if not isinstance(spec, dict) or set(spec) != {"train", "validation", "backtest"}:
+        raise ValueError(f"{where} must map train, validation and backtest to [first, last] dates")
+    tr, va, bt = (_pair(spec[k], f"{where}.{k}") for k in ("train", "validation", "backtest"))
+    if not (tr[1] < va[0] and va[1] < bt[0]):
+        raise ValueError(f"{where}: train, validation and backtest must follow each other without overlap")
+    return Window(str(name), Split(tr, va, bt))
+
+
+def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
+    """Consecutive windows: backtests of ``backtest_months`` every ``step_months`` from ``start``
+    to ``end``, each after ``validation_months`` of validation and ``train_months`` of training."""
+    need = {"start", "end", "train_months", "validation_months", "backtest_months"}
+    if not isinstance(spec, dict) or not need <= set(spec) or set(spec) - need - {"step_months"}:
+        raise ValueError(f"walk_forward must give {sorted(need)} (and optionally step_months)")
+    start, end = _date(spec["start"], end=False, where="walk_forward.start"), _date(spec["end"], end=True, where="walk_forward.end")
+    months = {k: int(spec[k]) for k in ("train_months", "validation_months", "backtest_months")}
+    step = int(spec.get("step_months", months["backtest_months"]))
+    if min(*months.values(), step) < 1:
+        raise ValueError("walk_forward months must be whole numbers >= 1")
+    eps = pd.Timedelta(seconds=1)
+    out, bt0 = [], start
+    while bt0 <= end:
+        bt1 = min(bt0 + pd.DateOffset(months=months["backtest_months"]) - eps, end)
+        va0 = bt0 - pd.DateOffset(months=months["validation_months"])
+        tr0 = va0 - pd.DateOffset(months=months["train_months"])
+        out.append(Window(f"wf{len(out) + 1}-{bt0:%Y%m%d}", Split((tr0, va0 - eps), (va0, bt0 - eps), (bt0, bt1))))
+        bt0 = bt0 + pd.DateOffset(months=step)
+    return out
+
+
+def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
+    """A :class:`Protocol` from a parsed YAML mapping (see the module docstring)."""
+    if not isinstance(raw, dict):
+        raise ValueError("a protocol file must hold a mapping")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ValueError(f"unknown protocol key(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
+    for key in ("source", "assets", "configs"):
+        if key not in raw:
+            raise ValueError(f"the protocol lacks '{key}'")
+    interval = str(raw.get("interval", "1d"))
+    interval_timedelta(interval)
+    assets = raw["assets"]
+    if not isinstance(assets, list) or not assets:
+        raise ValueError("assets must be a non-empty list of tickers")
+    assets = tuple(str(a).upper() for a in assets)
+    if len(set(assets)) != len(assets):
+        raise ValueError(f"assets lists a ticker twice: {list(assets)}")
+    portfolios: dict[str, tuple[str, ...]] = {}
+    for pname, members in (raw.get("portfolios") or {"all": "all"}).items():
+        members = assets if members == "all" else tuple(str(a).upper() for a in (members or []))
+        if len(members) < 1 or not set(members) <= set(assets):
+            raise ValueError(f"portfolios.{pname} must be 'all' or a list of the protocol's assets")
+        portfolios[str(pname)] = members
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    fee = float(raw.get("fee", 0.001))
+    if not 0.0 <= fee < 0.5:
+        raise ValueError(f"fee must be a rate in [0, 0.5), got {fee}")
+    execution = str(raw.get("execution", "close"))
+    if execution not in ("close", "next_open"):
+        raise ValueError(f"execution must be close or next_open, got {execution!r}")
+    windows = [_window(k, v) for k, v in (raw.get("windows") or {}).items()]
+    if raw.get("walk_forward") is not None:
+        windows += walk_forward_windows(raw["walk_forward"])
+    if not windows:
+        raise ValueError("the protocol needs 'windows' or a 'walk_forward' span")
+    configs = raw["configs"]
+    if not isinstance(configs, dict) or not configs:
+        raise ValueError("configs must map names to CMConfig options")
+    known = {f.name for f in fields(CMConfig)}
+    checked: dict[str, dict[str, Any]] = {}
+    for cname, opts in configs.items():
+        opts = dict(opts or {})
+        bad = set(opts) - known
+        fixed = set(opts) & set(PROTOCOL_CONFIG_FIXED)
+        if bad or fixed:
+            why = f"unknown option(s) {sorted(bad)}" if bad else f"{sorted(fixed)} are set by the protocol"
+            raise ValueError(f"configs.{cname}: {why}")
+        try:
+            CMConfig(**opts)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"configs.{cname}: {exc}") from None
+        checked[str(cname)] = opts
+    base = raw.get("baselines") or {}
+    if set(base) - {"trend_sma"}:
+        raise ValueError(f"baselines takes trend_sma only, got {sorted(base)}")
+    trend_sma = int(base.get("trend_sma", 20))
+    if trend_sma < 2:
+        raise ValueError(f"baselines.trend_sma must be at least 2 bars, got {trend_sma}")
+    return Protocol(str(raw.get("name", name)), interval, str(raw["source"]), assets, portfolios,
+                    tuple(int(s) for s in seeds), fee, execution, int(raw.get("eval_freq", 2000)),
+                    tuple(windows), checked, trend_sma)
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Read and check a protocol YAML file (``ValueError`` with one line on any problem)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read protocol {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"protocol {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse_protocol(raw, name=path.stem)

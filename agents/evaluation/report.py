@@ -1,0 +1,160 @@
+"""The evaluation report: Markdown + CSV tables and cumulative-return PNGs (see
+``docs/decision_quality.md`` for how to read it).
+
+* ``portfolios.csv``: per window, portfolio and strategy, mean and spread (std) over seeds of
+  ARR, Sortino, max drawdown and turnover, and for every config how many seeds beat each
+  baseline on Sortino, with a Wilcoxon signed-rank p-value on the daily returns of the
+  seed-mean portfolio against the baseline;
+* ``cms.csv``: per module (window, config, asset, seed): share of bars in crypto, trades,
+  collapse flag (always in / always out), Sortino against its own buy-and-hold;
+* ``targets.csv``: the issue's "Done when" figures per window and config;
+* ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryptorl.portfolio.baselines import trend_name
+from cryptorl.portfolio.reliability import wilcoxon_p
+from cryptorl.portfolio.report import slug
+
+from .protocol import Protocol
+from .runner import Scores
+
+FIGURES = ("ARR", "Sortino", "MaxDrawdown", "Turnover")
+EQUAL_WEIGHT = "B&H equal weight"
+
+
+def portfolio_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
+    """Mean / std over seeds per (window, portfolio, strategy), seeds beating each baseline, p-values."""
+    runs = scores.runs
+    rows = []
+    for (window, pname, strategy), g in runs.groupby(["window", "portfolio", "strategy"], sort=False):
+        row = {"window": window, "portfolio": pname, "strategy": strategy, "seeds": int((g["seed"] >= 0).sum())}
+        for k in FIGURES:
+            row[f"{k} mean"] = float(g[k].mean())
+            row[f"{k} std"] = float(g[k].std(ddof=1)) if len(g) > 1 else 0.0
+        if g["kind"].iloc[0] == "cm":
+            base = runs[(runs.window == window) & (runs.portfolio == pname) & (runs.kind == "baseline")]
+            for _, b in base.iterrows():
+                row[f"beats {b.strategy}"] = int((g["Sortino"] > b["Sortino"]).sum())
+                row[f"p vs {b.strategy}"] = wilcoxon_p(scores.returns[(window, pname, strategy)],
+                                                       scores.returns[(window, pname, b.strategy)])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cm_table(scores: Scores) -> pd.DataFrame:
+    """Per (window, config, asset): means over seeds, collapsed modules, seeds beating own B&H."""
+    cms = scores.cms
+    g = cms.groupby(["window", "config", "asset"], sort=False)
+    return pd.DataFrame({
+        "seeds": g.size(), "crypto_share": g["crypto_share"].mean(), "trades": g["trades"].mean(),
+        "collapsed": g["collapsed"].apply(lambda s: int((s != "").sum())),
+        "Sortino": g["Sortino"].mean(), "B&H Sortino": g["B&H Sortino"].first(),
+        "beats_own_bh": g["beats_own_bh"].sum().astype(int), "ARR": g["ARR"].mean(),
+    }).reset_index()
+
+
+def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataFrame:
+    """The issue's "Done when" figures per (window, config)."""
+    cms, rows = scores.cms, []
+    trend = trend_name(protocol.trend_sma)
+    for (window, cname), g in cms.groupby(["window", "config"], sort=False):
+        row = {"window": window, "config": cname, "CMs": len(g),
+               "trading share": float((g["collapsed"] == "").mean()),
+               "beats own B&H share": float(g["beats_own_bh"].mean())}
+        for pname in protocol.portfolios:
+            t = table[(table.window == window) & (table.portfolio == pname)].set_index("strategy")
+            row[f"{pname}: seeds beating EW B&H"] = int(t.loc[cname, f"beats {EQUAL_WEIGHT}"])
+            row[f"{pname}: mean Sortino"] = float(t.loc[cname, "Sortino mean"])
+            row[f"{pname}: EW B&H Sortino"] = float(t.loc[EQUAL_WEIGHT, "Sortino mean"])
+            row[f"{pname}: {trend} Sortino"] = float(t.loc[trend, "Sortino mean"])
+            row[f"{pname}: mean ARR"] = float(t.loc[cname, "ARR mean"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _md(frame: pd.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 1e6:
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            return "nan" if np.isnan(v) else f"{v:.3f}"
+        return str(v)
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _plot(scores: Scores, window: str, pname: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for (w, p, strategy), v in scores.values.items():
+        if (w, p) != (window, pname) or (strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT):
+            continue
+        ax.plot(v.index, v.to_numpy(), label=strategy, lw=1 if strategy.startswith(("B&H", "CRP", "Trend")) else 2)
+    ax.set_title(f"{pname}, window {window}: value (start = 1), portfolios averaged over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on: str = "backtest") -> dict[str, Path]:
+    """Write report.md, the CSV tables and the PNGs into ``out``; returns the paths by name."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = portfolio_table(protocol, scores)
+    cmt = cm_table(scores)
+    tgt = targets(protocol, scores, table)
+    paths = {"report": out / "report.md", "portfolios": out / "portfolios.csv", "cms": out / "cms.csv",
+             "targets": out / "targets.csv", "runs": out / "runs.csv"}
+    table.to_csv(paths["portfolios"], index=False, float_format="%.6g")
+    cmt.to_csv(paths["cms"], index=False, float_format="%.6g")
+    tgt.to_csv(paths["targets"], index=False, float_format="%.6g")
+    pd.concat([scores.runs, scores.cms.assign(kind="module")], ignore_index=True).to_csv(paths["runs"], index=False, float_format="%.6g")
+    lines = [f"# Evaluation: {protocol.name}", "",
+             f"Assets {', '.join(protocol.assets)}; {protocol.interval} bars from `{protocol.source}`; fee "
+             f"{protocol.fee:g}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
+             f"{', '.join(protocol.configs)}.", "",
+             ("Model selection never looked at a backtest range: every module was trained and selected on data "
+              "cut at its window's validation end (enforced in code), and the backtests ran once, after all "
+              "training." if on == "backtest" else
+              "**Scored on the validation ranges**, where the modules were selected: in-sample figures for "
+              "choosing a configuration; no backtest range was looked at."),
+             "p-values: Wilcoxon signed-rank test on the daily returns of the seed-mean portfolio "
+             "against the baseline (two-sided).", ""]
+    for window in protocol.windows:
+        lines += [f"## Window {window.name}", "",
+                  f"train {window.train[0]:%Y-%m-%d} .. {window.train[1]:%Y-%m-%d}, validation "
+                  f"{window.validation[0]:%Y-%m-%d} .. {window.validation[1]:%Y-%m-%d}, backtest "
+                  f"{window.backtest[0]:%Y-%m-%d} .. {window.backtest[1]:%Y-%m-%d}; scored on the {on} range", ""]
+        for pname in protocol.portfolios:
+            t = table[(table.window == window.name) & (table.portfolio == pname)].drop(columns=["window", "portfolio"])
+            png = out / f"cumulative_{slug(window.name)}_{slug(pname)}.png"
+            _plot(scores, window.name, pname, png)
+            paths[png.stem] = png
+            keep = ["strategy", "seeds"] + [c for c in t.columns if c.endswith((" mean", " std"))]
+            lines += [f"### {pname}", "", _md(t[keep]), ""]
+            tests = [c for c in t.columns if c.startswith(("beats ", "p vs "))]
+            if tests:
+                lines += [_md(t[t.seeds > 0][["strategy", *tests]].dropna(axis=1, how="all")), "", f"![]({png.name})", ""]
+        c = cmt[cmt.window == window.name].drop(columns=["window"])
+        lines += ["### Crypto Modules", "", "seeds beating own B&H = seeds whose Sortino beats the coin's "
+                  "buy-and-hold; collapsed = seeds in crypto < 5 % or > 95 % of the bars.", "", _md(c), ""]
+    lines += ["## Targets", "", _md(tgt), ""]
+    paths["report"].write_text("\n".join(lines))
+    return paths

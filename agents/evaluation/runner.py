@@ -1,0 +1,221 @@
+"""The evaluation's work: resumable training of every (config, window, asset, seed) Crypto Module,
+then one out-of-sample backtest of every module, voted portfolio and baseline.
+
+Model selection never sees a backtest range. :func:`training_jobs` hands every training the market
+cut at its window's validation end, and :func:`train_job` refuses data beyond it; the backtests
+(:func:`score`) run only after every training, load the saved modules, and check that each
+module's training and validation ended before the backtest starts.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agents.crypto_module import CMConfig, CryptoModule
+from agents.training import Split, train_crypto_module
+from cryptorl.modelstore import ModelStore, verify
+from cryptorl.parallel import TaskOutcome, run_tasks
+from cryptorl.portfolio import backtest, buy_and_hold, constant_rebalanced, equal_weight_buy_and_hold, vote
+from cryptorl.portfolio.backtest import BacktestResult
+from cryptorl.portfolio.baselines import trend_name, trend_timing
+
+from .protocol import Protocol, Window
+
+Data = Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One Crypto Module to train: picklable, carries its (cut) data and where to save it."""
+
+    config_name: str
+    window: str
+    config: CMConfig
+    split: Split
+    market: pd.DataFrame  # ends at the validation end: selection never sees later bars
+    metrics: pd.DataFrame | None
+    eval_freq: int
+    store: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.config_name} {self.window} {self.config.asset} seed {self.config.seed}"
+
+
+def store_root(out: Path, config_name: str, window: str, seed: int) -> Path:
+    """The model store of one (config, window, seed): one module per asset in it."""
+    return Path(out) / "models" / config_name / window / f"seed{seed}"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def is_trained(config: CMConfig, split: Split, root: Path) -> bool:
+    """Whether ``root`` holds a verified module trained with exactly this config and split."""
+    folder = ModelStore(root).current(config.asset, config.interval)
+    if folder is None:
+        return False
+    try:
+        manifest = verify(folder)
+    except Exception:  # noqa: BLE001 - a damaged version is simply trained again
+        return False
+    return (manifest.get("config") == _jsonable(asdict(config))
+            and manifest.get("ranges") == {k: list(v) for k, v in split.as_dict().items()})
+
+
+def _cut(frame: pd.DataFrame | None, end: pd.Timestamp) -> pd.DataFrame | None:
+    return None if frame is None else frame.loc[frame.index <= end]
+
+
+def training_jobs(protocol: Protocol, data: Data, out: Path) -> tuple[list[TrainJob], int]:
+    """The jobs still to run (already trained ones are skipped) and how many were skipped."""
+    jobs, done = [], 0
+    for window in protocol.windows:
+        val_end = window.validation[1]
+        split = Split(window.train, window.validation)  # the backtest range is not even named
+        for cname in protocol.configs:
+            for seed in protocol.seeds:
+                root = store_root(out, cname, window.name, seed)
+                for asset in protocol.assets:
+                    config = protocol.cm_config(cname, asset, seed)
+                    if is_trained(config, split, root):
+                        done += 1
+                        continue
+                    market, metrics = data[asset]
+                    jobs.append(TrainJob(cname, window.name, config, split, _cut(market, val_end),
+                                         _cut(metrics, val_end), protocol.eval_freq, str(root)))
+    return jobs, done
+
+
+def train_job(job: TrainJob) -> dict[str, float]:
+    """Train, select on validation and save one module; returns its best validation figures."""
+    import torch
+
+    torch.set_num_threads(1)
+    val_end = job.split.validation[1]
+    if job.market.index[-1] > val_end or (job.metrics is not None and len(job.metrics) and job.metrics.index[-1] > val_end):
+        raise ValueError(f"{job.label}: training data reach past the validation end {val_end}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        module, _ = train_crypto_module(job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq)
+    module.save(ModelStore(job.store), note=f"evaluate {job.label}")
+    return module.validation
+
+
+def train_all(protocol: Protocol, data: Data, out: Path, *, workers: int | None = None,
+              address: str | None = None) -> tuple[list[TaskOutcome], int]:
+    """Train every missing module of the protocol; returns the outcomes and the count skipped."""
+    jobs, skipped = training_jobs(protocol, data, out)
+    outcomes = run_tasks(train_job, jobs, labels=[j.label for j in jobs], workers=workers, address=address,
+                         desc="training") if jobs else []
+    return outcomes, skipped
+
+
+# -- backtests ---------------------------------------------------------------------------------
+def trades(crypto: pd.Series) -> int:
+    """Position changes of a module over its decisions (entering from cash counts as one)."""
+    held = crypto.to_numpy(dtype="float64")[:-1]  # the last decision is never traded
+    return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
+
+
+def baseline_weights(protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end) -> dict[str, pd.DataFrame]:
+    """The protocol's baselines on ``assets``: B&H of each, equal-weight B&H, CRP, trend timing."""
+    out = {f"B&H {a}": buy_and_hold(markets, a, start=start, end=end) for a in assets}
+    out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)
+    out["CRP equal weight"] = constant_rebalanced(markets, assets, start=start, end=end)
+    out[trend_name(protocol.trend_sma)] = trend_timing(markets, assets, sma=protocol.trend_sma, start=start, end=end)
+    return out
+
+
+@dataclass
+class Scores:
+    """Every backtest of an evaluation (see :func:`score`)."""
+
+    cms: pd.DataFrame  # one row per (window, config, asset, seed)
+    runs: pd.DataFrame  # one row per (window, portfolio, strategy, seed); baselines have seed -1
+    values: dict[tuple[str, str, str], pd.Series]  # (window, portfolio, strategy) -> seed-mean value path
+    returns: dict[tuple[str, str, str], pd.Series]  # same keys: seed-mean bar returns
+
+
+def _row(res: BacktestResult) -> dict[str, float]:
+    m = res.metrics()
+    return {k: float(m[k]) for k in ("ARR", "Sortino", "Sharpe", "MaxDrawdown", "Turnover")}
+
+
+SCORE_RANGES = ("backtest", "validation")
+
+
+def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") -> Scores:
+    """Backtest every trained module, portfolio and baseline of the protocol (after all training).
+
+    ``on="validation"`` scores the validation ranges instead, where the modules were selected:
+    in-sample figures for choosing between configurations without ever looking at a backtest.
+    """
+    if on not in SCORE_RANGES:
+        raise ValueError(f"score on one of {SCORE_RANGES}, not {on!r}")
+    cms, runs = [], []
+    values: dict[tuple[str, str, str], list[pd.Series]] = {}
+    rets: dict[tuple[str, str, str], list[pd.Series]] = {}
+    costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
+    for window in protocol.windows:
+        b0, b1 = window.backtest if on == "backtest" else window.validation
+        markets = {a: data[a][0].loc[data[a][0].index <= b1] for a in protocol.assets}
+        metrics = {a: _cut(data[a][1], b1) for a in protocol.assets}
+        own_bh = {a: _row(backtest(buy_and_hold(markets, a, start=b0, end=b1), markets, **costs))
+                  for a in protocol.assets}
+        for pname, members in protocol.portfolios.items():
+            for bname, w in baseline_weights(protocol, markets, members, b0, b1).items():
+                res = backtest(w, markets, **costs)
+                runs.append({"window": window.name, "portfolio": pname, "strategy": bname, "kind": "baseline",
+                             "seed": -1, **_row(res)})
+                values[(window.name, pname, bname)] = [res.values]
+                rets[(window.name, pname, bname)] = [res.returns]
+        for cname in protocol.configs:
+            for seed in protocol.seeds:
+                decisions = {}
+                for asset in protocol.assets:
+                    module = _load(store_root(out, cname, window.name, seed), asset, protocol.interval)
+                    if on == "backtest" and (module.train_end is None or module.train_end >= b0):
+                        raise ValueError(f"{cname} {window.name} {asset} seed {seed}: the module was trained or "
+                                         f"selected on data up to {module.train_end}, not before the backtest {b0}")
+                    d = module.decide_range(markets[asset], metrics[asset], b0, b1)
+                    decisions[asset] = d
+                    res = backtest(d.rename(columns={"crypto": asset}), markets, **costs)
+                    share = float(d["crypto"].iloc[:-1].mean())
+                    cms.append({"window": window.name, "config": cname, "asset": asset, "seed": seed,
+                                "crypto_share": share, "trades": trades(d["crypto"]),
+                                "collapsed": "always in" if share > 0.95 else "always out" if share < 0.05 else "",
+                                **_row(res), "B&H Sortino": own_bh[asset]["Sortino"],
+                                "beats_own_bh": bool(_row(res)["Sortino"] > own_bh[asset]["Sortino"]),
+                                "validation_Sortino": float(module.validation.get("Sortino", np.nan))})
+                for pname, members in protocol.portfolios.items():
+                    res = backtest(vote({a: decisions[a] for a in members}), markets, **costs)
+                    runs.append({"window": window.name, "portfolio": pname, "strategy": cname, "kind": "cm",
+                                 "seed": seed, **_row(res)})
+                    values.setdefault((window.name, pname, cname), []).append(res.values)
+                    rets.setdefault((window.name, pname, cname), []).append(res.returns)
+    mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
+    mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
+    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r)
+
+
+def _load(root: Path, asset: str, interval: str) -> CryptoModule:
+    folder = ModelStore(root).current(asset, interval)
+    if folder is None:
+        raise ValueError(f"no trained module for {asset} in {root} (its training failed?)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
+        return CryptoModule.load(folder)
+
+
+def window_of(protocol: Protocol, name: str) -> Window:
+    return next(w for w in protocol.windows if w.name == name)

@@ -1,0 +1,83 @@
+"""The honest scoreboard: train every (config, asset, seed, window) Crypto Module of a protocol,
+compose the voted portfolios and backtest them once against buy-and-hold of each asset,
+equal-weight buy-and-hold, CRP and trend timing.
+
+    python -m experiments.evaluate experiments/protocols/daily_bear_bull.yml
+    python -m experiments.evaluate experiments/protocols/daily_bear_bull.yml --seeds 0,1 --configs ppo_trend
+    python -m experiments.evaluate experiments/protocols/demo_tiny.yml --out reports/demo
+
+The protocol (YAML) names the assets, bar interval, data source, windows (train / validation /
+backtest dates) or a walk-forward span, seeds, fee, the CM configurations and the baselines
+(see docs/decision_quality.md). Modules are trained and selected on data that end at each
+window's validation end, and saved under OUT/models/<config>/<window>/seed<k>: a rerun skips
+what is already trained. The report (OUT/report.md, CSV tables, cumulative-return PNGs) gives
+means and spreads over seeds, seeds beating each baseline, Wilcoxon p-values, collapsed modules
+and the target figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptorl.cli import fail, one_line
+
+DESCRIPTION = __doc__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("protocol", type=Path, help="protocol YAML file, e.g. experiments/protocols/daily_bear_bull.yml")
+    p.add_argument("--out", type=Path, default=None, help="output folder: models and report (default reports/evaluate-<protocol name>)")
+    p.add_argument("--configs", default=None, help="comma-separated subset of the protocol's configs")
+    p.add_argument("--windows", default=None, help="comma-separated subset of the protocol's windows")
+    p.add_argument("--seeds", default=None, help="comma-separated subset of the protocol's seeds")
+    p.add_argument("--assets", default=None, help="comma-separated subset of the protocol's assets "
+                                                  "(portfolios with other assets are left out)")
+    p.add_argument("--store", default=None, help="data store folder for the protocol's source (default: a temporary "
+                                                 "folder for csv: sources, ./data or $CRYPTORL_DATA for store)")
+    p.add_argument("--workers", type=int, default=None, help="parallel trainings (default: all cores)")
+    p.add_argument("--address", default=None, help="a Ray cluster to train on, e.g. auto or ray://HOST:10001")
+    p.add_argument("--score-on", choices=["backtest", "validation"], default="backtest",
+                   help="score the backtest ranges (default), or the validation ranges where the modules were "
+                        "selected, to choose between configurations without looking at a backtest "
+                        "(report in OUT/validation)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _list(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from agents.evaluation import evaluate, load_markets, load_protocol
+
+    try:
+        protocol = load_protocol(args.protocol).subset(
+            configs=_list(args.configs), windows=_list(args.windows), seeds=_list(args.seeds), assets=_list(args.assets))
+        if not protocol.portfolios:
+            raise ValueError("no portfolio of the protocol is left with these --assets")
+        data = load_markets(protocol, args.store, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
+        fail(one_line(exc))
+    out = args.out or Path("reports") / f"evaluate-{protocol.name}"
+    n = len(protocol.windows) * len(protocol.configs) * len(protocol.seeds) * len(protocol.assets)
+    print(f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
+          f"configs x {len(protocol.windows)} windows = {n} modules; output {out}")
+    try:
+        paths = evaluate(protocol, out, data=data, workers=args.workers, address=args.address,
+                         progress=not args.no_progress, on=args.score_on)
+    except (RuntimeError, ValueError) as exc:
+        fail(one_line(exc))
+    targets = paths["targets"].read_text()
+    print(targets)
+    print(f"report: {paths['report']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
