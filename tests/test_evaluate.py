@@ -1,0 +1,209 @@
+"""experiments.evaluate: protocol checks, the execution stand-in, selection cut at the validation end,
+resumable training, the report, and the command line."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import torch
+
+from agents.crypto_module import CryptoModule
+from agents.evaluation import load_markets, load_protocol, parse_protocol, score, train_job, training_jobs
+from agents.evaluation.runner import trades
+from cryptorl.modelstore import ModelStore
+from cryptorl.parallel import run_tasks
+from experiments import evaluate as evaluate_cmd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "experiments" / "protocols" / "demo_tiny.yml"
+
+
+def raw_demo() -> dict:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def test_shipped_protocols_load():
+    for path in sorted((ROOT / "experiments" / "protocols").glob("*.yml")):
+        p = load_protocol(path)
+        assert p.windows and p.configs and p.seeds
+    p = load_protocol(ROOT / "experiments" / "protocols" / "daily_bear_bull.yml")
+    assert [w.name for w in p.windows] == ["bear", "bull"] and len(p.assets) == 8 and p.seeds == (0, 1, 2, 3, 4)
+    bear = p.windows[0]
+    assert bear.train[1] == pd.Timestamp("2021-12-31 23:59:59", tz="UTC")  # a bare end date is the whole day
+    assert bear.backtest == (pd.Timestamp("2022-03-01", tz="UTC"), pd.Timestamp("2022-09-30 23:59:59", tz="UTC"))
+    assert p.portfolios["BTC+ETH+LINK"] == ("BTC", "ETH", "LINK") and len(p.portfolios["all eight"]) == 8
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r.update(colour="red"), "unknown protocol key"),
+    (lambda r: r.pop("configs"), "lacks 'configs'"),
+    (lambda r: r["windows"]["w1"].update(validation=["2021-06-01", "2021-08-31"]), "without overlap"),
+    (lambda r: r["windows"]["w1"].update(train=["2021-07-01", "2021-01-01"]), "is not before"),
+    (lambda r: r["configs"]["ohlcv"].update(asset="ETH"), "set by the protocol"),
+    (lambda r: r["configs"]["ohlcv"].update(features=["ret_x"]), "unknown market feature"),
+    (lambda r: r["configs"]["ohlcv"].update(algo="sac"), "unknown algorithm"),
+    (lambda r: r.update(portfolios={"p": ["BTC", "SOL"]}), "portfolios.p"),
+    (lambda r: r.update(seeds=[]), "seeds"),
+    (lambda r: r.update(windows={}), "needs 'windows'"),
+])
+def test_bad_protocols_get_one_clear_error(mutate, message):
+    raw = raw_demo()
+    mutate(raw)
+    with pytest.raises(ValueError, match=message):
+        parse_protocol(raw)
+
+
+def test_walk_forward_windows_follow_each_other():
+    raw = raw_demo()
+    raw["walk_forward"] = {"start": "2021-07-01", "end": "2021-12-31", "train_months": 6, "validation_months": 1,
+                           "backtest_months": 2, "step_months": 2}
+    p = parse_protocol(raw)
+    wf = [w for w in p.windows if w.name.startswith("wf")]
+    assert [w.backtest[0].strftime("%Y-%m-%d") for w in wf] == ["2021-07-01", "2021-09-01", "2021-11-01"]
+    assert wf[0].validation[0] == pd.Timestamp("2021-06-01", tz="UTC")
+    assert wf[0].train[0] == pd.Timestamp("2020-12-01", tz="UTC")
+    assert wf[-1].backtest[1] == pd.Timestamp("2021-12-31 23:59:59", tz="UTC")
+    for w in wf:
+        assert w.train[1] < w.validation[0] <= w.validation[1] < w.backtest[0]
+
+
+def _square(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is\nnot allowed")
+    return x * x
+
+
+def test_run_tasks_keeps_order_and_reports_failures():
+    out = run_tasks(_square, [1, 2, 3, 4], labels=["a", "b", "c", "d"])
+    assert [o.label for o in out] == ["a", "b", "c", "d"]
+    assert [o.value for o in out] == [1, 4, None, 16]
+    assert [o.ok for o in out] == [True, True, False, True]
+    assert out[2].error == "ValueError: three is not allowed"
+    with pytest.raises(ValueError, match="labels"):
+        run_tasks(_square, [1], labels=["a", "b"])
+
+
+def test_trades_counts_position_changes_before_the_last_decision():
+    assert trades(pd.Series([0.0, 1.0, 1.0, 0.0, 1.0])) == 2  # in at 1, out at 3; the last is not traded
+    assert trades(pd.Series([1.0, 1.0, 1.0])) == 1
+    assert trades(pd.Series([0.0, 0.0])) == 0
+
+
+def test_training_data_end_at_the_validation_end(tmp_path):
+    protocol = load_protocol(DEMO)
+    data = load_markets(protocol, progress=False)
+    jobs, done = training_jobs(protocol, data, tmp_path)
+    assert done == 0 and len(jobs) == 4
+    val_end = protocol.windows[0].validation[1]
+    for job in jobs:
+        assert job.market.index[-1] <= val_end < job.market.index[-1] + pd.Timedelta(days=1)
+        assert job.split.backtest is None
+    leaky = copy.copy(jobs[0])
+    object.__setattr__(leaky, "market", data["BTC"][0])
+    with pytest.raises(ValueError, match="past the validation end"):
+        train_job(leaky)
+
+
+@pytest.mark.slow
+def test_the_future_after_validation_does_not_change_training(tmp_path):
+    """Models trained on the same data up to the validation end, with any future, are identical."""
+    protocol = load_protocol(DEMO).subset(configs=["trend"], assets=["BTC"])
+    data = load_markets(protocol, progress=False)
+    market = data["BTC"][0]
+    other = market.copy()
+    future = other.index > protocol.windows[0].validation[1]
+    other.loc[future, ["open", "high", "low", "close"]] *= 2.5
+    params, val = [], []
+    for i, d in enumerate(({"BTC": (market, None)}, {"BTC": (other, None)})):
+        (job,), _ = training_jobs(protocol, d, tmp_path / str(i))
+        val.append(pd.Series(train_job(job)))
+        folder = ModelStore(job.store).current("BTC", "1d")
+        params.append(CryptoModule.load(folder).sam.policy.state_dict())
+    pd.testing.assert_series_equal(val[0], val[1])  # the validation figures the selection used
+    assert params[0].keys() == params[1].keys()
+    for k in params[0]:
+        assert torch.equal(params[0][k], params[1][k]), k
+
+
+@pytest.mark.slow
+def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 assets x 1 seeds x 2 configs x 1 windows = 4 modules" in printed
+    for name in ("report.md", "portfolios.csv", "cms.csv", "targets.csv", "runs.csv", "cumulative_w1_btc_eth.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "cumulative_w1_btc_eth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "never looked at a backtest range" in report and "Trend SMA20" in report
+    table = pd.read_csv(out / "portfolios.csv")
+    assert set(table.strategy) == {"B&H BTC", "B&H ETH", "B&H equal weight", "CRP equal weight", "Trend SMA20",
+                                   "ohlcv", "trend"}
+    cms = pd.read_csv(out / "cms.csv")
+    assert len(cms) == 4 and cms.crypto_share.between(0, 1).all()
+    # The engine's figures: a baseline row equals a direct backtest of that baseline.
+    protocol = load_protocol(DEMO)
+    data = load_markets(protocol, progress=False)
+    scores = score(protocol, data, out)
+    ew = scores.runs.set_index("strategy").loc["B&H equal weight"]
+    b0, b1 = protocol.windows[0].backtest
+    from cryptorl.portfolio import backtest, equal_weight_buy_and_hold
+
+    markets = {a: data[a][0] for a in protocol.assets}
+    direct = backtest(equal_weight_buy_and_hold(markets, ["BTC", "ETH"], start=b0, end=b1), markets, interval="1d")
+    assert ew["Sortino"] == pytest.approx(direct.metrics()["Sortino"])
+    # Resumable: nothing is left to train; a second run reuses the modules (same figures).
+    assert training_jobs(protocol, data, out)[0] == []
+    before = (out / "runs.csv").read_text()
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress"]) == 0
+    assert (out / "runs.csv").read_text() == before
+    # Validation scoring goes to its own folder and never needs the backtest range.
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--score-on", "validation"]) == 0
+    assert "Scored on the validation ranges" in (out / "validation" / "report.md").read_text()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("assets: [BTC]\nsource: demo\n")
+    for argv, message in (([str(bad)], "lacks 'configs'"),
+                          ([str(tmp_path / "none.yml")], "cannot read protocol"),
+                          ([str(DEMO), "--configs", "nope"], "config(s) ['nope'] not in the protocol"),
+                          ([str(DEMO), "--assets", "BTC"], "no portfolio of the protocol is left")):
+        with pytest.raises(SystemExit) as exc:
+            evaluate_cmd.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "reports").exists()
+
+
+def test_help():
+    with pytest.raises(SystemExit) as exc:
+        evaluate_cmd.main(["--help"])
+    assert exc.value.code == 0
+
+
+def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
+    from agents.crypto_module import CMConfig, CryptoModule
+    from agents.training import paper_split, train_crypto_module
+    from cryptorl.data.demo import demo_data
+
+    market, _ = demo_data("BTC", "1d", "2021-01-01", "2022-06-30")
+    config = CMConfig(asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16,
+                      features=["ret_5", "dd_20", "sma_10"])
+    with pytest.warns(UserWarning):
+        module, _ = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
+    assert module.sam.observation_space.shape[0] == 6 + 3
+    folder = module.save(tmp_path / "models")
+    loaded = CryptoModule.load(folder)
+    assert loaded.config.features == ["ret_5", "dd_20", "sma_10"]
+    a = module.decide_range(market, None, "2022-05-01", "2022-06-30")
+    b = loaded.decide_range(market, None, "2022-05-01", "2022-06-30")
+    pd.testing.assert_frame_equal(a, b)
+    assert np.isin(a["crypto"].unique(), [0.0, 1.0]).all()
