@@ -32,7 +32,8 @@ def test_compare_end_to_end_on_demo(tmp_path, capsys):
     for name in ("metrics.md", "metrics.csv", "cumulative_returns.png", "forecast_errors.md", "reliability.md", "config.json"):
         assert (out / name).is_file(), name
     metrics = pd.read_csv(out / "metrics.csv", index_col=0)
-    expected = {"lstm", "dlm", "transformer", "max_sharpe", "buy_and_hold", "B&H BTC", "B&H ETH", "B&H LINK", "CM portfolio"}
+    expected = {"lstm", "dlm", "transformer", "max_sharpe", "buy_and_hold", "B&H BTC", "B&H ETH", "B&H LINK", "Trend SMA20",
+                "CM portfolio"}
     assert set(metrics.index) == expected
     assert np.isfinite(metrics["ARR"]).all()
     rel = pd.read_csv(out / "reliability.csv", index_col=0)
