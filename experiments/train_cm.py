@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--with-eam", action="store_true", default=None, help="train an EAM (DQN signals) first and feed its signals to the SAM")
     p.add_argument("--eam-timesteps", type=int, default=None, help="EAM training timesteps (default 10000)")
+    p.add_argument("--features", default=None, type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
+                   help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
+                        "sma_H (e.g. ret_5,ret_20,sma_20); '' for OHLCV (+ DRU) only")
     p.add_argument("--window", type=int, default=None, help="observation window n in bars (default 30)")
     p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
     p.add_argument("--execution", choices=["close", "next_open"], default=None,
