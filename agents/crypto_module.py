@@ -53,6 +53,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
               "exploration_final_eps": 0.02},
 }
 ON_POLICY = {"ppo", "a2c"}
+SELECTIONS = ("sortino", "sortino_trading", "last")
 
 
 @dataclass
@@ -77,9 +78,16 @@ class CMConfig:
     # Extra observation rows computed from the market alone (envs.features.market_features),
     # e.g. ["ret_5", "ret_20", "vol_20", "dd_60", "sma_20"]; empty: OHLCV (+ DRU) only.
     features: list[str] = field(default_factory=list)
+    # Which validation checkpoint the module keeps (agents.training.ValidationCallback):
+    # "sortino" the best validation Sortino; "sortino_trading" the best among checkpoints that
+    # hold crypto on 5-95 % of the validation bars (the best overall when none does);
+    # "last" no selection, the final weights.
+    selection: str = "sortino"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
         self.features = [str(f) for f in self.features]
         for name in self.features:
             parse_market_feature(name)  # raises a clear error on a bad name

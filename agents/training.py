@@ -8,7 +8,8 @@
 3. train the SAM on a batched :class:`envs.CryptoModuleVecEnv` of random training episodes;
    every ``eval_freq`` steps :class:`ValidationCallback` backtests the current policy on the
    validation range (batched decisions + the backtest engine), logs the figures to TensorBoard
-   and keeps the weights with the best validation Sortino ratio, which the module ends with.
+   and keeps the weights with the best validation Sortino ratio (``config.selection``: or the
+   best among checkpoints that trade, or the last), which the module ends with.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class ValidationCallback(BaseCallback):
     """Evaluate on validation every ``eval_freq`` steps; log to TensorBoard; keep the best."""
 
     def __init__(self, module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None,
-                 start, end, eval_freq: int, verbose: int = 0):
+                 start, end, eval_freq: int, verbose: int = 0, selection: str = "sortino"):
         super().__init__(verbose)
+        self.selection = selection
         self.module, self.market, self.metrics = module, market, metrics
         self.start, self.end, self.eval_freq = start, end, max(1, int(eval_freq))
         self.best_score = -np.inf
@@ -104,7 +106,9 @@ class ValidationCallback(BaseCallback):
         for key in ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades"):
             self.logger.record(f"validation/{key}", row[key])
         score = m["Sortino"] if not np.isnan(m["Sortino"]) else -np.inf
-        if score > self.best_score or self.best_state is None:
+        if self.selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
+            score -= 1e6  # a collapsed checkpoint is kept only while no trading one was seen
+        if self.selection == "last" or score > self.best_score or self.best_state is None:
             self.best_score = score
             self.best_state = copy.deepcopy(self.module.sam.policy.state_dict())
             self.best_metrics = {k: float(v) for k, v in m.items()}
@@ -158,7 +162,8 @@ def train_crypto_module(
     sam = build_algo(config.algo, vec, SAMCNN, config.features_dim, seed=config.seed,
                      tensorboard_log=tensorboard_log, hyperparams=config.algo_kwargs())
     module = CryptoModule(config, dru, sam, eam, ranges=split.as_dict())
-    callback = ValidationCallback(module, market, metrics, *split.validation, eval_freq=eval_freq)
+    callback = ValidationCallback(module, market, metrics, *split.validation, eval_freq=eval_freq,
+                                  selection=config.selection)
     sam.learn(config.timesteps, callback=callback, tb_log_name=run_name, progress_bar=progress_bar)
     module.validation = callback.best_metrics
     if tensorboard_log:

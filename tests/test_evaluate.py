@@ -207,3 +207,32 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
     b = loaded.decide_range(market, None, "2022-05-01", "2022-06-30")
     pd.testing.assert_frame_equal(a, b)
     assert np.isin(a["crypto"].unique(), [0.0, 1.0]).all()
+
+
+@pytest.mark.parametrize("selection", ["sortino", "sortino_trading", "last"])
+def test_validation_selection_levers(selection):
+    from agents.crypto_module import CMConfig
+    from agents.training import paper_split, train_crypto_module
+    from cryptorl.data.demo import demo_data
+
+    market, _ = demo_data("ETH", "1d", "2021-01-01", "2022-06-30")
+    config = CMConfig(asset="ETH", timesteps=640, window=8, n_envs=4, episode_length=16, selection=selection)
+    with pytest.warns(UserWarning):
+        module, cb = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
+    hist = pd.DataFrame(cb.history)
+    assert len(hist) >= 10
+    kept = module.validation["Sortino"]
+    if selection == "last":
+        assert kept == pytest.approx(hist["Sortino"].iloc[-1], nan_ok=True)
+    elif selection == "sortino":
+        assert kept == pytest.approx(hist["Sortino"].max())
+    else:
+        trading = hist[hist.crypto_share.between(0.05, 0.95)]
+        assert kept == pytest.approx(trading["Sortino"].max() if len(trading) else hist["Sortino"].max())
+
+
+def test_unknown_selection_is_refused():
+    from agents.crypto_module import CMConfig
+
+    with pytest.raises(ValueError, match="unknown selection"):
+        CMConfig(selection="best")

@@ -68,7 +68,11 @@ def is_trained(config: CMConfig, split: Split, root: Path) -> bool:
         manifest = verify(folder)
     except Exception:  # noqa: BLE001 - a damaged version is simply trained again
         return False
-    return (manifest.get("config") == _jsonable(asdict(config))
+    try:  # fields newer than the saved module take their defaults, as when it is loaded
+        saved = CMConfig(**manifest.get("config", {}))
+    except (TypeError, ValueError):
+        return False
+    return (_jsonable(asdict(saved)) == _jsonable(asdict(config))
             and manifest.get("ranges") == {k: list(v) for k, v in split.as_dict().items()})
 
 
