@@ -102,6 +102,16 @@ class CMConfig:
         return kw
 
 
+# Fields added to CMConfig after modules were first saved, with the value that reproduces the
+# behaviour of a module saved before them (which may differ from today's default).
+LEGACY_FIELDS: dict[str, Any] = {"features": [], "selection": "sortino"}
+
+
+def config_from_manifest(saved: dict[str, Any]) -> CMConfig:
+    """The CMConfig of a saved module: fields it predates take their :data:`LEGACY_FIELDS` value."""
+    return CMConfig(**{**LEGACY_FIELDS, **saved})
+
+
 class _SpacesEnv(gym.Env):
     """Only carries spaces: lets an SB3 algorithm be rebuilt to receive saved weights."""
 
@@ -288,8 +298,7 @@ class CryptoModule:
         folder = Path(folder)
         manifest = verify(folder)
         try:
-            cfg = dict(manifest["config"])
-            config = CMConfig(**cfg)
+            config = config_from_manifest(dict(manifest["config"]))
             spec = manifest["feature_spec"]
             obs_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["observation_shape"]), dtype=np.float32)
         except (KeyError, TypeError, ValueError) as exc:
@@ -362,4 +371,4 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
     return sig.reindex(market.index).fillna(0.0)
 
 
-__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "eam_signals", "module_features"]
+__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "config_from_manifest", "eam_signals", "module_features"]

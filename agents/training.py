@@ -25,7 +25,13 @@ from cryptorl.features import DataRefinementUnit
 from cryptorl.portfolio.backtest import BacktestResult, backtest
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv
 
-from .crypto_module import CMConfig, CryptoModule, build_algo, eam_signals, module_features
+from .crypto_module import (
+    CMConfig,
+    CryptoModule,
+    build_algo,
+    eam_signals,
+    module_features,
+)
 from .networks import EAMCNN, SAMCNN
 
 

@@ -30,7 +30,7 @@ from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError
 
-from .crypto_module import CMConfig, CryptoModule
+from .crypto_module import CMConfig, CryptoModule, config_from_manifest
 from .training import Split, policy_backtest, train_crypto_module
 
 EPS = pd.Timedelta(seconds=1)
@@ -277,7 +277,7 @@ def current_config(store: ModelStore, asset: str, interval: str) -> CMConfig | N
     if path is None:
         return None
     try:
-        return CMConfig(**verify(path)["config"])
+        return config_from_manifest(verify(path)["config"])
     except (ModelStoreError, KeyError, TypeError, ValueError):
         return None
 

@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-import torch
-
 from agents.crypto_module import CryptoModule
-from agents.evaluation import load_markets, load_protocol, parse_protocol, score, train_job, training_jobs
+from agents.evaluation import (
+    load_markets,
+    load_protocol,
+    parse_protocol,
+    score,
+    train_job,
+    training_jobs,
+)
 from agents.evaluation.runner import trades
 from cryptorl.modelstore import ModelStore
 from cryptorl.parallel import run_tasks

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 from cryptorl.data import load_data
 from cryptorl.data.frames import interval_timedelta
 
-from .protocol import Protocol, Window, load_protocol, parse_protocol, walk_forward_windows
+from .protocol import (
+    Protocol,
+    Window,
+    load_protocol,
+    parse_protocol,
+    walk_forward_windows,
+)
 from .report import write_evaluation_report
 from .runner import Data, Scores, TrainJob, score, train_all, train_job, training_jobs
 

@@ -19,11 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents.crypto_module import CMConfig, CryptoModule
+from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest
 from agents.training import Split, train_crypto_module
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
-from cryptorl.portfolio import backtest, buy_and_hold, constant_rebalanced, equal_weight_buy_and_hold, vote
+from cryptorl.portfolio import (
+    backtest,
+    buy_and_hold,
+    constant_rebalanced,
+    equal_weight_buy_and_hold,
+    vote,
+)
 from cryptorl.portfolio.backtest import BacktestResult
 from cryptorl.portfolio.baselines import trend_name, trend_timing
 
@@ -69,7 +75,7 @@ def is_trained(config: CMConfig, split: Split, root: Path) -> bool:
     except Exception:  # noqa: BLE001 - a damaged version is simply trained again
         return False
     try:  # fields newer than the saved module take their defaults, as when it is loaded
-        saved = CMConfig(**manifest.get("config", {}))
+        saved = config_from_manifest(manifest.get("config", {}))
     except (TypeError, ValueError):
         return False
     return (_jsonable(asdict(saved)) == _jsonable(asdict(config))
