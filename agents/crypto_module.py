@@ -53,16 +53,24 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
               "exploration_final_eps": 0.02},
 }
 ON_POLICY = {"ppo", "a2c"}
+# The market features of the default configuration (the best of the validation screen in
+# docs/decision_quality.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
+# 60-bar high and from the 20- and 50-bar averages.
+DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last")
 
 
 @dataclass
 class CMConfig:
-    """Everything that defines how a Crypto Module is built and trained."""
+    """Everything that defines how a Crypto Module is built and trained.
+
+    The defaults are the best configuration of the validation screen on real daily markets
+    (docs/decision_quality.md): a DQN SAM on the OHLCV observation plus :data:`DEFAULT_FEATURES`.
+    """
 
     asset: str = "BTC"
     interval: str = "1d"
-    algo: str = "ppo"
+    algo: str = "dqn"
     window: int = 30
     fee: float = 0.001
     execution: str = "close"
@@ -77,7 +85,7 @@ class CMConfig:
     dru: dict[str, Any] = field(default_factory=dict)
     # Extra observation rows computed from the market alone (envs.features.market_features),
     # e.g. ["ret_5", "ret_20", "vol_20", "dd_60", "sma_20"]; empty: OHLCV (+ DRU) only.
-    features: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
     # Which validation checkpoint the module keeps (agents.training.ValidationCallback):
     # "sortino" the best validation Sortino; "sortino_trading" the best among checkpoints that
     # hold crypto on 5-95 % of the validation bars (the best overall when none does);

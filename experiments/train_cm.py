@@ -1,6 +1,6 @@
 """Train a Crypto Module end to end and backtest it against buy-and-hold.
 
-    python -m experiments.train_cm --asset BTC                      # demo market, PPO, defaults
+    python -m experiments.train_cm --asset BTC                      # demo market, DQN, defaults
     python -m experiments.train_cm --asset ETH --algo dqn --timesteps 50000 --with-eam
     python -m experiments.train_cm --asset BTC --source csv:../shared/data/prices/daily
     tensorboard --logdir runs/                                      # one run per module
@@ -33,14 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--asset", required=True, help="ticker of the crypto, e.g. BTC")
     add_data_arguments(p)
-    p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default ppo)")
+    p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn)")
     p.add_argument("--timesteps", type=int, default=None, help="SAM training timesteps (default 30000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--with-eam", action="store_true", default=None, help="train an EAM (DQN signals) first and feed its signals to the SAM")
     p.add_argument("--eam-timesteps", type=int, default=None, help="EAM training timesteps (default 10000)")
     p.add_argument("--features", default=None, type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
                    help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
-                        "sma_H (e.g. ret_5,ret_20,sma_20); '' for OHLCV (+ DRU) only")
+                        "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only")
     p.add_argument("--window", type=int, default=None, help="observation window n in bars (default 30)")
     p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
     p.add_argument("--execution", choices=["close", "next_open"], default=None,

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
     p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"],
-                   help="SAM algorithm (default: the current version's, else ppo)")
+                   help="SAM algorithm (default: the current version's, else train_cm's)")
     p.add_argument("--timesteps", type=int, default=None,
                    help="SAM training timesteps (default: the current version's, else 30000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")

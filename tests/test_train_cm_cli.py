@@ -22,7 +22,7 @@ def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
     assert "Buy & hold ETH" in out and "DRU selection" in out
     folder = ModelStore(tmp_path / "models").current("ETH", "1d")
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["hyperparameters"]["learning_rate"] == 3e-4 and manifest["algorithm"] == "ppo"
+    assert manifest["hyperparameters"]["learning_rate"] == 3e-4 and manifest["algorithm"] == "dqn"
     assert set(manifest["ranges"]) == {"train", "validation", "backtest"}
     assert any((tmp_path / "runs").rglob("events.out.tfevents.*"))
 
