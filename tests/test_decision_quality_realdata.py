@@ -1,0 +1,48 @@
+"""The real-data learning check of the default Crypto Module configuration (docs/decision_quality.md).
+
+``train_cm``'s defaults (DQN + market features) are trained on the real daily files, bear window
+of the evaluation protocol (train 2020-10..2021-12, validation 2022-01..02, backtest 2022-03..09),
+seed 0, with the data cut at the validation end. Each module must trade (hold crypto on 5-95 % of
+the backtest bars, not collapse to holding or to cash) and beat its coin's buy-and-hold on
+Sortino both on validation and on the untouched backtest range.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+from agents.crypto_module import CMConfig
+from agents.training import Split, policy_backtest, train_crypto_module
+from cryptorl.data import load_data
+from cryptorl.portfolio import backtest, buy_and_hold
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+EPS = pd.Timedelta(seconds=1)
+TRAIN = (pd.Timestamp("2020-10-01", tz="UTC"), pd.Timestamp("2022-01-01", tz="UTC") - EPS)
+VALIDATION = (pd.Timestamp("2022-01-01", tz="UTC"), pd.Timestamp("2022-03-01", tz="UTC") - EPS)
+BACKTEST = (pd.Timestamp("2022-03-01", tz="UTC"), pd.Timestamp("2022-09-30", tz="UTC"))
+
+
+def _sortino_bh(market, start, end) -> float:
+    markets = {"X": market}
+    return backtest(buy_and_hold(markets, "X", start=start, end=end), markets, interval="1d").metrics()["Sortino"]
+
+
+@pytest.mark.parametrize("asset", ["BTC", "ETH"])
+def test_default_config_trades_and_beats_buy_and_hold_on_the_bear_window(asset, shared_data, tmp_path):
+    market, _ = load_data(asset, "1d", "2019-10-01", "2022-09-30", source=f"csv:{shared_data / 'prices' / 'daily'}",
+                          store=tmp_path / "data")
+    seen = market.loc[: VALIDATION[1]]  # training and selection never see the backtest range
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
+        module, _ = train_crypto_module(seen, None, CMConfig(asset=asset, seed=0), Split(TRAIN, VALIDATION))
+    assert module.config.algo == "dqn" and module.config.features  # the defaults under guard
+    assert module.validation["Sortino"] > _sortino_bh(seen, *VALIDATION)
+    result = policy_backtest(module, market, None, *BACKTEST)
+    share = float(result.weights[asset].iloc[:-1].mean())
+    assert 0.05 < share < 0.95, f"{asset} collapsed: crypto on {share:.0%} of the bars"
+    assert result.metrics()["Sortino"] > _sortino_bh(market, *BACKTEST)
