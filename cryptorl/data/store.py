@@ -296,8 +296,9 @@ class DataStore:
         (return the bars as stored, not regular).
         """
         asset, interval = _asset(asset), _interval(interval)
+        gaps = "raise" if gaps == "error" else gaps
         if gaps not in ("raise", "fill", "keep"):
-            raise ValueError(f"gaps must be 'raise', 'fill' or 'keep', got {gaps!r}")
+            raise ValueError(f"gaps must be 'raise' (or 'error'), 'fill' or 'keep', got {gaps!r}")
         span = _span(asset, interval, start, end)
         rows = self._prices.execute(
             "SELECT time, open, high, low, close, volume FROM prices"
@@ -315,7 +316,8 @@ class DataStore:
             more = f" and {len(found) - 1} more" if len(found) > 1 else ""
             raise DataError(
                 asset,
-                f"{interval} market data has gaps: {found[0]}{more}; ask for gaps='fill' (flat zero-volume bars) or gaps='keep'",
+                f"{interval} market data has gaps: {found[0]}{more}; ask for gaps='fill' (flat zero-volume bars) or gaps='keep' "
+                "(on the command line: --gaps fill or --gaps keep), or load a range without them",
                 f"store {self.root}",
             )
         if found and gaps == "fill":
@@ -462,6 +464,16 @@ class DataStore:
         wide.index = _index(wide.index.to_numpy())
         wide.columns = [str(c) for c in wide.columns]
         return wide.astype("float64")
+
+    def metric_sources(self, asset: str, interval: str) -> dict[str, set[str]]:
+        """Metric name -> the sources its stored values came from."""
+        rows = self._metrics.execute(
+            "SELECT DISTINCT metric, source FROM metrics WHERE asset = ? AND interval = ?", (_asset(asset), _interval(interval))
+        )
+        out: dict[str, set[str]] = {}
+        for metric, source in rows:
+            out.setdefault(metric, set()).add(source)
+        return out
 
     def metrics_last_time(self, asset: str, interval: str, metric: str) -> pd.Timestamp | None:
         """Time of the last stored value of one metric, or None."""
