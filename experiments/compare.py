@@ -35,7 +35,7 @@ from rich.console import Console
 from tqdm.auto import tqdm
 
 from agents.catalog import AGENT_NAMES, FORECASTERS, make_agents
-from cryptorl.cli import UserError
+from cryptorl.cli import UserError, add_gaps_argument
 from cryptorl.cli import console as wide_console
 from cryptorl.data.frames import DataError, to_utc_timestamp
 from cryptorl.portfolio.backtest import BacktestResult, backtest, check_weights
@@ -52,7 +52,7 @@ DEMO_SPLIT = ("2022-02-28", "2022-03-01", "2022-09-30")  # the paper's backtest 
 
 
 
-def load_markets(assets: list[str], source: str, interval: str) -> tuple[dict, dict]:
+def load_markets(assets: list[str], source: str, interval: str, gaps: str = "error") -> tuple[dict, dict]:
     """``({asset: market}, {asset: metrics})`` through ``cryptorl.data.load_data``."""
     try:
         from cryptorl.data import load_data
@@ -61,7 +61,7 @@ def load_markets(assets: list[str], source: str, interval: str) -> tuple[dict, d
     markets, metrics = {}, {}
     for a in assets:
         if load_data is not None:
-            markets[a], metrics[a] = load_data(a, interval, source=source)
+            markets[a], metrics[a] = load_data(a, interval, source=source, gaps=gaps)
         elif source == "demo":
             from cryptorl.data.demo import demo_data
 
@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers")
     p.add_argument("--source", default="demo", help="'demo' (built-in synthetic market), 'store', or 'csv:PATH'")
     p.add_argument("--interval", default="1d", help="bar interval")
+    add_gaps_argument(p)
     p.add_argument("--agents", default=",".join(AGENT_NAMES), help=f"comma-separated agents among: {', '.join(AGENT_NAMES)}")
     p.add_argument("--train-end", default=None, help="last training bar (default: demo 2022-02-28, else 70 %% of the bars)")
     p.add_argument("--start", default=None, help="first backtest bar (default: the bar after --train-end)")
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise UserError(f"unknown agent(s) {unknown}; known: {', '.join(AGENT_NAMES)}")
         extra = dict(read_weights_csv(s) for s in args.extra)
-        markets, metrics = align(*load_markets(assets, args.source, args.interval))
+        markets, metrics = align(*load_markets(assets, args.source, args.interval, args.gaps))
         idx = next(iter(markets.values())).index
         d_train_end, d_start, d_end = default_split(idx, args.source)
         train_end = to_utc_timestamp(args.train_end) if args.train_end else None

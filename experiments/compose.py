@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         fail(one_line(exc))
 
     # 2. the data, from its beginning (warm-up) to --end
-    data_args = argparse.Namespace(source=args.source, store=args.store, interval=interval, start=None, end=args.end)
+    data_args = argparse.Namespace(source=args.source, store=args.store, interval=interval, start=None, end=args.end,
+                                   gaps=args.gaps, metrics=args.metrics)
     markets, metrics = {}, {}
     for asset in assets:
         markets[asset], metrics[asset] = load_for_cli(data_args, asset, interval)

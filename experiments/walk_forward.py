@@ -32,7 +32,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cryptorl.cli import DEMO_END, fail, one_line, parse_assets, print_table
+from cryptorl.cli import DEMO_END, add_gaps_argument, fail, one_line, parse_assets, print_table
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
     p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
     p.add_argument("--start", default=None, help="first out-of-sample decision time (see the defaults above)")
     p.add_argument("--end", default=None, help="last out-of-sample decision time (see the defaults above)")
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for asset in assets:
             markets[asset], metrics[asset] = load_data(asset, args.interval, load_from, end, source=args.source,
-                                                       store=args.store)
+                                                       store=args.store, gaps=args.gaps)
             if metrics[asset] is not None and metrics[asset].shape[1] == 0:
                 metrics[asset] = None
         markets = common_markets(markets)
