@@ -148,8 +148,12 @@ def _not_daily(s: pd.Series, original: str) -> str | None:
     daily = daily[~daily.index.duplicated(keep="last")].reindex(full)
     same = (daily == daily.shift(1)) & daily.notna() & daily.shift(1).notna()
     pairs = (daily.notna() & daily.shift(1).notna()).sum()
-    if pairs >= 20 and v.nunique() > 1 and same.sum() / pairs >= 0.9:
-        return "values repeat day after day (monthly or quarterly values spread over the days)"
+    if pairs >= 20 and v.nunique() > 1 and same.sum() / pairs >= 0.75:
+        # piecewise-constant on calendar boundaries (a month's or a week's value spread over its days);
+        # a metric that changes on other days (e.g. mining difficulty, every 2016 blocks) is daily
+        changed = daily.index[(~same & daily.notna() & daily.shift(1).notna()).to_numpy()]
+        if len(changed) and ((changed.day == 1).mean() >= 0.8 or pd.Series(changed.dayofweek).value_counts(normalize=True).iloc[0] >= 0.8):
+            return "values repeat over calendar periods (weekly, monthly or quarterly values spread over the days)"
     weekend = daily.index.dayofweek >= 5
     present = daily.notna().to_numpy()
     if weekend.sum() >= 8 and present[~weekend].mean() >= 0.5 and present[weekend].mean() <= 0.05:
