@@ -145,7 +145,9 @@ def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
     name = next((cols[c] for c in TIME_COLUMNS if c in cols), df.columns[0])
     times = df[name]
     out = df.drop(columns=[name])
-    if pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
+    if isinstance(times.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(times):
+        out.index = pd.DatetimeIndex(times, name="time")  # Feather / Parquet timestamps: already parsed
+    elif pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
         out.index = _epoch_index(times)
     else:
         out.index = pd.Index(times.astype(str).str.strip().to_numpy(), name="time")
