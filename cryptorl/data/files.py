@@ -380,9 +380,9 @@ def read_path(
             continue
         if item.kind == "metrics" and not item.frame.shape[1]:
             continue  # every column skipped (reported by read_file's caller through skipped)
-        if interval is not None and item.kind == "market" and item.interval != interval:
-            if not can_resample(item.interval, interval):
-                continue
+        if interval is not None and item.kind == "market" and item.interval != interval \
+                and not can_resample(item.interval, interval):
+            continue
         out.append(item)
     groups: dict[tuple[str, str], list[ImportedFile]] = {}
     for item in out:

@@ -49,9 +49,9 @@ ASSET_NAMES: dict[str, str] = {
 TICKERS = frozenset(ASSET_NAMES.values()) | {"USDT", "USDC", "SHIB", "NEAR", "APT", "ARB", "OP", "TON", "FIL", "ICP"}
 
 GENERIC_COLUMNS = {"value", "values", "count", "total", "amount"}
-_UNNAMED = re.compile(r"^(unnamed(: ?\d+(\.\d+)?)?|index|level_\d+)?$", re.I)
+_UNNAMED = re.compile(r"^(unnamed(: ?\d+(\.\d+)?)?|index|level_\d+)?$", re.IGNORECASE)
 _PAIR = re.compile(r"^[A-Z0-9]{2,10}[-/]?(USD|USDT|USDC|EUR)$")
-_PRICE_PREFIX = re.compile(r"^(close|open|high|low|adj[ _]?close|price)[_ ]", re.I)
+_PRICE_PREFIX = re.compile(r"^(close|open|high|low|adj[ _]?close|price)[_ ]", re.IGNORECASE)
 _CM_PREFIX = re.compile(r"^\s*(?P<asset>[A-Za-z0-9]{2,10})\s*/\s*(?P<metric>.+)$")
 _TIME_NAMES = ("date(utc)", "time", "date", "datetime", "timestamp", "day")
 _EPOCH_NAMES = ("unixtimestamp", "unix", "timestamp_unix", "epoch")
@@ -203,7 +203,7 @@ def read_metrics_table(
     if asset is None and path is not None:
         asset = asset_from_names(path.stem, path.parent.name)
     metric_cols = [c for c in df.columns if c not in drop]
-    stem = re.sub(r"^(export|chart|data)[-_ ]+", "", path.stem, flags=re.I) if path else ""
+    stem = re.sub(r"^(export|chart|data)[-_ ]+", "", path.stem, flags=re.IGNORECASE) if path else ""
     generic = bool(stem) and len(metric_cols) == 1 and (
         normalise(metric_cols[0]).split("_")[0] in GENERIC_COLUMNS or asset_from_names(metric_cols[0]) is not None
         or normalise(metric_cols[0]) in normalise(stem))

@@ -18,7 +18,6 @@ the first hours of the next day).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .frames import interval_timedelta
