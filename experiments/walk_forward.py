@@ -32,7 +32,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cryptorl.cli import DEMO_END, fail, one_line, parse_assets, print_table
+from cryptorl.cli import DEMO_END, UserError, command, one_line, parse_assets, print_table
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
@@ -68,12 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("walk_forward")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.assets)
     for name in ("timesteps", "eval_freq"):
         if getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be positive")
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
 
     from agents.crypto_module import CMConfig
     from agents.updating import history_bars, parse_duration
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         bar = interval_timedelta(args.interval)
         start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
     except ValueError as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     history = train_w + val_w + (history_bars(config) + 2) * bar
     if args.source == "demo":
         start = start or to_utc_timestamp(DEMO_RANGE[0])
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics[asset] = None
         markets = common_markets(markets)
     except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     index = next(iter(markets.values())).index
     end = end or index[-1]
     start = start or index[0] + history
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                               val_window=val_w, step=args.step, eval_freq=args.eval_freq,
                               slippage=args.slippage, progress=not args.no_progress)
     except ValueError as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
 
     results = wf.results()
     table = wf.segment_table()

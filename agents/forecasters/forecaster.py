@@ -33,6 +33,7 @@ from torch import nn
 from cryptorl.data.frames import to_utc_timestamp
 
 from ..base import Markets, MetricsMap, PortfolioAgent, check_markets, cut, decision_times, risky_to_row, weights_frame
+from ..networks import resolve_device
 from .features import MetricScaler, forecast_errors, metric_names
 from .training import TrainConfig, TrainResult, seeded, sliding_windows, train
 
@@ -152,7 +153,9 @@ class WindowForecaster(PortfolioAgent):
 
     def _train(self, x: np.ndarray, y: np.ndarray, *, tag: str, seed_offset: int) -> tuple[nn.Module, TrainResult]:
         cfg = self.config
-        xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.float32))
+        dev = resolve_device(cfg.device)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+        yt = torch.from_numpy(y.astype(np.float32)).to(dev)
 
         def loss_fn(model: nn.Module, idx: np.ndarray, training: bool) -> torch.Tensor:
             xb = xt[idx]

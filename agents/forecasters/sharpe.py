@@ -21,6 +21,7 @@ from torch import nn
 from cryptorl.data.frames import to_utc_timestamp
 
 from ..base import Markets, MetricsMap, PortfolioAgent, check_markets, cut, decision_times, weights_frame
+from ..networks import resolve_device
 from .training import TrainConfig, TrainResult, seeded, sharpe_loss, sliding_windows, train
 
 
@@ -78,7 +79,8 @@ class SharpeNetAgent(PortfolioAgent):
         x, r = x[ok], nxt[ok]
         if self.cash:
             r = np.concatenate([np.zeros((len(r), 1)), r], axis=1)
-        xt, rt = torch.from_numpy(x), torch.from_numpy(r.astype(np.float32))
+        dev = resolve_device(self.config.device)
+        xt, rt = torch.from_numpy(x).to(dev), torch.from_numpy(r.astype(np.float32)).to(dev)
 
         def loss_fn(model: nn.Module, idx: np.ndarray, training: bool) -> torch.Tensor:
             return sharpe_loss(model(xt[idx]), rt[idx], self.l2)

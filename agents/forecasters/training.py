@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..networks import resolve_device
+
 
 @dataclass
 class TrainConfig:
@@ -40,6 +42,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     seed: int = 0
     log_dir: str | Path | None = None
+    device: str = "cpu"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -114,6 +117,7 @@ def train(
     if n_samples < 2:
         raise ValueError(f"{tag}: need at least 2 training samples, got {n_samples} (more data or a shorter window)")
     tr_idx, val_idx = _split(n_samples, config.val_fraction)
+    model.to(resolve_device(config.device))
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = None
@@ -161,7 +165,7 @@ def train(
         if writer is not None:
             writer.close()
     model.load_state_dict(best_state)
-    model.eval()
+    model.to("cpu").eval()  # predictions run on the CPU, beside the pandas frames
     return result
 
 
