@@ -13,7 +13,7 @@ Helpers here are shared by the allocators and the forecasters:
 * :func:`validate_weights` — simplex, long-only, no NaN, right columns;
 * :func:`hold_targets` — turn sparse rebalance targets into a daily frame that holds (drifts
   with prices) between rebalances, so no trade happens on the other bars;
-* :func:`drawdown_overlay` — seed 000's maximum-drawdown risk overlay (move to cash).
+* :func:`drawdown_overlay` — the diffusion-transformer paper's maximum-drawdown risk overlay (move to cash).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def hold_targets(targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFram
 
 
 def drawdown_overlay(weights: pd.DataFrame, closes: pd.DataFrame, *, limit: float = 0.10, cooldown: int = 20) -> pd.DataFrame:
-    """Seed 000's maximum-drawdown target as a risk overlay: move to cash when it is hit.
+    """The diffusion-transformer paper's maximum-drawdown target as a risk overlay: move to cash when it is hit.
 
     The overlay follows the value of the overlaid portfolio (gross of fees, from the weights
     and close-to-close price relatives up to t). When its drawdown from the running peak

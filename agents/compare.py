@@ -138,7 +138,7 @@ def run_comparison(
     rel.to_csv(out / "reliability.csv", float_format="%.10g")
     notes = [
         (
-            f"The reliability analysis of Alshammari et al.; Wilcoxon tests against '{benchmark}'. Sharpe annualised; CV of the 30-bar "
+            f"The reliability analysis of Chen & Zheng (2025); Wilcoxon tests against '{benchmark}'. Sharpe annualised; CV of the 30-bar "
             "rolling Sharpe (std/|mean|); CVaR95 = mean loss of the worst 5 % of bars (positive = loss); p_value "
             "two-sided, p_greater one-sided (used by TOPSIS). w_* = entropy weights; Score = TOPSIS closeness (higher is better)."
         ),

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fit every alternative agent (seed forecasters, Sharpe-trained networks, classical allocators) on the "
             "same training range, backtest them with the same fees, and write one report: metrics table, "
-            "cumulative returns, forecaster errors and the reliability analysis of Alshammari et al. (TOPSIS)."
+            "cumulative returns, forecaster errors and the reliability analysis of Chen & Zheng (2025) (TOPSIS)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter, conflict_handler="resolve",
     )

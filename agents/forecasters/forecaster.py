@@ -8,11 +8,11 @@ normalised (:meth:`normalise`), and which network maps ``(B, window, features)``
 * **inputs** — price-derived inputs, plus (``use_metrics=True`` or a list of names) the asset's
   metrics as z-scores fitted on the training range (:class:`~.features.MetricScaler`);
 * **target** — ``"return"`` (default): the next log return ``log(c_{t+1}/c_t)``; or
-  ``"price"``: seed 002's ``c_{t+1}/c_{t-window+1} - 1`` (the next close relative to the
+  ``"price"``: Chen & Zheng's (2025) ``c_{t+1}/c_{t-window+1} - 1`` (the next close relative to the
   window's first close). Both are scaled by their training standard deviation. Either way the
   forecast is a next close: ``c_t exp(r)`` or ``c_{first} (1 + y)``;
 * **training** — :func:`~.training.train` with MSE, early stopping on the validation tail,
-  TensorBoard logging; one model per asset (``per_asset = True``, seed 002) or one model on
+  TensorBoard logging; one model per asset (``per_asset = True``, Chen & Zheng (2025)) or one model on
   the windows of all assets in time order;
 * **forecast** — :meth:`forecast` gives next-close forecasts for decision times, :meth:`errors`
   the error table (MSE, RMSE, MAE, R², naive last-value beside them);

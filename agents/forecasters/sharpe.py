@@ -1,6 +1,6 @@
 """Base of the networks that output portfolio weights directly and train on the Sharpe ratio.
 
-Used by :mod:`.dlm` (seed 002's multi-task LSTM) and :mod:`.dls` (Zhang, Zohren & Roberts 2020).
+Used by :mod:`.dlm` (Chen & Zheng's (2025) multi-task LSTM) and :mod:`.dls` (Zhang, Zohren & Roberts 2020).
 A subclass gives per-bar panel features ``(T, assets, F)`` (row t from data up to t) and a
 network mapping windows ``(B, window, assets, F)`` to softmax weights ``(B, assets [+ cash])``.
 This class standardises the features with training statistics, builds the windows and the
@@ -113,5 +113,5 @@ class SharpeNetAgent(PortfolioAgent):
 
 
 def rolling_vol(log_ret: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Seed 002's rolling volatility (eq. 13, population std over ``n`` bars; fewer at the start)."""
+    """Chen & Zheng's (2025) rolling volatility (eq. 13, population std over ``n`` bars; fewer at the start)."""
     return log_ret.rolling(n, min_periods=2).std(ddof=0)

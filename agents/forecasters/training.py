@@ -173,7 +173,7 @@ def sharpe_loss(weights: torch.Tensor, returns: torch.Tensor, l2: float = 0.0, e
     """Negative Sharpe ratio of a block of consecutive portfolio returns, plus L2 on weights.
 
     ``weights`` (B, k) decided at t, ``returns`` (B, k) simple returns from t to t+1 of the same
-    k columns (cash: 0). Seed 002's loss: -(mean / std) + lambda/2 * mean_t sum_i w_ti^2.
+    k columns (cash: 0). Chen & Zheng's (2025) loss: -(mean / std) + lambda/2 * mean_t sum_i w_ti^2.
     """
     port = (weights * returns).sum(dim=1)
     sharpe = port.mean() / (port.std(unbiased=False) + eps)
