@@ -16,7 +16,7 @@ Names are imported on first use, so ``import cryptorl.data`` stays light (no tor
 from __future__ import annotations
 
 from importlib import import_module, metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 try:
     __version__ = metadata.version("cryptorl")
@@ -61,14 +61,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
-
-if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
-    from agents.crypto_module import CMConfig, CryptoModule
-    from agents.pipeline import train_and_save
-    from agents.portfolio import load_portfolio
-    from agents.training import Split, paper_split, train_crypto_module
-    from cryptorl.data import DataError, DataStore, load_data
-    from cryptorl.features import DataRefinementUnit
-    from cryptorl.modelstore import ModelStore
-    from cryptorl.portfolio import Portfolio, backtest, baselines, write_report
-    from envs import CryptoModuleEnv, CryptoModuleVecEnv, PortfolioEnv, SignalEnv
