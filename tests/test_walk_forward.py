@@ -107,7 +107,7 @@ def test_cli_user_errors(tmp_path, capsys):
         (["--assets", "BTC,BTC"], "twice"),
         (["--assets", "BTC", "--step", "soon"], "--step: cannot read"),
         (["--assets", "BTC", "--start", "2019-01-01", "--end", "2019-03-01", "--source", "csv:/nonexistent"], ""),
-        (["--assets", "BTC", "--start", "2022-06-01", "--end", "2022-06-10", "--step", "1d"], "at least two"),
+        (["--assets", "BTC", "--start", "2022-06-01", "--end", "2022-06-10", "--step", "1d", "--source", "demo"], "at least two"),
     ]:
         assert cli.main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
         err = capsys.readouterr().err
