@@ -130,8 +130,11 @@ def _print_import_notes(items, console: Console) -> None:
             console.print(f"{item.asset}: {item.path.name} resampled {item.resampled_from} -> {item.interval}; "
                           f"{n} bar(s) built from incomplete windows (exchange outages), {len(item.gaps)} gap(s)")
         if item.skipped:
-            left = "; ".join(f"{c} ({why})" for c, why in item.skipped.items())
-            console.print(f"{item.asset}: {item.path.name}: left out {left}")
+            by_reason: dict[str, list[str]] = {}
+            for column, why in item.skipped.items():
+                by_reason.setdefault(why, []).append(column)
+            left = "; ".join(f"{', '.join(cols)} ({why})" for why, cols in by_reason.items())
+            console.print(f"{item.asset}: {item.path.name}: left out {left}", markup=False)
 
 
 def run(args: argparse.Namespace, console: Console) -> list[dict]:
