@@ -77,6 +77,7 @@ def test_download_pages_through_a_rate_limit_into_the_store(store, monkeypatch):
     assert rep.available == METRICS and rep.refused == {} and rep.chunks == 3  # 90 days in 30-day chunks
     m = store.metrics("BTC", "1d")
     assert list(m.columns) == ["adr_act_cnt", "tx_cnt"] and len(m) == len(DAYS)
+    assert store.metric_labels("BTC") == {"adr_act_cnt": "AdrActCnt", "tx_cnt": "TxCnt"}
     assert m.index[0] == DAYS[0] and m.index[-1] == DAYS[-1]
     assert m.loc["2021-02-01", "adr_act_cnt"] == float(_value("AdrActCnt", pd.Timestamp("2021-02-01")))
     assert m["tx_cnt"].isna().sum() == 3  # a metric absent from a row stays missing, not zero

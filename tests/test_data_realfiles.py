@@ -72,6 +72,7 @@ def test_non_daily_columns_are_left_out_and_refused_when_named(shared_data):
 
 def test_eth_hash_rate_after_the_merge_is_missing_not_zero(shared_data, store):
     import_path(shared_data / "onchain" / "coinmetrics" / "eth.csv", store)
+    assert store.metric_labels("ETH")["mean_hash_rate"] == "ETH / Mean Hash Rate"  # the original name is kept
     m = store.metrics("ETH", "1d", "2022-09-01", "2022-10-01")
     assert m.loc[:"2022-09-14", "mean_hash_rate"].notna().all() and (m.loc[:"2022-09-14", "mean_hash_rate"] > 0).all()
     assert m.loc["2022-09-15":, "mean_hash_rate"].isna().all()

@@ -181,7 +181,8 @@ def fetch_metrics(
             frame = _frame(rows, todo)
             for m in todo:
                 report.fetched[normalise(m)] = report.fetched.get(normalise(m), 0) + int(frame[normalise(m)].notna().sum())
-            report.written += store.upsert_metrics(asset, interval, frame, SOURCE, covered=(series, since, hi), replace=replace)
+            report.written += store.upsert_metrics(asset, interval, frame, SOURCE, covered=(series, since, hi),
+                                                  replace=replace, labels={normalise(m): m for m in todo})
         else:
             store.record_coverage("metrics", asset, interval, SOURCE, series, since, hi)
     report.retries = backoff.used

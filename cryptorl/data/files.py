@@ -427,7 +427,8 @@ def import_path(
         if item.kind == "market":
             item.written = store.upsert_market(item.asset, item.interval, item.frame, src, replace=replace)
         else:
-            item.written = store.upsert_metrics(item.asset, item.interval, item.frame, src, replace=replace)
+            item.written = store.upsert_metrics(item.asset, item.interval, item.frame, src, replace=replace,
+                                                labels=item.originals)
     return items
 
 
