@@ -109,3 +109,24 @@ def test_api_key_from_the_environment_selects_the_pro_endpoint(monkeypatch):
     assert make_client()._api_base_url == "https://api.coinmetrics.io/v4"
     monkeypatch.delenv("COINMETRICS_API_KEY")
     assert make_client()._api_base_url == "https://community-api.coinmetrics.io/v4"
+
+
+def test_a_rejected_key_stops_the_run_and_is_never_shown(store, monkeypatch):
+    def handler(request):
+        assert urlparse(request.url).hostname == "api.coinmetrics.io"
+        return json_response(request, 401, {"error": {"type": "unauthorized", "message": "Requested resource requires authorization."}})
+
+    install(monkeypatch, handler)
+    monkeypatch.setenv("COINMETRICS_API_KEY", "test-key-not-real")
+    with pytest.raises(FetchError) as exc:
+        fetch_metrics(store, "BTC", "2021-01-01", "2021-01-31", backoff=Backoff(retries=1, sleep=lambda s: None),
+                      progress=False)
+    assert "COINMETRICS_API_KEY" in str(exc.value) and "test-key-not-real" not in str(exc.value)
+    assert store.metrics("BTC", "1d").empty
+
+
+def test_coinmetrics_is_a_metrics_source_not_a_price_source():
+    from cryptorl.data import load_data
+
+    with pytest.raises(ValueError, match="--metrics coinmetrics"):
+        load_data("BTC", "6h", source="coinmetrics")

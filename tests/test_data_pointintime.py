@@ -87,3 +87,31 @@ def test_load_data_serves_metrics_point_in_time_on_6h_bars(tmp_path):
     with pytest.raises(ValueError, match="negative"):
         load_data("BTC", "6h", source="store", store=st_, metrics_delay="-1h")
     st_.close()
+
+
+def test_dru_features_at_or_before_t_ignore_metric_values_not_known_at_t(tmp_path):
+    """The whole path: files -> store -> load_data -> DRU, on 6h bars with daily metrics."""
+    from cryptorl.features import DataRefinementUnit
+
+    idx = _bars("6h", 160)
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(idx))))
+    market = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0},
+                          index=idx)
+    days = pd.date_range(idx[0], idx[-1], freq="D", name="time")
+    metrics = pd.DataFrame(rng.normal(size=(len(days), 4)), index=days, columns=list("abcd"))
+    t = utc("2021-04-10 12:00")  # decided at 18:00: days up to 04-09 are known (delay 6h), 04-10 is not
+    moved = metrics.copy()
+    moved.loc["2021-04-10":] = rng.normal(size=moved.loc["2021-04-10":].shape) * 50
+    feats = []
+    for i, m in enumerate((metrics, moved)):
+        st_ = DataStore(tmp_path / str(i))
+        st_.upsert_market("BTC", "6h", market, "file:m")
+        st_.upsert_metrics("BTC", "6h", m, "file:x")
+        mk, mx = load_data("BTC", "6h", source="store", store=st_)
+        dru = DataRefinementUnit().fit(mk, mx, train_end="2021-03-31", asset="BTC")
+        feats.append(dru.transform(mk, mx))
+        st_.close()
+    a, b = feats
+    pd.testing.assert_frame_equal(a.loc[:t], b.loc[:t])
+    assert not a.loc[t + pd.Timedelta("6h"):].equals(b.loc[t + pd.Timedelta("6h"):])  # and the later rows do see them

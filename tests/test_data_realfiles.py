@@ -124,3 +124,30 @@ def test_train_cm_on_real_6h_bars_and_coin_metrics_end_to_end(shared_data, tmp_p
     assert "BTC 6h: 3405 bars 2020-06-01 .. 2022-09-30; 12 metrics" in out
     assert "active_addr_cnt" in out and "Backtest 2022-03-01 .. 2022-09-30" in out
     assert "-55.04%" in out  # buy-and-hold BTC over the paper's backtest range on real 6h bars
+
+
+def test_fetch_data_takes_freqtrade_1h_files_at_1h_and_6h(shared_data, tmp_path, capsys):
+    from experiments.fetch_data import main
+
+    folder = f"csv:{shared_data / 'prices' / 'binance_freqtrade'}"
+    for interval, rows in (("6h", "3409"), ("1h", "20427")):  # 1h: 852 days x 24 + 1 - 22 outage hours
+        code = main(["--assets", "BTC", "--source", folder, "--interval", interval, "--start", "2020-06-01",
+                     "--end", "2022-10-01", "--store", str(tmp_path), "--no-progress"])
+        out = capsys.readouterr().out
+        assert code == 0 and f"│ BTC   │ {rows:>11} │" in out
+    assert "resampled 1h -> 6h; 12 bar(s) built from incomplete windows" not in out  # the 1h run resamples nothing
+    with DataStore(tmp_path) as s:
+        assert sum(g.missing for g in s.gaps("BTC", "1h", "2020-06-01", "2022-10-01")) == 22  # Binance's outages
+        assert s.gaps("BTC", "6h") == []
+
+
+def test_fetch_data_reports_the_columns_it_left_out(shared_data, tmp_path, capsys):
+    from experiments.fetch_data import main
+
+    code = main(["--assets", "BTC", "--source", f"csv:{shared_data / 'onchain' / 'coinmetrics'}", "--store",
+                 str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "left out" in out and "Google_btc_search" in out and "BTC-USD" in out
+    code = main(["--assets", "BTC", "--source", f"csv:{shared_data / 'onchain' / 'coinmetrics'}", "--store",
+                 str(tmp_path / "x"), "--include", "Google_btc_search", "--no-progress"])
+    assert code == 2 and "--allow-non-daily" in capsys.readouterr().err

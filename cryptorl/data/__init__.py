@@ -69,6 +69,12 @@ def load_data(
     if source == "demo":
         return demo_data(asset, interval, start, end)
     if source != "store" and not source.startswith("csv:"):
+        if source in ("coinmetrics", "santiment"):
+            raise ValueError(f"{source} serves on-chain metrics, not prices: load the bars from another source and add "
+                             f"the metrics to the store first (on the command line: --metrics {source})"
+                             if source == "coinmetrics" else
+                             "santiment serves metrics, not prices: fetch them into the store first "
+                             "(python -m experiments.fetch_data --source santiment), then load with source='store'")
         raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
     owned = not isinstance(store, DataStore)
     st = DataStore(store) if owned else store

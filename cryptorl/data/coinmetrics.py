@@ -132,14 +132,18 @@ def fetch_metrics(
     def call(fn, what: str):
         try:
             return backoff.call(fn, f"coinmetrics {what}", RETRYABLE, describe=_scrub)
-        except CoinMetricsClientUnauthorizedError as exc:
-            raise FetchError(f"Coin Metrics rejected the API key from ${API_KEY_ENV}: {_first_line(_scrub(exc))}") from None
+        except _Unauthorized as exc:
+            raise FetchError(f"Coin Metrics rejected the API key from ${API_KEY_ENV}: {_first_line(_scrub(exc.error))}"
+                             if os.environ.get(API_KEY_ENV) else
+                             f"Coin Metrics refused a request without a key: {_first_line(_scrub(exc.error))}") from None
 
-    def no_retry_on_refusal(fn):
+    def no_retry_on_refusal(fn):  # refusals are answers, not failures: retrying cannot change them
         def run():
             try:
                 return fn()
-            except (CoinMetricsClientForbiddenError, CoinMetricsClientUnauthorizedError) as exc:
+            except CoinMetricsClientUnauthorizedError as exc:
+                raise _Unauthorized(exc) from None
+            except CoinMetricsClientForbiddenError as exc:
                 raise _Refused(exc) from None
         return run
 
@@ -193,6 +197,10 @@ class _Refused(Exception):
     def __init__(self, error: BaseException):
         super().__init__(str(error))
         self.error = error
+
+
+class _Unauthorized(_Refused):
+    pass
 
 
 __all__ = ["API_KEY_ENV", "SOURCE", "CoinMetricsFetch", "available_metrics", "fetch_metrics", "make_client"]
