@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import NoReturn
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -18,25 +19,43 @@ class UserError(Exception):
     """A problem with the command line, the data or the environment: one line, exit code 2."""
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """A user error: one line on stderr, no traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message folded onto one line (for ``fail``)."""
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message (or a text) folded onto one line."""
     return " ".join(str(exc).split())
+
+
+def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """The one exit path of every ``python -m experiments.*`` command.
+
+    Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
+    :class:`~cryptorl.data.frames.DataError` and :class:`~cryptorl.modelstore.ModelStoreError`)
+    becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
+    """
+    from cryptorl.data.frames import DataError
+    from cryptorl.modelstore import ModelStoreError
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None, *args, **kwargs) -> int:
+            try:
+                return main(argv, *args, **kwargs)
+            except (UserError, DataError, ModelStoreError) as exc:
+                print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap
 
 
 def parse_assets(text: str) -> list[str]:
     """``"btc, eth"`` -> ``["BTC", "ETH"]``; an empty list or a repeated ticker is a user error."""
     assets = [a.strip().upper() for a in text.split(",") if a.strip()]
     if not assets:
-        fail("--assets needs at least one ticker, e.g. --assets BTC,ETH")
+        raise UserError("--assets needs at least one ticker, e.g. --assets BTC,ETH")
     dupes = sorted({a for a in assets if assets.count(a) > 1})
     if dupes:
-        fail(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
+        raise UserError(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
     return assets
 
 
@@ -58,17 +77,36 @@ def parse_value(text: str):
         return text
 
 
-def add_data_arguments(p: argparse.ArgumentParser, *, default_source: str = "demo") -> None:
-    p.add_argument("--source", default=default_source,
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None,
                    help="where the data come from: demo (built-in synthetic market, no network), store "
                         "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
                         "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
                         "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
-                        f"(default {default_source})")
+                        "(default: demo, with a warning that its prices are synthetic)")
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
     p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
+    p.add_argument("--metrics", default=None, metavar="SOURCE",
+                   help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
+                        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
+                        "keyless community endpoint unless $COINMETRICS_API_KEY is set)")
+
+
+def add_gaps_argument(p: argparse.ArgumentParser) -> None:
+    """``--gaps error|fill|keep``: what to do with missing bars in the range loaded."""
+    p.add_argument("--gaps", choices=["error", "fill", "keep"], default="error",
+                   help="missing bars inside the range loaded: error (default: stop and say where), fill (flat "
+                        "zero-volume bars at the last close) or keep (leave them out); gaps outside the range never matter")
+
+
+def add_metrics(args: argparse.Namespace, asset: str, interval: str, start, end) -> None:
+    """Put the metrics ``--metrics`` names (csv:DIR or coinmetrics) into the store first."""
+    from cryptorl.data.metric_sources import add_metrics_source
+
+    add_metrics_source(args.metrics, asset, interval, start, end, store=args.store)
 
 
 def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = None,
@@ -80,7 +118,7 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
 
     interval = interval or args.interval or "1d"
     start, end = args.start, args.end
-    source = args.source
+    source = data_source(args)
     if source == "demo":
         start, end = start or DEMO_START, end or DEMO_END
     try:
@@ -88,12 +126,37 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
             start = start or DEMO_START
             download(asset, interval, start, end, exchange=source.split(":", 1)[-1], store=args.store)
             source = "store"
-        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store)
+        if getattr(args, "metrics", None):
+            if source == "demo":
+                raise ValueError("--metrics adds metrics to the store: use it with --source store, csv:PATH or binance")
+            add_metrics(args, asset, interval, start, end)
+        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store,
+                                    gaps=getattr(args, "gaps", "error"))
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     if metrics is not None and metrics.shape[1] == 0:
         metrics = None
     return market, metrics
+
+
+def data_source(args: argparse.Namespace) -> str:
+    """``args.source``; when none was given, ``"demo"`` with a one-time warning on stderr, so that
+    nobody mistakes the synthetic demo market for real prices."""
+    if args.source is None:
+        print("warning: no --source given: using the built-in synthetic demo market, not real prices "
+              "(--source demo says so explicitly; csv:PATH, store or binance for real data)", file=sys.stderr)
+        args.source = "demo"
+    return args.source
+
+
+def load_markets(args: argparse.Namespace, assets: list[str], *, start=None, end=None,
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame | None]]:
+    """``({asset: market}, {asset: metrics})`` of ``args.source`` between ``start`` and ``end``
+    (the commands whose ``--start``/``--end`` mean a backtest range load the data from its start)."""
+    data = argparse.Namespace(**{**vars(args), "start": start, "end": end})
+    loaded = {a: load_for_cli(data, a) for a in assets}
+    args.source = data.source
+    return {a: m for a, (m, _) in loaded.items()}, {a: x for a, (_, x) in loaded.items()}
 
 
 def console():

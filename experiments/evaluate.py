@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptorl.cli import fail, one_line
+from cryptorl.cli import UserError, command, one_line
 
 DESCRIPTION = __doc__
 
@@ -52,6 +52,7 @@ def _list(text: str | None) -> list[str] | None:
     return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
+@command("evaluate")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.evaluation import evaluate, load_markets, load_protocol
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"
     n = len(protocol.windows) * len(protocol.configs) * len(protocol.seeds) * len(protocol.assets)
     print(f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = evaluate(protocol, out, data=data, workers=args.workers, address=args.address,
                          progress=not args.no_progress, on=args.score_on)
     except (RuntimeError, ValueError) as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     targets = paths["targets"].read_text()
     print(targets)
     print(f"report: {paths['report']}")

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import fail, parse_assets
+from cryptorl.cli import UserError, add_gaps_argument, command, parse_assets
 
 DESCRIPTION = __doc__
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
     p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
     p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"],
                    help="SAM algorithm (default: the current version's, else train_cm's)")
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("update")
 def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
          sleep: Callable[[float], None] | None = None) -> int:
     """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
@@ -95,17 +97,17 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         bar = interval_timedelta(args.interval)
         at = to_utc_timestamp(args.at) if args.at else None
     except ValueError as exc:
-        fail(str(exc))
+        raise UserError(str(exc)) from None
     if val_window >= window:
-        fail(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
+        raise UserError(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
     if not math.isfinite(args.min_improvement):
-        fail("--min-improvement must be a finite number")
+        raise UserError("--min-improvement must be a finite number")
     if at is not None and not args.now:
-        fail("--at only works with --now (the scheduler follows the real clock)")
+        raise UserError("--at only works with --now (the scheduler follows the real clock)")
     if args.max_runs is not None and args.max_runs < 1:
-        fail("--max-runs must be at least 1")
+        raise UserError("--max-runs must be at least 1")
     if args.timesteps is not None and args.timesteps < 1:
-        fail("--timesteps must be positive")
+        raise UserError("--timesteps must be positive")
     store = ModelStore(args.models)
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         config = recipe(asset)
         start = now - window - (history_bars(config) + 2) * bar
         try:
-            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store)
+            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store,
+                                        gaps=args.gaps)
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
         if metrics is not None and metrics.shape[1] == 0:

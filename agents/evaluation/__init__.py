@@ -69,7 +69,7 @@ def evaluate(protocol: Protocol, out: str | Path, *, data: Data | None = None, s
     """Train what is missing, backtest everything once, write the report; returns its paths.
 
     ``on="validation"`` scores the validation ranges instead (choosing configurations without
-    looking at a backtest). Trainings that fail are listed in the report; the backtests need every module, so a failed
+    looking at a backtest). The backtests need every module, so a failed
     training ends the evaluation with a ``RuntimeError`` naming them (rerun to retry only those).
     """
     out = Path(out)
