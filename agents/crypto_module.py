@@ -91,10 +91,15 @@ class CMConfig:
     # hold crypto on 5-95 % of the validation bars (the best overall when none does);
     # "last" no selection, the final weights.
     selection: str = "sortino"
+    # Fee rate charged in the training episodes only (a fee-aware reward: a higher rate than
+    # ``fee`` teaches fewer, surer trades); None: ``fee``. Validation and backtests use ``fee``.
+    train_fee: float | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
+        if self.train_fee is not None and not 0.0 <= float(self.train_fee) < 0.5:
+            raise ValueError(f"train_fee must be a rate in [0, 0.5), got {self.train_fee}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
         self.features = [str(f) for f in self.features]

@@ -161,7 +161,8 @@ def train_crypto_module(
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
-    env_kw = dict(asset=config.asset, interval=config.interval, window=config.window, fee=config.fee,
+    train_fee = config.fee if config.train_fee is None else float(config.train_fee)
+    env_kw = dict(asset=config.asset, interval=config.interval, window=config.window, fee=train_fee,
                   execution=config.execution)
     run_name = run_name or f"{config.asset}_{config.interval}_{config.algo}_s{config.seed}"
 
