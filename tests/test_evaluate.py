@@ -240,3 +240,18 @@ def test_unknown_selection_is_refused():
 
     with pytest.raises(ValueError, match="unknown selection"):
         CMConfig(selection="best")
+
+
+def test_train_fee_is_charged_in_training_only():
+    from agents.crypto_module import CMConfig
+    from agents.training import paper_split, train_crypto_module
+    from cryptorl.data.demo import demo_data
+
+    market, _ = demo_data("BTC", "1d", "2021-01-01", "2022-06-30")
+    config = CMConfig(asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16, train_fee=0.004)
+    with pytest.warns(UserWarning):
+        module, cb = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
+    assert module.sam.get_env().get_attr("fee") == [0.004] * 4  # training episodes
+    assert module.env(market, None).fee == 0.001  # what the module is validated and backtested with
+    with pytest.raises(ValueError, match="train_fee"):
+        CMConfig(train_fee=0.7)
