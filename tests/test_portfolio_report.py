@@ -28,6 +28,7 @@ def test_report_writes_every_file(results, tmp_path):
         "cumulative_png",
         "weights_b_h_equal_weight",
         "weights_crp_equal_weight",
+        "weights_trend_sma20",
     }  # no weights plot for the single-asset buy-and-holds
     for key, path in paths.items():
         assert path.is_file() and path.stat().st_size > 0, key
