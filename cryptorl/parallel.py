@@ -51,7 +51,7 @@ def run_tasks(fn: Callable[[T], R], items: Sequence[T], *, labels: Sequence[str]
     for item, label in tqdm(list(zip(items, labels)), desc=desc, unit="task"):
         try:
             outcomes.append(TaskOutcome(label, fn(item), None))
-        except Exception as exc:  # noqa: BLE001 - one task's failure must not end the others
+        except Exception as exc:
             outcomes.append(TaskOutcome(label, None, _one_line(exc)))
     return outcomes
 
