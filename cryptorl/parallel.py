@@ -102,7 +102,13 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
         kw.update(num_cpus=workers or os.cpu_count() or 1, runtime_env=_local_runtime_env())
     else:
         kw.update(address=address)
-    ray.init(**kw)
+    try:
+        ray.init(**kw)
+    except Exception as exc:  # a wrong address, no cluster there, a version mismatch
+        from cryptorl.cli import UserError
+
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+        raise UserError(f"cannot {where}: {error_line(exc)}") from None
     _started_here = True
 
 
@@ -187,6 +193,16 @@ def _run_on_ray(fn, items, labels, bar, workers, address) -> list[TaskOutcome]:
     return outcomes  # type: ignore[return-value]
 
 
+def add_parallel_arguments(p) -> None:
+    """``--workers`` and ``--address`` (what :func:`run_tasks` takes) on a command's parser."""
+    p.add_argument("--workers", type=int, default=None,
+                   help="modules trained at once: Ray tasks on a local instance with this many CPUs "
+                        "(default: all cores); 1 trains them one after another in this process (debugging)")
+    p.add_argument("--address", default=None,
+                   help="join a Ray cluster instead of starting a local instance: 'auto' (ray start --head "
+                        "on this machine) or ray://HOST:10001")
+
+
 def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
     """A ValueError naming every failed task (for callers that need all results)."""
     failed = [o for o in outcomes if not o.ok]
@@ -195,4 +211,4 @@ def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
         raise ValueError(f"{len(failed)} of {len(outcomes)} {what}(s) failed: {lines}")
 
 
-__all__ = ["MAX_RETRIES", "TaskOutcome", "ensure_ray", "error_line", "raise_failures", "run_tasks", "shutdown"]
+__all__ = ["MAX_RETRIES", "add_parallel_arguments", "TaskOutcome", "ensure_ray", "error_line", "raise_failures", "run_tasks", "shutdown"]

@@ -32,7 +32,8 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cryptorl.cli import DEMO_END, fail, one_line, parse_assets, print_table
+from cryptorl.cli import DEMO_END, UserError, fail, one_line, parse_assets, print_table
+from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
@@ -65,14 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None, help="report title (default 'Walk-forward <assets> (<interval>)')")
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.assets)
-    for name in ("timesteps", "eval_freq"):
-        if getattr(args, name) < 1:
+    for name in ("timesteps", "eval_freq", "workers"):
+        if (getattr(args, name) or 1) < 1:
             fail(f"--{name.replace('_', '-')} must be positive")
 
     from agents.crypto_module import CMConfig
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wf = run_walk_forward(markets, metrics, config, start=start, end=end, train_window=train_w,
                               val_window=val_w, step=args.step, eval_freq=args.eval_freq,
-                              slippage=args.slippage, progress=not args.no_progress)
-    except ValueError as exc:
+                              slippage=args.slippage, progress=not args.no_progress, workers=args.workers,
+                              address=args.address)
+    except (ValueError, UserError) as exc:
         fail(one_line(exc))
 
     results = wf.results()
