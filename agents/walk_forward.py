@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
-from cryptorl.portfolio import Portfolio, backtest, baselines
 from cryptorl.parallel import raise_failures, run_tasks
+from cryptorl.portfolio import Portfolio, backtest, baselines
 from cryptorl.portfolio.backtest import BacktestResult
 
 from .crypto_module import CMConfig, CryptoModule
-from .training import Split
 from .jobs import WindowJob, window_job
+from .training import Split
 from .updating import history_bars, parse_duration
 
 STRATEGY = "Walk-forward CryptoRLPM"

@@ -73,7 +73,7 @@ def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None]:
     _one_thread()
     try:
         return fn(item), None
-    except Exception as exc:  # reported in the outcome; the other tasks go on
+    except Exception as exc:  # noqa: BLE001 - reported in the outcome; the other tasks go on
         return None, error_line(exc)
 
 
@@ -104,7 +104,7 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
         kw.update(address=address)
     try:
         ray.init(**kw)
-    except Exception as exc:  # a wrong address, no cluster there, a version mismatch
+    except Exception as exc:  # noqa: BLE001 - a wrong address, no cluster there, a version mismatch
         from cryptorl.cli import UserError
 
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
@@ -211,4 +211,4 @@ def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
         raise ValueError(f"{len(failed)} of {len(outcomes)} {what}(s) failed: {lines}")
 
 
-__all__ = ["MAX_RETRIES", "add_parallel_arguments", "TaskOutcome", "ensure_ray", "error_line", "raise_failures", "run_tasks", "shutdown"]
+__all__ = ["MAX_RETRIES", "TaskOutcome", "add_parallel_arguments", "ensure_ray", "error_line", "raise_failures", "run_tasks", "shutdown"]

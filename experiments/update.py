@@ -32,7 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import fail, parse_assets
+from cryptorl.cli import UserError, fail, parse_assets
+from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-runs", type=int, default=None,
                    help="stop the scheduler after N rounds of retraining (default: run until stopped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_arguments(p)
     return p
 
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         current_config,
         history_bars,
         parse_duration,
-        retrain,
+        retrain_all,
         run_round,
         run_schedule,
         utc_now,
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         fail("--max-runs must be at least 1")
     if args.timesteps is not None and args.timesteps < 1:
         fail("--timesteps must be positive")
+    if args.workers is not None and args.workers < 1:
+        fail("--workers must be at least 1")
     store = ModelStore(args.models)
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)
         return replace(base, asset=asset, interval=args.interval, **overrides)
 
-    def job(asset: str, now: pd.Timestamp) -> Any:
+    def load(asset: str, now: pd.Timestamp):
         config = recipe(asset)
         start = now - window - (history_bars(config) + 2) * bar
         try:
@@ -124,13 +128,23 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
             raise ValueError(str(exc)) from None
         if metrics is not None and metrics.shape[1] == 0:
             metrics = None
-        decision = retrain(asset, market, metrics, config, store, window=window, now=now, validation=val_window,
-                           min_improvement=args.min_improvement, eval_freq=args.eval_freq)
-        tqdm.write(decision.summary())
-        return decision
+        return market, metrics, config
 
-    def progress(names: list[str]):
-        return tqdm(names, desc="retrain", unit="asset", disable=args.no_progress, leave=False)
+    def batch(names: list[str], now: pd.Timestamp) -> dict[str, Any]:
+        """Every due asset's module trained at once (Ray tasks, or in process with --workers 1)."""
+        try:
+            results = retrain_all(names, load, store, window=window, now=now, validation=val_window,
+                                  min_improvement=args.min_improvement, eval_freq=args.eval_freq,
+                                  workers=args.workers, address=args.address, progress=not args.no_progress)
+        except UserError as exc:
+            fail(str(exc))
+        for result in results.values():
+            if not isinstance(result, Exception):
+                tqdm.write(result.summary())
+        return results
+
+    def job(asset: str, now: pd.Timestamp) -> Any:  # not used: rounds go through batch
+        return batch([asset], now)[asset]
 
     def on_error(asset: str, exc: Exception) -> None:
         tqdm.write(f"error: {asset}: {exc}", file=sys.stderr)
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
           f"min improvement {args.min_improvement:g}; model store {store.root}")
     if args.now:
         now = at or to_utc_timestamp(clock())
-        results = run_round(store, progress(assets), args.interval, every, job, now, on_error=on_error)
+        results = run_round(store, assets, args.interval, every, job, now, on_error=on_error, batch=batch)
         failed = [a for a, r in results.items() if isinstance(r, Exception)]
         if failed:
             print(f"error: retraining failed for {', '.join(failed)}", file=sys.stderr)
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     print(f"scheduler: every {args.every}; Ctrl-C to stop")
     try:
         run_schedule(store, assets, args.interval, every, job, clock=clock, sleep=sleep or _sleep,
-                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, progress=progress)
+                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, batch=batch)
     except KeyboardInterrupt:
         print("stopped")
         return 130

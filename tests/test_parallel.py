@@ -137,3 +137,41 @@ def test_a_failing_training_job_is_reported_with_its_asset_and_seed(tiny):
     out = train_many([bad], workers=1, progress=False)
     assert out[0].label == "ETH seed 7" and not out[0].ok and out[0].error
     assert train_job  # the top-level function Ray ships
+
+
+# -- retraining several assets -----------------------------------------------------------------
+@pytest.mark.slow
+def test_retrain_all_equals_retrain_and_reports_a_failed_asset(tmp_path):
+    from agents.updating import retrain, retrain_all
+    from cryptorl.data.demo import demo_data
+    from cryptorl.modelstore import ModelStore
+
+    config = CMConfig(timesteps=256, n_envs=8, episode_length=32)
+    data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in ("BTC", "ETH")}
+
+    def load(asset, now):
+        if asset == "DOGE":
+            raise ValueError("no data for DOGE")
+        return (*data[asset], replace(config, asset=asset))
+
+    kw = {"window": "300d", "validation": "45d", "now": "2022-06-01", "eval_freq": 128}
+    store = ModelStore(tmp_path / "batch")
+    out = retrain_all(["BTC", "DOGE", "ETH"], load, store, workers=1, progress=False, **kw)
+    assert list(out) == ["BTC", "DOGE", "ETH"]
+    assert isinstance(out["DOGE"], ValueError) and "DOGE" in str(out["DOGE"])
+    alone = ModelStore(tmp_path / "alone")
+    for asset in ("BTC", "ETH"):
+        ref = retrain(asset, *data[asset], replace(config, asset=asset), alone, **kw)
+        got = out[asset]
+        assert got.promoted and len(store.versions(asset, "1d")) == 1  # saved once, by the caller
+        assert got.new_sortino == ref.new_sortino and got.validation == ref.validation
+        a = current_module(store, asset)
+        b = current_module(alone, asset)
+        assert _same(a, b)
+    assert not ModelStore(tmp_path / "batch").family("DOGE", "1d").exists()
+
+
+def current_module(store, asset):
+    from agents.crypto_module import CryptoModule
+
+    return CryptoModule.load(store.current(asset, "1d"))
