@@ -130,9 +130,9 @@ def run_trial(task: TrialTask) -> TrialResult:
             config = replace(spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams})
             best = [-math.inf]
 
-            def report(row: dict[str, float], k: int = k, best: list[float] = best) -> None:
+            def report(row: dict[str, float], offset: int = k * config.timesteps, best: list[float] = best) -> None:
                 best[0] = max(best[0], run_score(row["Sortino"]))
-                step = k * config.timesteps + int(row["timesteps"])
+                step = offset + int(row["timesteps"])
                 if step not in reported:  # the evaluation at the end of training may repeat the last step
                     reported.add(step)
                     trial.report(sum([*finished, best[0]]) / (len(finished) + 1), step)

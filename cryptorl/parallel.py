@@ -73,7 +73,7 @@ def _call(fn: Callable[[Any], Any], item: Any) -> tuple[Any, str | None]:
     _one_thread()
     try:
         return fn(item), None
-    except Exception as exc:  # noqa: BLE001 - reported in the outcome; the other tasks go on
+    except Exception as exc:  # reported in the outcome; the other tasks go on
         return None, error_line(exc)
 
 
@@ -104,7 +104,7 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
         kw.update(address=address)
     try:
         ray.init(**kw)
-    except Exception as exc:  # noqa: BLE001 - a wrong address, no cluster there, a version mismatch
+    except Exception as exc:  # a wrong address, no cluster there, a version mismatch
         from cryptorl.cli import UserError
 
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"

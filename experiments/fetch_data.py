@@ -25,7 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import UserError
+from cryptorl.cli import UserError, command
 from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
 from cryptorl.data.frames import DataError, interval_seconds, to_utc_timestamp
@@ -204,15 +204,13 @@ def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore,
     console.print(table)
 
 
+@command("fetch_data")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
     console = wide_console()
     try:
         run(args, console)
-    except (UserError, DataError) as exc:
-        print(f"fetch_data: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -26,8 +26,8 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from cryptorl.cli import UserError
-from cryptorl.data.frames import DataError, to_utc_timestamp
+from cryptorl.cli import UserError, command
+from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.live import (
     DemoBars,
     ExchangeBars,
@@ -46,7 +46,7 @@ from cryptorl.live import (
 from cryptorl.live.decisions import DataFn, Decide
 from cryptorl.live.feed import BarsNotReady
 from cryptorl.live.loop import check_interval
-from cryptorl.modelstore import ModelStore, ModelStoreError, default_root
+from cryptorl.modelstore import ModelStore, default_root
 
 log = logging.getLogger("cryptorl.live")
 STRATEGIES = ("equal", "demo-momentum")
@@ -287,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.status in ("done", "already-done", "killed") else 1
 
 
+@command("live")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -294,9 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("ccxt").setLevel(logging.INFO)  # never log request headers (API keys)
     try:
         return run(args)
-    except (UserError, DataError, ModelStoreError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # DataError is a ValueError
+        raise UserError(str(exc)) from None
     except (ccxt.NetworkError, BarsNotReady) as exc:
         print(f"error: {type(exc).__name__}: {exc} (nothing more was sent; run again to resume)", file=sys.stderr)
         return 1

@@ -27,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptorl.cli import UserError, add_data_arguments, fail, load_for_cli, one_line, parse_assets, print_table
+from cryptorl.cli import UserError, add_data_arguments, command, load_for_cli, one_line, parse_assets, print_table
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
@@ -64,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("tune")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.asset or args.assets)
     for name in ("trials", "seeds", "timesteps", "eval_freq", "n_envs", "episode_length", "window", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            fail(f"--{name.replace('_', '-')} must be at least 1")
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
 
     from agents.crypto_module import CMConfig
     from agents.training import paper_split
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         base = CMConfig(asset=assets[0], interval=interval, algo=args.algo, timesteps=args.timesteps,
                         window=args.window, n_envs=args.n_envs, episode_length=args.episode_length)
     except ValueError as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{args.algo}"
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)
-    except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable database, a missing driver
-        fail(f"cannot open the Optuna storage {storage}: {one_line(exc)}")
+    except Exception as exc:  # a bad URL, an unreachable database, a missing driver
+        raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
     print(f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
           f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial")
 
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tune(spec, study, storage, args.trials, pruner=args.pruner, workers=args.workers, address=args.address,
              progress=not args.no_progress, on_trial=on_trial)
-    except (ValueError, UserError) as exc:
-        fail(one_line(exc))
+    except ValueError as exc:
+        raise UserError(one_line(exc)) from None
     except KeyboardInterrupt:
         print(f"interrupted; the study is kept in {storage}: run the same command to resume", file=sys.stderr)
         return 130

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, fail, parse_assets
+from cryptorl.cli import UserError, command, parse_assets
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("update")
 def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
          sleep: Callable[[float], None] | None = None) -> int:
     """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
@@ -97,19 +98,19 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         bar = interval_timedelta(args.interval)
         at = to_utc_timestamp(args.at) if args.at else None
     except ValueError as exc:
-        fail(str(exc))
+        raise UserError(str(exc)) from None
     if val_window >= window:
-        fail(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
+        raise UserError(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
     if not math.isfinite(args.min_improvement):
-        fail("--min-improvement must be a finite number")
+        raise UserError("--min-improvement must be a finite number")
     if at is not None and not args.now:
-        fail("--at only works with --now (the scheduler follows the real clock)")
+        raise UserError("--at only works with --now (the scheduler follows the real clock)")
     if args.max_runs is not None and args.max_runs < 1:
-        fail("--max-runs must be at least 1")
+        raise UserError("--max-runs must be at least 1")
     if args.timesteps is not None and args.timesteps < 1:
-        fail("--timesteps must be positive")
+        raise UserError("--timesteps must be positive")
     if args.workers is not None and args.workers < 1:
-        fail("--workers must be at least 1")
+        raise UserError("--workers must be at least 1")
     store = ModelStore(args.models)
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
@@ -132,12 +133,9 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
 
     def batch(names: list[str], now: pd.Timestamp) -> dict[str, Any]:
         """Every due asset's module trained at once (Ray tasks, or in process with --workers 1)."""
-        try:
-            results = retrain_all(names, load, store, window=window, now=now, validation=val_window,
-                                  min_improvement=args.min_improvement, eval_freq=args.eval_freq,
-                                  workers=args.workers, address=args.address, progress=not args.no_progress)
-        except UserError as exc:
-            fail(str(exc))
+        results = retrain_all(names, load, store, window=window, now=now, validation=val_window,
+                              min_improvement=args.min_improvement, eval_freq=args.eval_freq,
+                              workers=args.workers, address=args.address, progress=not args.no_progress)
         for result in results.values():
             if not isinstance(result, Exception):
                 tqdm.write(result.summary())

@@ -1,4 +1,4 @@
-"""Seed 002's reliability analysis (cryptorl.portfolio.reliability): hand-computed cases."""
+"""Chen & Zheng's (2025) reliability analysis (cryptorl.portfolio.reliability): hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cryptorl.portfolio.reliability import cvar, entropy_weights, reliability, rolling_sharpe_cv, sharpe, topsis, wilcoxon_p
+from cryptorl.portfolio.reliability import (
+    cvar,
+    entropy_weights,
+    reliability,
+    rolling_sharpe_cv,
+    sharpe,
+    topsis,
+    wilcoxon_p,
+)
 
 
 def test_entropy_weights_hand_case():
