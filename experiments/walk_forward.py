@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.assets)
     for name in ("timesteps", "eval_freq", "workers"):
-        if (getattr(args, name) or 1) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
 
     from agents.crypto_module import CMConfig

@@ -175,3 +175,12 @@ def current_module(store, asset):
     from agents.crypto_module import CryptoModule
 
     return CryptoModule.load(store.current(asset, "1d"))
+
+
+def test_commands_refuse_zero_workers(tmp_path, capsys):
+    from experiments import update, walk_forward
+
+    assert walk_forward.main(["--assets", "BTC", "--source", "demo", "--workers", "0", "--out", str(tmp_path)]) == 2
+    assert "--workers must be positive" in capsys.readouterr().err
+    assert update.main(["--assets", "BTC", "--now", "--workers", "0", "--models", str(tmp_path)]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
