@@ -137,3 +137,20 @@ def test_cli_user_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "tune: error: " in err and message in err and "Traceback" not in err
     assert not (tmp_path / "o" / "best.yml").exists()
+
+
+def test_best_config_of_a_portfolio_wide_study_has_no_asset_and_fits_cmconfig():
+    study = optuna.create_study(direction="maximize")
+    for value, lr in ((1.0, 1e-3), (2.0, 2e-4)):
+        study.enqueue_trial({"learning_rate": lr, "gamma": 0.5, "exploration_fraction": 0.2,
+                             "target_update_interval": 250, "batch_size": 64})
+        trial = study.ask()
+        suggest_hyperparams(trial, "dqn")
+        study.tell(trial, value)
+    base = CMConfig(algo="dqn", hyperparams={"buffer_size": 1000}, **TINY)
+    config = best_config(study, TuneSpec({"BTC": None, "ETH": None}, base, (0, 1), 64))
+    assert "asset" not in config and config["algo"] == "dqn" and config["eval_freq"] == 64
+    assert config["hyperparams"] == {"buffer_size": 1000, "learning_rate": 2e-4, "gamma": 0.5,
+                                     "exploration_fraction": 0.2, "target_update_interval": 250, "batch_size": 64}
+    CMConfig(asset="ETH", **{k: v for k, v in config.items() if k != "eval_freq"})
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
