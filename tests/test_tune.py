@@ -154,3 +154,23 @@ def test_best_config_of_a_portfolio_wide_study_has_no_asset_and_fits_cmconfig():
                                      "exploration_fraction": 0.2, "target_update_interval": 250, "batch_size": 64}
     CMConfig(asset="ETH", **{k: v for k, v in config.items() if k != "eval_freq"})
     assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+class _Interrupting(TuneSpec):
+    """A spec whose first training is interrupted (Ctrl-C) before it starts."""
+
+    def runs(self):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_trials_in_flight_failed_and_the_rerun_finishes(tmp_path, btc):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = _spec(btc)
+    stopped = _Interrupting(spec.data, spec.base, spec.seeds, spec.eval_freq)
+    with pytest.raises(KeyboardInterrupt):
+        tune(stopped, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
+    states = [t.state for t in open_study("s", storage).trials]
+    assert states == [optuna.trial.TrialState.FAIL]  # nothing left RUNNING
+    study = tune(spec, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
+    assert len(finished_trials(study)) == 2 and len(study.trials) == 3
