@@ -9,6 +9,8 @@
   promotes the new one only if its validation Sortino is not worse than the current one's by
   more than the margin (:func:`should_promote`), and records the decision (both figures, the
   ranges, the reason) in the store's history. Earlier versions stay on disk.
+* :func:`retrain_all` does that for several assets, their trainings run at once as
+  :func:`cryptorl.parallel.run_tasks` tasks; saving, comparing and promoting stay with the caller.
 * :func:`run_schedule` calls a job for every asset whenever it is due (every ``every``), sleeping
   in between; clock and sleep are injectable. Due times are written to the store's history, so
   a restarted scheduler does not run early.
