@@ -158,6 +158,8 @@ def _run_in_process(fn, items, labels, bar) -> list[TaskOutcome]:
         for item, label in zip(items, labels, strict=True):
             value, error = _call(fn, item)
             out.append(TaskOutcome(label, value, error))
+            if error is not None:
+                bar.write(f"failed: {label}: {error}", file=sys.stderr)
             bar.update(1)
         return out
     finally:
@@ -178,18 +180,23 @@ def _run_on_ray(fn, items, labels, bar, workers, address) -> list[TaskOutcome]:
     position = {ref: i for i, ref in enumerate(refs)}
     outcomes: list[TaskOutcome | None] = [None] * len(items)
     pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            i = position[ref]
-            try:
-                value, error = ray.get(ref)
-            except RayError as exc:  # the worker died or the result could not be shipped back
-                value, error = None, error_line(exc).split(" Traceback")[0]
-            outcomes[i] = TaskOutcome(labels[i], value, error)
-            if error is not None:
-                bar.write(f"failed: {labels[i]}: {error}")
-            bar.update(1)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                i = position[ref]
+                try:
+                    value, error = ray.get(ref)
+                except RayError as exc:  # the worker died or the result could not be shipped back
+                    value, error = None, error_line(exc).split(" Traceback")[0]
+                outcomes[i] = TaskOutcome(labels[i], value, error)
+                if error is not None:
+                    bar.write(f"failed: {labels[i]}: {error}", file=sys.stderr)
+                bar.update(1)
+    except BaseException:  # interrupted (Ctrl-C): the tasks not finished yet are cancelled
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     return outcomes  # type: ignore[return-value]
 
 
