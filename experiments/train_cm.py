@@ -140,8 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     from cryptorl.modelstore import ModelStore
     from cryptorl.portfolio.backtest import backtest
 
-    try:
-        config = CMConfig(**_config_from(args))
+    from cryptorl.cli import UserError
+    from cryptorl.validation import check_cm_options, check_dir
+
+    options = _config_from(args)
+    try:  # every option and output folder before any data is read or any training starts
+        check_cm_options({**options, "eval_freq": args.eval_freq})
+        for flag, folder in (("--store", args.store), ("--tensorboard-log", args.tensorboard_log or None),
+                             ("--models", None if args.no_save else (args.models or ModelStore().root))):
+            check_dir(folder, flag)
+        config = CMConfig(**options)
+    except UserError as exc:
+        fail(str(exc))
     except (TypeError, ValueError) as exc:
         fail(str(exc))
     market, metrics = load_for_cli(args, config.asset, config.interval)
