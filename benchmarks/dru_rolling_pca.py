@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptorl.data.demo import demo_data  # noqa: E402
-from cryptorl.features import DataRefinementUnit, rolling_pca, rolling_pca_reference  # noqa: E402
+from cryptorl.data.demo import demo_data
+from cryptorl.features import DataRefinementUnit, rolling_pca, rolling_pca_reference
 
 
 def main() -> None:

@@ -82,8 +82,8 @@ def ours(market: pd.DataFrame, algo: str, timesteps: int) -> float:
 
 def peer(market: pd.DataFrame, algo: str, timesteps: int) -> float | None:
     try:
-        import gymnasium as gym
         import gym_anytrading  # noqa: F401
+        import gymnasium as gym
     except ImportError:
         return None
     from stable_baselines3 import DQN, PPO

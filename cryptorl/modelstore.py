@@ -136,7 +136,7 @@ class ModelStore:
         fam = self.family(asset, interval)
         fam.mkdir(parents=True, exist_ok=True)
         number = len(self.versions(asset, interval)) + 1
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         name = f"v{number:04d}-{stamp}"
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=fam))
         try:
@@ -173,6 +173,6 @@ class ModelStore:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def _log(self, asset: str, interval: str, entry: dict[str, Any]) -> None:
-        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **entry}
+        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
         with open(self.family(asset, interval) / "history.jsonl", "a") as fh:
             fh.write(json.dumps(entry, default=str) + "\n")

@@ -170,7 +170,7 @@ def run_comparison(
                 if name in FORECASTERS:
                     e = agent.errors(markets, metrics, start=start, end=end)
                     errors.append(e.assign(forecaster=name).reset_index().set_index(["forecaster", "asset"]))
-        except Exception as exc:  # noqa: BLE001 - one agent's failure must not end a long comparison
+        except Exception as exc:
             failed[name] = f"{type(exc).__name__}: {exc}"
             console.print(f"[red]agent {name} failed:[/red] {failed[name]}")
         timings[name] = time.perf_counter() - t0

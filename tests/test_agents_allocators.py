@@ -77,7 +77,8 @@ def test_min_cvar_matches_rockafellar_uryasev_lp(window):
     prob = cp.Problem(cp.Minimize(a + cp.sum(u) / ((1 - beta) * len(r))), cons)
     prob.solve(solver="CLARABEL")
     got = MinCVaR().allocate(window)
-    cvar = lambda x: a_cvar(r @ x, beta)
+    def cvar(x):
+        return a_cvar(r @ x, beta)
     assert cvar(got) == pytest.approx(prob.value, abs=1e-5)
     np.testing.assert_allclose(got, w.value, atol=1e-3)
 
@@ -106,7 +107,8 @@ def test_max_sortino_beats_every_point_of_a_simplex_grid(window):
 def test_mean_downside_is_least_downside_among_portfolios_as_good_as_1_over_n(window):
     r = window.to_numpy()
     target = r.mean(axis=0).mean()
-    semi = lambda p: np.sqrt(np.mean(np.minimum(p - p.mean(), 0.0) ** 2))
+    def semi(p):
+        return np.sqrt(np.mean(np.minimum(p - p.mean(), 0.0) ** 2))
     feasible = [g for g in _simplex_grid() if (r @ g).mean() >= target]
     best = min(semi(r @ g) for g in feasible)
     got = MeanDownside().allocate(window)

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from cryptorl.portfolio.reliability import cvar, entropy_weights, reliability, rolling_sharpe_cv, sharpe, topsis, wilcoxon_p
+from cryptorl.portfolio.reliability import (
+    cvar,
+    entropy_weights,
+    reliability,
+    rolling_sharpe_cv,
+    sharpe,
+    topsis,
+    wilcoxon_p,
+)
 
 
 def test_entropy_weights_hand_case():

@@ -250,7 +250,8 @@ def test_refused_bookkeeping(store):
 def test_covered_until_follows_adjacent_spans(store):
     day = pd.Timedelta(days=1)
     t0 = pd.Timestamp("2021-01-01", tz="UTC")
-    cov = lambda a, b: store.record_coverage("prices", "BTC", "1d", "x", "BTC/USDT", t0 + a * day, t0 + b * day)
+    def cov(a, b):
+        return store.record_coverage("prices", "BTC", "1d", "x", "BTC/USDT", t0 + a * day, t0 + b * day)
     assert store.covered_until("prices", "BTC", "1d", "x", "BTC/USDT", t0) is None
     cov(0, 9)
     cov(10, 19)  # adjacent: the chain continues

@@ -260,7 +260,7 @@ def test_baselines_weights_and_values():
     market = {a: market_frame(closes[:, i]) for i, a in enumerate(["BTC", "ETH", "LINK"])}
     frames = baselines(market, start="2022-01-05", end="2022-02-20")
     assert list(frames) == ["B&H BTC", "B&H ETH", "B&H LINK", "B&H equal weight", "CRP equal weight"]
-    for name, w in frames.items():
+    for _name, w in frames.items():
         assert w.index[0] == pd.Timestamp("2022-01-05", tz="UTC") and w.index[-1] == pd.Timestamp("2022-02-20", tz="UTC")
         assert w.columns[0] == "cash"
     res = {name: backtest(w, market, interval="1d", fee=0.001) for name, w in frames.items()}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+import _data_fakes as fakes
 import pytest
 
-import _data_fakes as fakes
 from cryptorl.data.demo import demo_market
 from cryptorl.modelstore import ModelStore
 from experiments import train_cm

@@ -104,7 +104,7 @@ class MetricSelection:
             ret_cols = [f"ret_{h}" for h in self.horizons]
             header = ["#", "metric", *[f"corr {h}" for h in self.horizons], "groups", "mean|corr|"]
             rows = []
-            for i, (m, r) in enumerate(t.iterrows()):
+            for _i, (m, r) in enumerate(t.iterrows()):
                 rank = str(self.chosen.index(m) + 1) if r["chosen"] else "-"
                 rows.append([rank, m, *[f"{r[c]:+.3f}" for c in ret_cols], str(int(r["groups"])), f"{r['mean_abs']:.3f}"])
             lines.append(_plain_table(header, rows))
