@@ -21,6 +21,8 @@ keep their own dates (e.g. every three days); they are stored at ``metrics_inter
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,15 +34,20 @@ from tqdm.auto import tqdm
 
 from .frames import (
     OHLCV,
+    OUTLIER_Z,
     DataError,
     Gap,
+    check_outliers,
     find_gaps,
     interval_seconds,
+    to_utc_timestamp,
     validate_market,
     validate_metrics,
 )
 from .store import DataStore
 
+MAX_INPUT_ENV = "CRYPTORL_MAX_INPUT_MB"
+DEFAULT_MAX_INPUT_MB = 512
 CSV_SUFFIXES = {".csv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 TIME_COLUMNS = ("datetime", "date", "time", "timestamp", "open_time", "opentime", "open time")
@@ -68,10 +75,37 @@ class ImportedFile:
     frame: pd.DataFrame = field(repr=False)
     written: int = 0
     gaps: list[Gap] = field(default_factory=list)
+    sha256: str = ""
+    replaced: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        """The source tag stored with the rows: the file name and its content hash, so a changed file
+        with the same name is another source (a conflict that needs ``replace=True``)."""
+        return f"file:{self.path.name}#sha256:{self.sha256[:16]}"
 
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+
+def max_input_bytes() -> int:
+    """The largest input file read: ``$CRYPTORL_MAX_INPUT_MB`` megabytes (default 512)."""
+    text = os.environ.get(MAX_INPUT_ENV, "").strip()
+    try:
+        mb = float(text) if text else DEFAULT_MAX_INPUT_MB
+    except ValueError:
+        raise DataError(None, f"${MAX_INPUT_ENV}={text!r} is not a number of megabytes") from None
+    return int(mb * 2**20)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def parse_name(stem: str) -> tuple[str, str | None, str | None] | None:
@@ -185,11 +219,25 @@ def read_file(
     asset: str | None = None,
     interval: str | None = None,
     metrics_interval: str | None = None,
+    outliers: str = "warn",
+    outlier_z: float = OUTLIER_Z,
 ) -> ImportedFile:
-    """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file."""
+    """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file.
+
+    Files larger than :func:`max_input_bytes` are refused before they are read. Market files are
+    checked for suspicious returns (:func:`check_outliers`): ``outliers`` is ``"warn"``,
+    ``"error"`` or ``"ignore"``.
+    """
     path = Path(path)
     named = parse_name(path.stem)
     guess = asset or (named[0] if named else None)
+    try:
+        size, limit = path.stat().st_size, max_input_bytes()
+    except OSError as exc:
+        raise DataError(guess, f"cannot read file ({_short(exc)})", str(path)) from None
+    if size > limit:
+        raise DataError(guess, f"file is {size / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB input limit; split it "
+                               f"or raise ${MAX_INPUT_ENV}", str(path))
     try:
         frame, layout = _read_table(path)
     except DataError as err:
@@ -217,6 +265,7 @@ def read_file(
                 if iv is None:
                     raise DataError(who, "cannot tell the bar interval; put it in the file name (BTC_1d.csv) or pass interval=")
             clean = validate_market(frame, who, iv, allow_gaps=True)
+            check_outliers(clean, who, z=outlier_z, action=outliers)
         else:
             iv = iv or "1d"
             clean = validate_metrics(frame, who, iv, allow_gaps=True)
@@ -225,7 +274,7 @@ def read_file(
     except ValueError as exc:  # a bad interval string
         raise DataError(who, str(exc), str(path)) from None
     gaps = find_gaps(clean.index, iv) if kind == "market" else []
-    return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps)
+    return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps, sha256=file_sha256(path))
 
 
 def _short(exc: BaseException) -> str:
@@ -251,13 +300,18 @@ def read_path(
     interval: str | None = None,
     metrics_interval: str | None = None,
     progress: bool = False,
+    start=None,
+    end=None,
+    outliers: str = "warn",
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (nothing is stored).
 
     ``asset`` names the asset of every file (else file and folder names do); ``assets`` keeps
     only those assets; ``interval`` keeps only market files at that interval (files whose name
     carries no interval are read at it). Two market files for one asset and interval are an error.
+    ``start`` / ``end`` keep only the rows in ``[start, end]`` (bar open times, UTC).
     """
+    lo, hi = to_utc_timestamp(start), to_utc_timestamp(end)
     if interval is not None:
         interval_seconds(interval)
     keep = {a.strip().upper() for a in assets} if assets is not None else None
@@ -271,7 +325,11 @@ def read_path(
                 continue
         if interval is not None and named and named[2] and named[2] != interval:
             continue
-        item = read_file(path, asset=asset, interval=interval, metrics_interval=metrics_interval)
+        item = read_file(path, asset=asset, interval=interval, metrics_interval=metrics_interval, outliers=outliers)
+        if lo is not None or hi is not None:
+            t = item.frame.index
+            item.frame = item.frame[(t >= (lo if lo is not None else t.min())) & (t <= (hi if hi is not None else t.max()))]
+            item.gaps = find_gaps(item.frame.index, item.interval) if item.kind == "market" else []
         if keep is not None and item.asset not in keep:
             continue
         if interval is not None and item.kind == "market" and item.interval != interval:
@@ -300,14 +358,37 @@ def import_path(
     source: str | None = None,
     progress: bool = False,
     replace: bool = False,
+    start=None,
+    end=None,
+    outliers: str = "warn",
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (see :func:`read_path`), then upsert each one
-    (one transaction per file, source ``file:<name>``). Returns the files with the rows each wrote
-    (0 on a re-import). ``replace=True`` lets a file replace a series stored from another source."""
+    (one transaction per file, source ``file:<name>#sha256:<content hash>``). Returns the files with
+    the rows each wrote (0 on a re-import). A file whose content changed since it was imported is
+    another source: refused (nothing written) unless ``replace=True``, which replaces the series;
+    ``ImportedFile.replaced`` names the sources replaced."""
     items = read_path(root, asset=asset, assets=assets, interval=interval, metrics_interval=metrics_interval,
-                      progress=progress)
+                      progress=progress, start=start, end=end, outliers=outliers)
+    return store_files(items, store, source=source, progress=progress, replace=replace)
+
+
+def store_files(items: list[ImportedFile], store: DataStore, *, source: str | None = None, progress: bool = False,
+                replace: bool = False) -> list[ImportedFile]:
+    """Upsert files read by :func:`read_path` (see :func:`import_path`); every conflict with stored
+    sources is found before the first write."""
+    for item in items:  # every conflict before the first write
+        src = source or item.source
+        if item.kind == "market":
+            item.replaced = store.sources("prices", item.asset, item.interval, exclude=src)
+        else:
+            item.replaced = sorted({s for m in item.frame.columns
+                                    for s in store.sources("metrics", item.asset, item.interval, exclude=src, metric=m)})
+        if item.replaced and not replace:
+            raise DataError(item.asset, f"{item.interval} {item.kind} from {item.path.name} would replace data stored "
+                                        f"from {item.replaced[0]!r} (a different file or source); use --replace "
+                                        "(replace=True) or another store", f"store {store.root}")
     for item in tqdm(items, desc="importing", unit="file", disable=not progress, leave=False):
-        src = source or f"file:{item.path.name}"
+        src = source or item.source
         if item.kind == "market":
             item.written = store.upsert_market(item.asset, item.interval, item.frame, src, replace=replace)
         else:
@@ -324,4 +405,5 @@ __all__ = [
     "parse_name",
     "read_file",
     "read_path",
+    "store_files",
 ]
