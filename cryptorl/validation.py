@@ -251,5 +251,11 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
     check_hyperparams(options.get("algo") or "ppo", options.get("hyperparams") or {})
 
 
-__all__ = ["check_assets", "check_cm_options", "check_db_file", "check_dir", "check_hyperparams", "check_number",
+def check_costs(args: Any) -> None:
+    """``--fee`` and ``--slippage`` of a backtesting command (either may be absent or None)."""
+    for flag in ("fee", "slippage"):
+        check_number(getattr(args, flag, None), f"--{flag}", low=0, high=0.1, high_open=True, optional=True)
+
+
+__all__ = ["check_assets", "check_cm_options", "check_costs", "check_db_file", "check_dir", "check_hyperparams", "check_number",
            "sqlite_problem"]

@@ -327,9 +327,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        assets = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
-        if not assets:
-            raise UserError("--assets is empty")
+        from cryptorl.validation import check_assets, check_costs, check_dir
+
+        assets = check_assets(args.assets)
+        check_costs(args)
+        check_dir(args.out, "--out")
+        check_dir(args.log_dir, "--log-dir")
         names = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = [n for n in names if n not in AGENT_NAMES]
         if unknown:

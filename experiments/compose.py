@@ -92,6 +92,26 @@ def _command(argv: list[str]) -> str:
     return "python -m experiments.train_cm " + shlex.join(argv)
 
 
+def _check_options(args: argparse.Namespace, store, assets: list[str], interval: str) -> None:
+    """Numbers, folders and the store's pointers, before any training or report is written."""
+    from cryptorl.cli import UserError
+    from cryptorl.modelstore import ModelStoreError
+    from cryptorl.validation import check_costs, check_dir, check_number
+
+    try:
+        check_costs(args)
+        check_number(args.timesteps, "--timesteps", low=1, integer=True, optional=True)
+        check_number(args.seed, "--seed", low=0, integer=True, optional=True)
+        check_dir(args.out, "--out")
+        check_dir(args.store, "--store")
+        if args.train_missing:
+            check_dir(store.root, "--models")
+        for asset in assets:
+            store.current(asset, interval)  # a CURRENT naming a missing version is an error
+    except (UserError, ModelStoreError) as exc:
+        fail(one_line(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from cryptorl.modelstore import ModelStore, ModelStoreError, verify
@@ -99,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = parse_assets(args.assets)
     interval = args.interval or "1d"
     store = ModelStore(args.models)
+    _check_options(args, store, assets, interval)
     user_errors = (ValueError, TypeError, KeyError, ModelStoreError)  # DataError is a ValueError
 
     # 1. which CMs: --cm folders, else the store's current versions (checked before the heavy imports)

@@ -100,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-daily-turnover", type=float, default=None, help="refuse orders beyond this many QUOTE a UTC day")
     p.add_argument("--once", action="store_true", help="act on the last closed interval, then exit")
     p.add_argument("--now", default=None, help="with --once and paper trading: pretend it is this UTC time")
+    p.add_argument("--force", action="store_true",
+                   help="with --now: act even if it is earlier than the last bar the paper account has processed")
     p.add_argument("--live", action="store_true", help="send REAL orders (API keys from the environment)")
     p.add_argument("--yes-i-mean-live", action="store_true", help="confirm --live without the interactive prompt")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -190,9 +192,15 @@ def _store_data(args, exchange: Any, assets: list[str], modules: dict[str, Any],
     return prepare, data
 
 
+def _paper_path(args) -> Path:
+    return args.paper_db or Path("runs/live") / f"paper-{args.exchange}-{args.interval}.sqlite"
+
+
 def _paper(args, symbols: list[str]) -> PaperExchange:
-    path = args.paper_db or Path("runs/live") / f"paper-{args.exchange}-{args.interval}.sqlite"
-    if path.exists():
+    from cryptorl.live.paper import account_exists
+
+    path = _paper_path(args)
+    if account_exists(path):
         paper = PaperExchange(path, exchange_id=args.exchange, interval=args.interval, fee=args.fee)
         missing = [s for s in symbols if s not in paper.markets]
         if missing:
@@ -221,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--now is for paper trading with --once only")
     if args.history < 2:
         raise UserError("--history must be at least 2 bars")
+    check_live_options(args)
     symbols = [f"{a}/{args.quote.upper()}" for a in assets]
     portfolio_id = args.portfolio_id or f"{'-'.join(assets)}_{args.interval}"
 
@@ -285,6 +294,44 @@ def run(args: argparse.Namespace) -> int:
         value = f"{equity.iloc[-1]:,.2f} {args.quote} at {equity.index[-1]:%Y-%m-%d %H:%M}" if len(equity) else "n/a"
         print(f"paper account: {total}; value {value}; open orders {len(paper.fetch_open_orders())}")
     return 0 if report.status in ("done", "already-done", "killed") else 1
+
+
+def check_live_options(args: argparse.Namespace) -> None:
+    """Every option and file of the command, before any account, journal or order exists."""
+    from cryptorl.live.loop import last_closed
+    from cryptorl.live.paper import account_exists
+    from cryptorl.validation import check_db_file, check_number
+
+    check_number(args.fee, "--fee", low=0, high=0.1, high_open=True)
+    check_number(args.initial_cash, "--initial-cash", low=0, low_open=True)
+    check_number(args.price_buffer, "--price-buffer", low=0, high=0.5, high_open=True)
+    check_number(args.max_order_notional, "--max-order-notional", low=0, low_open=True, optional=True)
+    check_number(args.max_daily_turnover, "--max-daily-turnover", low=0, low_open=True, optional=True)
+    if args.live and args.data == "demo":
+        raise UserError("--live with --data demo would send real orders decided on synthetic prices; "
+                        "use --data exchange for live trading, or drop --live to paper-trade the demo market")
+    check_db_file(args.journal, "--journal")
+    if args.kill_switch.is_dir():
+        raise UserError(f"--kill-switch {args.kill_switch} is a folder; give the path of a file")
+    if args.markets_file is not None and not args.markets_file.is_file():
+        raise UserError(f"--markets-file {args.markets_file}: no such file")
+    if args.live:
+        return
+    path = check_db_file(_paper_path(args), "--paper-db")
+    if args.now is not None and not args.force and account_exists(path):
+        try:
+            now = to_utc_timestamp(args.now)
+        except ValueError:
+            raise UserError(f"--now {args.now!r} is not a UTC time such as 2024-03-01T00:00:10") from None
+        paper = PaperExchange(path)
+        try:
+            done = paper.last_bar_time()
+        finally:
+            paper.close()
+        bar_time, _ = last_closed(now, args.interval)
+        if done is not None and bar_time < done:
+            raise UserError(f"--now {now} acts on the bar of {bar_time}, before the last bar the paper account "
+                            f"{path} processed ({done}); time only moves forward (add --force to do it anyway)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
     from agents.training import policy_backtest, train_crypto_module
+    from cryptorl.cli import UserError
     from cryptorl.modelstore import ModelStore
     from cryptorl.portfolio.backtest import backtest
-
-    from cryptorl.cli import UserError
     from cryptorl.validation import check_cm_options, check_dir
 
     options = _config_from(args)

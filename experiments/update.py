@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument("--max-runs", type=int, default=None,
                    help="stop the scheduler after N rounds of retraining (default: run until stopped)")
+    p.add_argument("--force", action="store_true",
+                   help="with --at: retrain even if TIME is earlier than what the model store has seen")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     if args.timesteps is not None and args.timesteps < 1:
         fail("--timesteps must be positive")
     store = ModelStore(args.models)
+    check_update_options(args, store, assets, at)
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
                  if v is not None}
@@ -161,6 +164,31 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         print("stopped")
         return 130
     return 0
+
+
+def check_update_options(args: argparse.Namespace, store: Any, assets: list[str], at: pd.Timestamp | None) -> None:
+    """Folders, numbers and time order, before anything is trained or written (errors exit 2)."""
+    from agents.updating import latest_time
+    from cryptorl.cli import UserError
+    from cryptorl.modelstore import ModelStoreError
+    from cryptorl.validation import check_dir, check_number
+
+    try:
+        check_dir(store.root, "--models")
+        check_dir(args.store, "--store")
+        check_number(args.eval_freq, "--eval-freq", low=1, integer=True)
+        check_number(args.seed, "--seed", low=0, integer=True, optional=True)
+        for asset in assets:
+            store.current(asset, args.interval)  # a CURRENT naming a missing version is an error
+        if at is not None and not args.force:
+            for asset in assets:
+                seen = latest_time(store, asset, args.interval)
+                if seen is not None and at < seen:
+                    raise UserError(f"--at {at} is before {seen}, the latest time the {asset} {args.interval} modules in "
+                                    f"{store.root} have seen; retraining there would move them backwards in time "
+                                    "(add --force to do it anyway)")
+    except (UserError, ModelStoreError) as exc:
+        fail(" ".join(str(exc).split()))
 
 
 def _sleep(seconds: float) -> None:

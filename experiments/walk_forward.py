@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("timesteps", "eval_freq"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be positive")
+    from cryptorl.cli import UserError
+    from cryptorl.validation import check_costs, check_dir
+
+    try:
+        check_costs(args)
+        check_dir(args.out, "--out")
+        check_dir(args.store, "--store")
+    except UserError as exc:
+        fail(one_line(exc))
 
     from agents.crypto_module import CMConfig
     from agents.updating import history_bars, parse_duration

@@ -40,7 +40,7 @@ def test_paper_run_once_places_then_fills_at_the_next_close(tmp_path, markets_fi
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--strategy", "equal", "--live"], "BINANCE_API_KEY and BINANCE_SECRET"),
+    [(["--strategy", "equal", "--live", "--data", "exchange"], "BINANCE_API_KEY and BINANCE_SECRET"),
      (["--strategy", "equal", "--interval", "5h"], "does not divide the UTC day"),
      (["--strategy", "equal", "--now", "2024-03-01"], "--now is for paper trading with --once"),
      (["--models", "MODELS", "--once"], "no trained Crypto Module for BTC at 1d"),

@@ -6,16 +6,34 @@ import sqlite3
 from pathlib import Path
 
 
+class DatabaseFileError(ValueError):
+    """A file that should hold one of our SQLite databases cannot be used (not SQLite, truncated)."""
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating folders) a database in autocommit mode, WAL journal; rows as ``sqlite3.Row``."""
+    """Open (creating folders) a database in autocommit mode, WAL journal; rows as ``sqlite3.Row``.
+
+    A file that is not a SQLite database, or a damaged one, raises :class:`DatabaseFileError`
+    (one line naming the file) instead of a ``sqlite3.DatabaseError`` later on.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DatabaseFileError(f"{path} is a folder, not a database file")
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    # durable across a crash of the process (the OS holds the WAL); after a power cut the last
-    # commits may be lost, never corrupted - and the exchange look-up by client id covers that
-    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # durable across a crash of the process (the OS holds the WAL); after a power cut the last
+        # commits may be lost, never corrupted - and the exchange look-up by client id covers that
+        db.execute("PRAGMA synchronous=NORMAL")
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise DatabaseFileError(f"{path} is not a usable SQLite database ({exc}); move it away or use another file") from None
+    if check != "ok":
+        db.close()
+        raise DatabaseFileError(f"{path} is a damaged SQLite database ({check}); move it away or use another file")
     return db
 
 
