@@ -177,7 +177,7 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], flag: str = "--
     from agents.crypto_module import ALGOS
 
     if algo not in ALGOS:
-        raise UserError(f"--algo {algo!r}: choose among {', '.join(sorted(ALGOS))}")
+        raise UserError(f"--algo: unknown algorithm {algo!r}: choose among {', '.join(sorted(ALGOS))}")
     if not isinstance(hyperparams, Mapping):
         raise UserError(f"{flag} must be a mapping of KEY: VALUE, got {type(hyperparams).__name__}")
     cls = ALGOS[algo]

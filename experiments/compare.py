@@ -266,7 +266,10 @@ def crypto_module_weights(args: argparse.Namespace, assets: list[str], markets: 
     from experiments import train_cm
 
     store = ModelStore(args.models)
-    missing = missing_modules(assets, store, args.interval)
+    try:
+        missing = missing_modules(assets, store, args.interval)
+    except ModelStoreError as exc:
+        raise UserError(" ".join(str(exc).split())) from None
     if missing and args.train_missing:
         for asset in missing:
             argv = ["--asset", asset, "--interval", args.interval, "--source", args.source,
@@ -333,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         check_costs(args)
         check_dir(args.out, "--out")
         check_dir(args.log_dir, "--log-dir")
+        if args.train_missing:
+            from cryptorl.modelstore import ModelStore
+
+            check_dir(ModelStore(args.models).root, "--models")
         names = [a.strip() for a in args.agents.split(",") if a.strip()]
         unknown = [n for n in names if n not in AGENT_NAMES]
         if unknown:
