@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--now is for paper trading with --once only")
     if args.history < 2:
         raise UserError("--history must be at least 2 bars")
-    check_live_options(args)
+    check_live_options(args, assets)
     symbols = [f"{a}/{args.quote.upper()}" for a in assets]
     portfolio_id = args.portfolio_id or f"{'-'.join(assets)}_{args.interval}"
 
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.status in ("done", "already-done", "killed") else 1
 
 
-def check_live_options(args: argparse.Namespace) -> None:
+def check_live_options(args: argparse.Namespace, assets: list[str]) -> None:
     """Every option and file of the command, before any account, journal or order exists."""
     from cryptorl.live.loop import last_closed
     from cryptorl.live.paper import account_exists
@@ -315,6 +315,15 @@ def check_live_options(args: argparse.Namespace) -> None:
         raise UserError(f"--kill-switch {args.kill_switch} is a folder; give the path of a file")
     if args.markets_file is not None and not args.markets_file.is_file():
         raise UserError(f"--markets-file {args.markets_file}: no such file")
+    if args.strategy is None:  # the trained modules, before an account is created for them
+        store = ModelStore(args.models or default_root())
+        missing = [a for a in assets if store.current(a, args.interval) is None]
+        if missing:
+            raise UserError(
+                f"no trained Crypto Module for {missing[0]} at {args.interval} in {store.root} (train one with "
+                f"python -m experiments.train_cm --asset {missing[0]} --interval {args.interval}, or use a placeholder "
+                "--strategy equal|demo-momentum)"
+            )
     if args.live:
         return
     path = check_db_file(_paper_path(args), "--paper-db")

@@ -74,7 +74,7 @@ def _config_from(args: argparse.Namespace) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load(args.config.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            fail(f"cannot read config file {args.config}: {exc}")
+            fail(f"cannot read config file {args.config}: {' '.join(str(exc).split())}")
         if not isinstance(loaded, dict):
             fail(f"config file {args.config} must hold a mapping of options")
         cfg.update(loaded)

@@ -180,6 +180,7 @@ def check_update_options(args: argparse.Namespace, store: Any, assets: list[str]
         check_number(args.seed, "--seed", low=0, integer=True, optional=True)
         for asset in assets:
             store.current(asset, args.interval)  # a CURRENT naming a missing version is an error
+            store.history(asset, args.interval)  # so is a damaged history
         if at is not None and not args.force:
             for asset in assets:
                 seen = latest_time(store, asset, args.interval)
