@@ -90,7 +90,9 @@ def _digest(root: Path) -> dict[str, str]:
     for p in sorted(root.rglob("*")):
         if p.is_dir() or p.name.endswith("-shm") or (p.name.endswith("-wal") and p.stat().st_size == 0):
             continue
-        out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+        size = p.stat().st_size
+        key = p.relative_to(root).as_posix()
+        out[key] = f"{size}:{p.stat().st_mtime_ns}" if size > 2**26 else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
@@ -104,6 +106,14 @@ def _csv_edit(asset: str, row: int, **values) -> Callable[[Path], None]:
                 df[col] = df[col].astype(object)
             df.loc[row, col] = v(df.loc[row]) if callable(v) else v
         path.write_text(df.to_csv(index=False))
+    return setup
+
+
+def _sparse(rel: str, size: int) -> Callable[[Path], None]:
+    """A file of ``size`` bytes that takes no disk space (a 2 GB input without writing 2 GB)."""
+    def setup(w: Path) -> None:
+        with open(w / rel, "r+b") as fh:
+            fh.truncate(size)
     return setup
 
 
@@ -246,6 +256,7 @@ CASES = [
     F("empty-file", (), "cannot read file", _file("csv/BTC-USD_1d.csv", b"")),
     F("binary-file", (), "BTC", _file("csv/BTC-USD_1d.csv", bytes(range(256)) * 40)),
     F("over-size-limit", (), "input limit", env=(("CRYPTORL_MAX_INPUT_MB", "0.01"),)),
+    F("huge-file", (), "600 MB, over the 512 MB input limit", _sparse("csv/BTC-USD_1d.csv", 600 * 2**20)),
     F("duplicate-tickers", ("--assets", " BTC, ETH ,BTC"), "more than once"),
     F("bad-ticker", ("--assets", "BTC/USDT"), "not a ticker"),
     F("empty-assets", ("--assets", " , "), "is empty"),

@@ -265,7 +265,8 @@ def outlier_bars(market: pd.DataFrame, z: float = OUTLIER_Z) -> pd.DataFrame:
     The score of a return r is ``|r - median| / (1.4826 * MAD)`` over the whole frame (the median
     absolute deviation, scaled to a normal standard deviation): one bad print (a close x1000) stands
     out however wild the rest of the series is, while the heavy tails of crypto returns rarely reach
-    the default 30 (a close x3 scores about 30 on daily bars, x1000 about 190). Returns the bars with columns ``ret`` and ``z``, largest score first.
+    the default 30 (a close x3 scores about 30 on daily bars, x1000 about 190). Returns the bars in
+    time order with columns ``ret`` (the simple return into the bar) and ``z``.
     """
     close = market["close"].to_numpy(dtype="float64")
     if len(close) < 3:
@@ -278,13 +279,13 @@ def outlier_bars(market: pd.DataFrame, z: float = OUTLIER_Z) -> pd.DataFrame:
     score = np.abs(ret - med) / mad
     hit = np.flatnonzero(score > z)
     out = pd.DataFrame({"ret": np.expm1(ret[hit]), "z": score[hit]}, index=market.index[1:][hit])
-    return out.sort_values("z", ascending=False)
+    return out
 
 
 def check_outliers(market: pd.DataFrame, asset: str | None = None, *, z: float = OUTLIER_Z,
                    action: str = "warn") -> pd.DataFrame:
-    """Warn (:class:`OutlierWarning`) or raise :class:`DataError` (``action="error"``) naming the bar
-    with the most extreme return when any bar's robust z-score exceeds ``z``; returns the bars."""
+    """Warn (:class:`OutlierWarning`) or raise :class:`DataError` (``action="error"``) naming the first
+    bar whose robust z-score exceeds ``z`` (a bad print and the move back count as two); returns the bars."""
     if action not in ("warn", "error", "ignore"):
         raise ValueError(f"outlier action must be 'warn', 'error' or 'ignore', got {action!r}")
     found = outlier_bars(market, z)
