@@ -44,6 +44,28 @@ def check_assets(text: str, flag: str = "--assets") -> list[str]:
     return assets
 
 
+def check_date(value: Any, flag: str):
+    """A UTC timestamp from a date or time text (None stays None)."""
+    if value is None:
+        return None
+    from cryptorl.data.frames import to_utc_timestamp
+
+    try:
+        return to_utc_timestamp(value)
+    except (ValueError, TypeError):
+        raise UserError(f"{flag} {value!r} is not a date or UTC time such as 2022-01-31 or 2022-01-31T06:00") from None
+
+
+def check_source(source: str, flag: str = "--source", allowed: tuple[str, ...] = ("demo", "store", "csv:PATH")) -> str:
+    """A data source among ``allowed`` (``csv:PATH`` stands for any path that exists)."""
+    ok = source in allowed or (source.startswith("csv:") and "csv:PATH" in allowed)
+    if not ok:
+        raise UserError(f"{flag} {source!r}: use one of {', '.join(allowed)}")
+    if source.startswith("csv:") and not Path(source[4:]).expanduser().exists():
+        raise UserError(f"{flag} {source}: no such file or folder")
+    return source
+
+
 def _nearest_existing(path: Path) -> Path:
     p = path.absolute()
     while not p.exists() and p != p.parent:
@@ -239,6 +261,8 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
     for key in ("asset", "interval", "algo", "execution"):
         if key in options and not isinstance(options[key], str):
             raise UserError(f"--{key} must be text, got {options[key]!r}")
+    if "asset" in options and not options["asset"].strip().isalnum():
+        raise UserError(f"--asset {options['asset']!r} is not a ticker (letters and digits only, e.g. BTC)")
     if options.get("execution") not in (None, "close", "next_open"):
         raise UserError(f"--execution must be close or next_open, got {options['execution']!r}")
     if "with_eam" in options and options["with_eam"] is not None and not isinstance(options["with_eam"], bool):
@@ -257,5 +281,5 @@ def check_costs(args: Any) -> None:
         check_number(getattr(args, flag, None), f"--{flag}", low=0, high=0.1, high_open=True, optional=True)
 
 
-__all__ = ["check_assets", "check_cm_options", "check_costs", "check_db_file", "check_dir", "check_hyperparams", "check_number",
+__all__ = ["check_assets", "check_cm_options", "check_costs", "check_date", "check_source", "check_db_file", "check_dir", "check_hyperparams", "check_number",
            "sqlite_problem"]

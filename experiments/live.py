@@ -300,9 +300,12 @@ def check_live_options(args: argparse.Namespace, assets: list[str]) -> None:
     """Every option and file of the command, before any account, journal or order exists."""
     from cryptorl.live.loop import last_closed
     from cryptorl.live.paper import account_exists
-    from cryptorl.validation import check_db_file, check_number
+    from cryptorl.validation import check_date, check_db_file, check_number
 
     check_number(args.fee, "--fee", low=0, high=0.1, high_open=True)
+    check_date(args.now, "--now")
+    if not args.quote.strip().isalnum():
+        raise UserError(f"--quote {args.quote!r} is not a currency code such as USDT")
     check_number(args.initial_cash, "--initial-cash", low=0, low_open=True)
     check_number(args.price_buffer, "--price-buffer", low=0, high=0.5, high_open=True)
     check_number(args.max_order_notional, "--max-order-notional", low=0, low_open=True, optional=True)
@@ -328,10 +331,7 @@ def check_live_options(args: argparse.Namespace, assets: list[str]) -> None:
         return
     path = check_db_file(_paper_path(args), "--paper-db")
     if args.now is not None and not args.force and account_exists(path):
-        try:
-            now = to_utc_timestamp(args.now)
-        except ValueError:
-            raise UserError(f"--now {args.now!r} is not a UTC time such as 2024-03-01T00:00:10") from None
+        now = check_date(args.now, "--now")
         paper = PaperExchange(path)
         try:
             done = paper.last_bar_time()

@@ -140,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     from cryptorl.cli import UserError
     from cryptorl.modelstore import ModelStore
     from cryptorl.portfolio.backtest import backtest
-    from cryptorl.validation import check_cm_options, check_dir
+    from cryptorl.validation import check_cm_options, check_date, check_dir, check_number
 
     options = _config_from(args)
     try:  # every option and output folder before any data is read or any training starts
         check_cm_options({**options, "eval_freq": args.eval_freq})
+        for flag in ("train_months", "val_months", "backtest_months"):
+            check_number(getattr(args, flag), f"--{flag.replace('_', '-')}", low=0, low_open=True)
+        for flag in ("start", "end", "train_start", "val_start", "backtest_start"):
+            check_date(getattr(args, flag), f"--{flag.replace('_', '-')}")
         for flag, folder in (("--store", args.store), ("--tensorboard-log", args.tensorboard_log or None),
                              ("--models", None if args.no_save else (args.models or ModelStore().root))):
             check_dir(folder, flag)

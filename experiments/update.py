@@ -171,9 +171,10 @@ def check_update_options(args: argparse.Namespace, store: Any, assets: list[str]
     from agents.updating import latest_time
     from cryptorl.cli import UserError
     from cryptorl.modelstore import ModelStoreError
-    from cryptorl.validation import check_dir, check_number
+    from cryptorl.validation import check_dir, check_number, check_source
 
     try:
+        check_source(args.source)
         check_dir(store.root, "--models")
         check_dir(args.store, "--store")
         check_number(args.eval_freq, "--eval-freq", low=1, integer=True)

@@ -304,6 +304,11 @@ CASES = [
     T("tensorboard-is-a-file", ("--tensorboard-log", "{w}/markets.json"), "--tensorboard-log"),
     T("bad-interval", ("--interval", "1x"), "interval"),
     T("split-out-of-order", ("--val-start", "2022-06-01", "--backtest-start", "2022-05-01"), "the split must satisfy"),
+    T("asset-empty", ("--asset", ""), "is not a ticker"),
+    T("asset-pair", ("--asset", "BTC/USDT"), "is not a ticker"),
+    T("backtest-months-nan", ("--backtest-months", "nan"), "--backtest-months must be a finite number"),
+    T("train-months-0", ("--train-months", "0"), "--train-months must be > 0"),
+    T("val-start-not-a-date", ("--val-start", "xx", "--backtest-start", "yy"), "--val-start 'xx' is not a date"),
     T("csv-with-inf", ("--source", "csv:{w}/csv"), "infinite", _csv_edit("BTC", 100, close=np.inf, high=np.inf)),
     # --- compose: the model store's integrity, pointers, options
     C("manifest-ranges-moved-back", (), "manifest.json does not match", _edit_manifest(_ranges_back)),
@@ -348,6 +353,8 @@ CASES = [
          "--markets-file", "{w}/markets.json", "--paper-db", "{w}/new-paper.sqlite", "--journal", "{w}/journal.sqlite",
          "--models", "{w}/models"), "no trained Crypto Module for ETH"),
     L("duplicate-assets", ("--assets", "BTC,BTC"), "distinct tickers"),
+    L("now-not-a-time-new-account", ("--now", "garbage", *NEW_ACCOUNT), "--now 'garbage' is not a date"),
+    L("quote-empty", ("--quote", "", *NEW_ACCOUNT), "--quote"),
     L("history-1", ("--history", "1"), "--history"),
     # --- update
     U("at-before-current-module", ("--at", "2022-01-01"), "add --force"),
@@ -358,6 +365,8 @@ CASES = [
     U("timesteps-0", ("--timesteps", "0"), "--timesteps must be positive"),
     Case("at-without-now", "update", ("--assets", "BTC", "--at", "2022-01-01", "--models", "{w}/models"),
          "--at only works with --now"),
+    U("source-unknown", ("--source", "nope"), "--source 'nope'"),
+    U("source-csv-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     U("eval-freq-0", ("--eval-freq", "0"), "--eval-freq must be >= 1"),
     U("history-corrupt", (), "history.jsonl", _file("models/BTC_1d/history.jsonl", "{not json\n")),
     # --- walk_forward
