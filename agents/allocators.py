@@ -1,4 +1,4 @@
-"""Classical allocators of seeds 001-003, rebalanced on a rolling estimation window.
+"""Classical allocators of the related papers (the LSTM mean-variance article, Chen & Zheng 2025, Zouaoui & Naas 2025), rebalanced on a rolling estimation window.
 
 Every allocator is long-only and fully invested in the risky assets (cash weight 0), with an
 optional per-asset cap ``max_weight``. At each rebalance time t (every ``rebalance`` bars from
@@ -12,14 +12,14 @@ The optimisations are skfolio's (``MeanRisk``, ``RiskBudgeting``), solved by CLA
 ====================  ==========================================================================
 name                  problem
 ====================  ==========================================================================
-``mean_variance``     max  mu'w - lambda w'Sigma w  (seed 001's utility; skfolio MAXIMIZE_UTILITY)
+``mean_variance``     max  mu'w - lambda w'Sigma w  (the LSTM mean-variance article's utility; skfolio MAXIMIZE_UTILITY)
 ``max_sharpe``        max  mu'w / sd(w)  (MAXIMIZE_RATIO, STANDARD_DEVIATION)
 ``min_variance``      min  w'Sigma w
 ``min_cvar``          min  CVaR_95(w)  (historical, Rockafellar-Uryasev LP)
 ``max_sortino``       max  mu'w / semi-deviation(w)  (MAXIMIZE_RATIO, SEMI_DEVIATION)
-``mean_downside``     MD of seed 002: min semi-deviation s.t. mu'w >= the 1/N portfolio's mean
+``mean_downside``     MD of Chen & Zheng (2025): min semi-deviation s.t. mu'w >= the 1/N portfolio's mean
 ``risk_parity``       equal risk contributions to the variance (RiskBudgeting)
-``momentum``          DWP of seed 002 with its momentum rule: w_i ~ max(return over window, 0)
+``momentum``          DWP of Chen & Zheng (2025) with its momentum rule: w_i ~ max(return over window, 0)
 ``equal_weight``      1/N, reset every ``rebalance`` bars
 ``buy_and_hold``      1/N at the first decision time, never traded again
 ====================  ==========================================================================
@@ -115,7 +115,7 @@ class _SkfolioAllocator(RollingAllocator):
 
 
 class MeanVariance(_SkfolioAllocator):
-    """Seed 001's mean-variance utility: max mu'w - risk_aversion * w'Sigma w."""
+    """The LSTM mean-variance article's mean-variance utility: max mu'w - risk_aversion * w'Sigma w."""
 
     name = "mean_variance"
 
@@ -152,7 +152,7 @@ class MaxSharpe(_RatioAllocator):
 
 
 class MaxSortino(_RatioAllocator):
-    """Maximum Sortino ratio: mean over semi-deviation (seed 003)."""
+    """Maximum Sortino ratio: mean over semi-deviation (Zouaoui & Naas (2025))."""
 
     name = "max_sortino"
     risk_measure = RiskMeasure.SEMI_DEVIATION
@@ -168,7 +168,7 @@ class MinVariance(_SkfolioAllocator):
 
 
 class MinCVaR(_SkfolioAllocator):
-    """Minimum historical CVaR at ``beta`` (default 95 %, seed 003)."""
+    """Minimum historical CVaR at ``beta`` (default 95 %, Zouaoui & Naas (2025))."""
 
     name = "min_cvar"
 
@@ -181,7 +181,7 @@ class MinCVaR(_SkfolioAllocator):
 
 
 class MeanDownside(_SkfolioAllocator):
-    """Seed 002's MD: minimise downside (semi-) deviation given an expected return.
+    """Chen & Zheng's (2025) MD: minimise downside (semi-) deviation given an expected return.
 
     The required return is the window's mean return of the 1/N portfolio, which is always
     feasible; so MD is "as much return as 1/N with the least downside deviation".
@@ -208,7 +208,7 @@ class RiskParity(_SkfolioAllocator):
 
 
 class Momentum(RollingAllocator):
-    """Seed 002's dynamic weighted portfolio (DWP) with its momentum rule.
+    """Chen & Zheng's (2025) dynamic weighted portfolio (DWP) with its momentum rule.
 
     "Increase the weight of assets that performed well, decrease the weight of those that
     performed poorly": w_i proportional to max(R_i, 0), R_i the compounded return over the

@@ -13,7 +13,7 @@ Helpers here are shared by the allocators and the forecasters:
 * :func:`validate_weights` — simplex, long-only, no NaN, right columns;
 * :func:`hold_targets` — turn sparse rebalance targets into a daily frame that holds (drifts
   with prices) between rebalances, so no trade happens on the other bars;
-* :func:`drawdown_overlay` — seed 000's maximum-drawdown risk overlay (move to cash).
+* :func:`drawdown_overlay` — the diffusion-transformer paper's maximum-drawdown risk overlay (move to cash).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorl.data.frames import OHLCV, DataError, to_utc_timestamp
+from cryptorl.portfolio.backtest import check_weights
 
 Markets = Mapping[str, pd.DataFrame]
 MetricsMap = Mapping[str, pd.DataFrame] | None
@@ -145,30 +146,21 @@ def risky_to_row(risky: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0 - s], w])
 
 
-def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bool = False, atol: float = 1e-9) -> pd.DataFrame:
-    """Check a weights frame: columns ``["cash", *assets]``, finite, rows sum to 1, long-only.
-
-    Returns the frame as float64. Raises ``ValueError`` naming the time and column.
+def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bool = False) -> pd.DataFrame:
+    """An agent's weights frame checked by the backtest engine's own rules
+    (:func:`cryptorl.portfolio.backtest.check_weights`: sorted unique times, finite, rows on the
+    simplex), with the columns exactly ``["cash", *assets]``; a ``long_short`` agent may go negative.
+    Returns the frame as float64; raises ``ValueError`` naming the time and column.
     """
     cols = ["cash", *assets]
     if list(weights.columns) != cols:
         raise ValueError(f"weights columns must be {cols}, got {list(weights.columns)}")
-    if not isinstance(weights.index, pd.DatetimeIndex) or not weights.index.is_monotonic_increasing or weights.index.has_duplicates:
-        raise ValueError("weights index must be sorted, unique decision times")
-    v = weights.to_numpy(dtype=float)
-    bad = ~np.isfinite(v)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(f"weight for '{cols[c]}' is not finite at {weights.index[r]}")
-    sums = v.sum(axis=1)
-    off = np.abs(sums - 1.0) > atol
-    if off.any():
-        r = int(np.flatnonzero(off)[0])
-        raise ValueError(f"weights at {weights.index[r]} sum to {sums[r]:.8f}, not 1")
-    if not long_short and (v < -atol).any():
-        r, c = np.argwhere(v < -atol)[0]
-        raise ValueError(f"negative weight {v[r, c]:.6g} for '{cols[c]}' at {weights.index[r]} (agent is long-only)")
-    return weights.astype("float64")
+    if long_short:
+        v = weights.to_numpy(float)
+        if not (np.isfinite(v).all() and np.allclose(v.sum(axis=1), 1.0, atol=1e-9)):
+            raise ValueError("long-short weights must be finite and sum to 1 on every row")
+        return weights.astype("float64")
+    return check_weights(weights, what="weights")
 
 
 def hold_targets(targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFrame, times: pd.DatetimeIndex) -> np.ndarray:
@@ -196,7 +188,7 @@ def hold_targets(targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFram
 
 
 def drawdown_overlay(weights: pd.DataFrame, closes: pd.DataFrame, *, limit: float = 0.10, cooldown: int = 20) -> pd.DataFrame:
-    """Seed 000's maximum-drawdown target as a risk overlay: move to cash when it is hit.
+    """The diffusion-transformer paper's maximum-drawdown target as a risk overlay: move to cash when it is hit.
 
     The overlay follows the value of the overlaid portfolio (gross of fees, from the weights
     and close-to-close price relatives up to t). When its drawdown from the running peak

@@ -22,10 +22,10 @@ SHARPE_NETS = ("dlm", "dls")
 AGENT_NAMES: tuple[str, ...] = (*FORECASTERS, *SHARPE_NETS, *ALLOCATORS)
 
 
-def _config(fast: bool, seed: int, log_dir: str | Path | None) -> TrainConfig:
+def _config(fast: bool, seed: int, log_dir: str | Path | None, device: str) -> TrainConfig:
     if fast:
-        return TrainConfig(epochs=3, batch_size=64, patience=2, seed=seed, log_dir=log_dir)
-    return TrainConfig(epochs=60, batch_size=64, patience=10, seed=seed, log_dir=log_dir)
+        return TrainConfig(epochs=3, batch_size=64, patience=2, seed=seed, log_dir=log_dir, device=device)
+    return TrainConfig(epochs=60, batch_size=64, patience=10, seed=seed, log_dir=log_dir, device=device)
 
 
 def make_agents(
@@ -35,17 +35,18 @@ def make_agents(
     seed: int = 0,
     log_dir: str | Path | None = None,
     use_metrics: bool = False,
+    device: str = "cpu",
 ) -> dict[str, PortfolioAgent]:
     """Agents for ``names`` (see :data:`AGENT_NAMES`), in that order.
 
     ``fast``: tiny networks (window 20, a few units) and 3 epochs. ``use_metrics``: the
     forecasters and DLS also read each asset's metrics. ``log_dir``: TensorBoard logs of the
-    networks' train/validation losses.
+    networks' train/validation losses. ``device``: where the networks train (cpu, cuda, auto).
     """
     unknown = [n for n in names if n not in AGENT_NAMES]
     if unknown:
         raise ValueError(f"unknown agent(s) {unknown}; known: {', '.join(AGENT_NAMES)}")
-    cfg = _config(fast, seed, log_dir)
+    cfg = _config(fast, seed, log_dir, device)
     small = dict(window=20) if fast else {}
     out: dict[str, PortfolioAgent] = {}
     lstm = None

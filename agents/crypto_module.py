@@ -34,7 +34,7 @@ from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
 
-from .networks import EAMCNN, SAMCNN
+from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qrdqn": QRDQN}
 
@@ -73,12 +73,17 @@ class CMConfig:
     features_dim: int = 64
     hyperparams: dict[str, Any] = field(default_factory=dict)
     dru: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}: choose among {sorted(ALGOS)}")
         interval_timedelta(self.interval)  # raises a clear error on a bad interval
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}: choose among {', '.join(DEVICES)}")
+        if "device" in self.hyperparams:
+            raise ValueError("the device is an option of its own (CMConfig.device, --device), not a hyper-parameter")
 
     def algo_kwargs(self) -> dict[str, Any]:
         kw = {**DEFAULT_HYPERPARAMS[self.algo], **self.hyperparams}
@@ -107,11 +112,12 @@ def policy_kwargs(algo: str, extractor: type, features_dim: int) -> dict[str, An
 
 
 def build_algo(algo: str, env, extractor: type, features_dim: int, *, seed: int | None = None,
-               tensorboard_log: str | None = None, hyperparams: dict[str, Any] | None = None) -> BaseAlgorithm:
+               tensorboard_log: str | None = None, hyperparams: dict[str, Any] | None = None,
+               device: str = "cpu") -> BaseAlgorithm:
     """An SB3 algorithm with the paper's CNN extractor (what training and loading both use)."""
     return ALGOS[algo](
         "MlpPolicy", env, policy_kwargs=policy_kwargs(algo, extractor, features_dim), seed=seed,
-        tensorboard_log=tensorboard_log, device="cpu", verbose=0, **(hyperparams or {}),
+        tensorboard_log=tensorboard_log, device=resolve_device(device), verbose=0, **(hyperparams or {}),
     )
 
 

@@ -18,6 +18,23 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available, else CPU) as a torch device.
+
+    CPU is the package's default: the paper's networks are small, and on them a GPU spends more
+    time moving batches than computing (see ``docs/crypto_modules.md``).
+    """
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: choose among {', '.join(DEVICES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU here: use 'cpu' or 'auto'")
+    return torch.device(device)
+
 
 class TimeConv(nn.Module):
     """A convolution along time with kernel ``(1, k)``, shared across rows, as one matrix product.

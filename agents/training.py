@@ -63,6 +63,19 @@ def paper_split(index: pd.DatetimeIndex, train_months: int = 15, val_months: int
     return Split((tr_start, val_start - eps), (val_start, bt_start - eps), (bt_start, end))
 
 
+def explicit_split(index: pd.DatetimeIndex, train_start, val_start, backtest_start) -> Split:
+    """A split from explicit dates: training from ``train_start`` (default: the first bar) to just
+    before ``val_start``, validation to just before ``backtest_start``, backtest to the last bar."""
+    from cryptorl.data.frames import to_utc_timestamp
+
+    eps = pd.Timedelta(seconds=1)
+    tr0 = to_utc_timestamp(train_start) if train_start else index[0]
+    v0, b0 = to_utc_timestamp(val_start), to_utc_timestamp(backtest_start)
+    if not tr0 < v0 < b0 <= index[-1]:
+        raise ValueError(f"the split must satisfy train start < validation start < backtest start <= data end ({index[-1]})")
+    return Split((tr0, v0 - eps), (v0, b0 - eps), (b0, index[-1]))
+
+
 def policy_backtest(module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None,
                     start, end) -> BacktestResult:
     """Backtest a module alone (cash vs its crypto) over [start, end] with the shared engine."""
@@ -149,7 +162,7 @@ def train_crypto_module(
         sig_env = SignalEnv(market, feats, start=train_start, end=train_end,
                             episode_length=config.episode_length, seed=config.seed, **env_kw)
         eam = build_algo("dqn", sig_env, EAMCNN, config.features_dim, seed=config.seed,
-                         tensorboard_log=tensorboard_log, hyperparams=DEFAULT_EAM)
+                         tensorboard_log=tensorboard_log, hyperparams=DEFAULT_EAM, device=config.device)
         eam.learn(config.eam_timesteps, tb_log_name=f"{run_name}_eam", progress_bar=progress_bar)
         signals = eam_signals(eam, market, feats, config)
 
@@ -157,7 +170,7 @@ def train_crypto_module(
                                episode_length=config.episode_length, signals=signals, **env_kw)
     vec = CryptoModuleVecEnv(template, config.n_envs, seed=config.seed)
     sam = build_algo(config.algo, vec, SAMCNN, config.features_dim, seed=config.seed,
-                     tensorboard_log=tensorboard_log, hyperparams=config.algo_kwargs())
+                     tensorboard_log=tensorboard_log, hyperparams=config.algo_kwargs(), device=config.device)
     module = CryptoModule(config, dru, sam, eam, ranges=split.as_dict())
     callback = ValidationCallback(module, market, metrics, *split.validation, eval_freq=eval_freq)
     sam.learn(config.timesteps, callback=callback, tb_log_name=run_name, progress_bar=progress_bar)

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
-from cryptorl.portfolio import Portfolio, backtest, baselines
+from cryptorl.portfolio import Portfolio, backtest, baselines, common_markets
 from cryptorl.portfolio.backtest import BacktestResult
 
 from .crypto_module import CMConfig, CryptoModule
@@ -131,22 +131,6 @@ class WalkForwardResult:
         return pd.DataFrame(rows).set_index("segment")
 
 
-def common_markets(markets: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The markets cut to the bars every asset has (one index for voting), or a DataError."""
-    assets = list(markets)
-    idx = markets[assets[0]].index
-    for a in assets[1:]:
-        idx = idx.intersection(markets[a].index)
-    if len(idx) < 2:
-        raise DataError(None, f"the markets of {assets} share fewer than two bars")
-    out = {a: m.loc[idx] for a, m in markets.items()}
-    full = pd.date_range(idx[0], idx[-1], freq=pd.Series(idx).diff().min())
-    if len(full) != len(idx):
-        missing = full.difference(idx)
-        raise DataError(None, f"the common bars of {assets} have {len(missing)} hole(s)", str(missing[0]))
-    return out
-
-
 def run_walk_forward(
     markets: Mapping[str, pd.DataFrame],
     metrics: Mapping[str, pd.DataFrame | None] | None,
@@ -204,5 +188,5 @@ def run_walk_forward(
     return WalkForwardResult(runs, stitched, result, base)
 
 
-__all__ = ["STRATEGY", "Segment", "SegmentRun", "WalkForwardResult", "common_markets", "plan_segments",
+__all__ = ["STRATEGY", "Segment", "SegmentRun", "WalkForwardResult", "plan_segments",
            "run_walk_forward"]

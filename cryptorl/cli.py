@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import NoReturn
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -18,25 +19,45 @@ class UserError(Exception):
     """A problem with the command line, the data or the environment: one line, exit code 2."""
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """A user error: one line on stderr, no traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message folded onto one line (for ``fail``)."""
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message (or a text) folded onto one line."""
     return " ".join(str(exc).split())
+
+
+def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """The one exit path of every ``python -m experiments.*`` command.
+
+    Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
+    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError` and
+    :class:`~cryptorl._sqlite.DatabaseFileError`)
+    becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
+    """
+    from cryptorl._sqlite import DatabaseFileError
+    from cryptorl.data.frames import DataError
+    from cryptorl.modelstore import ModelStoreError
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None, *args, **kwargs) -> int:
+            try:
+                return main(argv, *args, **kwargs)
+            except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
+                print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap
 
 
 def parse_assets(text: str) -> list[str]:
     """``"btc, eth"`` -> ``["BTC", "ETH"]``; an empty list or a repeated ticker is a user error."""
     assets = [a.strip().upper() for a in text.split(",") if a.strip()]
     if not assets:
-        fail("--assets needs at least one ticker, e.g. --assets BTC,ETH")
+        raise UserError("--assets needs at least one ticker, e.g. --assets BTC,ETH")
     dupes = sorted({a for a in assets if assets.count(a) > 1})
     if dupes:
-        fail(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
+        raise UserError(f"--assets lists {', '.join(dupes)} twice; a portfolio holds one CM per asset")
     return assets
 
 
@@ -58,13 +79,13 @@ def parse_value(text: str):
         return text
 
 
-def add_data_arguments(p: argparse.ArgumentParser, *, default_source: str = "demo") -> None:
-    p.add_argument("--source", default=default_source,
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None,
                    help="where the data come from: demo (built-in synthetic market, no network), store "
                         "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
                         "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
                         "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
-                        f"(default {default_source})")
+                        "(default: demo, with a warning that its prices are synthetic)")
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
     p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
@@ -80,7 +101,7 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
 
     interval = interval or args.interval or "1d"
     start, end = args.start, args.end
-    source = args.source
+    source = data_source(args)
     if source == "demo":
         start, end = start or DEMO_START, end or DEMO_END
     try:
@@ -90,10 +111,30 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
             source = "store"
         market, metrics = load_data(asset, interval, start, end, source=source, store=args.store)
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
-        fail(one_line(exc))
+        raise UserError(one_line(exc)) from None
     if metrics is not None and metrics.shape[1] == 0:
         metrics = None
     return market, metrics
+
+
+def data_source(args: argparse.Namespace) -> str:
+    """``args.source``; when none was given, ``"demo"`` with a one-time warning on stderr, so that
+    nobody mistakes the synthetic demo market for real prices."""
+    if args.source is None:
+        print("warning: no --source given: using the built-in synthetic demo market, not real prices "
+              "(--source demo says so explicitly; csv:PATH, store or binance for real data)", file=sys.stderr)
+        args.source = "demo"
+    return args.source
+
+
+def load_markets(args: argparse.Namespace, assets: list[str], *, start=None, end=None,
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame | None]]:
+    """``({asset: market}, {asset: metrics})`` of ``args.source`` between ``start`` and ``end``
+    (the commands whose ``--start``/``--end`` mean a backtest range load the data from its start)."""
+    data = argparse.Namespace(**{**vars(args), "start": start, "end": end})
+    loaded = {a: load_for_cli(data, a) for a in assets}
+    args.source = data.source
+    return {a: m for a, (m, _) in loaded.items()}, {a: x for a, (_, x) in loaded.items()}
 
 
 def console():

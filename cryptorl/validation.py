@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._sqlite import sqlite_problem
 from .cli import UserError
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def check_assets(text: str, flag: str = "--assets") -> list[str]:
@@ -116,31 +115,6 @@ def check_db_file(path: str | Path | None, flag: str) -> Path | None:
     if not os.access(p, os.R_OK | os.W_OK) or not _writable(p.parent):
         raise UserError(f"{flag} {p} is not writable; give a file you can write to")
     return p
-
-
-def sqlite_problem(path: Path) -> str | None:
-    """Why the file at ``path`` is not a usable SQLite database (header check, nothing opened), or None.
-
-    An empty file is fine (SQLite treats it as a new database).
-    """
-    size = path.stat().st_size
-    if size == 0:
-        return None
-    with open(path, "rb") as fh:
-        header = fh.read(100)
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        return "not a SQLite database (wrong header)"
-    page = int.from_bytes(header[16:18], "big")
-    page = 65536 if page == 1 else page
-    pages = int.from_bytes(header[28:32], "big")
-    valid_for, changes = header[92:96], header[24:28]
-    if page < 512 or page & (page - 1):
-        return f"not a SQLite database (page size {page})"
-    if size % page:
-        return f"truncated SQLite database ({size} bytes is not a whole number of {page}-byte pages)"
-    if valid_for == changes and pages and size < pages * page:
-        return f"truncated SQLite database ({size} bytes, its header says {pages * page})"
-    return None
 
 
 def check_number(value: Any, flag: str, *, low: float | None = None, high: float | None = None,
@@ -281,5 +255,113 @@ def check_costs(args: Any) -> None:
         check_number(getattr(args, flag, None), f"--{flag}", low=0, high=0.1, high_open=True, optional=True)
 
 
-__all__ = ["check_assets", "check_cm_options", "check_costs", "check_date", "check_source", "check_db_file", "check_dir", "check_hyperparams", "check_number",
-           "sqlite_problem"]
+def check_train_options(args: Any, options: Mapping[str, Any]) -> None:
+    """``experiments.train_cm``: the Crypto Module options, the month split, the dates and the
+    folders it writes to (``--models`` unless ``--no-save``, ``--tensorboard-log``, ``--store``)."""
+    from cryptorl.modelstore import ModelStore
+
+    check_cm_options({**options, "eval_freq": getattr(args, "eval_freq", None)})
+    for flag in ("train_months", "val_months", "backtest_months"):
+        check_number(getattr(args, flag), f"--{flag.replace('_', '-')}", low=0, low_open=True, optional=True)
+    for flag in ("start", "end", "train_start", "val_start", "backtest_start"):
+        check_date(getattr(args, flag, None), f"--{flag.replace('_', '-')}")
+    check_dir(args.store, "--store")
+    check_dir(args.tensorboard_log or None, "--tensorboard-log")
+    if not args.no_save:
+        check_dir(ModelStore(args.models).root, "--models")
+
+
+def check_live_options(args: Any, assets: list[str], paper_path: Path, *, models: str | Path) -> None:
+    """``experiments.live``: every option and file before an account, a journal entry or an order exists.
+
+    Costs and limits in range, ``--now`` a time, ``--quote`` a code, no real orders on the demo
+    market, journal and paper account usable SQLite files, a trained module for every asset (unless
+    a placeholder strategy decides), and ``--now`` not before the last bar the paper account has
+    processed (unless ``--force``).
+    """
+    from cryptorl.live.loop import last_closed
+    from cryptorl.live.paper import PaperExchange, account_exists
+    from cryptorl.modelstore import ModelStore
+
+    check_number(args.fee, "--fee", low=0, high=0.1, high_open=True)
+    check_number(args.initial_cash, "--initial-cash", low=0, low_open=True)
+    check_number(args.price_buffer, "--price-buffer", low=0, high=0.5, high_open=True)
+    check_number(args.max_order_notional, "--max-order-notional", low=0, low_open=True, optional=True)
+    check_number(args.max_daily_turnover, "--max-daily-turnover", low=0, low_open=True, optional=True)
+    now = check_date(args.now, "--now")
+    if not str(args.quote).strip().isalnum():
+        raise UserError(f"--quote {args.quote!r} is not a currency code such as USDT")
+    if args.live and args.data == "demo":
+        raise UserError("--live with --data demo would send real orders decided on synthetic prices; "
+                        "use --data exchange for live trading, or drop --live to paper-trade the demo market")
+    check_db_file(args.journal, "--journal")
+    if Path(args.kill_switch).is_dir():
+        raise UserError(f"--kill-switch {args.kill_switch} is a folder; give the path of a file")
+    if args.markets_file is not None and not Path(args.markets_file).is_file():
+        raise UserError(f"--markets-file {args.markets_file}: no such file")
+    if args.strategy is None:  # the trained modules, before an account is created for them
+        store = ModelStore(models)
+        missing = [a for a in assets if store.current(a, args.interval) is None]
+        if missing:
+            raise UserError(
+                f"no trained Crypto Module for {missing[0]} at {args.interval} in {store.root} (train one with "
+                f"python -m experiments.train_cm --asset {missing[0]} --interval {args.interval}, or use a "
+                "placeholder --strategy equal|demo-momentum)"
+            )
+    if args.live:
+        return
+    path = check_db_file(paper_path, "--paper-db")
+    if now is not None and not args.force and account_exists(path):
+        paper = PaperExchange(path)
+        try:
+            done = paper.last_bar_time()
+        finally:
+            paper.close()
+        bar_time, _ = last_closed(now, args.interval)
+        if done is not None and bar_time < done:
+            raise UserError(f"--now {now} acts on the bar of {bar_time}, before the last bar the paper account "
+                            f"{path} processed ({done}); time only moves forward (add --force to do it anyway)")
+
+
+def check_report_options(args: Any, assets: list[str], *, models: str | Path | None) -> None:
+    """``experiments.compose`` / ``compare``: costs, training overrides and the folders written to
+    (``--out``, ``--store``, ``--log-dir``; the model store with ``--train-missing``), and the
+    model store's ``CURRENT`` pointers of ``assets`` when it is read."""
+    from cryptorl.modelstore import ModelStore
+
+    check_costs(args)
+    check_number(getattr(args, "timesteps", None), "--timesteps", low=1, integer=True, optional=True)
+    check_number(getattr(args, "seed", None), "--seed", low=0, integer=True, optional=True)
+    for flag in ("out", "store", "log_dir"):
+        check_dir(getattr(args, flag, None), f"--{flag.replace('_', '-')}")
+    store = ModelStore(models)
+    if getattr(args, "train_missing", False):
+        check_dir(store.root, "--models")
+    for asset in assets:
+        store.current(asset, getattr(args, "interval", None) or "1d")  # a CURRENT naming a missing version
+
+
+def check_update_options(args: Any, store: Any, assets: list[str], at: Any) -> None:
+    """``experiments.update``: source, folders, numbers, the model store's pointers and history, and
+    time order: ``--at`` before what a family has already seen (its current version's data, an
+    earlier retrain) is refused unless ``--force``."""
+    from agents.updating import latest_time
+
+    check_source(args.source)
+    check_dir(store.root, "--models")
+    check_dir(args.store, "--store")
+    check_number(args.eval_freq, "--eval-freq", low=1, integer=True)
+    check_number(args.seed, "--seed", low=0, integer=True, optional=True)
+    for asset in assets:
+        store.current(asset, args.interval)  # a CURRENT naming a missing version is an error
+        store.history(asset, args.interval)  # so is a damaged history
+        seen = latest_time(store, asset, args.interval) if at is not None and not args.force else None
+        if seen is not None and at < seen:
+            raise UserError(f"--at {at} is before {seen}, the latest time the {asset} {args.interval} modules in "
+                            f"{store.root} have seen; retraining there would move them backwards in time "
+                            "(add --force to do it anyway)")
+
+
+__all__ = ["check_assets", "check_cm_options", "check_costs", "check_date", "check_db_file", "check_dir",
+           "check_hyperparams", "check_live_options", "check_number", "check_report_options", "check_source",
+           "check_train_options", "check_update_options", "sqlite_problem"]

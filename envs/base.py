@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_market
+from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_market, warn_demo
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp, validate_market
 
 
@@ -36,6 +36,7 @@ def market_or_demo(
     """The validated market frame, or the demo market of ``asset`` covering [start, end]."""
     if market is not None:
         return validate_market(market, asset, interval, allow_gaps=allow_gaps)
+    warn_demo(f"{asset} environment")
     step = interval_timedelta(interval)
     s, e = to_utc_timestamp(start), to_utc_timestamp(end)
     lo = to_utc_timestamp(DEFAULT_START)

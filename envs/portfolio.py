@@ -23,6 +23,7 @@ import pandas as pd
 from gymnasium import spaces
 
 from cryptorl.data.frames import DataError, validate_market
+from cryptorl.portfolio.baselines import common_index
 
 from .accounting import check_execution, cost_rate, multi_asset_close, multi_asset_next_open
 from .base import RangeEnv, market_or_demo
@@ -34,11 +35,7 @@ DEFAULT_ASSETS = ("BTC", "ETH")
 def _common_markets(markets: Mapping[str, pd.DataFrame], interval: str, allow_gaps: bool) -> dict[str, pd.DataFrame]:
     """Validate each market and cut all of them to the times they share."""
     clean = {a: validate_market(m, a, interval, allow_gaps=allow_gaps) for a, m in markets.items()}
-    common = None
-    for m in clean.values():
-        common = m.index if common is None else common.intersection(m.index)
-    if common is None or len(common) == 0:
-        raise DataError(",".join(clean), "the markets share no time stamp")
+    common = common_index(clean)
     return {a: validate_market(m.loc[common], a, interval, allow_gaps=allow_gaps) for a, m in clean.items()}
 
 

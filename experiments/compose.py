@@ -26,15 +26,22 @@ and, with --html, a quantstats tear sheet; the paths are printed at the end.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import warnings
 from pathlib import Path
 
-from cryptorl.cli import add_data_arguments, fail, load_for_cli, one_line, parse_assets
+from cryptorl.cli import (
+    UserError,
+    add_data_arguments,
+    command,
+    console,
+    load_for_cli,
+    load_markets,
+    one_line,
+    parse_assets,
+)
 
 DESCRIPTION = __doc__
-STRATEGY = "CryptoRLPM"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,129 +81,93 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def train_argv(args: argparse.Namespace, asset: str, interval: str, models: Path) -> list[str]:
-    """The ``experiments.train_cm`` command line that trains a missing CM like a user would."""
-    argv = ["--asset", asset, "--interval", interval, "--source", args.source, "--models", str(models)]
-    for flag, value in (("--store", args.store), ("--end", args.end), ("--timesteps", args.timesteps),
-                        ("--seed", args.seed), ("--fee", args.fee), ("--execution", args.execution)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if args.tensorboard_log != "runs":
-        argv += ["--tensorboard-log", args.tensorboard_log]
-    if args.no_progress:
-        argv.append("--no-progress")
-    return argv
+def _plugged(folders: list[Path], assets: list[str]) -> dict[str, Path]:
+    """``{asset: folder}`` of the ``--cm`` folders, each verified and belonging to ``--assets``."""
+    from cryptorl.modelstore import verify
+
+    plugged: dict[str, Path] = {}
+    for folder in folders:
+        asset = str(verify(folder).get("asset", "?")).upper()
+        if asset not in assets:
+            raise UserError(f"--cm {folder} holds a CM for {asset}, which is not in --assets {','.join(assets)}")
+        if asset in plugged:
+            raise UserError(f"two --cm folders for {asset}: {plugged[asset]} and {folder}")
+        plugged[asset] = folder
+    return plugged
 
 
-def _command(argv: list[str]) -> str:
-    return "python -m experiments.train_cm " + shlex.join(argv)
+def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, store) -> None:
+    """Train the missing CMs as ``train_cm --asset A`` would with its defaults, or say how to."""
+    from agents.pipeline import train_missing
+
+    if not args.train_missing:
+        other = sorted({p.name for a in missing for p in store.root.glob(f"{a}_*") if p.is_dir()})
+        hint = f" (the store has {', '.join(other)})" if other else ""
+        source = f" --source {args.source}" if args.source else ""
+        raise UserError(f"no trained {interval} CM for {', '.join(missing)} in {store.root}{hint}: train each with "
+                        f"`python -m experiments.train_cm --asset {missing[0]} --interval {interval}{source} "
+                        f"--models {store.root}`, or rerun with --train-missing")
+    overrides = {k: v for k, v in (("timesteps", args.timesteps), ("seed", args.seed), ("fee", args.fee),
+                                   ("execution", args.execution)) if v is not None}
+    train_missing(missing, interval, lambda a: load_for_cli(argparse.Namespace(**{**vars(args), "start": None}), a),
+                  models=store, overrides=overrides, tensorboard_log=args.tensorboard_log or None,
+                  progress_bar=not args.no_progress,
+                  on_start=lambda a: print(f"training the missing {interval} CM for {a} (train_cm defaults)"))
 
 
-def _check_options(args: argparse.Namespace, store, assets: list[str], interval: str) -> None:
-    """Numbers, folders and the store's pointers, before any training or report is written."""
-    from cryptorl.cli import UserError
-    from cryptorl.modelstore import ModelStoreError
-    from cryptorl.validation import check_costs, check_dir, check_number
-
-    try:
-        check_costs(args)
-        check_number(args.timesteps, "--timesteps", low=1, integer=True, optional=True)
-        check_number(args.seed, "--seed", low=0, integer=True, optional=True)
-        check_dir(args.out, "--out")
-        check_dir(args.store, "--store")
-        if args.train_missing:
-            check_dir(store.root, "--models")
-        for asset in assets:
-            store.current(asset, interval)  # a CURRENT naming a missing version is an error
-    except (UserError, ModelStoreError) as exc:
-        fail(one_line(exc))
+def _describe(portfolio, bt, fee: float, execution: str) -> None:
+    print(f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {bt.start} .. {bt.end} "
+          f"(fee {fee:g}, execution {execution}):")
+    for asset, module in portfolio.modules.items():
+        trained = module.ranges.get("train", ("?", "?"))
+        where = module.folder if module.folder is not None else "(not saved)"
+        print(f"  CM {asset}: {module.config.algo.upper()}{'+EAM' if module.eam is not None else ''}, "
+              f"trained {str(trained[0])[:10]} .. {str(module.train_end)[:10]} (incl. validation); {where}")
+        if (module.config.fee, module.config.execution) != (fee, execution):
+            print(f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
+                  f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}")
 
 
+@command("compose")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from cryptorl.modelstore import ModelStore, ModelStoreError, verify
+    from cryptorl.modelstore import ModelStore
 
     assets = parse_assets(args.assets)
     interval = args.interval or "1d"
     store = ModelStore(args.models)
-    _check_options(args, store, assets, interval)
-    user_errors = (ValueError, TypeError, KeyError, ModelStoreError)  # DataError is a ValueError
+    from cryptorl.validation import check_report_options
 
-    # 1. which CMs: --cm folders, else the store's current versions (checked before the heavy imports)
-    plugged: dict[str, Path] = {}
-    for folder in args.cm:
-        try:
-            asset = str(verify(folder).get("asset", "?")).upper()
-        except ModelStoreError as exc:
-            fail(one_line(exc))
-        if asset not in assets:
-            fail(f"--cm {folder} holds a CM for {asset}, which is not in --assets {','.join(assets)}")
-        if asset in plugged:
-            fail(f"two --cm folders for {asset}: {plugged[asset]} and {folder}")
-        plugged[asset] = folder
+    check_report_options(args, assets, models=args.models)  # before any training or report
+    plugged = _plugged(args.cm, assets)
     missing = [a for a in assets if a not in plugged and store.current(a, interval) is None]
-    if missing and not args.train_missing:
-        other = sorted({p.name for a in missing for p in store.root.glob(f"{a}_*") if p.is_dir()})
-        hint = f" (the store has {', '.join(other)})" if other else ""
-        fail(f"no trained {interval} CM for {', '.join(missing)} in {store.root}{hint}: train "
-             f"{'it' if len(missing) == 1 else 'each'} with `{_command(train_argv(args, missing[0], interval, store.root))}`"
-             f"{' (and the same for ' + ', '.join(missing[1:]) + ')' if len(missing) > 1 else ''}, "
-             "or rerun with --train-missing")
+    if missing:
+        _train_missing(args, missing, interval, store)
 
     from agents.crypto_module import CryptoModule
-    from agents.portfolio import backtest_range, load_module
-    from cryptorl.portfolio import Portfolio, backtest, baselines, write_report
-    from experiments import train_cm
+    from agents.pipeline import STRATEGY, backtest_portfolio
+    from agents.portfolio import load_module
+    from cryptorl.portfolio import Portfolio, write_report
 
-    for i, asset in enumerate(missing, 1):
-        print(f"[{i}/{len(missing)}] training the missing {interval} CM for {asset}: "
-              f"{_command(train_argv(args, asset, interval, store.root))}")
-        train_cm.main(train_argv(args, asset, interval, store.root))
-    chosen: dict[str, CryptoModule] = {}
     try:
         with warnings.catch_warnings():
             # Rebuilding a PPO SAM for inference only trips SB3's mini-batch-size advice; harmless here.
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
-            for asset in assets:
-                chosen[asset] = CryptoModule.load(plugged[asset]) if asset in plugged else load_module(asset, store, interval)
-        portfolio = Portfolio([chosen[a] for a in assets], interval=interval)
-    except user_errors as exc:
-        fail(one_line(exc))
-
-    # 2. the data, from its beginning (warm-up) to --end
-    data_args = argparse.Namespace(source=args.source, store=args.store, interval=interval, start=None, end=args.end)
-    markets, metrics = {}, {}
-    for asset in assets:
-        markets[asset], metrics[asset] = load_for_cli(data_args, asset, interval)
-
-    # 3. vote, backtest the portfolio and the baselines with the same costs
-    fee = 0.001 if args.fee is None else args.fee
-    execution = args.execution or "close"
-    costs = {"fee": fee, "slippage": args.slippage, "execution": execution}
-    try:
-        start, end = backtest_range(portfolio, markets, args.start, args.end)
-        print(f"Portfolio {'+'.join(assets)} on {interval} bars, backtest {start} .. {end} "
-              f"(fee {fee:g}, slippage {args.slippage:g}, execution {execution}):")
-        for asset, module in portfolio.modules.items():
-            trained = module.ranges.get("train", ("?", "?"))
-            where = module.folder if module.folder is not None else "(not saved)"
-            print(f"  CM {asset}: {module.config.algo.upper()}{'+EAM' if module.eam is not None else ''}, "
-                  f"trained {str(trained[0])[:10]} .. {str(module.train_end)[:10]} (incl. validation); {where}")
-            if (module.config.fee, module.config.execution) != (fee, execution):
-                print(f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
-                      f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}")
-        weights = portfolio.decide(markets, metrics, start, end)
-        results = {STRATEGY: backtest(weights, markets, interval=interval, **costs)}
-        for name, w in baselines(markets, assets, start=start, end=end).items():
-            results[name] = backtest(w, markets, interval=interval, **costs)
-    except user_errors as exc:
-        fail(one_line(exc))
-
-    # 4. the report
+            modules = [CryptoModule.load(plugged[a]) if a in plugged else load_module(a, store, interval) for a in assets]
+        portfolio = Portfolio(modules, interval=interval)
+        # the data from their beginning (the CMs' observation windows warm up) to --end
+        markets, metrics = load_markets(args, assets, end=args.end)
+        fee = 0.001 if args.fee is None else args.fee
+        execution = args.execution or "close"
+        bt = backtest_portfolio(portfolio, markets, metrics, args.start, args.end, fee=fee,
+                                slippage=args.slippage, execution=execution)
+    except (ValueError, TypeError, KeyError) as exc:  # DataError is a ValueError
+        raise UserError(one_line(exc)) from None
+    _describe(portfolio, bt, fee, execution)
     out = args.out or Path("reports") / f"compose-{'-'.join(a.lower() for a in assets)}-{interval}"
     title = args.title or f"Portfolio {'+'.join(assets)} ({interval})"
-    write_report(results, out, title=title, html=[STRATEGY] if args.html else False,
-                 benchmark=f"B&H {assets[0]}" if args.html else None)
+    write_report(bt.results, out, title=title, html=[STRATEGY] if args.html else False,
+                 benchmark=f"B&H {assets[0]}" if args.html else None, console=console())
     print(f"report folder: {out}")
     return 0
 

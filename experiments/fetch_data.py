@@ -26,7 +26,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import UserError
+from cryptorl.cli import UserError, command
 from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
 from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
@@ -234,6 +234,7 @@ def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore,
     console.print(table)
 
 
+@command("fetch_data")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
@@ -247,9 +248,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fetch_data: warning: {w.message}", file=sys.stderr)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    except (UserError, DataError) as exc:
-        print(f"fetch_data: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

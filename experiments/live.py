@@ -26,8 +26,8 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from cryptorl.cli import UserError
-from cryptorl.data.frames import DataError, to_utc_timestamp
+from cryptorl.cli import UserError, command
+from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.live import (
     DemoBars,
     ExchangeBars,
@@ -46,7 +46,7 @@ from cryptorl.live import (
 from cryptorl.live.decisions import DataFn, Decide
 from cryptorl.live.feed import BarsNotReady
 from cryptorl.live.loop import check_interval
-from cryptorl.modelstore import ModelStore, ModelStoreError, default_root
+from cryptorl.modelstore import ModelStore, default_root
 
 log = logging.getLogger("cryptorl.live")
 STRATEGIES = ("equal", "demo-momentum")
@@ -229,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--now is for paper trading with --once only")
     if args.history < 2:
         raise UserError("--history must be at least 2 bars")
-    check_live_options(args, assets)
+    from cryptorl.validation import check_live_options
+
+    check_live_options(args, assets, _paper_path(args), models=args.models or default_root())
     symbols = [f"{a}/{args.quote.upper()}" for a in assets]
     portfolio_id = args.portfolio_id or f"{'-'.join(assets)}_{args.interval}"
 
@@ -296,53 +298,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.status in ("done", "already-done", "killed") else 1
 
 
-def check_live_options(args: argparse.Namespace, assets: list[str]) -> None:
-    """Every option and file of the command, before any account, journal or order exists."""
-    from cryptorl.live.loop import last_closed
-    from cryptorl.live.paper import account_exists
-    from cryptorl.validation import check_date, check_db_file, check_number
-
-    check_number(args.fee, "--fee", low=0, high=0.1, high_open=True)
-    check_date(args.now, "--now")
-    if not args.quote.strip().isalnum():
-        raise UserError(f"--quote {args.quote!r} is not a currency code such as USDT")
-    check_number(args.initial_cash, "--initial-cash", low=0, low_open=True)
-    check_number(args.price_buffer, "--price-buffer", low=0, high=0.5, high_open=True)
-    check_number(args.max_order_notional, "--max-order-notional", low=0, low_open=True, optional=True)
-    check_number(args.max_daily_turnover, "--max-daily-turnover", low=0, low_open=True, optional=True)
-    if args.live and args.data == "demo":
-        raise UserError("--live with --data demo would send real orders decided on synthetic prices; "
-                        "use --data exchange for live trading, or drop --live to paper-trade the demo market")
-    check_db_file(args.journal, "--journal")
-    if args.kill_switch.is_dir():
-        raise UserError(f"--kill-switch {args.kill_switch} is a folder; give the path of a file")
-    if args.markets_file is not None and not args.markets_file.is_file():
-        raise UserError(f"--markets-file {args.markets_file}: no such file")
-    if args.strategy is None:  # the trained modules, before an account is created for them
-        store = ModelStore(args.models or default_root())
-        missing = [a for a in assets if store.current(a, args.interval) is None]
-        if missing:
-            raise UserError(
-                f"no trained Crypto Module for {missing[0]} at {args.interval} in {store.root} (train one with "
-                f"python -m experiments.train_cm --asset {missing[0]} --interval {args.interval}, or use a placeholder "
-                "--strategy equal|demo-momentum)"
-            )
-    if args.live:
-        return
-    path = check_db_file(_paper_path(args), "--paper-db")
-    if args.now is not None and not args.force and account_exists(path):
-        now = check_date(args.now, "--now")
-        paper = PaperExchange(path)
-        try:
-            done = paper.last_bar_time()
-        finally:
-            paper.close()
-        bar_time, _ = last_closed(now, args.interval)
-        if done is not None and bar_time < done:
-            raise UserError(f"--now {now} acts on the bar of {bar_time}, before the last bar the paper account "
-                            f"{path} processed ({done}); time only moves forward (add --force to do it anyway)")
-
-
+@command("live")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -350,9 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("ccxt").setLevel(logging.INFO)  # never log request headers (API keys)
     try:
         return run(args)
-    except (UserError, DataError, ModelStoreError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # DataError is a ValueError
+        raise UserError(str(exc)) from None
     except (ccxt.NetworkError, BarsNotReady) as exc:
         print(f"error: {type(exc).__name__}: {exc} (nothing more was sent; run again to resume)", file=sys.stderr)
         return 1

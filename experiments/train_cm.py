@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import add_data_arguments, fail, load_for_cli, parse_value, print_table
+from cryptorl.cli import UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
 
 DESCRIPTION = __doc__
 
@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trade at the decision bar's close (default) or at the next bar's open")
     p.add_argument("--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 64)")
     p.add_argument("--episode-length", type=int, default=None, help="training episode length in bars (default 64)")
-    p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
+    p.add_argument("--eval-freq", type=int, default=None, help="validate every N timesteps (default 2000)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="torch device of the networks (default cpu: the small CNNs train fastest there)")
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
                    help="SB3 hyper-parameters, e.g. learning_rate=1e-4 gamma=0.9")
     p.add_argument("--config", type=Path, default=None,
@@ -56,15 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-start", default=None, help="explicit training start (overrides the month split)")
     p.add_argument("--val-start", default=None, help="explicit validation start")
     p.add_argument("--backtest-start", default=None, help="explicit backtest start")
-    p.add_argument("--tensorboard-log", default="runs", help="TensorBoard folder (default runs/; '' to disable)")
+    p.add_argument("--tensorboard-log", default=None, help="TensorBoard folder (default runs/; '' to disable)")
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
     p.add_argument("--no-save", action="store_true", help="do not save the trained module")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
+# Options of the command that are not CMConfig fields, with their defaults (a config file may set them).
+RUN_DEFAULTS: dict[str, Any] = {"eval_freq": 2000, "tensorboard_log": "runs", "models": None}
+
+
 def _config_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Options from the YAML file, overridden by the flags given."""
+    """Options from the YAML file, overridden by the flags given on the command line."""
     from agents.crypto_module import CMConfig
 
     cfg: dict[str, Any] = {}
@@ -74,89 +80,75 @@ def _config_from(args: argparse.Namespace) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load(args.config.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            fail(f"cannot read config file {args.config}: {' '.join(str(exc).split())}")
+            raise UserError(f"cannot read config file {args.config}: {exc}") from None
         if not isinstance(loaded, dict):
-            fail(f"config file {args.config} must hold a mapping of options")
+            raise UserError(f"config file {args.config} must hold a mapping of options")
         cfg.update(loaded)
     known = {f.name for f in fields(CMConfig)}
-    for name in known - {"hyperparams", "dru"}:
+    unknown = set(cfg) - known - set(RUN_DEFAULTS) - {"source", "start", "end", "store"}
+    if unknown:
+        raise UserError(f"unknown option(s) in config: {sorted(unknown)}")
+    for name in (known - {"hyperparams", "dru"}) | set(RUN_DEFAULTS):
         value = getattr(args, name, None)
-        if value is not None:
+        if value is not None:  # every flag defaults to None: given means given, whatever its value
             cfg[name] = value
     hp = {k: parse_value(v) if isinstance(v, str) else v for k, v in (cfg.get("hyperparams") or {}).items()}
     for item in args.hyperparams:
         if "=" not in item:
-            fail(f"--hyperparams takes KEY=VALUE pairs, got {item!r}")
+            raise UserError(f"--hyperparams takes KEY=VALUE pairs, got {item!r}")
         k, v = item.split("=", 1)
         hp[k.strip()] = parse_value(v)
     cfg["hyperparams"] = hp
-    unknown = set(cfg) - known - {"eval_freq", "source", "start", "end", "store", "models", "tensorboard_log"}
-    if unknown:
-        fail(f"unknown option(s) in config: {sorted(unknown)}")
-    for k in ("eval_freq", "tensorboard_log", "models"):
-        if k in cfg and getattr(args, k, None) in (None, 2000, "runs"):
-            setattr(args, k, cfg[k])
+    for k, default in RUN_DEFAULTS.items():
+        setattr(args, k, cfg.pop(k, default))
     return {k: v for k, v in cfg.items() if k in known}
 
 
 def make_split(args: argparse.Namespace, index: pd.DatetimeIndex):
-    from agents.training import Split, paper_split
-    from cryptorl.data.frames import to_utc_timestamp
+    from agents.training import explicit_split, paper_split
 
     if args.val_start or args.backtest_start:
         if not (args.val_start and args.backtest_start):
-            fail("give both --val-start and --backtest-start (or neither)")
-        eps = pd.Timedelta(seconds=1)
-        tr0 = to_utc_timestamp(args.train_start) if args.train_start else index[0]
-        v0, b0 = to_utc_timestamp(args.val_start), to_utc_timestamp(args.backtest_start)
-        if not tr0 < v0 < b0 <= index[-1]:
-            fail(f"the split must satisfy train start < validation start < backtest start <= data end ({index[-1]})")
-        return Split((tr0, v0 - eps), (v0, b0 - eps), (b0, index[-1]))
+            raise UserError("give both --val-start and --backtest-start (or neither)")
+        try:
+            return explicit_split(index, args.train_start, args.val_start, args.backtest_start)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     return paper_split(index, args.train_months, args.val_months, args.backtest_months)
 
 
-def equity_figure(results: dict[str, Any], title: str):
-    import matplotlib
+def _print_results(trained) -> None:
+    module = trained.module
+    print("\nDRU selection (fitted on the training range):")
+    print(module.dru.selection)
+    if trained.backtest:
+        cm = next(iter(trained.backtest.values()))
+        b0, b1 = cm.values.index[0], cm.values.index[-1]
+        rows = []
+        for name, res in trained.backtest.items():
+            m = res.metrics()
+            rows.append([name, f"{m['ARR']:.2%}", f"{m['DRR']:.4%}", f"{m['Sortino']:.3f}", f"{m['Sharpe']:.3f}",
+                         f"{m['MaxDrawdown']:.2%}"])
+        print_table(f"Backtest {b0:%Y-%m-%d} .. {b1:%Y-%m-%d} (fee {module.config.fee:.2%}, "
+                    f"execution {module.config.execution})", ["strategy", "ARR", "DRR", "Sortino", "Sharpe", "MaxDD"], rows)
+    v = module.validation
+    if v:
+        print(f"best validation: Sortino {v['Sortino']:.3f}, ARR {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, res in results.items():
-        ax.plot(res.values.index, res.values.to_numpy(), label=name)
-    ax.set_title(title)
-    ax.set_ylabel("value (start = 1)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
-
-
+@command("train_cm")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
-    from agents.training import policy_backtest, train_crypto_module
-    from cryptorl.cli import UserError
-    from cryptorl.modelstore import ModelStore
-    from cryptorl.portfolio.backtest import backtest
-    from cryptorl.validation import check_cm_options, check_date, check_dir, check_number
+    from agents.pipeline import train_and_save
+    from cryptorl.validation import check_train_options
 
     options = _config_from(args)
-    try:  # every option and output folder before any data is read or any training starts
-        check_cm_options({**options, "eval_freq": args.eval_freq})
-        for flag in ("train_months", "val_months", "backtest_months"):
-            check_number(getattr(args, flag), f"--{flag.replace('_', '-')}", low=0, low_open=True)
-        for flag in ("start", "end", "train_start", "val_start", "backtest_start"):
-            check_date(getattr(args, flag), f"--{flag.replace('_', '-')}")
-        for flag, folder in (("--store", args.store), ("--tensorboard-log", args.tensorboard_log or None),
-                             ("--models", None if args.no_save else (args.models or ModelStore().root))):
-            check_dir(folder, flag)
+    check_train_options(args, options)  # every option and output folder before any data or training
+    try:
         config = CMConfig(**options)
-    except UserError as exc:
-        fail(str(exc))
     except (TypeError, ValueError) as exc:
-        fail(str(exc))
+        raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)
     split = make_split(args, market.index)
     print(f"{config.asset} {config.interval}: {len(market)} bars {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}; "
@@ -165,43 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<10} {a[:10]} .. {b[:10]}")
     tb = args.tensorboard_log or None
     try:
-        module, callback = train_crypto_module(
-            market, metrics, config, split, eval_freq=args.eval_freq, tensorboard_log=tb,
-            progress_bar=not args.no_progress,
-        )
+        trained = train_and_save(market, metrics, config, split, models=args.models, save=not args.no_save,
+                                 eval_freq=args.eval_freq, tensorboard_log=tb, progress_bar=not args.no_progress,
+                                 note=f"train_cm seed {config.seed}")
     except ValueError as exc:  # DataError is a ValueError
-        fail(str(exc))
-    print("\nDRU selection (fitted on the training range):")
-    print(module.dru.selection)
-
-    b0, b1 = split.backtest
-    cm = policy_backtest(module, market, metrics, b0, b1)
-    bh_weights = cm.weights.assign(cash=0.0, **{config.asset: 1.0})
-    bh = backtest(bh_weights, {config.asset: market}, interval=config.interval, fee=config.fee,
-                  execution=config.execution)
-    results = {f"CM {config.asset} ({config.algo.upper()})": cm, f"Buy & hold {config.asset}": bh}
-    rows = []
-    for name, res in results.items():
-        m = res.metrics()
-        rows.append([name, f"{m['ARR']:.2%}", f"{m['DRR']:.4%}", f"{m['Sortino']:.3f}", f"{m['Sharpe']:.3f}",
-                     f"{m['MaxDrawdown']:.2%}"])
-    print_table(f"Backtest {b0:%Y-%m-%d} .. {b1:%Y-%m-%d} (fee {config.fee:.2%}, execution {config.execution})",
-                ["strategy", "ARR", "DRR", "Sortino", "Sharpe", "MaxDD"], rows)
-    v = module.validation
-    if v:
-        print(f"best validation: Sortino {v['Sortino']:.3f}, ARR {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
+        raise UserError(str(exc)) from None
+    _print_results(trained)
     if tb:
-        from stable_baselines3.common.logger import Figure
-
-        fig = equity_figure(results, f"{config.asset} backtest")
-        module.sam.logger.record("backtest/equity_curve", Figure(fig, close=True), exclude=("stdout", "log", "json", "csv"))
-        for k, val in cm.metrics().items():
-            module.sam.logger.record(f"backtest/{k}", float(val))
-        module.sam.logger.dump(module.sam.num_timesteps)
         print(f"TensorBoard: tensorboard --logdir {tb}")
-    if not args.no_save:
-        folder = module.save(ModelStore(args.models), note=f"train_cm seed {config.seed}")
-        print(f"saved: {folder}")
+    if trained.folder is not None:
+        print(f"saved: {trained.folder}")
     return 0
 
 

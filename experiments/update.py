@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import fail, parse_assets
+from cryptorl.cli import UserError, command, parse_assets
 
 DESCRIPTION = __doc__
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("update")
 def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
          sleep: Callable[[float], None] | None = None) -> int:
     """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
@@ -97,19 +98,21 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         bar = interval_timedelta(args.interval)
         at = to_utc_timestamp(args.at) if args.at else None
     except ValueError as exc:
-        fail(str(exc))
+        raise UserError(str(exc)) from None
     if val_window >= window:
-        fail(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
+        raise UserError(f"--val-window ({args.val_window}) must be shorter than --window ({args.window})")
     if not math.isfinite(args.min_improvement):
-        fail("--min-improvement must be a finite number")
+        raise UserError("--min-improvement must be a finite number")
     if at is not None and not args.now:
-        fail("--at only works with --now (the scheduler follows the real clock)")
+        raise UserError("--at only works with --now (the scheduler follows the real clock)")
     if args.max_runs is not None and args.max_runs < 1:
-        fail("--max-runs must be at least 1")
+        raise UserError("--max-runs must be at least 1")
     if args.timesteps is not None and args.timesteps < 1:
-        fail("--timesteps must be positive")
+        raise UserError("--timesteps must be positive")
     store = ModelStore(args.models)
-    check_update_options(args, store, assets, at)
+    from cryptorl.validation import check_update_options
+
+    check_update_options(args, store, assets, at)  # before anything is trained or written
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
                  if v is not None}
@@ -164,33 +167,6 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         print("stopped")
         return 130
     return 0
-
-
-def check_update_options(args: argparse.Namespace, store: Any, assets: list[str], at: pd.Timestamp | None) -> None:
-    """Folders, numbers and time order, before anything is trained or written (errors exit 2)."""
-    from agents.updating import latest_time
-    from cryptorl.cli import UserError
-    from cryptorl.modelstore import ModelStoreError
-    from cryptorl.validation import check_dir, check_number, check_source
-
-    try:
-        check_source(args.source)
-        check_dir(store.root, "--models")
-        check_dir(args.store, "--store")
-        check_number(args.eval_freq, "--eval-freq", low=1, integer=True)
-        check_number(args.seed, "--seed", low=0, integer=True, optional=True)
-        for asset in assets:
-            store.current(asset, args.interval)  # a CURRENT naming a missing version is an error
-            store.history(asset, args.interval)  # so is a damaged history
-        if at is not None and not args.force:
-            for asset in assets:
-                seen = latest_time(store, asset, args.interval)
-                if seen is not None and at < seen:
-                    raise UserError(f"--at {at} is before {seen}, the latest time the {asset} {args.interval} modules in "
-                                    f"{store.root} have seen; retraining there would move them backwards in time "
-                                    "(add --force to do it anyway)")
-    except (UserError, ModelStoreError) as exc:
-        fail(" ".join(str(exc).split()))
 
 
 def _sleep(seconds: float) -> None:

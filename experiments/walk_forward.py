@@ -32,7 +32,19 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from cryptorl.cli import DEMO_END, fail, one_line, parse_assets, print_table
+import pandas as pd
+
+from cryptorl.cli import (
+    DEMO_END,
+    UserError,
+    command,
+    console,
+    data_source,
+    load_markets,
+    one_line,
+    parse_assets,
+    print_table,
+)
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
@@ -42,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
-    p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
+    p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
     p.add_argument("--start", default=None, help="first out-of-sample decision time (see the defaults above)")
@@ -68,70 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    assets = parse_assets(args.assets)
-    for name in ("timesteps", "eval_freq"):
-        if getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be positive")
-    from cryptorl.cli import UserError
-    from cryptorl.validation import check_costs, check_dir
+def _load(args: argparse.Namespace, assets: list[str], history: pd.Timedelta) -> tuple[dict, dict, pd.Timestamp, pd.Timestamp]:
+    """The markets (cut to their common bars) and metrics from ``history`` before the start."""
+    from cryptorl.data.frames import to_utc_timestamp
+    from cryptorl.portfolio import common_markets
 
-    try:
-        check_costs(args)
-        check_dir(args.out, "--out")
-        check_dir(args.store, "--store")
-    except UserError as exc:
-        fail(one_line(exc))
-
-    from agents.crypto_module import CMConfig
-    from agents.updating import history_bars, parse_duration
-    from agents.walk_forward import STRATEGY, common_markets, run_walk_forward
-    from cryptorl.data import load_data
-    from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
-    from cryptorl.portfolio import write_report
-
-    try:
-        train_w = parse_duration(args.train_window, "--train-window")
-        val_w = parse_duration(args.val_window, "--val-window")
-        parse_duration(args.step, "--step")
-        config = CMConfig(asset=assets[0], interval=args.interval, algo=args.algo, timesteps=args.timesteps,
-                          seed=args.seed, fee=args.fee, execution=args.execution)
-        bar = interval_timedelta(args.interval)
-        start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
-    except ValueError as exc:
-        fail(one_line(exc))
-    history = train_w + val_w + (history_bars(config) + 2) * bar
-    if args.source == "demo":
+    start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
+    if data_source(args) == "demo":
         start = start or to_utc_timestamp(DEMO_RANGE[0])
         end = end or to_utc_timestamp(DEMO_RANGE[1])
-    load_from = start - history if start is not None else None
-
-    markets, metrics = {}, {}
-    try:
-        for asset in assets:
-            markets[asset], metrics[asset] = load_data(asset, args.interval, load_from, end, source=args.source,
-                                                       store=args.store)
-            if metrics[asset] is not None and metrics[asset].shape[1] == 0:
-                metrics[asset] = None
-        markets = common_markets(markets)
-    except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
-        fail(one_line(exc))
+    markets, metrics = load_markets(args, assets, start=start - history if start is not None else None, end=end)
+    markets = common_markets(markets)
     index = next(iter(markets.values())).index
-    end = end or index[-1]
-    start = start or index[0] + history
-    print(f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
-          f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
-          f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}")
-    try:
-        wf = run_walk_forward(markets, metrics, config, start=start, end=end, train_window=train_w,
-                              val_window=val_w, step=args.step, eval_freq=args.eval_freq,
-                              slippage=args.slippage, progress=not args.no_progress)
-    except ValueError as exc:
-        fail(one_line(exc))
+    return markets, metrics, start or index[0] + history, end or index[-1]
 
-    results = wf.results()
-    table = wf.segment_table()
+
+def _print_segments(table: pd.DataFrame, assets: list[str]) -> None:
     rows = []
     for number, row in table.iterrows():
         vals = " ".join(f"{a} {row[f'val_sortino_{a}']:.2f}" for a in assets)
@@ -142,10 +106,48 @@ def main(argv: list[str] | None = None) -> int:
                 ["#", "start", "end", "trained on (train + validation)", "validation Sortino", "return", "turnover"],
                 rows)
 
+
+@command("walk_forward")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    assets = parse_assets(args.assets)
+    for name in ("timesteps", "eval_freq"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    from cryptorl.validation import check_costs, check_dir
+
+    check_costs(args)
+    check_dir(args.out, "--out")
+    check_dir(args.store, "--store")
+
+    from agents.crypto_module import CMConfig
+    from agents.updating import history_bars, parse_duration
+    from agents.walk_forward import STRATEGY, run_walk_forward
+    from cryptorl.data.frames import interval_timedelta
+    from cryptorl.portfolio import write_report
+
+    try:
+        train_w = parse_duration(args.train_window, "--train-window")
+        val_w = parse_duration(args.val_window, "--val-window")
+        parse_duration(args.step, "--step")
+        config = CMConfig(asset=assets[0], interval=args.interval, algo=args.algo, timesteps=args.timesteps,
+                          seed=args.seed, fee=args.fee, execution=args.execution)
+        history = train_w + val_w + (history_bars(config) + 2) * interval_timedelta(args.interval)
+        markets, metrics, start, end = _load(args, assets, history)
+        print(f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
+              f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
+              f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}")
+        wf = run_walk_forward(markets, metrics, config, start=start, end=end, train_window=train_w,
+                              val_window=val_w, step=args.step, eval_freq=args.eval_freq,
+                              slippage=args.slippage, progress=not args.no_progress)
+    except ValueError as exc:  # DataError is a ValueError
+        raise UserError(one_line(exc)) from None
+    table = wf.segment_table()
+    _print_segments(table, assets)
     out: Path = args.out
     title = args.title or f"Walk-forward {'+'.join(assets)} ({args.interval})"
-    write_report(results, out, title=title, html=[STRATEGY] if args.html else False,
-                 benchmark=f"B&H {assets[0]}" if args.html else None)
+    write_report(wf.results(), out, title=title, html=[STRATEGY] if args.html else False,
+                 benchmark=f"B&H {assets[0]}" if args.html else None, console=console())
     table.to_csv(out / "segments.csv")
     wf.weights.to_csv(out / "weights.csv", float_format="%.10g")
     (out / "config.json").write_text(json.dumps({

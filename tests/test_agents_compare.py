@@ -58,7 +58,7 @@ def test_compare_end_to_end_on_demo(tmp_path, capsys):
 )
 def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
     agents = [] if "--agents" in argv else ["--agents", "equal_weight"]
-    code = compare.main([*argv, *agents, "--out", str(tmp_path), "--fast"])
+    code = compare.main([*argv, *agents, "--source", "demo", "--out", str(tmp_path), "--fast"])
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -82,6 +82,6 @@ def test_compare_trains_and_includes_the_crypto_module_portfolio(tmp_path, capsy
     assert "CryptoRLPM" in metrics.index and np.isfinite(metrics.loc["CryptoRLPM", "ARR"])
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["BTC_1d", "ETH_1d"]
     # without --train-missing, a store lacking a module is a one-line user error
-    code = compare.main(["--assets", "BTC,LINK", "--agents", "equal_weight", "--out", str(out),
+    code = compare.main(["--assets", "BTC,LINK", "--source", "demo", "--agents", "equal_weight", "--out", str(out),
                          "--models", str(tmp_path / "models")])
     assert code == 2 and "LINK" in capsys.readouterr().err

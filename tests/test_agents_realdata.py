@@ -1,4 +1,4 @@
-"""The seed 002 LSTM forecaster on real daily prices (../shared/data): honest errors, tiny settings."""
+"""The Chen & Zheng (2025) LSTM forecaster on real daily prices (../shared/data): honest errors, tiny settings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 002's reliability analysis (cryptorl.portfolio.reliability): hand-computed cases."""
+"""Chen & Zheng's (2025) reliability analysis (cryptorl.portfolio.reliability): hand-computed cases."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
+from agents.pipeline import STRATEGY
 from agents.portfolio import (
     MissingModuleError,
     backtest_range,
@@ -25,12 +26,12 @@ from cryptorl.data import load_data
 from cryptorl.data.frames import to_utc_timestamp as utc
 from cryptorl.modelstore import ModelStore
 from cryptorl.portfolio import Portfolio, backtest, buy_and_hold
-from experiments.compose import STRATEGY, main
+from experiments.compose import main
 
 pytestmark = pytest.mark.slow
 
 PORTFOLIOS = {"a": ["BTC", "ETH"], "b": ["BTC", "ETH", "LINK"], "c": ["BTC", "ETH", "LINK", "BNB"]}
-QUIET = ["--no-progress", "--tensorboard-log", ""]
+QUIET = ["--no-progress", "--tensorboard-log", "", "--source", "demo"]
 
 
 def _data(assets, interval="1d"):
@@ -55,7 +56,7 @@ def data():
 
 def _err_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert len(err) == 1 and err[0].startswith("compose: error: "), err
     return err[0]
 
 
@@ -156,9 +157,7 @@ def test_unplug_replace_plug_in_change_only_m(trained, data):
 
 def test_missing_cm_is_one_line_with_the_train_command(trained, capsys):
     root, _ = trained
-    with pytest.raises(SystemExit) as exc:
-        main(["--assets", "BTC,DOGE", "--models", str(root), *QUIET])
-    assert exc.value.code == 2
+    assert main(["--assets", "BTC,DOGE", "--models", str(root), *QUIET]) == 2
     line = _err_line(capsys)
     assert "DOGE" in line and "BTC," not in line
     assert f"python -m experiments.train_cm --asset DOGE --interval 1d --source demo --models {root}" in line
@@ -180,9 +179,7 @@ def cm_6h(tmp_path_factory):
 
 def test_refuses_a_cm_on_another_interval(trained, cm_6h, capsys):
     root, _ = trained
-    with pytest.raises(SystemExit) as exc:
-        main(["--assets", "BTC,ETH", "--models", str(root), "--cm", str(cm_6h.folder), *QUIET])
-    assert exc.value.code == 2
+    assert main(["--assets", "BTC,ETH", "--models", str(root), "--cm", str(cm_6h.folder), *QUIET]) == 2
     assert "CM for BTC runs on 6h bars; this portfolio runs on 1d bars" in _err_line(capsys)
     p = load_portfolio(["ETH"], root, "1d")
     with pytest.raises(ValueError, match="6h bars"):
@@ -191,20 +188,16 @@ def test_refuses_a_cm_on_another_interval(trained, cm_6h, capsys):
         p.replace("ETH", cm_6h)
     assert p.assets == ["ETH"]
     # Asking for 6h bars from a store that only has 1d CMs says what it has.
-    with pytest.raises(SystemExit):
-        main(["--assets", "ETH", "--models", str(root), "--interval", "6h", *QUIET])
+    assert main(["--assets", "ETH", "--models", str(root), "--interval", "6h", *QUIET]) == 2
     assert "no trained 6h CM for ETH" in (line := _err_line(capsys)) and "the store has ETH_1d" in line
 
 
 def test_refuses_a_backtest_inside_the_training_range(trained, data, capsys):
     root, _ = trained
-    with pytest.raises(SystemExit) as exc:
-        main(["--assets", "BTC,ETH", "--models", str(root), "--start", "2022-02-01", *QUIET])
-    assert exc.value.code == 2
+    assert main(["--assets", "BTC,ETH", "--models", str(root), "--start", "2022-02-01", *QUIET]) == 2
     line = _err_line(capsys)
     assert "trained on data up to 2022-02-28 23:59:59" in line and "look ahead" in line
-    with pytest.raises(SystemExit):  # the data end before the CMs' training does: nothing out of sample
-        main(["--assets", "BTC", "--models", str(root), "--end", "2022-01-31", *QUIET])
+    assert main(["--assets", "BTC", "--models", str(root), "--end", "2022-01-31", *QUIET]) == 2  # the data end before the CMs' training does: nothing out of sample
     assert "fewer than two bars after the CMs' training" in _err_line(capsys)
     markets, metrics = data
     p = load_portfolio(["BTC"], root, "1d")

@@ -324,7 +324,7 @@ CASES = [
     C("duplicate-assets", ("--assets", "BTC,btc"), "twice"),
     # --- compare
     P("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
-    P("duplicate-assets", ("--assets", "BTC, ETH,BTC"), "more than once"),
+    P("duplicate-assets", ("--assets", "BTC, ETH,BTC"), "twice"),
     P("fee-negative", ("--fee", "-1"), "--fee must be"),
     P("unknown-agent", ("--agents", "equal_weight,oracle"), "unknown agent"),
     P("current-dangling", (), "names version", _dangling),

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from cryptorl.live.orders import (
     CLIENT_ID_PATTERN,
-    check_weights,
     client_order_id,
     plan_orders,
+    target_weights,
 )
 
 PRICES = {"BTCUSDT": 43210.55, "ETHUSDT": 2250.12, "LINKUSDT": 14.56}
@@ -107,7 +107,7 @@ def test_buys_are_scaled_to_fit_cash_with_fee_buffer(binance):
 )
 def test_bad_weights_get_one_clear_error(weights, match):
     with pytest.raises(ValueError, match=match):
-        check_weights(weights, ASSETS)
+        target_weights(weights, ASSETS)
 
 
 def test_unknown_market_is_a_clear_error(binance):

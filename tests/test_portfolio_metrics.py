@@ -47,7 +47,7 @@ def test_metrics_agree_with_quantstats_and_numpy(seed, interval, freq):
     cagr = values.iloc[-1] ** (ppy / len(x)) - 1
     assert m["Calmar"] == pytest.approx(cagr / abs(m["MaxDrawdown"]), rel=1e-10)
     worst = np.sort(x)[: int((len(x) - 1) * 0.05) + 1]
-    assert m["CVaR95"] == pytest.approx(worst.mean(), rel=1e-12)
+    assert m["CVaR95"] == pytest.approx(-worst.mean(), rel=1e-12)  # positive = loss
     assert m["WinRate"] == pytest.approx((x > 0).sum() / (x != 0).sum(), rel=1e-12)
     assert np.isnan(m["Turnover"])
 
@@ -58,7 +58,7 @@ def test_cvar_agrees_with_quantstats_historical_when_the_quantile_is_an_observat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = qs.stats.cvar(r, method="historical")
-    assert performance(values, "1d")["CVaR95"] == pytest.approx(expected, rel=1e-12)
+    assert performance(values, "1d")["CVaR95"] == pytest.approx(-expected, rel=1e-12)
 
 
 def test_drr_daily_is_the_mean_of_daily_changes():

@@ -43,11 +43,9 @@ def test_binance_source_downloads_through_ccxt_then_trains(tmp_path, capsys, mon
 def test_config_file_and_bad_options_are_one_line_errors(tmp_path, capsys):
     cfg = tmp_path / "cm.yml"
     cfg.write_text("algo: nope\n")
-    with pytest.raises(SystemExit) as exc:
-        train_cm.main(["--asset", "BTC", "--config", str(cfg), "--no-save"])
-    assert exc.value.code == 2 and "unknown algorithm 'nope'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train_cm.main(["--asset", "BTC", "--hyperparams", "no-equals"])
+    assert train_cm.main(["--asset", "BTC", "--config", str(cfg), "--no-save"]) == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+    assert train_cm.main(["--asset", "BTC", "--hyperparams", "no-equals"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
@@ -56,3 +54,22 @@ def test_hyperparameter_values_are_typed():
 
     assert parse_value("3e-4") == 3e-4 and parse_value("64") == 64 and parse_value("0.9") == 0.9
     assert parse_value("true") is True and parse_value("[64, 64]") == [64, 64] and parse_value("auto") == "auto"
+
+
+def test_flags_on_the_command_line_win_over_the_config_file(tmp_path):
+    cfg = tmp_path / "cm.yml"
+    cfg.write_text("eval_freq: 500\ntimesteps: 100\nseed: 3\ntensorboard_log: tb\nhyperparams: {gamma: 0.9}\n")
+    # the flags equal the defaults on purpose: given is given, whatever the value
+    args = train_cm.build_parser().parse_args(["--asset", "BTC", "--config", str(cfg), "--eval-freq", "2000",
+                                              "--seed", "0", "--hyperparams", "gamma=0.5"])
+    config = train_cm._config_from(args)
+    assert args.eval_freq == 2000 and config["seed"] == 0 and config["hyperparams"] == {"gamma": 0.5}
+    assert config["timesteps"] == 100 and args.tensorboard_log == "tb"  # not given: the file's value
+    args = train_cm.build_parser().parse_args(["--asset", "BTC"])
+    train_cm._config_from(args)
+    assert args.eval_freq == 2000 and args.tensorboard_log == "runs"  # neither: the defaults
+
+
+def test_device_is_an_option_not_a_hyperparameter(capsys):
+    assert train_cm.main(["--asset", "BTC", "--source", "demo", "--hyperparams", "device=cuda", "--no-save"]) == 2
+    assert "--device" in capsys.readouterr().err

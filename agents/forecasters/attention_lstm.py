@@ -1,11 +1,11 @@
-"""Seed 001's attention-LSTM forecaster feeding a mean-variance optimiser.
+"""The LSTM mean-variance article's attention-LSTM forecaster feeding a mean-variance optimiser.
 
-Network (seed 001 "LSTM Price Prediction Model"): a 60-bar window of OHLCV (each series
+Network (the LSTM mean-variance article "LSTM Price Prediction Model"): a 60-bar window of OHLCV (each series
 relative to its first value in the window), LSTM 128 -> dropout -> LSTM 64 -> dropout, then
 attention over time, ``alpha_t = softmax(W_a h_t)``, ``y = W_o (sum_t alpha_t h_t) + b_o``.
 One network is trained on the windows of all coins (more data per weight than one per coin).
 
-Portfolio (seed 001 "Portfolio Optimization"): with predicted next returns ``mu`` and the
+Portfolio (the LSTM mean-variance article "Portfolio Optimization"): with predicted next returns ``mu`` and the
 historical covariance ``Sigma`` of the last ``cov_window`` bars, solve
 
     min_w  1/2 w' Sigma w - risk_aversion * mu' w   s.t.  0 <= w_i <= max_weight (0.3)
@@ -15,7 +15,7 @@ replaces the sample mean). Full investment with a 0.3 cap needs at least four co
 invested share may be below 1 and the rest is cash, so with three coins, or when every coin is
 predicted to fall, the optimiser can hold cash (cash has zero return and zero risk, which is
 what the seed's problem gives when the budget is "at most 1"). Rebalanced every ``rebalance``
-bars (seed 001: weekly was best); the holding drifts in between.
+bars (the LSTM mean-variance article: weekly was best); the holding drifts in between.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class AttentionLSTMNet(nn.Module):
 
 
 class AttentionLSTMForecaster(WindowForecaster):
-    """Seed 001: OHLCV windows -> attention-LSTM -> predicted returns -> mean-variance weights."""
+    """The LSTM mean-variance article: OHLCV windows -> attention-LSTM -> predicted returns -> mean-variance weights."""
 
     name = "attention_lstm"
     per_asset = False
@@ -100,7 +100,7 @@ class AttentionLSTMForecaster(WindowForecaster):
         return AttentionLSTMNet(n_features, self.hidden, self.dropout)
 
     def optimise(self, mu: np.ndarray, returns: pd.DataFrame) -> np.ndarray:
-        """Seed 001's problem for one decision: risky weights (sum <= 1) from ``mu`` and a return window."""
+        """The LSTM mean-variance article's problem for one decision: risky weights (sum <= 1) from ``mu`` and a return window."""
         mu = np.nan_to_num(np.asarray(mu, dtype=float))
         model = MeanRisk(
             objective_function=ObjectiveFunction.MAXIMIZE_UTILITY,

@@ -1,6 +1,6 @@
-"""Seed 002's DLM: deep learning and multi-task portfolio network on top of the LSTM forecaster.
+"""Chen & Zheng's (2025) DLM: deep learning and multi-task portfolio network on top of the LSTM forecaster.
 
-Pipeline (seed 002, section 3.2 c): the per-coin LSTM forecaster (:mod:`.lstm`) predicts
+Pipeline (Chen & Zheng (2025), section 3.2 c): the per-coin LSTM forecaster (:mod:`.lstm`) predicts
 prices; with its predictions, per coin and per bar:
 
 * ``deviation`` — ``yhat_t / y_t - 1``: the forecast of today's close made yesterday against
@@ -62,7 +62,7 @@ class DLMNet(nn.Module):
 
 
 class DLMAgent(SharpeNetAgent):
-    """Seed 002's multi-task LSTM portfolio over forecaster deviations, volatility and returns."""
+    """Chen & Zheng's (2025) multi-task LSTM portfolio over forecaster deviations, volatility and returns."""
 
     name = "dlm"
 

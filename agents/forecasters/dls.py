@@ -1,4 +1,4 @@
-"""DLS: deep learning for portfolio optimisation (Zhang, Zohren & Roberts 2020), named in seed 002.
+"""DLS: deep learning for portfolio optimisation (Zhang, Zohren & Roberts 2020), named in Chen & Zheng (2025).
 
 An LSTM reads the recent history of all assets and outputs portfolio weights directly through
 a softmax; it is trained by gradient ascent on the Sharpe ratio of the portfolio returns it

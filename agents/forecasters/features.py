@@ -1,8 +1,8 @@
 """Inputs and error measures shared by the forecasters. Everything at row t uses rows <= t.
 
-* :func:`atr` — seed 002's average true range (eq. 1-3: mean of the last ``n`` true ranges,
+* :func:`atr` — Chen & Zheng's (2025) average true range (eq. 1-3: mean of the last ``n`` true ranges,
   fewer at the start);
-* :func:`relative_to_first` — seed 002's window normalisation ``x_p / x_1 - 1`` (eq. 4);
+* :func:`relative_to_first` — Chen & Zheng's (2025) window normalisation ``x_p / x_1 - 1`` (eq. 4);
 * :class:`MetricScaler` — optional on-chain/social metrics as extra inputs: log (when a metric
   is positive on the training range), then z-scored with training statistics only; NaN -> 0;
 * :func:`forecast_errors` — MSE, RMSE, MAE, R² of a price forecast (sklearn.metrics), next to
@@ -21,7 +21,7 @@ CLIP = 10.0
 
 
 def atr(market: pd.DataFrame, n: int = 14) -> pd.Series:
-    """Average true range over ``n`` bars; the first bars average what there is (seed 002)."""
+    """Average true range over ``n`` bars; the first bars average what there is (Chen & Zheng (2025))."""
     high, low, close = market["high"], market["low"], market["close"]
     prev = close.shift(1)
     tr = pd.concat([high - low, (high - prev).abs(), (low - prev).abs()], axis=1).max(axis=1)
@@ -104,7 +104,7 @@ def metric_names(use_metrics: bool | list[str], assets: list[str], metrics, *, c
 def forecast_errors(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray) -> dict[str, float]:
     """Errors of a next-close forecast, with the naive last-value forecast beside it.
 
-    ``MSE, RMSE, MAE, R2`` (price level, as seeds 000 and 002 report them), ``naive_MSE`` and
+    ``MSE, RMSE, MAE, R2`` (price level, as the diffusion-transformer paper and 002 report them), ``naive_MSE`` and
     ``naive_R2`` (predicting the last close), ``skill`` = 1 - MSE / naive_MSE (> 0: beats the
     naive forecast), ``R2_return`` (R² of the implied next return), ``hit_rate`` (share of
     correctly signed next returns), ``n``.

@@ -8,11 +8,11 @@ normalised (:meth:`normalise`), and which network maps ``(B, window, features)``
 * **inputs** — price-derived inputs, plus (``use_metrics=True`` or a list of names) the asset's
   metrics as z-scores fitted on the training range (:class:`~.features.MetricScaler`);
 * **target** — ``"return"`` (default): the next log return ``log(c_{t+1}/c_t)``; or
-  ``"price"``: seed 002's ``c_{t+1}/c_{t-window+1} - 1`` (the next close relative to the
+  ``"price"``: Chen & Zheng's (2025) ``c_{t+1}/c_{t-window+1} - 1`` (the next close relative to the
   window's first close). Both are scaled by their training standard deviation. Either way the
   forecast is a next close: ``c_t exp(r)`` or ``c_{first} (1 + y)``;
 * **training** — :func:`~.training.train` with MSE, early stopping on the validation tail,
-  TensorBoard logging; one model per asset (``per_asset = True``, seed 002) or one model on
+  TensorBoard logging; one model per asset (``per_asset = True``, Chen & Zheng (2025)) or one model on
   the windows of all assets in time order;
 * **forecast** — :meth:`forecast` gives next-close forecasts for decision times, :meth:`errors`
   the error table (MSE, RMSE, MAE, R², naive last-value beside them);
@@ -33,6 +33,7 @@ from torch import nn
 from cryptorl.data.frames import to_utc_timestamp
 
 from ..base import Markets, MetricsMap, PortfolioAgent, check_markets, cut, decision_times, risky_to_row, weights_frame
+from ..networks import resolve_device
 from .features import MetricScaler, forecast_errors, metric_names
 from .training import TrainConfig, TrainResult, seeded, sliding_windows, train
 
@@ -152,7 +153,9 @@ class WindowForecaster(PortfolioAgent):
 
     def _train(self, x: np.ndarray, y: np.ndarray, *, tag: str, seed_offset: int) -> tuple[nn.Module, TrainResult]:
         cfg = self.config
-        xt, yt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y.astype(np.float32))
+        dev = resolve_device(cfg.device)
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+        yt = torch.from_numpy(y.astype(np.float32)).to(dev)
 
         def loss_fn(model: nn.Module, idx: np.ndarray, training: bool) -> torch.Tensor:
             xb = xt[idx]

@@ -1,4 +1,4 @@
-"""Seed 002's LSTM price forecaster (Chen & Zheng 2025, section 3.2 b).
+"""Chen & Zheng's (2025) LSTM price forecaster (Chen & Zheng 2025, section 3.2 b).
 
 Per coin: inputs close, volume and ATR(14) over a window of ``window - 1`` = 59 bars, each
 window normalised relative to its first value (``x_p / x_1 - 1``, eq. 4); one LSTM layer of
@@ -46,7 +46,7 @@ class LSTMNet(nn.Module):
 
 
 class LSTMForecaster(WindowForecaster):
-    """Seed 002's per-coin LSTM on close, volume and ATR(14) windows."""
+    """Chen & Zheng's (2025) per-coin LSTM on close, volume and ATR(14) windows."""
 
     name = "lstm"
     per_asset = True

@@ -1,6 +1,6 @@
 """Base of the networks that output portfolio weights directly and train on the Sharpe ratio.
 
-Used by :mod:`.dlm` (seed 002's multi-task LSTM) and :mod:`.dls` (Zhang, Zohren & Roberts 2020).
+Used by :mod:`.dlm` (Chen & Zheng's (2025) multi-task LSTM) and :mod:`.dls` (Zhang, Zohren & Roberts 2020).
 A subclass gives per-bar panel features ``(T, assets, F)`` (row t from data up to t) and a
 network mapping windows ``(B, window, assets, F)`` to softmax weights ``(B, assets [+ cash])``.
 This class standardises the features with training statistics, builds the windows and the
@@ -21,6 +21,7 @@ from torch import nn
 from cryptorl.data.frames import to_utc_timestamp
 
 from ..base import Markets, MetricsMap, PortfolioAgent, check_markets, cut, decision_times, weights_frame
+from ..networks import resolve_device
 from .training import TrainConfig, TrainResult, seeded, sharpe_loss, sliding_windows, train
 
 
@@ -78,7 +79,8 @@ class SharpeNetAgent(PortfolioAgent):
         x, r = x[ok], nxt[ok]
         if self.cash:
             r = np.concatenate([np.zeros((len(r), 1)), r], axis=1)
-        xt, rt = torch.from_numpy(x), torch.from_numpy(r.astype(np.float32))
+        dev = resolve_device(self.config.device)
+        xt, rt = torch.from_numpy(x).to(dev), torch.from_numpy(r.astype(np.float32)).to(dev)
 
         def loss_fn(model: nn.Module, idx: np.ndarray, training: bool) -> torch.Tensor:
             return sharpe_loss(model(xt[idx]), rt[idx], self.l2)
@@ -111,5 +113,5 @@ class SharpeNetAgent(PortfolioAgent):
 
 
 def rolling_vol(log_ret: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Seed 002's rolling volatility (eq. 13, population std over ``n`` bars; fewer at the start)."""
+    """Chen & Zheng's (2025) rolling volatility (eq. 13, population std over ``n`` bars; fewer at the start)."""
     return log_ret.rolling(n, min_periods=2).std(ddof=0)

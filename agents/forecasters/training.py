@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..networks import resolve_device
+
 
 @dataclass
 class TrainConfig:
@@ -40,6 +42,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     seed: int = 0
     log_dir: str | Path | None = None
+    device: str = "cpu"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -114,6 +117,7 @@ def train(
     if n_samples < 2:
         raise ValueError(f"{tag}: need at least 2 training samples, got {n_samples} (more data or a shorter window)")
     tr_idx, val_idx = _split(n_samples, config.val_fraction)
+    model.to(resolve_device(config.device))
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = None
@@ -161,7 +165,7 @@ def train(
         if writer is not None:
             writer.close()
     model.load_state_dict(best_state)
-    model.eval()
+    model.to("cpu").eval()  # predictions run on the CPU, beside the pandas frames
     return result
 
 
@@ -169,7 +173,7 @@ def sharpe_loss(weights: torch.Tensor, returns: torch.Tensor, l2: float = 0.0, e
     """Negative Sharpe ratio of a block of consecutive portfolio returns, plus L2 on weights.
 
     ``weights`` (B, k) decided at t, ``returns`` (B, k) simple returns from t to t+1 of the same
-    k columns (cash: 0). Seed 002's loss: -(mean / std) + lambda/2 * mean_t sum_i w_ti^2.
+    k columns (cash: 0). Chen & Zheng's (2025) loss: -(mean / std) + lambda/2 * mean_t sum_i w_ti^2.
     """
     port = (weights * returns).sum(dim=1)
     sharpe = port.mean() / (port.std(unbiased=False) + eps)

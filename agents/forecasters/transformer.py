@@ -1,6 +1,6 @@
-"""Seed 000's transformer forecaster with Gaussian-noise ("diffusion") augmentation.
+"""The diffusion-transformer paper's transformer forecaster with Gaussian-noise ("diffusion") augmentation.
 
-Seed 000 (section 4): inputs scaled with MinMaxScaler, a noise factor added to the data "to
+The diffusion-transformer paper (section 4): inputs scaled with MinMaxScaler, a noise factor added to the data "to
 simulate market fluctuations (diffusion process)", an embedding layer, positional encoding,
 transformer encoder layers and an output layer, trained with Adam on MSE to predict the next
 day; a portfolio that keeps a maximum drawdown of 10 %.
@@ -68,7 +68,7 @@ class TransformerNet(nn.Module):
 
 
 class TransformerForecaster(WindowForecaster):
-    """Seed 000: MinMax-scaled inputs + Gaussian noise -> transformer -> next return."""
+    """The diffusion-transformer paper: MinMax-scaled inputs + Gaussian noise -> transformer -> next return."""
 
     name = "transformer"
     per_asset = False

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .demo import demo_data, demo_market, demo_metrics, demo_planted
+from .demo import DemoDataWarning, demo_data, demo_market, demo_metrics, demo_planted, warn_demo
 from .frames import (
     DataError,
     align_metrics,
@@ -32,13 +32,13 @@ def load_data(
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     *,
-    source: str = "demo",
+    source: str | None = None,
     store: DataStore | str | Path | None = None,
     gaps: GapPolicy = "raise",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(market, metrics)`` frames for ``asset`` at ``interval`` with ``start <= time <= end``.
 
-    ``source``:
+    ``source`` (``None``: the demo, with a :class:`~cryptorl.data.demo.DemoDataWarning`):
       * ``"demo"``: the built-in synthetic market (no store, no network; default range
         2020-10-01 .. 2022-09-30);
       * ``"store"``: read the :class:`DataStore` ``store`` (a DataStore, a folder, or None for
@@ -51,6 +51,9 @@ def load_data(
     every metric stored for the asset at this interval (possibly none), at its own timestamps:
     align it with :func:`align_metrics`.
     """
+    if source is None:
+        warn_demo(f"load_data({asset!r})")
+        source = "demo"
     if not isinstance(source, str):
         raise TypeError(f"source must be a string, one of {SOURCES}, got {source!r}")
     if source == "demo":
@@ -82,6 +85,7 @@ __all__ = [
     "SOURCES",
     "DataError",
     "DataStore",
+    "DemoDataWarning",
     "align_metrics",
     "demo_data",
     "demo_market",

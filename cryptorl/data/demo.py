@@ -34,6 +34,18 @@ import pandas as pd
 
 from .frames import interval_seconds, to_utc_timestamp, validate_market, validate_metrics
 
+
+class DemoDataWarning(UserWarning):
+    """Synthetic demo prices were used where no data (or no source) was given."""
+
+
+def warn_demo(what: str) -> None:
+    """Say that the synthetic demo market stands in for real data (``what`` names the caller)."""
+    import warnings
+
+    warnings.warn(f"{what}: no market data given, using the built-in synthetic demo market (not real prices); "
+                  "pass real data, or ask for the demo explicitly", DemoDataWarning, stacklevel=3)
+
 EPOCH = pd.Timestamp("2017-01-01", tz="UTC")
 DEFAULT_START = "2020-10-01"
 DEFAULT_END = "2022-09-30"

@@ -37,6 +37,8 @@ from typing import Literal, Self
 import numpy as np
 import pandas as pd
 
+from cryptorl._sqlite import connect, transaction
+
 from .frames import (
     OHLCV,
     DataError,
@@ -170,22 +172,9 @@ class DataStore:
     # ----------------------------------------------------------------- plumbing
     @staticmethod
     def _connect(path: Path, schema: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, timeout=60, isolation_level=None)  # explicit transactions below
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(schema)
-        return conn
+        return connect(path, synchronous="FULL", rows=False, timeout=60, schema=schema)
 
-    @staticmethod
-    @contextmanager
-    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    _transaction = staticmethod(transaction)
 
     def close(self) -> None:
         """Close both database connections."""

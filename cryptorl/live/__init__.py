@@ -13,9 +13,9 @@ from .orders import (
     OrderPlan,
     PlannedOrder,
     SkippedOrder,
-    check_weights,
     client_order_id,
     plan_orders,
+    target_weights,
 )
 from .paper import PaperExchange
 
@@ -34,7 +34,7 @@ __all__ = [
     "RunReport",
     "SkippedOrder",
     "SystemClock",
-    "check_weights",
+    "target_weights",
     "client_order_id",
     "demo_momentum",
     "equal_weight",

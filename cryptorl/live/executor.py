@@ -30,9 +30,9 @@ from typing import Any
 import ccxt
 import pandas as pd
 
+from cryptorl._sqlite import connect, transaction
 from cryptorl.data.frames import to_utc_timestamp
 
-from ._sqlite import connect, transaction
 from .orders import OrderPlan, PlannedOrder, SkippedOrder
 
 log = logging.getLogger("cryptorl.live")

@@ -32,7 +32,7 @@ from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
 
 from .executor import ExecutionReport, Executor, Journal, Limits
 from .feed import BarsNotReady
-from .orders import OrderPlan, PlannedOrder, check_weights, plan_orders
+from .orders import OrderPlan, PlannedOrder, plan_orders, target_weights
 from .paper import PaperExchange
 
 log = logging.getLogger("cryptorl.live")
@@ -188,7 +188,7 @@ class LiveTrader:
         else:
             if self.prepare is not None:
                 self.prepare(bar_time)
-            target = check_weights(self.decide(bar_time), self.assets)
+            target = target_weights(self.decide(bar_time), self.assets)
             report.target = target
             plan = plan_orders(self.exchange, target, assets=self.assets, portfolio_id=self.portfolio_id,
                                close_time=close_time, quote=self.quote, fee_rate=self.fee_rate,

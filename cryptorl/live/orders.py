@@ -110,7 +110,7 @@ class OrderPlan:
         return "\n".join(lines)
 
 
-def check_weights(weights: Mapping[str, float], assets: Sequence[str]) -> dict[str, float]:
+def target_weights(weights: Mapping[str, float], assets: Sequence[str]) -> dict[str, float]:
     """Validate target weights; return ``{asset: weight}`` for every asset (missing -> 0).
 
     A ``"cash"`` entry is allowed and must make the weights sum to 1.
@@ -193,7 +193,7 @@ def plan_orders(
     """
     if fee_rate < 0 or price_buffer < 0:
         raise ValueError("fee_rate and price_buffer must be >= 0")
-    weights = check_weights(target, assets)
+    weights = target_weights(target, assets)
     close_ts = to_utc_timestamp(close_time)
     quote = quote.upper()
     if not getattr(exchange, "markets", None):

@@ -31,9 +31,8 @@ from typing import Any
 import ccxt
 import pandas as pd
 
+from cryptorl._sqlite import connect, transaction
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
-
-from ._sqlite import connect, transaction
 
 _DEFAULT_CASH = {"USDT": 10_000.0}
 _EPS = 1e-12

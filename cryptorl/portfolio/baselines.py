@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cryptorl.data.frames import to_utc_timestamp
+from cryptorl.data.frames import DataError, to_utc_timestamp
 
 
 def common_index(
@@ -44,6 +44,17 @@ def common_index(
     if len(idx) < 2:
         raise ValueError(f"the markets of {assets} share fewer than two bars in {s} .. {e}")
     return idx.rename("time")
+
+
+def common_markets(markets: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The markets cut to the bars every asset has (one index for voting and comparing); a
+    :class:`~cryptorl.data.frames.DataError` when those common bars have a hole."""
+    idx = common_index(markets)
+    full = pd.date_range(idx[0], idx[-1], freq=pd.Series(idx).diff().min())
+    if len(full) != len(idx):
+        missing = full.difference(idx)
+        raise DataError(None, f"the common bars of {list(markets)} have {len(missing)} hole(s)", str(missing[0]))
+    return {a: m.loc[idx] for a, m in markets.items()}
 
 
 def _frame(index: pd.DatetimeIndex, assets: Sequence[str], values: np.ndarray) -> pd.DataFrame:

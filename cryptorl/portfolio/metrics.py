@@ -19,8 +19,9 @@ Conventions (also in ``docs/portfolio.md``):
 * **MaxDrawdown**: the worst fall from a running peak, as a negative fraction (``-0.6`` = -60 %).
 * **Calmar**: compound annual growth rate (over ``len(r) / periods_per_year`` years) divided by
   ``|MaxDrawdown|``; NaN when there is no drawdown.
-* **CVaR95**: historical expected shortfall of bar returns, the mean of the worst
-  ``int((n - 1) * 0.05) + 1`` returns (a negative number for a loss).
+* **CVaR95**: historical expected shortfall of bar returns, minus the mean of the worst
+  ``int((n - 1) * 0.05) + 1`` returns: the mean loss of the worst 5 % of bars, a positive number
+  for a loss (the convention of every table in the package, reliability analysis included).
 * **WinRate**: bars with a positive return over bars with a non-zero return (bars spent flat in
   cash do not count); NaN when every return is zero.
 * **Turnover**: the fraction of the portfolio traded per year, ``sum(turnover) / years``, where a
@@ -119,7 +120,7 @@ def performance(values: pd.Series, interval: str, turnover: pd.Series | None = N
             "AnnVol": float(empyrical.annual_volatility(r, annualization=ppy)),
             "MaxDrawdown": float(empyrical.max_drawdown(r)),
             "Calmar": float(empyrical.calmar_ratio(r, annualization=ppy)),
-            "CVaR95": float(empyrical.conditional_value_at_risk(r, cutoff=0.05)),
+            "CVaR95": -float(empyrical.conditional_value_at_risk(r, cutoff=0.05)),
             "WinRate": float(np.count_nonzero(r > 0) / nonzero) if nonzero else float("nan"),
             "Turnover": float("nan"),
         }

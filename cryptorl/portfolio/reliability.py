@@ -1,4 +1,4 @@
-"""Seed 002's reliability analysis of strategies: four criteria, entropy weights, TOPSIS score.
+"""Chen & Zheng's (2025) reliability analysis of strategies: four criteria, entropy weights, TOPSIS score.
 
 For each strategy's bar returns (Chen & Zheng 2025, section 3.2 e):
 

@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import console as wide_console
 from cryptorl.data.frames import interval_seconds, periods_per_year
 
 from .backtest import BacktestResult
@@ -69,11 +68,21 @@ def _formatted(table: pd.DataFrame) -> list[list[str]]:
     return [[name, *(_fmt(row[k], s, d) for k, _, s, d in COLUMNS)] for name, row in table.iterrows()]
 
 
-def _markdown(table: pd.DataFrame, title: str, notes: list[str]) -> str:
-    head = ["Strategy", *(t for _, t, _, _ in COLUMNS)]
-    lines = [f"# {title}", "", *notes, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in _formatted(table)]
+def markdown(title: str, notes: Sequence[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown document: ``# title``, the notes, then one table."""
+    lines = [f"# {title}", "", *notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def frame_markdown(table: pd.DataFrame, title: str, notes: Sequence[str], floatfmt: str = "{:.4g}") -> str:
+    """:func:`markdown` of any frame: the index levels, then the columns (floats by ``floatfmt``)."""
+    header = [*(n or "" for n in table.index.names), *map(str, table.columns)]
+    rows = []
+    for idx, row in table.iterrows():
+        cells = [str(i) for i in (idx if isinstance(idx, tuple) else (idx,))]
+        rows.append(cells + [floatfmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in row])
+    return markdown(title, notes, header, rows)
 
 
 def _is_single_buy_and_hold(res: BacktestResult) -> bool:
@@ -84,7 +93,9 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
     )
 
 
-def _plot_cumulative(results: Mapping[str, BacktestResult], path: Path, title: str) -> None:
+def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
+    """Cumulative return of every strategy in one figure (the paper's Figs 6-8; also logged to
+    TensorBoard by training)."""
     fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     for name, res in results.items():
@@ -96,7 +107,7 @@ def _plot_cumulative(results: Mapping[str, BacktestResult], path: Path, title: s
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     ax.tick_params(axis="x", labelrotation=30)
-    fig.savefig(path)
+    return fig
 
 
 def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
@@ -161,8 +172,8 @@ def write_report(
     """Write the report files for ``results`` (strategy name -> result) into ``out_dir``.
 
     ``html``: True for a quantstats tear sheet of every strategy, or a list of names.
-    ``benchmark``: a strategy name used as the tear sheets' benchmark. Prints the table and the
-    paths; returns ``{"table_md", "table_csv", "cumulative_png", "weights_<slug>"...,
+    ``benchmark``: a strategy name used as the tear sheets' benchmark. With a rich ``console``
+    the table and the paths are printed there. Returns ``{"table_md", "table_csv", "cumulative_png", "weights_<slug>"...,
     "tearsheet_<slug>"...}`` -> path.
     """
     if not results:
@@ -171,22 +182,22 @@ def write_report(
         raise ValueError(f"benchmark {benchmark!r} is not one of the strategies {list(results)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    console = console or wide_console()
     table = metrics_table(results)
     first = next(iter(results.values()))
     notes = [
         f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:g}, slippage {first.slippage:g}; "
         f"{first.values.index[0]} .. {first.values.index[-1]}.",
         "ARR = V_end/V_0 - 1; DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
-        "annualised with a 365-day year; MaxDD, CVaR95 per bar; Turnover = traded fraction per year.",
+        "annualised with a 365-day year; MaxDD per bar; CVaR95 = mean loss of the worst 5 % of bars (positive = loss); Turnover = traded fraction per year.",
     ]
     paths: dict[str, Path] = {}
     paths["table_csv"] = out / "metrics.csv"
     table.to_csv(paths["table_csv"], float_format="%.10g")
     paths["table_md"] = out / "metrics.md"
-    paths["table_md"].write_text(_markdown(table, title, notes))
+    header = ["Strategy", *(t for _, t, _, _ in COLUMNS)]
+    paths["table_md"].write_text(markdown(title, notes, header, _formatted(table)))
     paths["cumulative_png"] = out / "cumulative_returns.png"
-    _plot_cumulative(results, paths["cumulative_png"], title)
+    equity_figure(results, title).savefig(paths["cumulative_png"])
     for name, res in results.items():
         if not _is_single_buy_and_hold(res):
             key = f"weights_{slug(name)}"
@@ -206,8 +217,10 @@ def write_report(
             continue
         paths[key] = target
 
+    if console is None:
+        return paths
     term = Table(title=title)
-    for head in ["Strategy", *(t for _, t, _, _ in COLUMNS)]:
+    for head in header:
         term.add_column(head, justify="left" if head == "Strategy" else "right")
     for row in _formatted(table):
         term.add_row(*row)
