@@ -183,7 +183,9 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], flag: str = "--
     for key, value in hyperparams.items():
         key = str(key)
         if key in _SET_BY_COMMAND:
-            raise UserError(f"{flag}: {key} is set by the command itself and cannot be given as a hyper-parameter")
+            option = {"device": "--device", "seed": "--seed", "tensorboard_log": "--tensorboard-log"}.get(key)
+            use = f"; use {option}" if option else ""
+            raise UserError(f"{flag}: {key} is set by the command itself and cannot be given as a hyper-parameter{use}")
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else f"; {cls.__name__} takes {', '.join(sorted(known))}"
