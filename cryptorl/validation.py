@@ -326,7 +326,7 @@ def check_live_options(args: Any, assets: list[str], paper_path: Path, *, models
 
 
 def check_report_options(args: Any, assets: list[str], *, models: str | Path | None) -> None:
-    """``experiments.compose`` / ``compare``: costs, training overrides and the folders written to
+    """``experiments.compose`` / ``compare``: costs, dates, training overrides and the folders written to
     (``--out``, ``--store``, ``--log-dir``; the model store with ``--train-missing``), and the
     model store's ``CURRENT`` pointers of ``assets`` when it is read."""
     from cryptorl.modelstore import ModelStore
@@ -334,6 +334,8 @@ def check_report_options(args: Any, assets: list[str], *, models: str | Path | N
     check_costs(args)
     check_number(getattr(args, "timesteps", None), "--timesteps", low=1, integer=True, optional=True)
     check_number(getattr(args, "seed", None), "--seed", low=0, integer=True, optional=True)
+    for flag in ("train_end", "start", "end"):
+        check_date(getattr(args, flag, None), f"--{flag.replace('_', '-')}")
     for flag in ("out", "store", "log_dir"):
         check_dir(getattr(args, flag, None), f"--{flag.replace('_', '-')}")
     store = ModelStore(models)

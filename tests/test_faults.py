@@ -328,6 +328,8 @@ CASES = [
     P("fee-negative", ("--fee", "-1"), "--fee must be"),
     P("unknown-agent", ("--agents", "equal_weight,oracle"), "unknown agent"),
     P("current-dangling", (), "names version", _dangling),
+    P("train-end-not-a-date", ("--train-end", "garbage"), "--train-end 'garbage' is not a date"),
+    C("start-not-a-date", ("--start", "garbage"), "--start 'garbage' is not a date"),
     P("threads-0", ("--threads", "0"), "--threads"),
     # --- live: the paper account, the journal, time order, options
     L("initial-cash-negative", ("--initial-cash", "-100", *NEW_ACCOUNT), "--initial-cash must be > 0"),
