@@ -90,6 +90,25 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
     p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
+    p.add_argument("--metrics", default=None, metavar="SOURCE",
+                   help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
+                        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
+                        "keyless community endpoint unless $COINMETRICS_API_KEY is set)")
+
+
+def add_gaps_argument(p: argparse.ArgumentParser) -> None:
+    """``--gaps error|fill|keep``: what to do with missing bars in the range loaded."""
+    p.add_argument("--gaps", choices=["error", "fill", "keep"], default="error",
+                   help="missing bars inside the range loaded: error (default: stop and say where), fill (flat "
+                        "zero-volume bars at the last close) or keep (leave them out); gaps outside the range never matter")
+
+
+def add_metrics(args: argparse.Namespace, asset: str, interval: str, start, end) -> None:
+    """Put the metrics ``--metrics`` names (csv:DIR or coinmetrics) into the store first."""
+    from cryptorl.data.metric_sources import add_metrics_source
+
+    add_metrics_source(args.metrics, asset, interval, start, end, store=args.store)
 
 
 def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = None,
@@ -109,7 +128,12 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
             start = start or DEMO_START
             download(asset, interval, start, end, exchange=source.split(":", 1)[-1], store=args.store)
             source = "store"
-        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store)
+        if getattr(args, "metrics", None):
+            if source == "demo":
+                raise ValueError("--metrics adds metrics to the store: use it with --source store, csv:PATH or binance")
+            add_metrics(args, asset, interval, start, end)
+        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store,
+                                    gaps=getattr(args, "gaps", "error"))
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
         raise UserError(one_line(exc)) from None
     if metrics is not None and metrics.shape[1] == 0:

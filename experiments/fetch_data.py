@@ -5,6 +5,9 @@
         --start 2020-10-01 --end 2022-09-30
     python -m experiments.fetch_data --assets BTC --source santiment --interval 1d   # $SANPY_APIKEY
     python -m experiments.fetch_data --assets BTC,ETH --source csv:../shared/data/prices/daily
+    python -m experiments.fetch_data --assets BTC --source csv:../shared/data/prices/binance_freqtrade --interval 6h
+    python -m experiments.fetch_data --assets BTC,ETH --source csv:../shared/data/onchain/coinmetrics
+    python -m experiments.fetch_data --assets BTC --source coinmetrics   # keyless community API
 
 Writes into the two SQLite stores under ``--store`` (default ``$CRYPTORL_DATA`` or ``./data``),
 then prints per asset the bars stored in the range, the gaps found, the metrics stored and the
@@ -48,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "start and end are bar open times, both included.",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
-    p.add_argument("--source", default="demo", help="binance | exchange | <ccxt id> | santiment | demo | csv:PATH "
-                   "(default: %(default)s)")
+    p.add_argument("--source", default="demo", help="binance | exchange | <ccxt id> | santiment | coinmetrics | demo | "
+                   "csv:PATH (default: %(default)s)")
     p.add_argument("--interval", default="1d", help="bar interval such as 1h, 6h, 1d (default: %(default)s)")
     p.add_argument("--start", default=None, help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; "
                    "csv: the first bar of the files)")
@@ -58,9 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance "
                    "(default: binance)")
     p.add_argument("--quote", default="USDT", help="quote currency on the exchange: BTC -> BTC/USDT (default: %(default)s)")
-    p.add_argument("--metrics", default=None, help="Santiment: comma-separated metrics to fetch "
+    p.add_argument("--metrics", default=None, help="Santiment or Coin Metrics: comma-separated metrics to fetch "
                    "(default: every metric the slug offers)")
     p.add_argument("--slugs", default=None, help="Santiment: ticker=slug overrides, e.g. XRP=ripple,BNB=binance-coin")
+    p.add_argument("--include", default=None, help="csv: comma-separated metric columns to import (names as in the "
+                   "file or normalised), nothing else")
+    p.add_argument("--exclude", default=None, help="csv: comma-separated metric columns to leave out")
+    p.add_argument("--allow-non-daily", action="store_true", help="csv: accept --include columns that are not daily "
+                   "observations (monthly values repeated over days, trading-day closes, prices)")
     p.add_argument("--store", default=None, help="folder of the stores (default: $CRYPTORL_DATA or ./data)")
     p.add_argument("--replace", action="store_true", help="let this source replace a series stored from another source "
                    "(for csv: also a file whose content changed since it was imported)")
@@ -121,6 +129,25 @@ def _pairs(text: str | None, flag: str) -> dict[str, str]:
     return out
 
 
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _print_import_notes(items, console: Console) -> None:
+    """Resampled files (and their incomplete bars) and the columns left out of metric tables."""
+    for item in items:
+        if item.resampled_from:
+            n = 0 if item.incomplete is None else len(item.incomplete)
+            console.print(f"{item.asset}: {item.path.name} resampled {item.resampled_from} -> {item.interval}; "
+                          f"{n} bar(s) built from incomplete windows (exchange outages), {len(item.gaps)} gap(s)")
+        if item.skipped:
+            by_reason: dict[str, list[str]] = {}
+            for column, why in item.skipped.items():
+                by_reason.setdefault(why, []).append(column)
+            left = "; ".join(f"{', '.join(cols)} ({why})" for why, cols in by_reason.items())
+            console.print(f"{item.asset}: {item.path.name}: left out {left}", markup=False)
+
+
 def run(args: argparse.Namespace, console: Console) -> list[dict]:
     """Fetch or import as the arguments say; return the summary rows."""
     assets, start, end = _check(args)
@@ -143,6 +170,18 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
                 if item.replaced:
                     console.print(f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
                                   f"{', '.join(item.replaced)}")
+            _print_import_notes(items, console)
+        elif source == "coinmetrics":
+            from cryptorl.data.coinmetrics import API_KEY_ENV
+            from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
+
+            if not os.environ.get(API_KEY_ENV):
+                console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
+            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+            for a in assets:
+                rep = fetch_cm(store, a, start, end, interval=args.interval, metrics=names, progress=progress,
+                               replace=args.replace)
+                refused_now[a] = sorted(rep.refused)
         elif source == "santiment":
             from cryptorl.data.santiment import fetch_metrics, slug_for
 
@@ -204,7 +243,8 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
     if not path.exists():
         raise UserError(f"--source {source}: no such file or folder")
     items = read_path(path, assets=assets, interval=args.interval, progress=not args.no_progress, start=start,
-                      end=end, outliers=args.outliers)
+                      end=end, outliers=args.outliers, include=_names(args.include), exclude=_names(args.exclude),
+                      allow_non_daily=args.allow_non_daily)
     if not items:
         raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
     empty = [i for i in items if i.kind == "market" and i.frame.empty]

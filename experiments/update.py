@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, command, parse_assets
+from cryptorl.cli import UserError, add_gaps_argument, command, parse_assets
 
 DESCRIPTION = __doc__
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
     p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
     p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"],
                    help="SAM algorithm (default: the current version's, else ppo)")
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         config = recipe(asset)
         start = now - window - (history_bars(config) + 2) * bar
         try:
-            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store)
+            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store,
+                                        gaps=args.gaps)
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
         if metrics is not None and metrics.shape[1] == 0:

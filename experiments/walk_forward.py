@@ -37,6 +37,7 @@ import pandas as pd
 from cryptorl.cli import (
     DEMO_END,
     UserError,
+    add_gaps_argument,
     command,
     console,
     data_source,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
     p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
+    add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
     p.add_argument("--start", default=None, help="first out-of-sample decision time (see the defaults above)")
     p.add_argument("--end", default=None, help="last out-of-sample decision time (see the defaults above)")

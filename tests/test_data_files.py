@@ -47,7 +47,7 @@ def test_real_daily_hourly_and_binance_files(store, shared_data, tmp_path):
 
 @pytest.mark.realdata
 def test_real_onchain_series_keep_their_three_day_dates(store, shared_data):
-    items = import_path(shared_data / "onchain", store)
+    items = import_path(shared_data / "onchain" / "btc_blockchain_com", store)
     assert len(items) == 20 and {i.asset for i in items} == {"BTC"} and {i.layout for i in items} == {"metric-series"}
     m = store.metrics("BTC", "1d")
     assert m.shape[1] == 20 and m.index[0] == utc("2010-08-17") and m.index[-1] == utc("2019-06-07")
@@ -63,7 +63,7 @@ def test_load_data_from_csv_with_metrics_from_another_folder(tmp_path, shared_da
                                 source=f"csv:{shared_data / 'prices' / 'daily'}", store=tmp_path)
     assert len(market) == 365 and metrics.shape == (0, 0)
     market, metrics = load_data("BTC", "1d", "2018-01-01", "2018-12-31",
-                                source=f"csv:{shared_data / 'onchain'}", store=tmp_path)
+                                source=f"csv:{shared_data / 'onchain' / 'btc_blockchain_com'}", store=tmp_path)
     assert len(market) == 365 and metrics.shape == (122, 20)  # every three days
     with pytest.raises(DataError, match=r"\[BTC\] two files give 1d market data"):
         load_data("BTC", source=f"csv:{shared_data / 'prices'}", store=tmp_path / "x")

@@ -34,7 +34,8 @@ def load_data(
     *,
     source: str | None = None,
     store: DataStore | str | Path | None = None,
-    gaps: GapPolicy = "raise",
+    gaps: GapPolicy | str = "raise",
+    metrics_delay: pd.Timedelta | str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(market, metrics)`` frames for ``asset`` at ``interval`` with ``start <= time <= end``.
 
@@ -47,18 +48,33 @@ def load_data(
         (idempotent), then read it.
 
     The market frame is regular: a stored range with missing bars raises :class:`DataError`
-    unless ``gaps="fill"`` (flat zero-volume bars) or ``gaps="keep"``. The metrics frame holds
-    every metric stored for the asset at this interval (possibly none), at its own timestamps:
-    align it with :func:`align_metrics`.
+    unless ``gaps="fill"`` (flat zero-volume bars) or ``gaps="keep"`` (``"error"`` is
+    ``"raise"``). Only the range asked for matters: with ``start=None`` and the strict policy
+    the frame begins after the last gap before ``end`` (an old hole in a file does not stop a
+    recent range; ask for ``gaps="fill"`` to go across it).
+
+    The metrics frame holds every metric stored for the asset at this interval (possibly none),
+    **point in time**: each value is stamped at the first bar whose close comes after the value
+    was known (its period's end plus ``metrics_delay``, default
+    :data:`cryptorl.data.pointintime.DEFAULT_DELAY`; see :mod:`cryptorl.data.pointintime`);
+    align it with :func:`align_metrics`. Demo metrics are known at their bar's close already.
     """
     if source is None:
         warn_demo(f"load_data({asset!r})")
         source = "demo"
     if not isinstance(source, str):
         raise TypeError(f"source must be a string, one of {SOURCES}, got {source!r}")
+    if gaps == "error":
+        gaps = "raise"
     if source == "demo":
         return demo_data(asset, interval, start, end)
     if source != "store" and not source.startswith("csv:"):
+        if source in ("coinmetrics", "santiment"):
+            raise ValueError(f"{source} serves on-chain metrics, not prices: load the bars from another source and add "
+                             f"the metrics to the store first (on the command line: --metrics {source})"
+                             if source == "coinmetrics" else
+                             "santiment serves metrics, not prices: fetch them into the store first "
+                             "(python -m experiments.fetch_data --source santiment), then load with source='store'")
         raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
     owned = not isinstance(store, DataStore)
     if owned and source == "store":
@@ -75,10 +91,40 @@ def load_data(
             if not path:
                 raise ValueError("source 'csv:' needs a path, e.g. 'csv:../shared/data/prices/daily'")
             import_path(path, st, assets=[asset], interval=interval)
-        return st.market(asset, interval, start, end, gaps=gaps), st.metrics(asset, interval, start, end)
+        if start is None and gaps == "raise":
+            holes = st.gaps(asset, interval, None, end)
+            if holes:
+                start = holes[-1].before
+        market = st.market(asset, interval, start, end, gaps=gaps)
+        return market, _point_in_time(st, asset, interval, start, end, metrics_delay)
     finally:
         if owned:
             st.close()
+
+
+def _point_in_time(st: DataStore, asset: str, interval: str, start, end, delay) -> pd.DataFrame:
+    """The stored metrics in ``[start, end]`` re-stamped at the bar where each value is known (demo
+    metrics as they are)."""
+    from .frames import interval_timedelta, to_utc_timestamp
+    from .pointintime import DEFAULT_DELAY, as_known
+
+    start = to_utc_timestamp(start)
+    # values stamped shortly before start become known inside the range: read them too
+    reach = pd.Timedelta(days=1) + interval_timedelta(interval) + (DEFAULT_DELAY if delay is None else pd.Timedelta(delay))
+    metrics = st.metrics(asset, interval, None if start is None else start - reach, end)
+    if metrics.shape[1] == 0:
+        return metrics
+    demo = [m for m, sources in st.metric_sources(asset, interval).items() if sources == {"demo"}]
+    other = [c for c in metrics.columns if c not in demo]
+    known = as_known(metrics[other], interval, delay=delay) if other else metrics[[]]
+    out = pd.concat([metrics[[c for c in metrics.columns if c in demo]], known], axis=1, sort=True)
+    out = out[list(metrics.columns)]
+    out = out.dropna(how="all")
+    if start is not None:
+        out = out[out.index >= start]
+    if end is not None:
+        out = out[out.index <= to_utc_timestamp(end)]
+    return out
 
 
 __all__ = [

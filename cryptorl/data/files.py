@@ -44,12 +44,16 @@ from .frames import (
     validate_market,
     validate_metrics,
 )
+from .onchain import asset_from_names, read_metrics_table, sniff_text
+from .resample import can_resample, resample_market
 from .store import DataStore
 
 MAX_INPUT_ENV = "CRYPTORL_MAX_INPUT_MB"
 DEFAULT_MAX_INPUT_MB = 512
-CSV_SUFFIXES = {".csv", ".txt"}
+CSV_SUFFIXES = {".csv", ".txt", ".zip"}  # .zip: Binance's public kline dumps (one CSV inside)
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+FEATHER_SUFFIXES = {".feather", ".ftr"}  # freqtrade's default data format
+JSON_SUFFIXES = {".json"}  # freqtrade's JSON layout: [[open_time_ms, open, high, low, close, volume], ...]
 TIME_COLUMNS = ("datetime", "date", "time", "timestamp", "open_time", "opentime", "open time")
 BINANCE_KLINE_FIELDS = [
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
@@ -61,6 +65,8 @@ _NAME_RE = re.compile(
     r"(?:[-_ ]?(?i:(?P<quote>USDT|USDC|BUSD|TUSD|FDUSD|USD|EUR|GBP|BTC|ETH)))?"
     r"(?:[-_. ](?P<interval>\d+[mhdw]))?$"
 )
+# Binance public dumps: BTCUSDT-1h-2024-01.zip (monthly) or BTCUSDT-1h-2024-01-15.zip (daily)
+_DUMP_RE = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)-(?P<interval>\d+[mhdw])-\d{4}-\d{2}(?:-\d{2})?$")
 
 
 @dataclass
@@ -75,8 +81,13 @@ class ImportedFile:
     frame: pd.DataFrame = field(repr=False)
     written: int = 0
     gaps: list[Gap] = field(default_factory=list)
-    sha256: str = ""
-    replaced: list[str] = field(default_factory=list)
+    resampled_from: str | None = None  # the file's own interval when it was resampled on import
+    incomplete: pd.DatetimeIndex | None = None  # resampled bars built from incomplete windows
+    originals: dict[str, str] = field(default_factory=dict)  # metric -> its name in the file
+    skipped: dict[str, str] = field(default_factory=dict)  # column -> why it was not imported
+    paths: list[Path] = field(default_factory=list)  # every file merged into this one (Binance dumps)
+    sha256: str = ""  # of the file's content (of the files' hashes for merged dumps)
+    replaced: list[str] = field(default_factory=list)  # sources this file replaced in the store
 
     @property
     def source(self) -> str:
@@ -110,6 +121,10 @@ def file_sha256(path: Path) -> str:
 
 def parse_name(stem: str) -> tuple[str, str | None, str | None] | None:
     """``"BTC-USD_1d"`` -> ``("BTC", "USD", "1d")``; ``"BTCUSDT_1d"`` -> ``("BTC", "USDT", "1d")``; None if no match."""
+    dump = _DUMP_RE.match(stem.strip())
+    if dump:
+        named = parse_name(dump.group("symbol"))
+        return (named[0], named[1], dump.group("interval")) if named else None
     m = _NAME_RE.match(stem.strip())
     if not m:
         return None
@@ -164,7 +179,9 @@ def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
     name = next((cols[c] for c in TIME_COLUMNS if c in cols), df.columns[0])
     times = df[name]
     out = df.drop(columns=[name])
-    if pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
+    if isinstance(times.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(times):
+        out.index = pd.DatetimeIndex(times, name="time")  # Feather / Parquet timestamps: already parsed
+    elif pd.api.types.is_numeric_dtype(times) and not pd.api.types.is_bool_dtype(times):
         out.index = _epoch_index(times)
     else:
         out.index = pd.Index(times.astype(str).str.strip().to_numpy(), name="time")
@@ -173,26 +190,40 @@ def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """Read one file into a frame indexed by time; return it and its layout name."""
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        df = pd.read_parquet(path)
+    suffix = path.suffix.lower()
+    if suffix in JSON_SUFFIXES:
+        import json
+
+        rows = json.loads(path.read_text())
+        if not (isinstance(rows, list) and rows and all(isinstance(r, list) and len(r) == 6 for r in rows[:5])):
+            raise DataError(None, "unrecognised JSON layout (expected freqtrade's [[open_time_ms, open, high, low, "
+                                  "close, volume], ...])", str(path))
+        df = pd.DataFrame(rows, columns=["time", *OHLCV])
+        return _with_time_index(df), "freqtrade"
+    if suffix in PARQUET_SUFFIXES or suffix in FEATHER_SUFFIXES:
+        df = pd.read_parquet(path) if suffix in PARQUET_SUFFIXES else pd.read_feather(path)
         df.columns = [str(c).strip() for c in df.columns]
         lower = {c.lower() for c in df.columns}
-        layout = "ohlcv" if set(OHLCV) <= lower else "metrics-table"
-        return _with_time_index(df), layout
+        layout = ("freqtrade" if suffix in FEATHER_SUFFIXES else "ohlcv") if set(OHLCV) <= lower else "metrics-table"
+        return (_with_time_index(df) if layout != "metrics-table" else df), layout
+    if suffix != ".zip":
+        encoding, sep = sniff_text(path)
+        if encoding != "utf-8-sig" or sep != ",":  # UTF-16 / tab-separated chart exports: metrics tables
+            df = pd.read_csv(path, encoding=encoding, sep=sep)
+            return df, "metrics-table"
     head = pd.read_csv(path, header=None, nrows=1, dtype=str)
     if head.empty:
         raise DataError(None, "file is empty", str(path))
     if _has_header(head.iloc[0].tolist()):
-        df = pd.read_csv(path, skipinitialspace=True)
+        df = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", dtype=str)
         if df.shape[1] == 1:
             raise DataError(None, f"only one column ({df.columns[0]!r}): columns must be separated by commas", str(path))
         df.columns = [str(c).strip() for c in df.columns]
         lower = [c.lower() for c in df.columns]
         if set(OHLCV) <= set(lower):
             layout = "binance-klines" if "close_time" in lower and len(lower) == 12 else "ohlcv"
-        else:
-            layout = "metrics-table"
-        return _with_time_index(df), layout
+            return _with_time_index(pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig")), layout
+        return df, "metrics-table"
     df = pd.read_csv(path, header=None, skipinitialspace=True)
     if df.shape[1] == 2:
         df.columns = ["time", path.stem]
@@ -219,15 +250,18 @@ def read_file(
     asset: str | None = None,
     interval: str | None = None,
     metrics_interval: str | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    allow_non_daily: bool = False,
     outliers: str = "warn",
     outlier_z: float = OUTLIER_Z,
 ) -> ImportedFile:
     """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file.
 
-    Files larger than :func:`max_input_bytes` are refused before they are read. Market files are
-    checked for suspicious returns (:func:`check_outliers`): ``outliers`` is ``"warn"``,
-    ``"error"`` or ``"ignore"``.
-    """
+    ``include`` / ``exclude`` / ``allow_non_daily`` choose the columns of a metrics table (see
+    :func:`cryptorl.data.onchain.read_metrics_table`). Files larger than :func:`max_input_bytes`
+    are refused before they are read. Market files are checked for suspicious returns
+    (:func:`~cryptorl.data.frames.check_outliers`): ``outliers`` is ``"warn"``, ``"error"`` or ``"ignore"``."""
     path = Path(path)
     named = parse_name(path.stem)
     guess = asset or (named[0] if named else None)
@@ -242,18 +276,23 @@ def read_file(
         frame, layout = _read_table(path)
     except DataError as err:
         raise _locate(err, path, guess) from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(guess, f"cannot read file ({_short(exc)})", str(path)) from None
-    if layout in ("metric-series",):
+    originals: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    if layout == "metric-series":
         who = asset or folder_asset(path.parent)
         iv = metrics_interval or interval or "1d"
         kind = "metrics"
     else:
         # a name with a quote currency (BTC-USD, ETHUSDT) promises prices: hold it to OHLCV columns
-        kind = "market" if layout in ("ohlcv", "binance-klines") or (named and named[1]) else "metrics"
+        kind = "market" if layout in ("ohlcv", "binance-klines", "freqtrade") or (named and named[1]) else "metrics"
         who = asset or (named[0] if named else None)
-        if who is None and kind == "metrics":  # a metrics table named otherwise: the folder names the asset
-            who = folder_asset(path.parent)
+        if kind == "metrics":
+            table = read_metrics_table(frame, path=path, asset=asset, include=include, exclude=exclude,
+                                       allow_non_daily=allow_non_daily)
+            frame, originals, skipped = table.frame, table.originals, table.skipped
+            who = asset or table.asset or who or folder_asset(path.parent)
         if who is None:
             raise DataError(None, "cannot tell the asset from the file name; pass asset=", str(path))
         iv = (named[2] if named and named[2] else None) or (interval if kind == "market" else (metrics_interval or interval))
@@ -274,7 +313,33 @@ def read_file(
     except ValueError as exc:  # a bad interval string
         raise DataError(who, str(exc), str(path)) from None
     gaps = find_gaps(clean.index, iv) if kind == "market" else []
-    return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps, sha256=file_sha256(path))
+    return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps, originals=originals, skipped=skipped,
+                        paths=[path], sha256=file_sha256(path))
+
+
+def resample_file(item: ImportedFile, interval: str) -> ImportedFile:
+    """A market file read at its own interval, resampled to ``interval`` (see :mod:`cryptorl.data.resample`)."""
+    try:
+        res = resample_market(item.frame, item.interval, interval)
+    except DataError as err:
+        raise DataError(item.asset, err.problem, str(item.path)) from None
+    return ImportedFile(item.path, "market", item.layout, item.asset, interval, res.frame,
+                        gaps=find_gaps(res.frame.index, interval), resampled_from=item.interval,
+                        incomplete=res.incomplete, paths=item.paths, sha256=item.sha256)
+
+
+def _merge(items: list[ImportedFile]) -> ImportedFile:
+    """Binance dumps of one symbol and interval (one file a month or a day) as one file."""
+    first = items[0]
+    frame = pd.concat([i.frame for i in items]).sort_index()
+    try:
+        clean = validate_market(frame, first.asset, first.interval, allow_gaps=True)
+    except DataError as err:
+        raise DataError(first.asset, err.problem, f"{first.path.parent}, {err.where}" if err.where else str(first.path.parent)) from None
+    digest = hashlib.sha256("".join(sorted(i.sha256 for i in items)).encode()).hexdigest()
+    return ImportedFile(first.path, "market", first.layout, first.asset, first.interval, clean,
+                        gaps=find_gaps(clean.index, first.interval), paths=[p for i in items for p in i.paths],
+                        sha256=digest)
 
 
 def _short(exc: BaseException) -> str:
@@ -288,8 +353,39 @@ def find_files(root: str | Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise DataError(None, "no such file or folder", str(root))
-    suffixes = CSV_SUFFIXES | PARQUET_SUFFIXES
+    suffixes = CSV_SUFFIXES | PARQUET_SUFFIXES | FEATHER_SUFFIXES | JSON_SUFFIXES
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+def _maybe_for(path: Path, keep: set[str]) -> bool:
+    """Whether a file may hold data of one of the ``keep`` assets (judging by its and its folder's names)."""
+    named = parse_name(path.stem)
+    mentioned = asset_from_names(path.stem, path.parent.name)
+    if {named[0] if named else None, mentioned, folder_asset(path.parent)} & keep:
+        return True
+    return named is None and mentioned is None and path.suffix.lower() in CSV_SUFFIXES  # e.g. "BTC / ..." columns
+
+
+def _pick_by_interval(paths: list[Path], interval: str) -> list[Path]:
+    """Among files whose names carry an interval, per asset: those at ``interval``, else those at the
+    coarsest interval that can be resampled to it (1h and 4h files for 12h: the 4h ones)."""
+    by_asset: dict[str | None, list[tuple[Path, str]]] = {}
+    out = []
+    for path in paths:
+        named = parse_name(path.stem)
+        if not (named and named[2]):
+            out.append(path)
+            continue
+        by_asset.setdefault(named[0], []).append((path, named[2]))
+    for files in by_asset.values():
+        exact = [p for p, iv in files if iv == interval]
+        finer = [(p, iv) for p, iv in files if iv != interval and can_resample(iv, interval)]
+        if exact:
+            out += exact
+        elif finer:
+            coarsest = max(interval_seconds(iv) for _, iv in finer)
+            out += [p for p, iv in finer if interval_seconds(iv) == coarsest]
+    return sorted(out)
 
 
 def read_path(
@@ -299,6 +395,9 @@ def read_path(
     assets: Iterable[str] | None = None,
     interval: str | None = None,
     metrics_interval: str | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    allow_non_daily: bool = False,
     progress: bool = False,
     start=None,
     end=None,
@@ -306,45 +405,62 @@ def read_path(
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (nothing is stored).
 
+    ``start`` / ``end`` keep only the rows in ``[start, end]`` (bar open times, UTC); ``outliers``
+    as in :func:`read_file`.
+
     ``asset`` names the asset of every file (else file and folder names do); ``assets`` keeps
-    only those assets; ``interval`` keeps only market files at that interval (files whose name
-    carries no interval are read at it). Two market files for one asset and interval are an error.
-    ``start`` / ``end`` keep only the rows in ``[start, end]`` (bar open times, UTC).
+    only those assets; ``interval`` keeps only market files at that interval, or, where an asset
+    has none, resamples its files of the coarsest finer interval that divides it (1h -> 6h; see
+    :mod:`cryptorl.data.resample`); files whose name carries no interval are read at it. Binance
+    dumps of one symbol (``BTCUSDT-1h-2024-01.zip``, ``...-02.zip``) are merged; two other market
+    files for one asset and interval are an error. ``include`` / ``exclude`` / ``allow_non_daily``
+    choose the columns of metrics tables.
     """
-    lo, hi = to_utc_timestamp(start), to_utc_timestamp(end)
     if interval is not None:
         interval_seconds(interval)
+    lo, hi = to_utc_timestamp(start), to_utc_timestamp(end)
     keep = {a.strip().upper() for a in assets} if assets is not None else None
+    paths = find_files(root)
+    if keep is not None and asset is None:  # cheap filter on the names before parsing the files
+        paths = [p for p in paths if _maybe_for(p, keep)]
+    if interval is not None:
+        paths = _pick_by_interval(paths, interval)
     out: list[ImportedFile] = []
-    for path in tqdm(find_files(root), desc="reading files", unit="file", disable=not progress, leave=False):
+    for path in tqdm(paths, desc="reading files", unit="file", disable=not progress, leave=False):
         named = parse_name(path.stem)
-        # cheap filters on the name before parsing the file
-        if keep is not None and asset is None:
-            guess = named[0] if named else None
-            if guess not in keep and folder_asset(path.parent) not in keep:
-                continue
-        if interval is not None and named and named[2] and named[2] != interval:
-            continue
-        item = read_file(path, asset=asset, interval=interval, metrics_interval=metrics_interval, outliers=outliers)
-        if lo is not None or hi is not None:
-            t = item.frame.index
-            item.frame = item.frame[(t >= (lo if lo is not None else t.min())) & (t <= (hi if hi is not None else t.max()))]
-            item.gaps = find_gaps(item.frame.index, item.interval) if item.kind == "market" else []
+        own = named[2] if named and named[2] else interval
+        item = read_file(path, asset=asset, interval=own, metrics_interval=metrics_interval,
+                         include=include, exclude=exclude, allow_non_daily=allow_non_daily, outliers=outliers)
         if keep is not None and item.asset not in keep:
             continue
-        if interval is not None and item.kind == "market" and item.interval != interval:
+        if item.kind == "metrics" and not item.frame.shape[1]:
+            continue  # every column skipped (reported by read_file's caller through skipped)
+        if interval is not None and item.kind == "market" and item.interval != interval \
+                and not can_resample(item.interval, interval):
             continue
         out.append(item)
-    seen: dict[tuple[str, str], Path] = {}
+    groups: dict[tuple[str, str], list[ImportedFile]] = {}
     for item in out:
-        if item.kind != "market":
-            continue
-        key = (item.asset, item.interval)
-        if key in seen:
-            raise DataError(item.asset, f"two files give {item.interval} market data: {seen[key]} and {item.path}; "
-                                        "import one of them (point at a sub-folder or a single file)")
-        seen[key] = item.path
-    return out
+        if item.kind == "market":
+            groups.setdefault((item.asset, item.interval), []).append(item)
+    merged: list[ImportedFile] = [i for i in out if i.kind != "market"]
+    for (who, iv), items in groups.items():
+        if len(items) > 1:
+            if not all(_DUMP_RE.match(i.path.stem) for i in items):
+                raise DataError(who, f"two files give {iv} market data: {items[0].path} and {items[1].path}; "
+                                     "import one of them (point at a sub-folder or a single file)")
+            items = [_merge(items)]
+        item = items[0]
+        if interval is not None and item.interval != interval:
+            item = resample_file(item, interval)
+        merged.append(item)
+    if lo is not None or hi is not None:
+        for item in merged:
+            t = item.frame.index
+            inside = (t >= lo if lo is not None else True) & (t <= hi if hi is not None else True)
+            item.frame = item.frame[inside]
+            item.gaps = find_gaps(item.frame.index, item.interval) if item.kind == "market" else []
+    return merged
 
 
 def import_path(
@@ -355,6 +471,9 @@ def import_path(
     assets: Iterable[str] | None = None,
     interval: str | None = None,
     metrics_interval: str | None = None,
+    include: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+    allow_non_daily: bool = False,
     source: str | None = None,
     progress: bool = False,
     replace: bool = False,
@@ -368,7 +487,8 @@ def import_path(
     another source: refused (nothing written) unless ``replace=True``, which replaces the series;
     ``ImportedFile.replaced`` names the sources replaced."""
     items = read_path(root, asset=asset, assets=assets, interval=interval, metrics_interval=metrics_interval,
-                      progress=progress, start=start, end=end, outliers=outliers)
+                      include=include, exclude=exclude, allow_non_daily=allow_non_daily, progress=progress,
+                      start=start, end=end, outliers=outliers)
     return store_files(items, store, source=source, progress=progress, replace=replace)
 
 
@@ -376,7 +496,7 @@ def store_files(items: list[ImportedFile], store: DataStore, *, source: str | No
                 replace: bool = False) -> list[ImportedFile]:
     """Upsert files read by :func:`read_path` (see :func:`import_path`); every conflict with stored
     sources is found before the first write."""
-    for item in items:  # every conflict before the first write
+    for item in items:
         src = source or item.source
         if item.kind == "market":
             item.replaced = store.sources("prices", item.asset, item.interval, exclude=src)
@@ -392,7 +512,8 @@ def store_files(items: list[ImportedFile], store: DataStore, *, source: str | No
         if item.kind == "market":
             item.written = store.upsert_market(item.asset, item.interval, item.frame, src, replace=replace)
         else:
-            item.written = store.upsert_metrics(item.asset, item.interval, item.frame, src, replace=replace)
+            item.written = store.upsert_metrics(item.asset, item.interval, item.frame, src, replace=replace,
+                                                labels=item.originals)
     return items
 
 
@@ -405,5 +526,6 @@ __all__ = [
     "parse_name",
     "read_file",
     "read_path",
+    "resample_file",
     "store_files",
 ]

@@ -28,8 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Self
@@ -73,6 +72,10 @@ CREATE TABLE IF NOT EXISTS refused (
     asset TEXT NOT NULL, interval TEXT NOT NULL, metric TEXT NOT NULL,
     reason TEXT NOT NULL, source TEXT NOT NULL, time TEXT NOT NULL,
     PRIMARY KEY (asset, interval, metric)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    asset TEXT NOT NULL, metric TEXT NOT NULL, original TEXT NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (asset, metric)
 );
 """
 _FETCH_LOG_SCHEMA = """
@@ -297,8 +300,9 @@ class DataStore:
         (return the bars as stored, not regular).
         """
         asset, interval = _asset(asset), _interval(interval)
+        gaps = "raise" if gaps == "error" else gaps
         if gaps not in ("raise", "fill", "keep"):
-            raise ValueError(f"gaps must be 'raise', 'fill' or 'keep', got {gaps!r}")
+            raise ValueError(f"gaps must be 'raise' (or 'error'), 'fill' or 'keep', got {gaps!r}")
         span = _span(asset, interval, start, end)
         rows = self._prices.execute(
             "SELECT time, open, high, low, close, volume FROM prices"
@@ -316,7 +320,8 @@ class DataStore:
             more = f" and {len(found) - 1} more" if len(found) > 1 else ""
             raise DataError(
                 asset,
-                f"{interval} market data has gaps: {found[0]}{more}; ask for gaps='fill' (flat zero-volume bars) or gaps='keep'",
+                f"{interval} market data has gaps: {found[0]}{more}; ask for gaps='fill' (flat zero-volume bars) or gaps='keep' "
+                "(on the command line: --gaps fill or --gaps keep), or load a range without them",
                 f"store {self.root}",
             )
         if found and gaps == "fill":
@@ -377,11 +382,14 @@ class DataStore:
         *,
         covered: Covered | None = None,
         replace: bool = False,
+        labels: Mapping[str, str] | None = None,
     ) -> int:
         """Validate and upsert a metrics frame (one column per metric) in one transaction.
 
         Gaps are allowed; NaN values are skipped. Returns the values inserted or changed. A
-        metric stored from another source is refused unless ``replace=True``.
+        metric stored from another source is refused unless ``replace=True``. ``labels`` maps a
+        stored metric name to its name at the source (``adr_act_cnt`` -> ``AdrActCnt``), kept in
+        the ``labels`` table (see :meth:`metric_labels`).
         """
         asset, interval, source = _asset(asset), _interval(interval), _source(source)
         clean = validate_metrics(df, asset, interval, allow_gaps=True)
@@ -411,6 +419,11 @@ class DataStore:
                              (asset, interval, name, source))
             conn.executemany(_UPSERT_METRICS, rows)
             changed = conn.total_changes - before
+            if labels:
+                conn.executemany(
+                    "INSERT INTO labels (asset, metric, original, source) VALUES (?, ?, ?, ?) ON CONFLICT (asset, metric)"
+                    " DO UPDATE SET original = excluded.original, source = excluded.source",
+                    [(asset, str(k), str(v), source) for k, v in labels.items() if k in clean.columns])
             if covered is not None:
                 self._log_coverage(conn, asset, interval, source, covered)
         return changed
@@ -463,6 +476,21 @@ class DataStore:
         wide.index = _index(wide.index.to_numpy())
         wide.columns = [str(c) for c in wide.columns]
         return wide.astype("float64")
+
+    def metric_labels(self, asset: str) -> dict[str, str]:
+        """Stored metric name -> its name in the file or API it came from (where one was recorded)."""
+        rows = self._metrics.execute("SELECT metric, original FROM labels WHERE asset = ? ORDER BY metric", (_asset(asset),))
+        return dict(rows.fetchall())
+
+    def metric_sources(self, asset: str, interval: str) -> dict[str, set[str]]:
+        """Metric name -> the sources its stored values came from."""
+        rows = self._metrics.execute(
+            "SELECT DISTINCT metric, source FROM metrics WHERE asset = ? AND interval = ?", (_asset(asset), _interval(interval))
+        )
+        out: dict[str, set[str]] = {}
+        for metric, source in rows:
+            out.setdefault(metric, set()).add(source)
+        return out
 
     def metrics_last_time(self, asset: str, interval: str, metric: str) -> pd.Timestamp | None:
         """Time of the last stored value of one metric, or None."""
