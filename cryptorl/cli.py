@@ -6,6 +6,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import pandas as pd
 
@@ -22,6 +23,15 @@ class UserError(Exception):
 def one_line(exc: BaseException | str) -> str:
     """An exception's message (or a text) folded onto one line."""
     return " ".join(str(exc).split())
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors (unknown flag, missing value, a value of the wrong type or not among
+    the choices) are one line ``prog: error: ... (see --help)`` and exit code 2, like every other
+    user error of the commands."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

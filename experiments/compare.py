@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from agents.catalog import AGENT_NAMES
-from cryptorl.cli import UserError, add_data_arguments, command, console, load_markets, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, console, load_markets, parse_assets
 from cryptorl.data.frames import to_utc_timestamp
 
 
@@ -43,7 +43,7 @@ def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compare",
         description=(
             "Fit every alternative agent (seed forecasters, Sharpe-trained networks, classical allocators) on the "

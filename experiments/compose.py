@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from cryptorl.cli import (
+    OneLineParser,
     UserError,
     add_data_arguments,
     command,
@@ -45,7 +46,7 @@ DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compose", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
     )

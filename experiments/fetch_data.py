@@ -29,7 +29,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import UserError, command
+from cryptorl.cli import OneLineParser, UserError, command
 from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
 from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
@@ -40,7 +40,7 @@ EXCHANGE_SOURCES = ("binance", "exchange")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.fetch_data",
         description="Fetch or import market data (OHLCV) and on-chain/social metrics into the SQLite stores "
         "(prices.sqlite, metrics.sqlite), then print a summary per asset.",

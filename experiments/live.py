@@ -26,7 +26,7 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from cryptorl.cli import UserError, command
+from cryptorl.cli import OneLineParser, UserError, command
 from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.live import (
     DemoBars,
@@ -54,7 +54,7 @@ STRATEGIES = ("equal", "demo-momentum")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.live",
         description="Trade a portfolio at every interval close: decide target weights, turn them into "
         "exchange orders and place each one once. PAPER TRADING by default (a simulated account in SQLite "

@@ -21,13 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
+from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.train_cm", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -32,13 +32,13 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, add_gaps_argument, command, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_gaps_argument, command, parse_assets
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.update", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.update", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers, e.g. BTC,ETH,LINK")
     p.add_argument("--every", default="7d", help="retraining period, e.g. 7d, 12h (default 7d)")

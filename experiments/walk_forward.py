@@ -36,6 +36,7 @@ import pandas as pd
 
 from cryptorl.cli import (
     DEMO_END,
+    OneLineParser,
     UserError,
     add_gaps_argument,
     command,
@@ -52,7 +53,7 @@ DEMO_RANGE = ("2022-03-01", DEMO_END)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
     p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")

@@ -309,6 +309,9 @@ CASES = [
     T("backtest-months-nan", ("--backtest-months", "nan"), "--backtest-months must be a finite number"),
     T("train-months-0", ("--train-months", "0"), "--train-months must be > 0"),
     T("val-start-not-a-date", ("--val-start", "xx", "--backtest-start", "yy"), "--val-start 'xx' is not a date"),
+    T("timesteps-not-a-number", ("--timesteps", "lots"), "argument --timesteps: invalid int value: 'lots'"),
+    T("algo-not-a-choice", ("--algo", "sac"), "argument --algo: invalid choice: 'sac'"),
+    T("unknown-flag", ("--learning-rate", "1e-4"), "unrecognized arguments: --learning-rate"),
     T("csv-with-inf", ("--source", "csv:{w}/csv"), "infinite", _csv_edit("BTC", 100, close=np.inf, high=np.inf)),
     # --- compose: the model store's integrity, pointers, options
     C("manifest-ranges-moved-back", (), "manifest.json does not match", _edit_manifest(_ranges_back)),
@@ -357,6 +360,7 @@ CASES = [
     L("duplicate-assets", ("--assets", "BTC,BTC"), "distinct tickers"),
     L("now-not-a-time-new-account", ("--now", "garbage", *NEW_ACCOUNT), "--now 'garbage' is not a date"),
     L("quote-empty", ("--quote", "", *NEW_ACCOUNT), "--quote"),
+    L("fee-not-a-number", ("--fee", "cheap"), "argument --fee: invalid float value"),
     L("history-1", ("--history", "1"), "--history"),
     # --- update
     U("at-before-current-module", ("--at", "2022-01-01"), "add --force"),
@@ -378,6 +382,7 @@ CASES = [
     W("step-bad", ("--step", "soon"), "--step"),
     W("store-is-a-file", ("--store", "{w}/markets.json"), "--store"),
     W("duplicate-assets", ("--assets", "BTC,BTC"), "twice"),
+    W("missing-assets", ("--assets",), "argument --assets: expected one argument"),
     W("empty-store", ("--store", "{w}/empty-store"), "no 1d market data"),
 ]
 
