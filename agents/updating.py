@@ -355,6 +355,23 @@ def current_config(store: ModelStore, asset: str, interval: str) -> CMConfig | N
         return None
 
 
+def latest_time(store: ModelStore, asset: str, interval: str) -> pd.Timestamp | None:
+    """The latest time the family has acted at: the end of the current version's data ranges and
+    the ``now`` of every recorded retrain (None for a family never trained). A retrain at an
+    earlier time would move the family backwards."""
+    from cryptorl.modelstore import verify
+
+    times = []
+    path = store.current(asset, interval)
+    if path is not None:
+        for pair in verify(path).get("ranges", {}).values():
+            times.append(to_utc_timestamp(pair[1]))
+    for entry in store.history(asset, interval):
+        if entry.get("event") == "retrain" and entry.get("now"):
+            times.append(to_utc_timestamp(entry["now"]))
+    return max(times) if times else None
+
+
 # -- schedule -------------------------------------------------------------------------------------
 def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from agents.catalog import AGENT_NAMES
-from cryptorl.cli import UserError, add_data_arguments, command, console, load_markets, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, console, load_markets, parse_assets
 from cryptorl.data.frames import to_utc_timestamp
 
 
@@ -43,7 +43,7 @@ def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compare",
         description=(
             "Fit every alternative agent (seed forecasters, Sharpe-trained networks, classical allocators) on the "
@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.interval = args.interval or "1d"
     assets = parse_assets(args.assets)
+    from cryptorl.validation import check_report_options
+
+    check_report_options(args, assets if args.models is not None else [], models=args.models)
     names = [a.strip() for a in args.agents.split(",") if a.strip()]
     unknown = [n for n in names if n not in AGENT_NAMES]
     if unknown:

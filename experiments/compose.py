@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from cryptorl.cli import (
+    OneLineParser,
     UserError,
     add_data_arguments,
     command,
@@ -45,7 +46,7 @@ DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compose", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
     )
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     assets = parse_assets(args.assets)
     interval = args.interval or "1d"
     store = ModelStore(args.models)
+    from cryptorl.validation import check_report_options
+
+    check_report_options(args, assets, models=args.models)  # before any training or report
     plugged = _plugged(args.cm, assets)
     missing = [a for a in assets if a not in plugged and store.current(a, interval) is None]
     if missing:

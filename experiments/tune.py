@@ -27,15 +27,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptorl.cli import UserError, add_data_arguments, command, load_for_cli, one_line, parse_assets, print_table
+from cryptorl.cli import (
+    OneLineParser,
+    UserError,
+    add_data_arguments,
+    command,
+    load_for_cli,
+    one_line,
+    parse_assets,
+    print_table,
+)
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.tune", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m experiments.tune", description=DESCRIPTION,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--asset", help="tune one crypto's module, e.g. BTC")
     which.add_argument("--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK")

@@ -32,14 +32,14 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, add_gaps_argument, command, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_gaps_argument, command, parse_assets
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.update", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.update", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers, e.g. BTC,ETH,LINK")
     p.add_argument("--every", default="7d", help="retraining period, e.g. 7d, 12h (default 7d)")
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument("--max-runs", type=int, default=None,
                    help="stop the scheduler after N rounds of retraining (default: run until stopped)")
+    p.add_argument("--force", action="store_true",
+                   help="with --at: retrain even if TIME is earlier than what the model store has seen")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_parallel_arguments(p)
     return p
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
     store = ModelStore(args.models)
+    from cryptorl.validation import check_update_options
+
+    check_update_options(args, store, assets, at)  # before anything is trained or written
     clock = clock or utc_now
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
                  if v is not None}

@@ -36,6 +36,7 @@ import pandas as pd
 
 from cryptorl.cli import (
     DEMO_END,
+    OneLineParser,
     UserError,
     add_gaps_argument,
     command,
@@ -53,7 +54,7 @@ DEMO_RANGE = ("2022-03-01", DEMO_END)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
     p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")
@@ -118,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("timesteps", "eval_freq", "workers"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
+    from cryptorl.validation import check_costs, check_dir
+
+    check_costs(args)
+    check_dir(args.out, "--out")
+    check_dir(args.store, "--store")
 
     from agents.crypto_module import CMConfig
     from agents.updating import history_bars, parse_duration
