@@ -68,6 +68,7 @@ class TrainJob:
     config: CMConfig
     split: Split
     eval_freq: int = 2_000
+    tensorboard_log: str | None = None
 
     @property
     def label(self) -> str:
@@ -88,7 +89,8 @@ class TrainResult:
 
 def train_job(job: TrainJob) -> TrainResult:
     """Run a :class:`TrainJob` (a top-level function: what Ray ships to a worker)."""
-    module, callback = train_crypto_module(job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq)
+    module, callback = train_crypto_module(job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq,
+                                           tensorboard_log=job.tensorboard_log)
     return TrainResult(PackedModule.pack(module), callback.history, float(callback.best_score))
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from agents.catalog import AGENT_NAMES
 from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, console, load_markets, parse_assets
 from cryptorl.data.frames import to_utc_timestamp
+from cryptorl.parallel import add_parallel_arguments
 
 
 def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device of the forecasters' networks (CPU is fastest for these small networks)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks run best on one)")
     p.add_argument("--out", default="reports/compare", help="report folder")
+    add_parallel_arguments(p)
     return p
 
 
@@ -111,7 +113,7 @@ def crypto_module_weights(args: argparse.Namespace, assets: list[str], markets: 
     if args.train_missing:
         overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
         train_missing(assets, args.interval, lambda a: (markets[a], metrics[a]), models=args.models,
-                      overrides=overrides, on_start=lambda a: print(f"training the missing Crypto Module for {a}"))
+                      overrides=overrides, workers=args.workers, address=args.address)
     return load_portfolio(assets, args.models, args.interval).decide(markets, metrics, start, end)
 
 
