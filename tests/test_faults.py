@@ -368,7 +368,7 @@ CASES = [
     U("every-bad", ("--every", "7x"), "--every"),
     U("val-window-too-long", ("--val-window", "300d"), "must be shorter"),
     U("current-dangling", (), "names version", _dangling),
-    U("timesteps-0", ("--timesteps", "0"), "--timesteps must be positive"),
+    U("timesteps-0", ("--timesteps", "0"), "--timesteps must be at least 1"),
     Case("at-without-now", "update", ("--assets", "BTC", "--at", "2022-01-01", "--models", "{w}/models"),
          "--at only works with --now"),
     U("source-unknown", ("--source", "nope"), "--source 'nope'"),
