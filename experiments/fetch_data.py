@@ -148,83 +148,87 @@ def _print_import_notes(items, console: Console) -> None:
             console.print(f"{item.asset}: {item.path.name}: left out {left}", markup=False)
 
 
+def _store_files(args: argparse.Namespace, items: list, store: DataStore, console: Console) -> None:
+    from cryptorl.data.files import store_files
+
+    store_files(items, store, progress=not args.no_progress, replace=args.replace)
+    for item in items:
+        if item.replaced:
+            console.print(f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
+                          f"{', '.join(item.replaced)}")
+    _print_import_notes(items, console)
+
+
+def _fetch_metrics(args: argparse.Namespace, assets: list[str], start, end, store: DataStore,
+                   console: Console) -> dict[str, list[str]]:
+    """Coin Metrics or Santiment metrics into the store; ``{asset: metrics the source refused}``."""
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    kw = {"metrics": names, "progress": not args.no_progress, "replace": args.replace}
+    if args.source == "coinmetrics":
+        from cryptorl.data.coinmetrics import API_KEY_ENV
+        from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
+
+        if not os.environ.get(API_KEY_ENV):
+            console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
+        return {a: sorted(fetch_cm(store, a, start, end, interval=args.interval, **kw).refused) for a in assets}
+    from cryptorl.data.santiment import fetch_metrics, slug_for
+
+    slugs = _pairs(args.slugs, "--slugs")
+    for a in assets:
+        try:
+            slug_for(a, slugs)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if not os.environ.get("SANPY_APIKEY"):
+        console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
+    return {a: sorted(fetch_metrics(store, a, args.interval, start, end, slugs=slugs, **kw).refused) for a in assets}
+
+
+def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: DataStore) -> None:
+    """Bars from an exchange through ccxt into the store."""
+    ex_id = _exchange_id(args)
+    if ex_id is None:
+        raise UserError(f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
+                        "coinmetrics, demo or csv:PATH")
+    from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
+
+    try:
+        ex = make_exchange(ex_id)
+        check_timeframe(ex, args.interval)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for a in assets:
+        try:
+            fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
+                         progress=not args.no_progress, replace=args.replace)
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise UserError(str(exc)) from None
+
+
 def run(args: argparse.Namespace, console: Console) -> list[dict]:
     """Fetch or import as the arguments say; return the summary rows."""
     assets, start, end = _check(args)
-    progress = not args.no_progress
     items = _read_csv(args, assets, start, end) if args.source.startswith("csv:") else None
     store = DataStore(args.store) if args.store else DataStore(default_root())
-    refused_now: dict[str, list[str]] = {a: [] for a in assets}
+    refused_now: dict[str, list[str]] = {}
     try:
-        source = args.source
-        if source == "demo":
+        if args.source == "demo":
             for a in assets:
                 market, metrics = demo_data(a, args.interval, start, end)
                 store.upsert_market(a, args.interval, market, "demo", replace=args.replace)
                 store.upsert_metrics(a, args.interval, metrics, "demo", replace=args.replace)
         elif items is not None:
-            from cryptorl.data.files import store_files
-
-            store_files(items, store, progress=progress, replace=args.replace)
-            for item in items:
-                if item.replaced:
-                    console.print(f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
-                                  f"{', '.join(item.replaced)}")
-            _print_import_notes(items, console)
-        elif source == "coinmetrics":
-            from cryptorl.data.coinmetrics import API_KEY_ENV
-            from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
-
-            if not os.environ.get(API_KEY_ENV):
-                console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
-            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-            for a in assets:
-                rep = fetch_cm(store, a, start, end, interval=args.interval, metrics=names, progress=progress,
-                               replace=args.replace)
-                refused_now[a] = sorted(rep.refused)
-        elif source == "santiment":
-            from cryptorl.data.santiment import fetch_metrics, slug_for
-
-            slugs = _pairs(args.slugs, "--slugs")
-            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-            for a in assets:
-                try:
-                    slug_for(a, slugs)
-                except ValueError as exc:
-                    raise UserError(str(exc)) from None
-            if not os.environ.get("SANPY_APIKEY"):
-                console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
-            for a in assets:
-                rep = fetch_metrics(store, a, args.interval, start, end, metrics=names, slugs=slugs,
-                                    progress=progress, replace=args.replace)
-                refused_now[a] = sorted(rep.refused)
+            _store_files(args, items, store, console)
+        elif args.source in ("coinmetrics", "santiment"):
+            refused_now = _fetch_metrics(args, assets, start, end, store, console)
         else:
-            ex_id = _exchange_id(args)
-            if ex_id is None:
-                raise UserError(f"--source {source!r}: use binance, exchange, a ccxt exchange id, santiment, demo or csv:PATH")
-            from cryptorl.data.exchange import (
-                check_timeframe,
-                fetch_market,
-                make_exchange,
-            )
-
-            try:
-                ex = make_exchange(ex_id)
-                check_timeframe(ex, args.interval)
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-            for a in assets:
-                try:
-                    fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
-                                 progress=progress, replace=args.replace)
-                except ValueError as exc:
-                    if isinstance(exc, DataError):
-                        raise
-                    raise UserError(str(exc)) from None
+            _fetch_bars(args, assets, start, end, store)
         rows = []
         for a in assets:
             s = store.summary(a, args.interval, start, end)
-            s["refused"] = sorted(set(s["refused"]) | set(refused_now[a]))
+            s["refused"] = sorted(set(s["refused"]) | set(refused_now.get(a, [])))
             rows.append(s)
         _print_summary(rows, args, store, console)
         return rows
