@@ -219,6 +219,38 @@ def _paper(args, symbols: list[str]) -> PaperExchange:
                          initial_balance={args.quote.upper(): args.initial_cash})
 
 
+def _decisions(args: argparse.Namespace, assets: list[str], exchange: Any, paper: PaperExchange | None, bars: Any,
+               step: pd.Timedelta) -> tuple[Callable, Callable[[pd.Timestamp], None]]:
+    """``(decide, prepare)``: the strategy's decision function and what runs before each decision
+    (the paper account's price feed, the store's catch-up for the Crypto Modules' data)."""
+    prepare_steps: list[Callable[[pd.Timestamp], None]] = []
+    if paper is not None:
+        prepare_steps.append(paper_feeder(paper, bars, assets, args.quote, bars=min(args.history, 50)))
+    if args.strategy == "equal":
+        decide = equal_weight(assets)
+        log.warning("decisions: PLACEHOLDER strategy 'equal' (not a trained Crypto Module)")
+    elif args.strategy == "demo-momentum":
+        decide = demo_momentum(assets, bars)
+        log.warning("decisions: PLACEHOLDER strategy 'demo-momentum' (not a trained Crypto Module)")
+    else:
+        models = args.models or default_root()
+        if args.data == "demo":
+            decide, _ = decide_from_models(models, assets, args.interval, lambda a, t: bars.data(a, t, args.history))
+        else:
+            holder: dict[str, Any] = {}
+            source = exchange if args.live else public_exchange(args.exchange)
+            prepare, data = _store_data(args, source, assets, holder, step)
+            decide, modules = decide_from_models(models, assets, args.interval, data)
+            holder.update(modules)
+            prepare_steps.append(prepare)
+
+    def prepare_all(bar_time: pd.Timestamp) -> None:
+        for step_fn in prepare_steps:
+            step_fn(bar_time)
+
+    return decide, prepare_all
+
+
 def run(args: argparse.Namespace) -> int:
     assets = _assets(args.assets)
     try:
@@ -250,31 +282,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         bars = ExchangeBars(exchange if args.live else public_exchange(args.exchange), args.interval, args.quote)
 
-    prepare_steps: list[Callable[[pd.Timestamp], None]] = []
-    if paper is not None:
-        prepare_steps.append(paper_feeder(paper, bars, assets, args.quote, bars=min(args.history, 50)))
-    if args.strategy == "equal":
-        decide = equal_weight(assets)
-        log.warning("decisions: PLACEHOLDER strategy 'equal' (not a trained Crypto Module)")
-    elif args.strategy == "demo-momentum":
-        decide = demo_momentum(assets, bars)
-        log.warning("decisions: PLACEHOLDER strategy 'demo-momentum' (not a trained Crypto Module)")
-    else:
-        models = args.models or default_root()
-        if args.data == "demo":
-            decide, _ = decide_from_models(models, assets, args.interval, lambda a, t: bars.data(a, t, args.history))
-        else:
-            holder: dict[str, Any] = {}
-            source = exchange if args.live else public_exchange(args.exchange)
-            prepare, data = _store_data(args, source, assets, holder, step)
-            decide, modules = decide_from_models(models, assets, args.interval, data)
-            holder.update(modules)
-            prepare_steps.append(prepare)
-
-    def prepare_all(bar_time: pd.Timestamp) -> None:
-        for step_fn in prepare_steps:
-            step_fn(bar_time)
-
+    decide, prepare_all = _decisions(args, assets, exchange, paper, bars, step)
     trader = LiveTrader(
         decide, exchange, assets=assets, interval=args.interval, portfolio_id=portfolio_id,
         journal_path=args.journal, kill_switch_path=args.kill_switch, quote=args.quote,
