@@ -73,6 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _validation_data(args: argparse.Namespace, assets: list[str], interval: str) -> dict:
+    """Each asset's data cut at its validation end (the backtest range is never loaded into a trial)."""
+    from agents.training import paper_split
+    from agents.tuning import validation_data
+
+    data = {}
+    for asset in assets:
+        market, metrics = load_for_cli(args, asset, interval)
+        split = paper_split(market.index, args.train_months, args.val_months, args.backtest_months)
+        data[asset] = validation_data(market, metrics, split)
+        (t0, t1), (v0, v1) = split.train, split.validation
+        print(f"{asset} {interval}: train {t0:%Y-%m-%d} .. {t1:%Y-%m-%d}, validation {v0:%Y-%m-%d} .. {v1:%Y-%m-%d}"
+              f" (backtest from {split.backtest[0]:%Y-%m-%d} left out)")
+    return data
+
+
+def on_trial(trial, outcome) -> None:
+    """One line per finished trial."""
+    if not outcome.ok:
+        what = f"failed: {outcome.error}"
+    elif outcome.value.pruned:
+        what = "pruned"
+    else:
+        what = f"validation Sortino {outcome.value.value:.3f}"
+    print(f"trial {trial.number}: {what}  {trial.params}", flush=True)
+
+
 @command("tune")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -83,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
 
     from agents.crypto_module import CMConfig
-    from agents.training import paper_split
-    from agents.tuning import TuneSpec, default_storage, open_study, tune, validation_data, write_report
+    from agents.tuning import TuneSpec, default_storage, open_study, tune, write_report
 
     interval = args.interval or "1d"
     try:
@@ -96,14 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
 
-    data = {}
-    for asset in assets:
-        market, metrics = load_for_cli(args, asset, interval)
-        split = paper_split(market.index, args.train_months, args.val_months, args.backtest_months)
-        data[asset] = validation_data(market, metrics, split)
-        (t0, t1), (v0, v1) = split.train, split.validation
-        print(f"{asset} {interval}: train {t0:%Y-%m-%d} .. {t1:%Y-%m-%d}, validation {v0:%Y-%m-%d} .. {v1:%Y-%m-%d}"
-              f" (backtest from {split.backtest[0]:%Y-%m-%d} left out)")
+    data = _validation_data(args, assets, interval)
     spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq)
 
     try:
@@ -112,15 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
     print(f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
           f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial")
-
-    def on_trial(trial, outcome) -> None:
-        if not outcome.ok:
-            what = f"failed: {outcome.error}"
-        elif outcome.value.pruned:
-            what = "pruned"
-        else:
-            what = f"validation Sortino {outcome.value.value:.3f}"
-        print(f"trial {trial.number}: {what}  {trial.params}", flush=True)
 
     try:
         tune(spec, study, storage, args.trials, pruner=args.pruner, workers=args.workers, address=args.address,
