@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from cryptorl.modelstore import ModelStore
+from cryptorl.parallel import raise_failures
 from cryptorl.portfolio.backtest import BacktestResult, backtest
 from cryptorl.portfolio.baselines import baselines
 from cryptorl.portfolio.voting import Portfolio
@@ -97,22 +98,28 @@ def train_missing(
     overrides: Mapping[str, Any] | None = None,
     eval_freq: int = 2_000,
     tensorboard_log: str | None = None,
-    progress_bar: bool = False,
-    on_start: Callable[[str], None] | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Path]:
     """Train and save, exactly as ``train_cm --asset A`` with its defaults would (paper split of
     the loaded data, ``CMConfig`` defaults updated by ``overrides``), each asset whose module the
-    store lacks; modules already there are reused, never retrained. Returns ``{asset: folder}``."""
+    store lacks; modules already there are reused, never retrained. The trainings run at once
+    through :func:`cryptorl.parallel.run_tasks` (``workers=1``: one after another, in process);
+    only this process writes to the store. Returns ``{asset: folder}`` of the new versions; a
+    ``ValueError`` names every asset whose training failed (the others are saved)."""
+    from .jobs import TrainJob, train_many
+
     store = models if isinstance(models, ModelStore) else ModelStore(models)
-    saved: dict[str, Path] = {}
+    jobs = []
     for asset in missing_modules(assets, store, interval):
-        if on_start is not None:
-            on_start(asset)
         market, metrics = load(asset)
         config = CMConfig(asset=asset, interval=interval, **dict(overrides or {}))
-        trained = train_and_save(market, metrics, config, models=store, eval_freq=eval_freq,
-                                 tensorboard_log=tensorboard_log, progress_bar=progress_bar)
-        saved[asset] = trained.folder
+        jobs.append(TrainJob(market, metrics, config, paper_split(market.index), eval_freq, tensorboard_log))
+    outcomes = train_many(jobs, workers=workers, address=address, progress=progress)
+    saved = {job.config.asset: o.value.module().save(store, note=f"seed {job.config.seed}")
+             for job, o in zip(jobs, outcomes) if o.ok}
+    raise_failures(outcomes, "training")
     return saved
 
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,8 +97,10 @@ class ValidationCallback(BaseCallback):
     """Evaluate on validation every ``eval_freq`` steps; log to TensorBoard; keep the best."""
 
     def __init__(self, module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None,
-                 start, end, eval_freq: int, verbose: int = 0, selection: str = "sortino"):
+                 start, end, eval_freq: int, verbose: int = 0,
+                 on_evaluate: Callable[[dict[str, float]], None] | None = None, selection: str = "sortino"):
         super().__init__(verbose)
+        self.on_evaluate = on_evaluate  # called with each evaluation's row (e.g. a tuner's pruning)
         self.selection = selection
         self.module, self.market, self.metrics = module, market, metrics
         self.start, self.end, self.eval_freq = start, end, max(1, int(eval_freq))
@@ -133,6 +136,8 @@ class ValidationCallback(BaseCallback):
             self.best_metrics = {k: float(v) for k, v in m.items()}
         self.logger.record("validation/best_Sortino", float(self.best_score))
         self.logger.dump(self.num_timesteps)
+        if self.on_evaluate is not None:
+            self.on_evaluate(row)
 
     def _on_step(self) -> bool:
         if self.num_timesteps - self._last >= self.eval_freq:
@@ -156,8 +161,13 @@ def train_crypto_module(
     tensorboard_log: str | None = None,
     run_name: str | None = None,
     progress_bar: bool = False,
+    on_evaluate: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[CryptoModule, ValidationCallback]:
-    """Train a Crypto Module on ``split``; returns it with its validation callback (history)."""
+    """Train a Crypto Module on ``split``; returns it with its validation callback (history).
+
+    ``on_evaluate`` is called with every validation row (timesteps, Sortino, ...) as it is computed;
+    an exception it raises stops training (the tuner prunes trials this way).
+    """
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
@@ -183,7 +193,7 @@ def train_crypto_module(
                      tensorboard_log=tensorboard_log, hyperparams=config.algo_kwargs(), device=config.device)
     module = CryptoModule(config, dru, sam, eam, ranges=split.as_dict())
     callback = ValidationCallback(module, market, metrics, *split.validation, eval_freq=eval_freq,
-                                  selection=config.selection)
+                                  on_evaluate=on_evaluate, selection=config.selection)
     sam.learn(config.timesteps, callback=callback, tb_log_name=run_name, progress_bar=progress_bar)
     module.validation = callback.best_metrics
     if tensorboard_log:

@@ -9,6 +9,8 @@
   promotes the new one only if its validation Sortino is not worse than the current one's by
   more than the margin (:func:`should_promote`), and records the decision (both figures, the
   ranges, the reason) in the store's history. Earlier versions stay on disk.
+* :func:`retrain_all` does that for several assets, their trainings run at once as
+  :func:`cryptorl.parallel.run_tasks` tasks; saving, comparing and promoting stay with the caller.
 * :func:`run_schedule` calls a job for every asset whenever it is due (every ``every``), sleeping
   in between; clock and sleep are injectable. Due times are written to the store's history, so
   a restarted scheduler does not run early.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,6 +31,7 @@ import pandas as pd
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError
+from cryptorl.parallel import run_tasks
 
 from .crypto_module import CMConfig, CryptoModule, config_from_manifest
 from .training import Split, policy_backtest, train_crypto_module
@@ -102,8 +105,19 @@ def fit_on_window(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None
     :func:`history_bars` bars before the window for warm-up. ``max_lag`` (default two bars): the
     data must reach to within this of ``now``, otherwise the data are stale (ValueError).
     """
+    config = replace(config, asset=asset.upper())
+    cut, cut_metrics, split = window_inputs(asset, market, metrics, config, now=now, train=train,
+                                            validation=validation, max_lag=max_lag)
+    module, _ = train_crypto_module(cut, cut_metrics, config, split, eval_freq=eval_freq, progress_bar=progress_bar)
+    return WindowFit(module, split, cut, cut_metrics)
+
+
+def window_inputs(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, *,
+                  now, train, validation, max_lag: pd.Timedelta | None = None,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, Split]:
+    """What :func:`fit_on_window` trains on: the closed bars (with warm-up history), the metrics
+    stamped before ``now`` and the split; a DataError for stale or missing data."""
     asset = asset.upper()
-    config = replace(config, asset=asset)
     now = to_utc_timestamp(now)
     train, validation = parse_duration(train, "train window"), parse_duration(validation, "validation window")
     bar = interval_timedelta(config.interval)
@@ -123,8 +137,7 @@ def fit_on_window(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None
         cut_metrics = cut_metrics[cut_metrics.index >= first]
         if cut_metrics.shape[1] == 0:
             cut_metrics = None
-    module, _ = train_crypto_module(cut, cut_metrics, config, split, eval_freq=eval_freq, progress_bar=progress_bar)
-    return WindowFit(module, split, cut, cut_metrics)
+    return cut, cut_metrics, split
 
 
 # -- promotion ------------------------------------------------------------------------------------
@@ -233,7 +246,16 @@ def retrain(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, conf
     now = to_utc_timestamp(now)
     fit = fit_on_window(asset, market, metrics, config, now=now, train=window - validation,
                         validation=validation, eval_freq=eval_freq, max_lag=max_lag, progress_bar=progress_bar)
+    return promote_if_not_worse(fit, store, now=now, min_improvement=min_improvement)
+
+
+def promote_if_not_worse(fit: WindowFit, store: ModelStore, *, now, min_improvement: float = 0.0,
+                         ) -> UpdateDecision:
+    """The second half of :func:`retrain`: save ``fit``'s module unpromoted, compare it with the
+    current version on the same validation range, promote it if not worse, record the decision."""
+    now = to_utc_timestamp(now)
     module, split = fit.module, fit.split
+    asset = module.asset
     v0, v1 = split.validation
     new_sortino = policy_backtest(module, fit.market, fit.metrics, v0, v1).metrics()["Sortino"]
 
@@ -269,6 +291,57 @@ def retrain(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, conf
     return decision
 
 
+Loader = Callable[[str, pd.Timestamp], tuple[pd.DataFrame, pd.DataFrame | None, CMConfig]]
+
+
+def retrain_all(assets: Sequence[str], load: Loader, store: ModelStore, *, window, now, validation,
+                min_improvement: float = 0.0, eval_freq: int = 2_000, max_lag: pd.Timedelta | None = None,
+                workers: int | None = None, address: str | None = None,
+                progress: bool = True) -> dict[str, UpdateDecision | Exception]:
+    """:func:`retrain` for several assets, their trainings run at once through
+    :func:`cryptorl.parallel.run_tasks` (``workers``/``address``: see there).
+
+    ``load(asset, now)`` gives ``(market, metrics, config)`` on the caller's side. The modules come
+    back from the tasks and the caller saves, compares and promotes them one by one, so the model
+    store is written once per module and never by a worker. Returns asset -> decision, or the
+    exception (a ValueError naming the task) for an asset whose data or training failed; the
+    other assets go on.
+    """
+    window, validation = parse_duration(window, "window"), parse_duration(validation, "validation window")
+    if validation >= window:
+        raise ValueError(f"the validation window ({validation}) must be shorter than the whole window ({window})")
+    if not math.isfinite(min_improvement):
+        raise ValueError(f"min_improvement must be a finite number, got {min_improvement!r}")
+    from .jobs import WindowJob, window_job
+
+    now = to_utc_timestamp(now)
+    out: dict[str, UpdateDecision | Exception] = {}
+    jobs: dict[str, WindowJob] = {}
+    for asset in (a.upper() for a in assets):
+        try:
+            market, metrics, config = load(asset, now)
+        except (ValueError, ModelStoreError) as exc:
+            out[asset] = exc
+            continue
+        jobs[asset] = WindowJob(asset, market, metrics, replace(config, asset=asset), now=now,
+                                train=window - validation, validation=validation, eval_freq=eval_freq,
+                                max_lag=max_lag)
+    outcomes = run_tasks(window_job, list(jobs.values()), labels=[j.label for j in jobs.values()],
+                         workers=workers, address=address, desc="retrain", progress=progress)
+    for (asset, job), outcome in zip(jobs.items(), outcomes, strict=True):
+        if not outcome.ok:
+            out[asset] = ValueError(f"{outcome.label}: {outcome.error}")
+            continue
+        cut, cut_metrics, split = window_inputs(asset, job.market, job.metrics, job.config, now=now,
+                                                train=job.train, validation=validation, max_lag=max_lag)
+        fit = WindowFit(outcome.value.module(), split, cut, cut_metrics)
+        try:
+            out[asset] = promote_if_not_worse(fit, store, now=now, min_improvement=min_improvement)
+        except (ValueError, ModelStoreError) as exc:
+            out[asset] = exc
+    return {a.upper(): out[a.upper()] for a in assets}
+
+
 def current_config(store: ModelStore, asset: str, interval: str) -> CMConfig | None:
     """The training config of the current version (what a retrain should repeat), or None."""
     from cryptorl.modelstore import verify
@@ -280,6 +353,23 @@ def current_config(store: ModelStore, asset: str, interval: str) -> CMConfig | N
         return config_from_manifest(verify(path)["config"])
     except (ModelStoreError, KeyError, TypeError, ValueError):
         return None
+
+
+def latest_time(store: ModelStore, asset: str, interval: str) -> pd.Timestamp | None:
+    """The latest time the family has acted at: the end of the current version's data ranges and
+    the ``now`` of every recorded retrain (None for a family never trained). A retrain at an
+    earlier time would move the family backwards."""
+    from cryptorl.modelstore import verify
+
+    times = []
+    path = store.current(asset, interval)
+    if path is not None:
+        for pair in verify(path).get("ranges", {}).values():
+            times.append(to_utc_timestamp(pair[1]))
+    for entry in store.history(asset, interval):
+        if entry.get("event") == "retrain" and entry.get("now"):
+            times.append(to_utc_timestamp(entry["now"]))
+    return max(times) if times else None
 
 
 # -- schedule -------------------------------------------------------------------------------------
@@ -302,23 +392,32 @@ def following(due: pd.Timestamp, now: pd.Timestamp, every: pd.Timedelta) -> pd.T
 
 
 Job = Callable[[str, pd.Timestamp], Any]
+BatchJob = Callable[[list[str], pd.Timestamp], dict[str, Any]]
 
 
 def run_round(store: ModelStore, assets: Iterable[str], interval: str, every: pd.Timedelta, job: Job,
               now: pd.Timestamp, *, dues: dict[str, pd.Timestamp | None] | None = None,
-              on_error: Callable[[str, Exception], None] | None = None) -> dict[str, Any]:
+              on_error: Callable[[str, Exception], None] | None = None,
+              batch: BatchJob | None = None) -> dict[str, Any]:
     """Run ``job(asset, now)`` for each asset and write its next due time to the store.
 
     A job that fails with a data or model-store error (ValueError, ModelStoreError) is recorded
-    and reported through ``on_error``; the other assets still run. Returns asset -> job result
-    (or the exception).
+    and reported through ``on_error``; the other assets still run. With ``batch``, the round
+    is one call ``batch(assets, now)`` returning asset -> result or exception (e.g.
+    :func:`retrain_all`, which trains the assets at once) and ``job`` is not used. Returns
+    asset -> job result (or the exception).
     """
+    assets = list(assets)
+    if batch is not None:
+        results = batch(assets, now)
     out: dict[str, Any] = {}
     for asset in assets:
         due = (dues or {}).get(asset) or now
         entry: dict[str, Any] = {"event": "schedule", "ran_at": str(now), "every": str(every)}
         try:
-            out[asset] = job(asset, now)
+            out[asset] = results[asset] if batch is not None else job(asset, now)
+            if isinstance(out[asset], Exception):
+                raise out[asset]
             entry["ok"] = True
         except (ValueError, ModelStoreError) as exc:
             out[asset] = exc
@@ -336,14 +435,15 @@ def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job
                  max_rounds: int | None = None, max_sleep: float = 3600.0,
                  on_error: Callable[[str, Exception], None] | None = None,
                  on_round: Callable[[pd.Timestamp, dict[str, Any]], None] | None = None,
-                 progress: Callable[[list[str]], Iterable[str]] | None = None) -> int:
+                 progress: Callable[[list[str]], Iterable[str]] | None = None,
+                 batch: BatchJob | None = None) -> int:
     """Run ``job`` for each asset whenever it is due, forever or for ``max_rounds`` rounds.
 
     An asset never run is due at once; afterwards every ``every`` from its last due time (the
     cadence does not drift with the jobs' duration; runs missed while stopped are skipped, not
     caught up). Due times are read from the store at start, so a restart waits for them. Sleeps
     at most ``max_sleep`` seconds at a time and re-reads the clock. ``progress`` may wrap the list
-    of assets of a round (e.g. in a tqdm bar). Returns the rounds run.
+    of assets of a round (e.g. in a tqdm bar). ``batch``: see :func:`run_round`. Returns the rounds run.
     """
     every = parse_duration(every, "every")
     dues = {a: next_due(store, a, interval) for a in assets}
@@ -352,7 +452,8 @@ def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job
         now = to_utc_timestamp(clock())
         ready = [a for a in assets if dues[a] is None or dues[a] <= now]
         if ready:
-            results = run_round(store, progress(ready) if progress else ready, interval, every, job, now, dues=dues, on_error=on_error)
+            results = run_round(store, progress(ready) if progress else ready, interval, every, job, now, dues=dues,
+                                on_error=on_error, batch=batch)
             for a in ready:
                 dues[a] = next_due(store, a, interval)
             rounds += 1
@@ -374,10 +475,13 @@ __all__ = [
     "history_bars",
     "next_due",
     "parse_duration",
+    "promote_if_not_worse",
     "retrain",
+    "retrain_all",
     "run_round",
     "run_schedule",
     "score",
     "should_promote",
+    "window_inputs",
     "window_split",
 ]

@@ -5,6 +5,9 @@ For each segment k, starting at bar ``s_k`` (``s_{k+1} = s_k + step``):
 1. every asset's CM is trained by :func:`agents.updating.fit_on_window` at ``now = s_k``: only
    bars closed by ``s_k`` (labels ``< s_k``) and metrics stamped before it are passed; training
    range ``train_window``, then validation range ``val_window`` ending at the bar before ``s_k``;
+   the segments' modules do not depend on each other, so all of them (segments x assets) are
+   trained at once through :func:`cryptorl.parallel.run_tasks` (Ray tasks, or in process with
+   ``workers=1``), with the same results either way;
 2. the modules, voted by :class:`cryptorl.portfolio.Portfolio` (paper eq. 2), decide at each bar
    ``s_k <= t < s_{k+1}`` from the market up to the segment's last bar (row t uses data up to t);
 3. the segments' voted weights are stitched into one frame and the backtest engine runs **once**
@@ -20,15 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
+from cryptorl.parallel import raise_failures, run_tasks
 from cryptorl.portfolio import Portfolio, backtest, baselines, common_markets
 from cryptorl.portfolio.backtest import BacktestResult
 
 from .crypto_module import CMConfig, CryptoModule
+from .jobs import WindowJob, window_job
 from .training import Split
-from .updating import fit_on_window, history_bars, parse_duration
+from .updating import history_bars, parse_duration
 
 STRATEGY = "Walk-forward CryptoRLPM"
 
@@ -144,12 +148,16 @@ def run_walk_forward(
     eval_freq: int = 2_000,
     slippage: float = 0.0,
     progress: bool = True,
+    workers: int | None = None,
+    address: str | None = None,
 ) -> WalkForwardResult:
     """Walk-forward over ``[start, end]`` (see the module docstring).
 
     ``config`` is the recipe of every CM (its ``asset`` is replaced per asset); ``config.fee``
     and ``config.execution`` are also the backtests' (plus ``slippage``). ``markets`` must cover the first segment's
     training window plus the warm-up history (:func:`agents.updating.history_bars`).
+    ``workers``/``address``: where the modules are trained (see :func:`cryptorl.parallel.run_tasks`);
+    if any fails, a ValueError names each failed asset and segment.
     """
     if not markets:
         raise ValueError("run_walk_forward needs at least one asset")
@@ -166,15 +174,21 @@ def run_walk_forward(
                               f"but the data start at {index[0]:%Y-%m-%d}: load more history or start later")
     train_w, val_w = parse_duration(train_window), parse_duration(val_window)
 
+    jobs = [WindowJob(asset, markets[asset], metrics.get(asset), replace(config, asset=asset), now=seg.start,
+                      train=train_w, validation=val_w, eval_freq=eval_freq)
+            for seg in segments for asset in assets]
+    outcomes = run_tasks(window_job, jobs, labels=[f"segment {seg.number} {asset} seed {config.seed}"
+                                                   for seg in segments for asset in assets],
+                         workers=workers, address=address, desc="walk-forward", progress=progress)
+    raise_failures(outcomes, "module")
+    fits = iter(outcomes)
+
     runs: list[SegmentRun] = []
-    bar = tqdm(segments, desc="walk-forward", unit="segment", disable=not progress)
-    for seg in bar:
+    for seg in segments:
         modules, data_end = {}, {}
         for asset in assets:
-            bar.set_postfix_str(f"{seg.start:%Y-%m-%d} {asset}")
-            fit = fit_on_window(asset, markets[asset], metrics.get(asset), replace(config, asset=asset),
-                                now=seg.start, train=train_w, validation=val_w, eval_freq=eval_freq)
-            modules[asset], data_end[asset] = fit.module, fit.data_end
+            fit = next(fits).value
+            modules[asset], data_end[asset] = fit.module(), fit.data_end
         seen = {a: m[m.index <= seg.end] for a, m in markets.items()}
         seen_metrics = {a: (x[x.index <= seg.end] if x is not None else None) for a, x in metrics.items()}
         weights = Portfolio(modules.values(), interval=config.interval).decide(seen, seen_metrics, seg.start, seg.end)

@@ -6,6 +6,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import pandas as pd
 
@@ -24,13 +25,24 @@ def one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split())
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors (unknown flag, missing value, a value of the wrong type or not among
+    the choices) are one line ``prog: error: ... (see --help)`` and exit code 2, like every other
+    user error of the commands."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
 def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """The one exit path of every ``python -m experiments.*`` command.
 
     Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
-    :class:`~cryptorl.data.frames.DataError` and :class:`~cryptorl.modelstore.ModelStoreError`)
+    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError` and
+    :class:`~cryptorl._sqlite.DatabaseFileError`)
     becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
     """
+    from cryptorl._sqlite import DatabaseFileError
     from cryptorl.data.frames import DataError
     from cryptorl.modelstore import ModelStoreError
 
@@ -39,7 +51,7 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         def run(argv: list[str] | None = None, *args, **kwargs) -> int:
             try:
                 return main(argv, *args, **kwargs)
-            except (UserError, DataError, ModelStoreError) as exc:
+            except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
                 print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
                 return 2
 

@@ -10,9 +10,14 @@ Layout under a root folder (default ``./models`` or ``$CRYPTORL_MODELS``)::
 
 ``manifest.json`` holds what the module needs to be trusted and reused (asset, interval, date
 ranges, feature spec, algorithm and hyper-parameters, validation metrics, library versions) and
-the sha256 of every other file in the folder. :func:`verify` checks them all before anything is
-loaded. A version is written into a temporary folder and renamed into place only when complete,
-so a crash never leaves a half-written version behind.
+the sha256 of every other file in the folder; ``manifest.sha256`` holds the sha256 of the manifest
+itself, so an edited manifest (moved date ranges, another window) is caught like any other edited
+file. :func:`verify` checks them all, and the fields loaders use, before anything is loaded.
+
+A version is written into a temporary ``.tmp-*`` folder and renamed into place only when complete,
+so a crash never leaves a half-written version behind (the next save removes such leftovers).
+Version numbers never repeat, even after a version folder is deleted: the next number follows
+the highest one ever saved in the folder or its history.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+MANIFEST_HASH = "manifest.sha256"
+_VERSION_RE = re.compile(r"^v(\d{4,})-")
 _LIBRARIES = ["cryptorl", "numpy", "pandas", "torch", "gymnasium", "stable-baselines3", "sb3-contrib", "scikit-learn"]
 
 
@@ -65,10 +73,11 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     files = {
         p.relative_to(folder).as_posix(): sha256_file(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, MANIFEST_HASH)
     }
     full = {**manifest, "libraries": library_versions(), "files": files}
     (folder / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
+    (folder / MANIFEST_HASH).write_text(sha256_file(folder / MANIFEST) + "\n")
     return full
 
 
@@ -78,10 +87,19 @@ def verify(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise ModelStoreError(f"{folder}: no {MANIFEST}; this is not a saved Crypto Module")
+    signed = folder / MANIFEST_HASH
+    if not signed.is_file():
+        raise ModelStoreError(f"{folder}: no {MANIFEST_HASH} (saved by an older version, or removed); "
+                              "its manifest cannot be trusted: retrain the module")
+    if signed.read_text().strip() != sha256_file(path):
+        raise ModelStoreError(f"{folder}: {MANIFEST} does not match its sha256 in {MANIFEST_HASH} (edited or "
+                              "truncated); refusing to load it")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelStoreError(f"{path}: manifest is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ModelStoreError(f"{path}: manifest is not a JSON object")
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise ModelStoreError(f"{path}: manifest lists no files")
@@ -94,7 +112,55 @@ def verify(folder: Path) -> dict[str, Any]:
                 f"{folder}: file '{name}' does not match its sha256 in the manifest "
                 "(tampered with or truncated); refusing to load it"
             )
+    check_manifest(manifest, folder)
     return manifest
+
+
+def check_manifest(manifest: dict[str, Any], folder: Path) -> None:
+    """The fields a loader uses: present, of the right type and consistent with each other."""
+    import pandas as pd
+
+    def bad(what: str) -> ModelStoreError:
+        return ModelStoreError(f"{folder}: manifest field {what}; refusing to load it")
+
+    if manifest.get("kind", "crypto_module") != "crypto_module":
+        return
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        raise bad("'config' is missing or not a mapping")
+    for key in ("asset", "interval", "algo"):
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise bad(f"config.{key} is missing or not text")
+    for key in ("window", "features_dim"):
+        v = config.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise bad(f"config.{key} = {v!r} is not a positive integer")
+    for key in ("asset", "interval"):
+        if key in manifest and manifest[key] != config[key]:
+            raise bad(f"{key} = {manifest[key]!r} disagrees with config.{key} = {config[key]!r}")
+    spec = manifest.get("feature_spec")
+    if not isinstance(spec, dict):
+        raise bad("'feature_spec' is missing or not a mapping")
+    shape = spec.get("observation_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise bad(f"feature_spec.observation_shape = {shape!r} is not three positive integers")
+    if shape[2] != config["window"]:
+        raise bad(f"feature_spec.observation_shape {shape} does not end with config.window = {config['window']}")
+    ranges = manifest.get("ranges", {})
+    if not isinstance(ranges, dict):
+        raise bad("'ranges' is not a mapping")
+    previous_end = None
+    for name in ("train", "validation", "backtest"):
+        if name not in ranges:
+            continue
+        pair = ranges[name]
+        try:
+            a, b = (pd.Timestamp(t) for t in pair)
+        except (TypeError, ValueError):
+            raise bad(f"ranges.{name} = {pair!r} is not two timestamps") from None
+        if b < a or (previous_end is not None and a <= previous_end):
+            raise bad(f"ranges.{name} = {pair!r} is out of order (train < validation < backtest)")
+        previous_end = b
 
 
 class ModelStore:
@@ -113,12 +179,42 @@ class ModelStore:
         return sorted(p for p in fam.iterdir() if p.is_dir() and p.name.startswith("v") and (p / MANIFEST).is_file())
 
     def current(self, asset: str, interval: str) -> Path | None:
-        """The promoted version's folder, or None when the family has none."""
+        """The promoted version's folder, or None when the family has none.
+
+        A ``CURRENT`` that names a missing version raises :class:`ModelStoreError` naming it.
+        """
         pointer = self.family(asset, interval) / "CURRENT"
         if not pointer.is_file():
             return None
-        path = self.family(asset, interval) / pointer.read_text().strip()
-        return path if path.is_dir() else None
+        name = pointer.read_text().strip()
+        path = self.family(asset, interval) / name
+        if not name or "/" in name or not (path / MANIFEST).is_file():
+            raise ModelStoreError(
+                f"{pointer} names version {name!r}, which is not in {self.family(asset, interval)}; "
+                f"promote another version (ModelStore.promote) or remove {pointer.name} and retrain"
+            )
+        return path
+
+    def next_number(self, asset: str, interval: str) -> int:
+        """The number of the next version: one more than any version ever saved in the family
+        (folders on disk, leftovers included, and the history), so numbers never repeat."""
+        fam = self.family(asset, interval)
+        seen = [0]
+        if fam.is_dir():
+            seen += [int(m.group(1)) for p in fam.iterdir() if (m := _VERSION_RE.match(p.name))]
+        for entry in self.history(asset, interval):
+            m = _VERSION_RE.match(str(entry.get("version", "")))
+            if m:
+                seen.append(int(m.group(1)))
+        return max(seen) + 1
+
+    def clean_leftovers(self, asset: str, interval: str) -> list[Path]:
+        """Remove the ``.tmp-*`` folders an interrupted save left behind; return them."""
+        fam = self.family(asset, interval)
+        gone = [p for p in fam.glob(".tmp-*") if p.is_dir()] if fam.is_dir() else []
+        for p in gone:
+            shutil.rmtree(p, ignore_errors=True)
+        return gone
 
     def save(
         self,
@@ -135,7 +231,8 @@ class ModelStore:
         """
         fam = self.family(asset, interval)
         fam.mkdir(parents=True, exist_ok=True)
-        number = len(self.versions(asset, interval)) + 1
+        self.clean_leftovers(asset, interval)
+        number = self.next_number(asset, interval)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         name = f"v{number:04d}-{stamp}"
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=fam))
@@ -170,7 +267,15 @@ class ModelStore:
         path = self.family(asset, interval) / "history.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ModelStoreError(f"{path}: line {i} is not valid JSON; repair or remove that line") from None
+        return out
 
     def _log(self, asset: str, interval: str, entry: dict[str, Any]) -> None:
         entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}

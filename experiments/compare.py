@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from agents.catalog import AGENT_NAMES
-from cryptorl.cli import UserError, add_data_arguments, command, console, load_markets, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, console, load_markets, parse_assets
 from cryptorl.data.frames import to_utc_timestamp
+from cryptorl.parallel import add_parallel_arguments
 
 
 def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
@@ -43,7 +44,7 @@ def read_weights_csv(spec: str) -> tuple[str, pd.DataFrame]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compare",
         description=(
             "Fit every alternative agent (seed forecasters, Sharpe-trained networks, classical allocators) on the "
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device of the forecasters' networks (CPU is fastest for these small networks)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks run best on one)")
     p.add_argument("--out", default="reports/compare", help="report folder")
+    add_parallel_arguments(p)
     return p
 
 
@@ -111,7 +113,7 @@ def crypto_module_weights(args: argparse.Namespace, assets: list[str], markets: 
     if args.train_missing:
         overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
         train_missing(assets, args.interval, lambda a: (markets[a], metrics[a]), models=args.models,
-                      overrides=overrides, on_start=lambda a: print(f"training the missing Crypto Module for {a}"))
+                      overrides=overrides, workers=args.workers, address=args.address)
     return load_portfolio(assets, args.models, args.interval).decide(markets, metrics, start, end)
 
 
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.interval = args.interval or "1d"
     assets = parse_assets(args.assets)
+    from cryptorl.validation import check_report_options
+
+    check_report_options(args, assets if args.models is not None else [], models=args.models)
     names = [a.strip() for a in args.agents.split(",") if a.strip()]
     unknown = [n for n in names if n not in AGENT_NAMES]
     if unknown:

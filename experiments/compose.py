@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from cryptorl.cli import (
+    OneLineParser,
     UserError,
     add_data_arguments,
     command,
@@ -40,12 +41,13 @@ from cryptorl.cli import (
     one_line,
     parse_assets,
 )
+from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.compose", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
     )
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None, help="report title (default 'Portfolio <assets> (<interval>)')")
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_parallel_arguments(p)
     return p
 
 
@@ -107,12 +110,12 @@ def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, 
         raise UserError(f"no trained {interval} CM for {', '.join(missing)} in {store.root}{hint}: train each with "
                         f"`python -m experiments.train_cm --asset {missing[0]} --interval {interval}{source} "
                         f"--models {store.root}`, or rerun with --train-missing")
+    print(f"training the missing {interval} CMs for {', '.join(missing)} (train_cm defaults)")
     overrides = {k: v for k, v in (("timesteps", args.timesteps), ("seed", args.seed), ("fee", args.fee),
                                    ("execution", args.execution)) if v is not None}
     train_missing(missing, interval, lambda a: load_for_cli(argparse.Namespace(**{**vars(args), "start": None}), a),
                   models=store, overrides=overrides, tensorboard_log=args.tensorboard_log or None,
-                  progress_bar=not args.no_progress,
-                  on_start=lambda a: print(f"training the missing {interval} CM for {a} (train_cm defaults)"))
+                  workers=args.workers, address=args.address, progress=not args.no_progress)
 
 
 def _describe(portfolio, bt, fee: float, execution: str) -> None:
@@ -136,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     assets = parse_assets(args.assets)
     interval = args.interval or "1d"
     store = ModelStore(args.models)
+    from cryptorl.validation import check_report_options
+
+    check_report_options(args, assets, models=args.models)  # before any training or report
     plugged = _plugged(args.cm, assets)
     missing = [a for a in assets if a not in plugged and store.current(a, interval) is None]
     if missing:

@@ -21,14 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptorl.cli import UserError, command, one_line
+from cryptorl.cli import OneLineParser, UserError, command, one_line
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m experiments.evaluate", description=DESCRIPTION,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("protocol", type=Path, help="protocol YAML file, e.g. experiments/protocols/daily_bear_bull.yml")
     p.add_argument("--out", type=Path, default=None, help="output folder: models and report (default reports/evaluate-<protocol name>)")
     p.add_argument("--configs", default=None, help="comma-separated subset of the protocol's configs")

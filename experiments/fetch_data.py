@@ -22,16 +22,17 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import UserError, command
+from cryptorl.cli import OneLineParser, UserError, command
 from cryptorl.cli import console as wide_console
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
-from cryptorl.data.frames import DataError, interval_seconds, to_utc_timestamp
+from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
 from cryptorl.data.store import DataStore, default_root
 
 EXCHANGE_SOURCES = ("binance", "exchange")
@@ -39,7 +40,7 @@ EXCHANGE_SOURCES = ("binance", "exchange")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.fetch_data",
         description="Fetch or import market data (OHLCV) and on-chain/social metrics into the SQLite stores "
         "(prices.sqlite, metrics.sqlite), then print a summary per asset.",
@@ -53,8 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source", default="demo", help="binance | exchange | <ccxt id> | santiment | coinmetrics | demo | "
                    "csv:PATH (default: %(default)s)")
     p.add_argument("--interval", default="1d", help="bar interval such as 1h, 6h, 1d (default: %(default)s)")
-    p.add_argument("--start", default=DEFAULT_START, help="first bar, UTC date or timestamp (default: %(default)s)")
-    p.add_argument("--end", default=DEFAULT_END, help="last bar, UTC date or timestamp (default: %(default)s)")
+    p.add_argument("--start", default=None, help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; "
+                   "csv: the first bar of the files)")
+    p.add_argument("--end", default=None, help=f"last bar, UTC date or timestamp (default: {DEFAULT_END}; "
+                   "csv: the last bar of the files)")
     p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance "
                    "(default: binance)")
     p.add_argument("--quote", default="USDT", help="quote currency on the exchange: BTC -> BTC/USDT (default: %(default)s)")
@@ -67,19 +70,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--allow-non-daily", action="store_true", help="csv: accept --include columns that are not daily "
                    "observations (monthly values repeated over days, trading-day closes, prices)")
     p.add_argument("--store", default=None, help="folder of the stores (default: $CRYPTORL_DATA or ./data)")
-    p.add_argument("--replace", action="store_true", help="let this source replace a series stored from another source")
+    p.add_argument("--replace", action="store_true", help="let this source replace a series stored from another source "
+                   "(for csv: also a file whose content changed since it was imported)")
+    p.add_argument("--outliers", choices=("warn", "error", "ignore"), default="warn",
+                   help="csv: what a bar with a suspicious return (robust z-score above --outlier-z) does "
+                   "(default: %(default)s)")
+    p.add_argument("--outlier-z", type=float, default=OUTLIER_Z, help="threshold of the outlier check (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and resumes")
     return p.parse_args(argv)
 
 
 def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timestamp]:
-    assets = [a.strip().upper() for a in args.assets.split(",") if a.strip()]
-    if not assets:
-        raise UserError("--assets is empty: give tickers such as BTC,ETH,LINK")
-    bad = [a for a in assets if not a.isalnum()]
-    if bad:
-        raise UserError(f"--assets: {bad[0]!r} is not a ticker (letters and digits only)")
+    from cryptorl.validation import check_assets, check_dir, check_number
+
+    assets = check_assets(args.assets)
+    check_dir(args.store or default_root(), "--store")
+    check_number(args.outlier_z, "--outlier-z", low=0, low_open=True)
+    csv = args.source.startswith("csv:")
+    if not csv:
+        args.start = DEFAULT_START if args.start is None else args.start
+        args.end = DEFAULT_END if args.end is None else args.end
     try:
         interval_seconds(args.interval)
     except ValueError as exc:
@@ -88,7 +99,7 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
         start, end = to_utc_timestamp(args.start), to_utc_timestamp(args.end)
     except (ValueError, TypeError) as exc:
         raise UserError(f"--start/--end: not a date ({str(exc).splitlines()[0]})") from None
-    if end < start:
+    if start is not None and end is not None and end < start:
         raise UserError(f"--end {end:%Y-%m-%d %H:%M} is before --start {start:%Y-%m-%d %H:%M}")
     return assets, start, end
 
@@ -137,87 +148,87 @@ def _print_import_notes(items, console: Console) -> None:
             console.print(f"{item.asset}: {item.path.name}: left out {left}", markup=False)
 
 
+def _store_files(args: argparse.Namespace, items: list, store: DataStore, console: Console) -> None:
+    from cryptorl.data.files import store_files
+
+    store_files(items, store, progress=not args.no_progress, replace=args.replace)
+    for item in items:
+        if item.replaced:
+            console.print(f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
+                          f"{', '.join(item.replaced)}")
+    _print_import_notes(items, console)
+
+
+def _fetch_metrics(args: argparse.Namespace, assets: list[str], start, end, store: DataStore,
+                   console: Console) -> dict[str, list[str]]:
+    """Coin Metrics or Santiment metrics into the store; ``{asset: metrics the source refused}``."""
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    kw = {"metrics": names, "progress": not args.no_progress, "replace": args.replace}
+    if args.source == "coinmetrics":
+        from cryptorl.data.coinmetrics import API_KEY_ENV
+        from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
+
+        if not os.environ.get(API_KEY_ENV):
+            console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
+        return {a: sorted(fetch_cm(store, a, start, end, interval=args.interval, **kw).refused) for a in assets}
+    from cryptorl.data.santiment import fetch_metrics, slug_for
+
+    slugs = _pairs(args.slugs, "--slugs")
+    for a in assets:
+        try:
+            slug_for(a, slugs)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if not os.environ.get("SANPY_APIKEY"):
+        console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
+    return {a: sorted(fetch_metrics(store, a, args.interval, start, end, slugs=slugs, **kw).refused) for a in assets}
+
+
+def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: DataStore) -> None:
+    """Bars from an exchange through ccxt into the store."""
+    ex_id = _exchange_id(args)
+    if ex_id is None:
+        raise UserError(f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
+                        "coinmetrics, demo or csv:PATH")
+    from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
+
+    try:
+        ex = make_exchange(ex_id)
+        check_timeframe(ex, args.interval)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for a in assets:
+        try:
+            fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
+                         progress=not args.no_progress, replace=args.replace)
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise UserError(str(exc)) from None
+
+
 def run(args: argparse.Namespace, console: Console) -> list[dict]:
     """Fetch or import as the arguments say; return the summary rows."""
     assets, start, end = _check(args)
-    progress = not args.no_progress
+    items = _read_csv(args, assets, start, end) if args.source.startswith("csv:") else None
     store = DataStore(args.store) if args.store else DataStore(default_root())
-    refused_now: dict[str, list[str]] = {a: [] for a in assets}
+    refused_now: dict[str, list[str]] = {}
     try:
-        source = args.source
-        if source == "demo":
+        if args.source == "demo":
             for a in assets:
                 market, metrics = demo_data(a, args.interval, start, end)
                 store.upsert_market(a, args.interval, market, "demo", replace=args.replace)
                 store.upsert_metrics(a, args.interval, metrics, "demo", replace=args.replace)
-        elif source.startswith("csv:"):
-            from cryptorl.data.files import import_path
-
-            if not source[len("csv:"):]:
-                raise UserError("--source csv: needs a path, e.g. csv:../shared/data/prices/daily")
-            path = Path(source[len("csv:"):]).expanduser()
-            if not path.exists():
-                raise UserError(f"--source {source}: no such file or folder")
-            items = import_path(path, store, assets=assets, interval=args.interval, progress=progress, replace=args.replace,
-                                include=_names(args.include), exclude=_names(args.exclude),
-                                allow_non_daily=args.allow_non_daily)
-            if not items:
-                raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
-            _print_import_notes(items, console)
-        elif source == "coinmetrics":
-            from cryptorl.data.coinmetrics import API_KEY_ENV
-            from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
-
-            if not os.environ.get(API_KEY_ENV):
-                console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
-            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-            for a in assets:
-                rep = fetch_cm(store, a, start, end, interval=args.interval, metrics=names, progress=progress,
-                               replace=args.replace)
-                refused_now[a] = sorted(rep.refused)
-        elif source == "santiment":
-            from cryptorl.data.santiment import fetch_metrics, slug_for
-
-            slugs = _pairs(args.slugs, "--slugs")
-            names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-            for a in assets:
-                try:
-                    slug_for(a, slugs)
-                except ValueError as exc:
-                    raise UserError(str(exc)) from None
-            if not os.environ.get("SANPY_APIKEY"):
-                console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
-            for a in assets:
-                rep = fetch_metrics(store, a, args.interval, start, end, metrics=names, slugs=slugs,
-                                    progress=progress, replace=args.replace)
-                refused_now[a] = sorted(rep.refused)
+        elif items is not None:
+            _store_files(args, items, store, console)
+        elif args.source in ("coinmetrics", "santiment"):
+            refused_now = _fetch_metrics(args, assets, start, end, store, console)
         else:
-            ex_id = _exchange_id(args)
-            if ex_id is None:
-                raise UserError(f"--source {source!r}: use binance, exchange, a ccxt exchange id, santiment, demo or csv:PATH")
-            from cryptorl.data.exchange import (
-                check_timeframe,
-                fetch_market,
-                make_exchange,
-            )
-
-            try:
-                ex = make_exchange(ex_id)
-                check_timeframe(ex, args.interval)
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-            for a in assets:
-                try:
-                    fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
-                                 progress=progress, replace=args.replace)
-                except ValueError as exc:
-                    if isinstance(exc, DataError):
-                        raise
-                    raise UserError(str(exc)) from None
+            _fetch_bars(args, assets, start, end, store)
         rows = []
         for a in assets:
             s = store.summary(a, args.interval, start, end)
-            s["refused"] = sorted(set(s["refused"]) | set(refused_now[a]))
+            s["refused"] = sorted(set(s["refused"]) | set(refused_now.get(a, [])))
             rows.append(s)
         _print_summary(rows, args, store, console)
         return rows
@@ -225,8 +236,30 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
         store.close()
 
 
+def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
+    """Read and validate the files of ``--source csv:PATH`` (nothing is written yet)."""
+    from cryptorl.data.files import read_path
+
+    source = args.source
+    if not source[len("csv:"):]:
+        raise UserError("--source csv: needs a path, e.g. csv:../shared/data/prices/daily")
+    path = Path(source[len("csv:"):]).expanduser()
+    if not path.exists():
+        raise UserError(f"--source {source}: no such file or folder")
+    items = read_path(path, assets=assets, interval=args.interval, progress=not args.no_progress, start=start,
+                      end=end, outliers=args.outliers, include=_names(args.include), exclude=_names(args.exclude),
+                      allow_non_daily=args.allow_non_daily)
+    if not items:
+        raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
+    empty = [i for i in items if i.kind == "market" and i.frame.empty]
+    if empty:
+        raise UserError(f"--source {source}: {empty[0].path.name} has no bars in --start/--end "
+                        f"({args.start or '-'} .. {args.end or '-'})")
+    return items
+
+
 def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console) -> None:
-    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {args.start} .. {args.end})")
+    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {args.start or 'all'} .. {args.end or 'all'})")
     for col in ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused"):
         table.add_column(col, justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
                          no_wrap=col != "metrics refused")
@@ -251,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
     console = wide_console()
     try:
-        run(args, console)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OutlierWarning)
+            run(args, console)
+        for w in caught:
+            if issubclass(w.category, OutlierWarning):
+                print(f"fetch_data: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except KeyboardInterrupt:
         print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

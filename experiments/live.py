@@ -26,7 +26,7 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from cryptorl.cli import UserError, command
+from cryptorl.cli import OneLineParser, UserError, command
 from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.live import (
     DemoBars,
@@ -54,7 +54,7 @@ STRATEGIES = ("equal", "demo-momentum")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.live",
         description="Trade a portfolio at every interval close: decide target weights, turn them into "
         "exchange orders and place each one once. PAPER TRADING by default (a simulated account in SQLite "
@@ -100,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-daily-turnover", type=float, default=None, help="refuse orders beyond this many QUOTE a UTC day")
     p.add_argument("--once", action="store_true", help="act on the last closed interval, then exit")
     p.add_argument("--now", default=None, help="with --once and paper trading: pretend it is this UTC time")
+    p.add_argument("--force", action="store_true",
+                   help="with --now: act even if it is earlier than the last bar the paper account has processed")
     p.add_argument("--live", action="store_true", help="send REAL orders (API keys from the environment)")
     p.add_argument("--yes-i-mean-live", action="store_true", help="confirm --live without the interactive prompt")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -190,9 +192,15 @@ def _store_data(args, exchange: Any, assets: list[str], modules: dict[str, Any],
     return prepare, data
 
 
+def _paper_path(args) -> Path:
+    return args.paper_db or Path("runs/live") / f"paper-{args.exchange}-{args.interval}.sqlite"
+
+
 def _paper(args, symbols: list[str]) -> PaperExchange:
-    path = args.paper_db or Path("runs/live") / f"paper-{args.exchange}-{args.interval}.sqlite"
-    if path.exists():
+    from cryptorl.live.paper import account_exists
+
+    path = _paper_path(args)
+    if account_exists(path):
         paper = PaperExchange(path, exchange_id=args.exchange, interval=args.interval, fee=args.fee)
         missing = [s for s in symbols if s not in paper.markets]
         if missing:
@@ -211,34 +219,10 @@ def _paper(args, symbols: list[str]) -> PaperExchange:
                          initial_balance={args.quote.upper(): args.initial_cash})
 
 
-def run(args: argparse.Namespace) -> int:
-    assets = _assets(args.assets)
-    try:
-        step = check_interval(args.interval)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if args.now is not None and (not args.once or args.live):
-        raise UserError("--now is for paper trading with --once only")
-    if args.history < 2:
-        raise UserError("--history must be at least 2 bars")
-    symbols = [f"{a}/{args.quote.upper()}" for a in assets]
-    portfolio_id = args.portfolio_id or f"{'-'.join(assets)}_{args.interval}"
-
-    if args.live:
-        try:
-            exchange = live_exchange(args.exchange, confirm=_confirm(args))
-        except PermissionError as exc:
-            raise UserError(str(exc)) from None
-        exchange.load_markets()
-        paper = None
-    else:
-        exchange = paper = _paper(args, symbols)
-
-    if args.data == "demo":
-        bars = DemoBars(args.interval)
-    else:
-        bars = ExchangeBars(exchange if args.live else public_exchange(args.exchange), args.interval, args.quote)
-
+def _decisions(args: argparse.Namespace, assets: list[str], exchange: Any, paper: PaperExchange | None, bars: Any,
+               step: pd.Timedelta) -> tuple[Callable, Callable[[pd.Timestamp], None]]:
+    """``(decide, prepare)``: the strategy's decision function and what runs before each decision
+    (the paper account's price feed, the store's catch-up for the Crypto Modules' data)."""
     prepare_steps: list[Callable[[pd.Timestamp], None]] = []
     if paper is not None:
         prepare_steps.append(paper_feeder(paper, bars, assets, args.quote, bars=min(args.history, 50)))
@@ -264,6 +248,41 @@ def run(args: argparse.Namespace) -> int:
         for step_fn in prepare_steps:
             step_fn(bar_time)
 
+    return decide, prepare_all
+
+
+def run(args: argparse.Namespace) -> int:
+    assets = _assets(args.assets)
+    try:
+        step = check_interval(args.interval)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.now is not None and (not args.once or args.live):
+        raise UserError("--now is for paper trading with --once only")
+    if args.history < 2:
+        raise UserError("--history must be at least 2 bars")
+    from cryptorl.validation import check_live_options
+
+    check_live_options(args, assets, _paper_path(args), models=args.models or default_root())
+    symbols = [f"{a}/{args.quote.upper()}" for a in assets]
+    portfolio_id = args.portfolio_id or f"{'-'.join(assets)}_{args.interval}"
+
+    if args.live:
+        try:
+            exchange = live_exchange(args.exchange, confirm=_confirm(args))
+        except PermissionError as exc:
+            raise UserError(str(exc)) from None
+        exchange.load_markets()
+        paper = None
+    else:
+        exchange = paper = _paper(args, symbols)
+
+    if args.data == "demo":
+        bars = DemoBars(args.interval)
+    else:
+        bars = ExchangeBars(exchange if args.live else public_exchange(args.exchange), args.interval, args.quote)
+
+    decide, prepare_all = _decisions(args, assets, exchange, paper, bars, step)
     trader = LiveTrader(
         decide, exchange, assets=assets, interval=args.interval, portfolio_id=portfolio_id,
         journal_path=args.journal, kill_switch_path=args.kill_switch, quote=args.quote,

@@ -21,13 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
+from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m experiments.train_cm", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -144,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
     from agents.pipeline import train_and_save
+    from cryptorl.validation import check_train_options
 
+    options = _config_from(args)
+    check_train_options(args, options)  # every option and output folder before any data or training
     try:
-        config = CMConfig(**_config_from(args))
+        config = CMConfig(**options)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)

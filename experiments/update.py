@@ -32,13 +32,14 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import UserError, add_gaps_argument, command, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_gaps_argument, command, parse_assets
+from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.update", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.update", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers, e.g. BTC,ETH,LINK")
     p.add_argument("--every", default="7d", help="retraining period, e.g. 7d, 12h (default 7d)")
@@ -64,37 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument("--max-runs", type=int, default=None,
                    help="stop the scheduler after N rounds of retraining (default: run until stopped)")
+    p.add_argument("--force", action="store_true",
+                   help="with --at: retrain even if TIME is earlier than what the model store has seen")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_arguments(p)
     return p
 
 
-@command("update")
-def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
-         sleep: Callable[[float], None] | None = None) -> int:
-    """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
-    args = build_parser().parse_args(argv)
-    from tqdm.auto import tqdm
-
-    from agents.crypto_module import CMConfig
-    from agents.updating import (
-        current_config,
-        history_bars,
-        parse_duration,
-        retrain,
-        run_round,
-        run_schedule,
-        utc_now,
-    )
-    from cryptorl.data import load_data
+def _options(args: argparse.Namespace) -> tuple[pd.Timedelta, pd.Timedelta, pd.Timedelta, pd.Timestamp | None]:
+    """``(every, window, val_window, at)`` from the flags; every bad value is a UserError."""
+    from agents.updating import parse_duration
     from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
-    from cryptorl.modelstore import ModelStore
 
-    assets = parse_assets(args.assets)
     try:
         every = parse_duration(args.every, "--every")
         window = parse_duration(args.window, "--window")
         val_window = parse_duration(args.val_window, "--val-window")
-        bar = interval_timedelta(args.interval)
+        interval_timedelta(args.interval)
         at = to_utc_timestamp(args.at) if args.at else None
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -104,36 +91,70 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
         raise UserError("--min-improvement must be a finite number")
     if at is not None and not args.now:
         raise UserError("--at only works with --now (the scheduler follows the real clock)")
-    if args.max_runs is not None and args.max_runs < 1:
-        raise UserError("--max-runs must be at least 1")
-    if args.timesteps is not None and args.timesteps < 1:
-        raise UserError("--timesteps must be positive")
-    store = ModelStore(args.models)
-    clock = clock or utc_now
+    for flag, value, low in (("--max-runs", args.max_runs, 1), ("--timesteps", args.timesteps, 1),
+                             ("--workers", args.workers, 1)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} must be at least {low}")
+    return every, window, val_window, at
+
+
+def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd.Timedelta):
+    """The round's work: every due asset's module trained at once (Ray tasks, or in process with
+    --workers 1) on the latest ``window`` of its data, with the store's recipe and the flags."""
+    from tqdm.auto import tqdm
+
+    from agents.crypto_module import CMConfig
+    from agents.updating import current_config, history_bars, retrain_all
+    from cryptorl.data import load_data
+    from cryptorl.data.frames import interval_timedelta
+
+    bar = interval_timedelta(args.interval)
     overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
                  if v is not None}
 
-    def recipe(asset: str) -> CMConfig:
+    def load(asset: str, now: pd.Timestamp):
         base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)
-        return replace(base, asset=asset, interval=args.interval, **overrides)
-
-    def job(asset: str, now: pd.Timestamp) -> Any:
-        config = recipe(asset)
+        config = replace(base, asset=asset, interval=args.interval, **overrides)
         start = now - window - (history_bars(config) + 2) * bar
         try:
             market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store,
                                         gaps=args.gaps)
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
-        if metrics is not None and metrics.shape[1] == 0:
-            metrics = None
-        decision = retrain(asset, market, metrics, config, store, window=window, now=now, validation=val_window,
-                           min_improvement=args.min_improvement, eval_freq=args.eval_freq)
-        tqdm.write(decision.summary())
-        return decision
+        return market, (metrics if metrics is not None and metrics.shape[1] else None), config
 
-    def progress(names: list[str]):
-        return tqdm(names, desc="retrain", unit="asset", disable=args.no_progress, leave=False)
+    def batch(names: list[str], now: pd.Timestamp) -> dict[str, Any]:
+        results = retrain_all(names, load, store, window=window, now=now, validation=val_window,
+                              min_improvement=args.min_improvement, eval_freq=args.eval_freq,
+                              workers=args.workers, address=args.address, progress=not args.no_progress)
+        for result in results.values():
+            if not isinstance(result, Exception):
+                tqdm.write(result.summary())
+        return results
+
+    return batch
+
+
+@command("update")
+def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
+         sleep: Callable[[float], None] | None = None) -> int:
+    """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
+    args = build_parser().parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from agents.updating import next_due, run_round, run_schedule, utc_now
+    from cryptorl.data.frames import to_utc_timestamp
+    from cryptorl.modelstore import ModelStore
+    from cryptorl.validation import check_update_options
+
+    assets = parse_assets(args.assets)
+    every, window, val_window, at = _options(args)
+    store = ModelStore(args.models)
+    check_update_options(args, store, assets, at)  # before anything is trained or written
+    batch = _batch(args, store, window, val_window)
+
+    def job(asset: str, now: pd.Timestamp) -> Any:  # rounds go through batch; kept for run_round's API
+        return batch([asset], now)[asset]
 
     def on_error(asset: str, exc: Exception) -> None:
         tqdm.write(f"error: {asset}: {exc}", file=sys.stderr)
@@ -141,25 +162,21 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     print(f"{', '.join(assets)} {args.interval}: window {args.window} (validation {args.val_window}), "
           f"min improvement {args.min_improvement:g}; model store {store.root}")
     if args.now:
-        now = at or to_utc_timestamp(clock())
-        results = run_round(store, progress(assets), args.interval, every, job, now, on_error=on_error)
+        now = at or to_utc_timestamp((clock or utc_now)())
+        results = run_round(store, assets, args.interval, every, job, now, on_error=on_error, batch=batch)
         failed = [a for a, r in results.items() if isinstance(r, Exception)]
         if failed:
-            print(f"error: retraining failed for {', '.join(failed)}", file=sys.stderr)
-            return 2
+            raise UserError(f"retraining failed for {', '.join(failed)}")
         return 0
 
     def on_round(now: pd.Timestamp, results: dict[str, Any]) -> None:
-        from agents.updating import next_due
-
         dues = [d for d in (next_due(store, a, args.interval) for a in assets) if d is not None]
-        nxt = min(dues)
-        print(f"next retrain due {nxt:%Y-%m-%d %H:%M} UTC")
+        print(f"next retrain due {min(dues):%Y-%m-%d %H:%M} UTC")
 
     print(f"scheduler: every {args.every}; Ctrl-C to stop")
     try:
-        run_schedule(store, assets, args.interval, every, job, clock=clock, sleep=sleep or _sleep,
-                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, progress=progress)
+        run_schedule(store, assets, args.interval, every, job, clock=clock or utc_now, sleep=sleep or _sleep,
+                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, batch=batch)
     except KeyboardInterrupt:
         print("stopped")
         return 130

@@ -36,6 +36,7 @@ import pandas as pd
 
 from cryptorl.cli import (
     DEMO_END,
+    OneLineParser,
     UserError,
     add_gaps_argument,
     command,
@@ -46,13 +47,14 @@ from cryptorl.cli import (
     parse_assets,
     print_table,
 )
+from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
+    p = OneLineParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
     p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None, help="report title (default 'Walk-forward <assets> (<interval>)')")
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_arguments(p)
     return p
 
 
@@ -113,9 +116,14 @@ def _print_segments(table: pd.DataFrame, assets: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.assets)
-    for name in ("timesteps", "eval_freq"):
-        if getattr(args, name) < 1:
+    for name in ("timesteps", "eval_freq", "workers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
+    from cryptorl.validation import check_costs, check_dir
+
+    check_costs(args)
+    check_dir(args.out, "--out")
+    check_dir(args.store, "--store")
 
     from agents.crypto_module import CMConfig
     from agents.updating import history_bars, parse_duration
@@ -136,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}")
         wf = run_walk_forward(markets, metrics, config, start=start, end=end, train_window=train_w,
                               val_window=val_w, step=args.step, eval_freq=args.eval_freq,
-                              slippage=args.slippage, progress=not args.no_progress)
+                              slippage=args.slippage, progress=not args.no_progress, workers=args.workers,
+                              address=args.address)
     except ValueError as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     table = wf.segment_table()

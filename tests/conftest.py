@@ -36,3 +36,14 @@ def store(tmp_path):
     s = DataStore(tmp_path / "store")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance with 2 CPUs for every test that needs Ray, shut down at the end."""
+    ray = pytest.importorskip("ray")
+    from cryptorl import parallel
+
+    parallel.ensure_ray(workers=2)
+    yield ray
+    parallel.shutdown()

@@ -23,7 +23,6 @@ from agents.evaluation import (
 )
 from agents.evaluation.runner import trades
 from cryptorl.modelstore import ModelStore
-from cryptorl.parallel import run_tasks
 from experiments import evaluate as evaluate_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,22 +78,6 @@ def test_walk_forward_windows_follow_each_other():
         assert w.train[1] < w.validation[0] <= w.validation[1] < w.backtest[0]
 
 
-def _square(x: int) -> int:
-    if x == 3:
-        raise ValueError("three is\nnot allowed")
-    return x * x
-
-
-def test_run_tasks_keeps_order_and_reports_failures():
-    out = run_tasks(_square, [1, 2, 3, 4], labels=["a", "b", "c", "d"])
-    assert [o.label for o in out] == ["a", "b", "c", "d"]
-    assert [o.value for o in out] == [1, 4, None, 16]
-    assert [o.ok for o in out] == [True, True, False, True]
-    assert out[2].error == "ValueError: three is not allowed"
-    with pytest.raises(ValueError, match="labels"):
-        run_tasks(_square, [1], labels=["a", "b"])
-
-
 def test_trades_counts_position_changes_before_the_last_decision():
     assert trades(pd.Series([0.0, 1.0, 1.0, 0.0, 1.0])) == 2  # in at 1, out at 3; the last is not traded
     assert trades(pd.Series([1.0, 1.0, 1.0])) == 1
@@ -140,7 +123,7 @@ def test_the_future_after_validation_does_not_change_training(tmp_path):
 @pytest.mark.slow
 def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
     out = tmp_path / "eval"
-    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress"]) == 0
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "2 assets x 1 seeds x 2 configs x 1 windows = 4 modules" in printed
     for name in ("report.md", "portfolios.csv", "cms.csv", "targets.csv", "runs.csv", "cumulative_w1_btc_eth.png"):
@@ -167,10 +150,10 @@ def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
     # Resumable: nothing is left to train; a second run reuses the modules (same figures).
     assert training_jobs(protocol, data, out)[0] == []
     before = (out / "runs.csv").read_text()
-    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress"]) == 0
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     assert (out / "runs.csv").read_text() == before
     # Validation scoring goes to its own folder and never needs the backtest range.
-    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--score-on", "validation"]) == 0
+    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1", "--score-on", "validation"]) == 0
     assert "Scored on the validation ranges" in (out / "validation" / "report.md").read_text()
 
 

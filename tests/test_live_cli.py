@@ -40,7 +40,7 @@ def test_paper_run_once_places_then_fills_at_the_next_close(tmp_path, markets_fi
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--strategy", "equal", "--live"], "BINANCE_API_KEY and BINANCE_SECRET"),
+    [(["--strategy", "equal", "--live", "--data", "exchange"], "BINANCE_API_KEY and BINANCE_SECRET"),
      (["--strategy", "equal", "--interval", "5h"], "does not divide the UTC day"),
      (["--strategy", "equal", "--now", "2024-03-01"], "--now is for paper trading with --once"),
      (["--models", "MODELS", "--once"], "no trained Crypto Module for BTC at 1d"),
@@ -146,7 +146,7 @@ def test_live_flag_sends_real_orders_only_when_confirmed(tmp_path, markets_file,
     monkeypatch.setattr(cli, "live_exchange", lambda name, confirm: sim.install(real(name, confirm=confirm)))
     monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
     monkeypatch.setenv("BINANCE_SECRET", SECRET)
-    args = _args(tmp_path, markets_file, "--strategy", "equal", "--live", "--once")
+    args = _args(tmp_path, markets_file, "--strategy", "equal", "--live", "--once", "--data", "exchange")
     assert cli.main(args) == 2  # no terminal to confirm in, no --yes-i-mean-live
     assert "needs a confirmation" in capsys.readouterr().err and sim.orders == []
     assert cli.main([*args, "--yes-i-mean-live"]) == 0

@@ -230,7 +230,7 @@ def test_scheduler_records_a_failed_job_and_goes_on(tmp_path):
 
 # -- the command line ----------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cli_now_end_to_end(tmp_path, capsys):
+def test_cli_now_end_to_end(tmp_path, capsys, ray_local):  # both assets trained at once on Ray
     models = tmp_path / "models"
     argv = ["--assets", "BTC,ETH", "--now", "--at", "2022-06-01", "--timesteps", "256", "--eval-freq", "256",
             "--models", str(models), "--no-progress"]
@@ -264,7 +264,7 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
 def test_cli_scheduler_with_a_fake_clock_resumes_after_restart(tmp_path, capsys):
     models = tmp_path / "models"
     argv = ["--assets", "BTC", "--every", "7d", "--timesteps", "256", "--eval-freq", "256", "--models", str(models),
-            "--no-progress"]
+            "--no-progress", "--workers", "1"]
     clock = FakeClock("2022-06-01")
     assert cli.main([*argv, "--max-runs", "2"], clock=clock, sleep=clock.sleep) == 0
     store = ModelStore(models)

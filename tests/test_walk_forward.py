@@ -66,7 +66,7 @@ def test_plan_partitions_the_range_and_trains_before_each_segment(offset, length
 
 # -- end to end ----------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cli_end_to_end_two_assets_three_segments(tmp_path, capsys):
+def test_cli_end_to_end_two_assets_three_segments(tmp_path, capsys, ray_local):  # modules trained on Ray
     out = tmp_path / "wf"
     argv = ["--assets", "BTC,ETH", "--start", "2022-06-01", "--end", "2022-08-29", "--step", "30d",
             "--timesteps", "512", "--eval-freq", "256", "--out", str(out), "--no-progress"]
@@ -136,7 +136,7 @@ def test_no_look_ahead_across_segments():
     data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in assets}
     cfg = CMConfig(timesteps=256)
     kw = {"start": "2022-06-01", "end": "2022-07-20", "train_window": "300d", "val_window": "45d",
-          "step": "30d", "eval_freq": 256, "progress": False}
+          "step": "30d", "eval_freq": 256, "progress": False, "workers": 1}
     base = run_walk_forward({a: d[0] for a, d in data.items()}, {a: d[1] for a, d in data.items()}, cfg, **kw)
     s2 = base.segments[1].segment.start
     assert s2 == utc("2022-07-01")

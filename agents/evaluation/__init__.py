@@ -74,7 +74,7 @@ def evaluate(protocol: Protocol, out: str | Path, *, data: Data | None = None, s
     """
     out = Path(out)
     data = load_markets(protocol, store, progress=progress) if data is None else data
-    outcomes, _ = train_all(protocol, data, out, workers=workers, address=address)
+    outcomes, _ = train_all(protocol, data, out, workers=workers, address=address, progress=progress)
     failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
     if failed:
         raise RuntimeError(f"{len(failed)} training(s) failed, first: {failed[0]}")

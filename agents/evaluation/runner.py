@@ -122,11 +122,11 @@ def train_job(job: TrainJob) -> dict[str, float]:
 
 
 def train_all(protocol: Protocol, data: Data, out: Path, *, workers: int | None = None,
-              address: str | None = None) -> tuple[list[TaskOutcome], int]:
+              address: str | None = None, progress: bool = True) -> tuple[list[TaskOutcome], int]:
     """Train every missing module of the protocol; returns the outcomes and the count skipped."""
     jobs, skipped = training_jobs(protocol, data, out)
     outcomes = run_tasks(train_job, jobs, labels=[j.label for j in jobs], workers=workers, address=address,
-                         desc="training") if jobs else []
+                         desc="training", progress=progress) if jobs else []
     return outcomes, skipped
 
 

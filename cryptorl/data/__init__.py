@@ -21,7 +21,7 @@ from .frames import (
     validate_market,
     validate_metrics,
 )
-from .store import DataStore, GapPolicy
+from .store import DataStore, GapPolicy, default_root
 
 SOURCES = ("demo", "store", "csv:PATH")
 
@@ -77,6 +77,11 @@ def load_data(
                              "(python -m experiments.fetch_data --source santiment), then load with source='store'")
         raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
     owned = not isinstance(store, DataStore)
+    if owned and source == "store":
+        root = Path(store) if store is not None else default_root()
+        if not (root / "prices.sqlite").is_file():
+            raise DataError(asset, f"no {interval} market data: there is no data store in {root} (fill it with "
+                                   "python -m experiments.fetch_data, or give --store)")
     st = DataStore(store) if owned else store
     try:
         if source.startswith("csv:"):

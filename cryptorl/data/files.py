@@ -21,6 +21,8 @@ keep their own dates (e.g. every three days); they are stored at ``metrics_inter
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,10 +34,13 @@ from tqdm.auto import tqdm
 
 from .frames import (
     OHLCV,
+    OUTLIER_Z,
     DataError,
     Gap,
+    check_outliers,
     find_gaps,
     interval_seconds,
+    to_utc_timestamp,
     validate_market,
     validate_metrics,
 )
@@ -43,6 +48,8 @@ from .onchain import asset_from_names, read_metrics_table, sniff_text
 from .resample import can_resample, resample_market
 from .store import DataStore
 
+MAX_INPUT_ENV = "CRYPTORL_MAX_INPUT_MB"
+DEFAULT_MAX_INPUT_MB = 512
 CSV_SUFFIXES = {".csv", ".txt", ".zip"}  # .zip: Binance's public kline dumps (one CSV inside)
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 FEATHER_SUFFIXES = {".feather", ".ftr"}  # freqtrade's default data format
@@ -79,10 +86,37 @@ class ImportedFile:
     originals: dict[str, str] = field(default_factory=dict)  # metric -> its name in the file
     skipped: dict[str, str] = field(default_factory=dict)  # column -> why it was not imported
     paths: list[Path] = field(default_factory=list)  # every file merged into this one (Binance dumps)
+    sha256: str = ""  # of the file's content (of the files' hashes for merged dumps)
+    replaced: list[str] = field(default_factory=list)  # sources this file replaced in the store
+
+    @property
+    def source(self) -> str:
+        """The source tag stored with the rows: the file name and its content hash, so a changed file
+        with the same name is another source (a conflict that needs ``replace=True``)."""
+        return f"file:{self.path.name}#sha256:{self.sha256[:16]}"
 
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+
+def max_input_bytes() -> int:
+    """The largest input file read: ``$CRYPTORL_MAX_INPUT_MB`` megabytes (default 512)."""
+    text = os.environ.get(MAX_INPUT_ENV, "").strip()
+    try:
+        mb = float(text) if text else DEFAULT_MAX_INPUT_MB
+    except ValueError:
+        raise DataError(None, f"${MAX_INPUT_ENV}={text!r} is not a number of megabytes") from None
+    return int(mb * 2**20)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def parse_name(stem: str) -> tuple[str, str | None, str | None] | None:
@@ -219,14 +253,25 @@ def read_file(
     include: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
     allow_non_daily: bool = False,
+    outliers: str = "warn",
+    outlier_z: float = OUTLIER_Z,
 ) -> ImportedFile:
     """Read and validate one file (nothing is stored). Raises :class:`DataError` naming the file.
 
     ``include`` / ``exclude`` / ``allow_non_daily`` choose the columns of a metrics table (see
-    :func:`cryptorl.data.onchain.read_metrics_table`)."""
+    :func:`cryptorl.data.onchain.read_metrics_table`). Files larger than :func:`max_input_bytes`
+    are refused before they are read. Market files are checked for suspicious returns
+    (:func:`~cryptorl.data.frames.check_outliers`): ``outliers`` is ``"warn"``, ``"error"`` or ``"ignore"``."""
     path = Path(path)
     named = parse_name(path.stem)
     guess = asset or (named[0] if named else None)
+    try:
+        size, limit = path.stat().st_size, max_input_bytes()
+    except OSError as exc:
+        raise DataError(guess, f"cannot read file ({_short(exc)})", str(path)) from None
+    if size > limit:
+        raise DataError(guess, f"file is {size / 2**20:,.0f} MB, over the {limit / 2**20:,.0f} MB input limit; split it "
+                               f"or raise ${MAX_INPUT_ENV}", str(path))
     try:
         frame, layout = _read_table(path)
     except DataError as err:
@@ -259,6 +304,7 @@ def read_file(
                 if iv is None:
                     raise DataError(who, "cannot tell the bar interval; put it in the file name (BTC_1d.csv) or pass interval=")
             clean = validate_market(frame, who, iv, allow_gaps=True)
+            check_outliers(clean, who, z=outlier_z, action=outliers)
         else:
             iv = iv or "1d"
             clean = validate_metrics(frame, who, iv, allow_gaps=True)
@@ -268,7 +314,7 @@ def read_file(
         raise DataError(who, str(exc), str(path)) from None
     gaps = find_gaps(clean.index, iv) if kind == "market" else []
     return ImportedFile(path, kind, layout, who.upper(), iv, clean, gaps=gaps, originals=originals, skipped=skipped,
-                        paths=[path])
+                        paths=[path], sha256=file_sha256(path))
 
 
 def resample_file(item: ImportedFile, interval: str) -> ImportedFile:
@@ -279,7 +325,7 @@ def resample_file(item: ImportedFile, interval: str) -> ImportedFile:
         raise DataError(item.asset, err.problem, str(item.path)) from None
     return ImportedFile(item.path, "market", item.layout, item.asset, interval, res.frame,
                         gaps=find_gaps(res.frame.index, interval), resampled_from=item.interval,
-                        incomplete=res.incomplete, paths=item.paths)
+                        incomplete=res.incomplete, paths=item.paths, sha256=item.sha256)
 
 
 def _merge(items: list[ImportedFile]) -> ImportedFile:
@@ -290,8 +336,10 @@ def _merge(items: list[ImportedFile]) -> ImportedFile:
         clean = validate_market(frame, first.asset, first.interval, allow_gaps=True)
     except DataError as err:
         raise DataError(first.asset, err.problem, f"{first.path.parent}, {err.where}" if err.where else str(first.path.parent)) from None
+    digest = hashlib.sha256("".join(sorted(i.sha256 for i in items)).encode()).hexdigest()
     return ImportedFile(first.path, "market", first.layout, first.asset, first.interval, clean,
-                        gaps=find_gaps(clean.index, first.interval), paths=[p for i in items for p in i.paths])
+                        gaps=find_gaps(clean.index, first.interval), paths=[p for i in items for p in i.paths],
+                        sha256=digest)
 
 
 def _short(exc: BaseException) -> str:
@@ -351,8 +399,14 @@ def read_path(
     exclude: Iterable[str] | None = None,
     allow_non_daily: bool = False,
     progress: bool = False,
+    start=None,
+    end=None,
+    outliers: str = "warn",
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (nothing is stored).
+
+    ``start`` / ``end`` keep only the rows in ``[start, end]`` (bar open times, UTC); ``outliers``
+    as in :func:`read_file`.
 
     ``asset`` names the asset of every file (else file and folder names do); ``assets`` keeps
     only those assets; ``interval`` keeps only market files at that interval, or, where an asset
@@ -364,6 +418,7 @@ def read_path(
     """
     if interval is not None:
         interval_seconds(interval)
+    lo, hi = to_utc_timestamp(start), to_utc_timestamp(end)
     keep = {a.strip().upper() for a in assets} if assets is not None else None
     paths = find_files(root)
     if keep is not None and asset is None:  # cheap filter on the names before parsing the files
@@ -375,7 +430,7 @@ def read_path(
         named = parse_name(path.stem)
         own = named[2] if named and named[2] else interval
         item = read_file(path, asset=asset, interval=own, metrics_interval=metrics_interval,
-                         include=include, exclude=exclude, allow_non_daily=allow_non_daily)
+                         include=include, exclude=exclude, allow_non_daily=allow_non_daily, outliers=outliers)
         if keep is not None and item.asset not in keep:
             continue
         if item.kind == "metrics" and not item.frame.shape[1]:
@@ -399,6 +454,12 @@ def read_path(
         if interval is not None and item.interval != interval:
             item = resample_file(item, interval)
         merged.append(item)
+    if lo is not None or hi is not None:
+        for item in merged:
+            t = item.frame.index
+            inside = (t >= lo if lo is not None else True) & (t <= hi if hi is not None else True)
+            item.frame = item.frame[inside]
+            item.gaps = find_gaps(item.frame.index, item.interval) if item.kind == "market" else []
     return merged
 
 
@@ -416,14 +477,38 @@ def import_path(
     source: str | None = None,
     progress: bool = False,
     replace: bool = False,
+    start=None,
+    end=None,
+    outliers: str = "warn",
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (see :func:`read_path`), then upsert each one
-    (one transaction per file, source ``file:<name>``). Returns the files with the rows each wrote
-    (0 on a re-import). ``replace=True`` lets a file replace a series stored from another source."""
+    (one transaction per file, source ``file:<name>#sha256:<content hash>``). Returns the files with
+    the rows each wrote (0 on a re-import). A file whose content changed since it was imported is
+    another source: refused (nothing written) unless ``replace=True``, which replaces the series;
+    ``ImportedFile.replaced`` names the sources replaced."""
     items = read_path(root, asset=asset, assets=assets, interval=interval, metrics_interval=metrics_interval,
-                      include=include, exclude=exclude, allow_non_daily=allow_non_daily, progress=progress)
+                      include=include, exclude=exclude, allow_non_daily=allow_non_daily, progress=progress,
+                      start=start, end=end, outliers=outliers)
+    return store_files(items, store, source=source, progress=progress, replace=replace)
+
+
+def store_files(items: list[ImportedFile], store: DataStore, *, source: str | None = None, progress: bool = False,
+                replace: bool = False) -> list[ImportedFile]:
+    """Upsert files read by :func:`read_path` (see :func:`import_path`); every conflict with stored
+    sources is found before the first write."""
+    for item in items:
+        src = source or item.source
+        if item.kind == "market":
+            item.replaced = store.sources("prices", item.asset, item.interval, exclude=src)
+        else:
+            item.replaced = sorted({s for m in item.frame.columns
+                                    for s in store.sources("metrics", item.asset, item.interval, exclude=src, metric=m)})
+        if item.replaced and not replace:
+            raise DataError(item.asset, f"{item.interval} {item.kind} from {item.path.name} would replace data stored "
+                                        f"from {item.replaced[0]!r} (a different file or source); use --replace "
+                                        "(replace=True) or another store", f"store {store.root}")
     for item in tqdm(items, desc="importing", unit="file", disable=not progress, leave=False):
-        src = source or f"file:{item.path.name}"
+        src = source or item.source
         if item.kind == "market":
             item.written = store.upsert_market(item.asset, item.interval, item.frame, src, replace=replace)
         else:
@@ -442,4 +527,5 @@ __all__ = [
     "read_file",
     "read_path",
     "resample_file",
+    "store_files",
 ]

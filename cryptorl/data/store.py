@@ -222,6 +222,18 @@ class DataStore:
             sql, args = sql + " AND metric = ?", args + [metric]
         return [r[0] for r in conn.execute(sql + " LIMIT 3", args)]
 
+    def sources(self, kind: str, asset: str, interval: str, *, exclude: str | None = None,
+                metric: str | None = None) -> list[str]:
+        """The sources stored for ``asset`` at ``interval`` (``kind`` ``"prices"`` or ``"metrics"``; one
+        ``metric`` only if given), except ``exclude``."""
+        table = "prices" if self._db(kind) is self._prices else "metrics"
+        sql, args = f"SELECT DISTINCT source FROM {table} WHERE asset = ? AND interval = ?", [_asset(asset), _interval(interval)]
+        if exclude is not None:
+            sql, args = sql + " AND source != ?", args + [exclude]
+        if metric is not None:
+            sql, args = sql + " AND metric = ?", args + [metric]
+        return sorted(r[0] for r in self._db(kind).execute(sql, args))
+
     def _log_coverage(self, conn: sqlite3.Connection, asset: str, interval: str, source: str, covered: Covered) -> None:
         series, c_from, c_to = covered
         a, b = _epoch(c_from, 0), _epoch(c_to, 0)

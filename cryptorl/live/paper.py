@@ -50,6 +50,19 @@ def _iso_ms(ms: int | None) -> str | None:
     return None if ms is None else _from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+def account_exists(path: str | Path) -> bool:
+    """Whether ``path`` holds a paper account that was set up (an empty or half-created file does not)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    db = connect(path)
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None \
+            and db.execute("SELECT 1 FROM meta WHERE key='markets'").fetchone() is not None
+    finally:
+        db.close()
+
+
 class PaperExchange:
     """Simulated spot account persisted in SQLite; ccxt-unified methods for the executor.
 
@@ -82,14 +95,26 @@ class PaperExchange:
         initial_balance: Mapping[str, float] | None = None,
     ):
         self.path = Path(path)
+        new = not account_exists(self.path)
+        settings = (markets, exchange_id or "binance", interval, 0.001 if fee is None else fee,
+                    initial_balance if initial_balance is not None else _DEFAULT_CASH)
+        if new:  # every setting checked before the file is created: a refused account leaves nothing
+            self._check_new(*settings)
+        created = not self.path.exists()
         self._db = connect(self.path)
-        self._create_tables()
-        meta = self._meta()
-        if not meta:
-            self._initialise(markets, exchange_id or "binance", interval, 0.001 if fee is None else fee,
-                             initial_balance if initial_balance is not None else _DEFAULT_CASH)
+        try:
+            self._create_tables()
             meta = self._meta()
-        else:
+            if not meta:
+                self._initialise(*settings)
+                meta = self._meta()
+        except BaseException:
+            self._db.close()
+            if created:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            raise
+        if not new:
             stored = {"exchange_id": meta["exchange_id"], "interval": meta["interval"], "fee": float(meta["fee"])}
             for name, given in (("exchange_id", exchange_id), ("interval", interval), ("fee", fee)):
                 if given is not None and given != stored[name]:
@@ -130,6 +155,17 @@ class PaperExchange:
             db.execute("CREATE TABLE IF NOT EXISTS equity (time INTEGER PRIMARY KEY, value REAL NOT NULL)")
 
     def _initialise(self, markets, exchange_id, interval, fee, balance) -> None:
+        self._check_new(markets, exchange_id, interval, fee, balance)
+        with self._tx() as db:
+            for key, value in (("markets", json.dumps(dict(markets), default=str)), ("exchange_id", exchange_id),
+                               ("interval", interval), ("fee", repr(float(fee))),
+                               ("created_at", pd.Timestamp.now(tz="UTC").isoformat())):
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            for code, amount in balance.items():
+                db.execute("INSERT INTO balances (currency, total) VALUES (?, ?)", (code.upper(), float(amount)))
+
+    def _check_new(self, markets, exchange_id, interval, fee, balance) -> None:
+        """The settings of a new account (raises ``ValueError`` naming the bad one)."""
         if not markets:
             raise ValueError(f"paper account {self.path} does not exist yet: give the market definitions (ccxt markets)")
         if interval is None:
@@ -142,13 +178,6 @@ class PaperExchange:
         for code, amount in balance.items():
             if not math.isfinite(float(amount)) or float(amount) < 0:
                 raise ValueError(f"[{code}] initial balance must be >= 0, got {amount!r}")
-        with self._tx() as db:
-            for key, value in (("markets", json.dumps(dict(markets), default=str)), ("exchange_id", exchange_id),
-                               ("interval", interval), ("fee", repr(float(fee))),
-                               ("created_at", pd.Timestamp.now(tz="UTC").isoformat())):
-                db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
-            for code, amount in balance.items():
-                db.execute("INSERT INTO balances (currency, total) VALUES (?, ?)", (code.upper(), float(amount)))
 
     def _meta(self) -> dict[str, str]:
         return {r["key"]: r["value"] for r in self._db.execute("SELECT key, value FROM meta")}

@@ -1,0 +1,315 @@
+"""Hyper-parameter search for Crypto Modules: Optuna on the validation ranges, trials on Ray.
+
+* The **objective** of a trial is the mean, over the assets and the seeds, of the best validation
+  Sortino ratio that training keeps (:class:`agents.training.ValidationCallback`). Each asset's
+  data are cut at the end of its validation range before anything is trained: the backtest range
+  is never seen, so it stays out of sample for the tuned recipe.
+* **Pruning**: every validation the callback computes is reported to Optuna as an intermediate
+  value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``); the
+  median pruner (or ASHA) stops trials that fall behind.
+* **Sampler**: TPE. The driver asks the study for trials, their training runs as
+  :func:`cryptorl.parallel.run_tasks` tasks (one CPU each, on a local Ray instance or a cluster),
+  each task re-attaches to the study through its storage to report intermediate values, and the
+  driver tells the study the results. The storage (a SQLite file by default; PostgreSQL for
+  workers on several machines) holds the whole study: a run that is stopped resumes where it was
+  with the same ``--storage`` and study name.
+* :func:`best_config` is the YAML mapping ``python -m experiments.train_cm --config`` takes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from cryptorl.parallel import TaskOutcome, run_tasks
+
+from .crypto_module import CMConfig
+from .training import Split, train_crypto_module
+
+NO_SORTINO = -10.0  # the score of a run without a validation Sortino (e.g. no downside at all)
+PRUNERS = ("median", "asha", "none")
+
+
+# -- the search space ------------------------------------------------------------------------------
+def suggest_hyperparams(trial: optuna.Trial, algo: str) -> dict[str, Any]:
+    """The SB3 hyper-parameters of a trial, for ``algo`` (the rest keep the module's defaults)."""
+    hp: dict[str, Any] = {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        "gamma": trial.suggest_float("gamma", 0.3, 0.99),
+    }
+    if algo == "ppo":
+        hp["gae_lambda"] = trial.suggest_float("gae_lambda", 0.8, 0.99)
+        hp["n_epochs"] = trial.suggest_int("n_epochs", 2, 8)
+        hp["clip_range"] = trial.suggest_float("clip_range", 0.1, 0.3)
+        hp["ent_coef"] = trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True)
+    elif algo == "a2c":
+        hp["ent_coef"] = trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True)
+    else:  # dqn, qrdqn
+        hp["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.1, 0.5)
+        hp["target_update_interval"] = trial.suggest_categorical("target_update_interval", [100, 250, 500])
+        hp["batch_size"] = trial.suggest_categorical("batch_size", [64, 128, 256])
+    return hp
+
+
+# -- what every trial trains -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AssetData:
+    """One asset's data, cut at the end of its validation range, and its train / validation split."""
+
+    market: pd.DataFrame
+    metrics: pd.DataFrame | None
+    split: Split
+
+
+def validation_data(market: pd.DataFrame, metrics: pd.DataFrame | None, split: Split) -> AssetData:
+    """The data a trial may use: everything up to the end of the validation range, nothing later."""
+    end = split.validation[1]
+    cut_metrics = metrics[metrics.index <= end] if metrics is not None else None
+    return AssetData(market[market.index <= end], cut_metrics, Split(split.train, split.validation))
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """The recipe every trial varies (``base``: the CM config; its ``asset`` is replaced per asset)."""
+
+    data: Mapping[str, AssetData]
+    base: CMConfig
+    seeds: tuple[int, ...] = (0,)
+    eval_freq: int = 2_000
+
+    def runs(self) -> list[tuple[str, int]]:
+        """(asset, seed) of every training of a trial, in the order they run."""
+        return [(asset, seed) for asset in self.data for seed in self.seeds]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial as a task: where its study lives, which trial it is, what it trains."""
+
+    storage: str
+    study_name: str
+    trial_id: int
+    number: int
+    hyperparams: dict[str, Any]
+    spec: TuneSpec
+    pruner: str = "median"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    value: float | None  # the objective (None when pruned)
+    pruned: bool = False
+    runs: dict[str, float] = field(default_factory=dict)  # "ASSET seed S" -> best validation Sortino
+
+
+def run_score(best_score: float) -> float:
+    return best_score if math.isfinite(best_score) else NO_SORTINO
+
+
+def run_trial(task: TrialTask) -> TrialResult:
+    """Train every (asset, seed) of a trial with its hyper-parameters; report to the study as it goes.
+
+    A top-level function: what Ray ships to a worker. Pruning ends the trial early (``pruned``).
+    """
+    study = optuna.load_study(study_name=task.study_name, storage=task.storage, pruner=make_pruner(task.pruner))
+    trial = optuna.trial.Trial(study, task.trial_id)
+    spec = task.spec
+    finished: list[float] = []
+    runs: dict[str, float] = {}
+    reported: set[int] = set()
+    try:
+        for k, (asset, seed) in enumerate(spec.runs()):
+            d = spec.data[asset]
+            config = replace(spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams})
+            best = [-math.inf]
+
+            def report(row: dict[str, float], offset: int = k * config.timesteps, best: list[float] = best) -> None:
+                best[0] = max(best[0], run_score(row["Sortino"]))
+                step = offset + int(row["timesteps"])
+                if step not in reported:  # the evaluation at the end of training may repeat the last step
+                    reported.add(step)
+                    trial.report(sum([*finished, best[0]]) / (len(finished) + 1), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+            _, callback = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq,
+                                              on_evaluate=report)
+            finished.append(run_score(callback.best_score))
+            runs[f"{asset} seed {seed}"] = finished[-1]
+    except optuna.TrialPruned:
+        return TrialResult(None, pruned=True, runs=runs)
+    return TrialResult(sum(finished) / len(finished), runs=runs)
+
+
+# -- the study ---------------------------------------------------------------------------------------
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}: choose among {', '.join(PRUNERS)}")
+
+
+def open_study(study_name: str, storage: str, *, pruner: str = "median", seed: int | None = 0) -> optuna.Study:
+    """The study in ``storage`` (created, or loaded to resume), maximising the validation Sortino."""
+    if storage.startswith("sqlite:///"):
+        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+                                pruner=make_pruner(pruner))
+    # A resumed study must not replay the proposals of its first run: the seed moves on with the trials.
+    study.sampler = optuna.samplers.TPESampler(seed=None if seed is None else seed + len(study.trials))
+    return study
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed and pruned trials: what counts towards ``n_trials``."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def tune(spec: TuneSpec, study: optuna.Study, storage: str, n_trials: int, *, pruner: str = "median",
+         workers: int | None = None, address: str | None = None, progress: bool = True,
+         on_trial: Callable[[optuna.trial.FrozenTrial, TaskOutcome[TrialResult]], None] | None = None,
+         ) -> optuna.Study:
+    """Run trials until ``study`` has ``n_trials`` finished (completed or pruned) ones.
+
+    ``study`` lives in ``storage`` (see :func:`open_study`; ``pruner`` is the name it was opened with).
+    Trials run in batches of as many as can run at once (``workers``, else the CPUs of the Ray
+    instance), each batch through :func:`cryptorl.parallel.run_tasks`. A trial that raises is
+    marked failed (and does not count); if a whole batch fails, a ValueError says why. If the run
+    is interrupted, the trials in flight are marked failed and the study stays usable: calling
+    again resumes it. Finished trials from earlier runs count, so a resumed run does only the rest.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    batch = _slots(workers, address)
+    while (done := len(finished_trials(study))) < n_trials:
+        trials = [study.ask() for _ in range(min(batch, n_trials - done))]
+        try:
+            tasks = [TrialTask(storage, study.study_name, t._trial_id, t.number,
+                               suggest_hyperparams(t, spec.base.algo), spec, pruner) for t in trials]
+            outcomes = run_tasks(run_trial, tasks, labels=[f"trial {t.number}" for t in trials], workers=workers,
+                                 address=address, desc=f"trials {done + 1}-{done + len(trials)} of {n_trials}",
+                                 progress=progress)
+        except BaseException:  # interrupted: nothing is left RUNNING in the storage
+            for t in trials:
+                study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
+        for t, outcome in zip(trials, outcomes, strict=True):
+            if not outcome.ok:
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
+            elif outcome.value.pruned:
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            else:
+                t.set_user_attr("runs", outcome.value.runs)
+                study.tell(t, outcome.value.value)
+            if on_trial is not None:
+                on_trial(study.trials[t.number], outcome)
+        if not any(o.ok for o in outcomes):
+            raise ValueError("every trial of the batch failed: " + "; ".join(f"{o.label}: {o.error}" for o in outcomes))
+    return study
+
+
+def _slots(workers: int | None, address: str | None) -> int:
+    """How many trials to run at once."""
+    if workers is not None:
+        return workers
+    import ray
+
+    from cryptorl.parallel import ensure_ray
+
+    ensure_ray(None, address)
+    return max(1, int(ray.cluster_resources().get("CPU", os.cpu_count() or 1)))
+
+
+# -- results -----------------------------------------------------------------------------------------
+def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
+    """The best trial's recipe as the mapping ``train_cm --config`` reads (``asset`` for one asset)."""
+    best = study.best_trial
+    base = spec.base
+    out: dict[str, Any] = {}
+    if len(spec.data) == 1:
+        out["asset"] = next(iter(spec.data))
+    out.update(interval=base.interval, algo=base.algo, timesteps=base.timesteps, window=base.window,
+               n_envs=base.n_envs, episode_length=base.episode_length, fee=base.fee, execution=base.execution,
+               eval_freq=spec.eval_freq,
+               hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)})
+    return out
+
+
+def _hyperparams_of(trial: optuna.trial.FrozenTrial, algo: str) -> dict[str, Any]:
+    """The trial's SB3 hyper-parameters (its params under the names :func:`suggest_hyperparams` gives)."""
+    fixed = optuna.trial.FixedTrial(trial.params)
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in suggest_hyperparams(fixed, algo).items()}
+
+
+def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Path]:
+    """best.yml (for ``train_cm --config``), trials.csv and the study's plots in ``out``.
+
+    Each file is written beside its final name and renamed into place: nothing half-written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+    from optuna.visualization import matplotlib as ovm
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"config": out / "best.yml", "trials": out / "trials.csv"}
+    _atomic_text(paths["config"], yaml.safe_dump(best_config(study, spec), sort_keys=False))
+    _atomic_text(paths["trials"], study.trials_dataframe().to_csv(index=False))
+    plots: list[tuple[str, Callable[[], Any]]] = [
+        ("optimization_history", lambda: ovm.plot_optimization_history(study)),
+        ("param_importances", lambda: ovm.plot_param_importances(study)),
+    ]
+    import warnings
+
+    for name, plot in plots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+            try:
+                ax = plot()
+            except (ValueError, RuntimeError) as exc:  # e.g. importances need two completed trials
+                warnings.warn(f"{name} plot skipped: {exc}", stacklevel=2)
+                continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(8, 4.5)
+        fig.tight_layout()
+        tmp = out / f".{name}.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, out / f"{name}.png")
+        paths[name] = out / f"{name}.png"
+    return paths
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def default_storage(out: Path) -> str:
+    """``sqlite:///<out>/study.db``: the study's storage beside its report."""
+    return f"sqlite:///{(out / 'study.db').as_posix()}"
+
+
+def asset_data(markets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]],
+               splits: Mapping[str, Split]) -> dict[str, AssetData]:
+    """:func:`validation_data` for every asset."""
+    return {a: validation_data(m, x, splits[a]) for a, (m, x) in markets.items()}
+
+
+__all__ = ["NO_SORTINO", "PRUNERS", "AssetData", "TrialResult", "TrialTask", "TuneSpec", "asset_data", "best_config",
+           "default_storage", "finished_trials", "make_pruner", "open_study", "run_trial", "suggest_hyperparams",
+           "tune", "validation_data", "write_report"]

@@ -1,0 +1,156 @@
+"""Hyper-parameter search for Crypto Modules: Optuna (TPE, pruning) on the validation ranges, trials on Ray.
+
+    python -m experiments.tune --asset BTC --trials 50                       # demo market, PPO
+    python -m experiments.tune --assets BTC,ETH,LINK --trials 50 --seeds 3   # shared hyper-parameters
+    python -m experiments.tune --asset BTC --trials 200 --address auto \\
+        --storage postgresql://user:pass@db-host/optuna                      # a cluster, a shared study
+    python -m experiments.train_cm --asset BTC --config reports/tune/tune_BTC_1d_ppo/best.yml
+
+Each trial trains one module per asset and seed (--seeds N: seeds 0..N-1) with the hyper-parameters
+TPE proposes, and scores the mean best validation Sortino. The data are split as train_cm splits
+them (--train-months / --val-months / --backtest-months) and cut at the end of the validation range
+before training: the backtest range is never used, so it stays out of sample for the tuned recipe.
+Every validation during training is reported to Optuna, and the median pruner (or --pruner asha)
+stops trials that fall behind. Trials run as Ray tasks (one CPU each, all cores by default;
+--workers 1 runs them in this process, --address joins a cluster).
+
+The study lives in --storage (default sqlite:///<out>/study.db): run the same command again
+(same --storage and --study-name) to resume an interrupted search or to add trials; several
+machines can work on one study through a PostgreSQL storage. Written to --out (default
+reports/tune/<study name>): best.yml (the best recipe, for train_cm --config), trials.csv,
+optimization_history.png and param_importances.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptorl.cli import (
+    OneLineParser,
+    UserError,
+    add_data_arguments,
+    command,
+    load_for_cli,
+    one_line,
+    parse_assets,
+    print_table,
+)
+from cryptorl.parallel import add_parallel_arguments
+
+DESCRIPTION = __doc__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m experiments.tune", description=DESCRIPTION,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--asset", help="tune one crypto's module, e.g. BTC")
+    which.add_argument("--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK")
+    add_data_arguments(p)
+    p.add_argument("--trials", type=int, default=50, help="finished trials the study should have (default 50)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (default 1)")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default ppo)")
+    p.add_argument("--timesteps", type=int, default=30_000, help="training timesteps per module (default 30000)")
+    p.add_argument("--eval-freq", type=int, default=2000, help="validate (and report to the pruner) every N timesteps "
+                                                               "(default 2000)")
+    p.add_argument("--n-envs", type=int, default=64, help="parallel training episodes per module (default 64)")
+    p.add_argument("--episode-length", type=int, default=64, help="training episode length in bars (default 64)")
+    p.add_argument("--window", type=int, default=30, help="observation window in bars (default 30)")
+    p.add_argument("--train-months", type=float, default=15, help="training months (default 15)")
+    p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
+    p.add_argument("--backtest-months", type=float, default=7,
+                   help="backtest months, left out of the search (default 7)")
+    p.add_argument("--pruner", default="median", choices=["median", "asha", "none"], help="default median")
+    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    p.add_argument("--study-name", default=None, help="default tune_<assets>_<interval>_<algo>")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default sqlite:///<out>/study.db; postgresql://... for several machines)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default reports/tune/<study name>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_parallel_arguments(p)
+    return p
+
+
+def _validation_data(args: argparse.Namespace, assets: list[str], interval: str) -> dict:
+    """Each asset's data cut at its validation end (the backtest range is never loaded into a trial)."""
+    from agents.training import paper_split
+    from agents.tuning import validation_data
+
+    data = {}
+    for asset in assets:
+        market, metrics = load_for_cli(args, asset, interval)
+        split = paper_split(market.index, args.train_months, args.val_months, args.backtest_months)
+        data[asset] = validation_data(market, metrics, split)
+        (t0, t1), (v0, v1) = split.train, split.validation
+        print(f"{asset} {interval}: train {t0:%Y-%m-%d} .. {t1:%Y-%m-%d}, validation {v0:%Y-%m-%d} .. {v1:%Y-%m-%d}"
+              f" (backtest from {split.backtest[0]:%Y-%m-%d} left out)")
+    return data
+
+
+def on_trial(trial, outcome) -> None:
+    """One line per finished trial."""
+    if not outcome.ok:
+        what = f"failed: {outcome.error}"
+    elif outcome.value.pruned:
+        what = "pruned"
+    else:
+        what = f"validation Sortino {outcome.value.value:.3f}"
+    print(f"trial {trial.number}: {what}  {trial.params}", flush=True)
+
+
+@command("tune")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    assets = parse_assets(args.asset or args.assets)
+    for name in ("trials", "seeds", "timesteps", "eval_freq", "n_envs", "episode_length", "window", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+
+    from agents.crypto_module import CMConfig
+    from agents.tuning import TuneSpec, default_storage, open_study, tune, write_report
+
+    interval = args.interval or "1d"
+    try:
+        base = CMConfig(asset=assets[0], interval=interval, algo=args.algo, timesteps=args.timesteps,
+                        window=args.window, n_envs=args.n_envs, episode_length=args.episode_length)
+    except ValueError as exc:
+        raise UserError(one_line(exc)) from None
+    study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{args.algo}"
+    out: Path = args.out or Path("reports/tune") / study_name
+    storage = args.storage or default_storage(out)
+
+    data = _validation_data(args, assets, interval)
+    spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq)
+
+    try:
+        study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)
+    except Exception as exc:  # a bad URL, an unreachable database, a missing driver
+        raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
+    print(f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
+          f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial")
+
+    try:
+        tune(spec, study, storage, args.trials, pruner=args.pruner, workers=args.workers, address=args.address,
+             progress=not args.no_progress, on_trial=on_trial)
+    except ValueError as exc:
+        raise UserError(one_line(exc)) from None
+    except KeyboardInterrupt:
+        print(f"interrupted; the study is kept in {storage}: run the same command to resume", file=sys.stderr)
+        return 130
+
+    paths = write_report(study, spec, out)
+    best = study.best_trial
+    print_table(f"Best trial {best.number} of {len(study.trials)}: mean validation Sortino {best.value:.3f}",
+                ["parameter", "value"], [[k, f"{v:.4g}" if isinstance(v, float) else str(v)]
+                                         for k, v in best.params.items()])
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    print(f"train it: python -m experiments.train_cm --asset {assets[0]} --config {paths['config']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Hyper-parameter search: validation data only, a usable config, resuming from the storage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from agents.crypto_module import CMConfig
+from agents.training import paper_split
+from agents.tuning import (
+    TrialTask,
+    TuneSpec,
+    best_config,
+    finished_trials,
+    open_study,
+    run_trial,
+    suggest_hyperparams,
+    tune,
+    validation_data,
+)
+from cryptorl.data import load_data
+from experiments import train_cm
+from experiments import tune as cli
+
+TINY = {"timesteps": 256, "n_envs": 8, "episode_length": 32, "window": 10}
+DEMO = ("2021-01-01", "2022-09-30")
+
+
+@pytest.fixture(scope="module")
+def btc():
+    market, metrics = load_data("BTC", "1d", *DEMO, source="demo")
+    return market, metrics, paper_split(market.index)
+
+
+def _spec(btc, **kw) -> TuneSpec:
+    market, metrics, split = btc
+    return TuneSpec({"BTC": validation_data(market, metrics, split)}, CMConfig(asset="BTC", **TINY), (0,), 128, **kw)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "qrdqn"])
+def test_search_space_builds_a_module_config(algo):
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
+    hp = suggest_hyperparams(study.ask(), algo)
+    assert 1e-4 <= hp["learning_rate"] <= 3e-3 and 0.3 <= hp["gamma"] <= 0.99
+    CMConfig(algo=algo, hyperparams=hp).algo_kwargs()  # accepted by the module's config
+
+
+def test_validation_data_ends_with_the_validation_range(btc):
+    market, metrics, split = btc
+    d = validation_data(market, metrics, split)
+    assert d.market.index[-1] == split.validation[1].floor("D") and d.metrics.index[-1] <= split.validation[1]
+    assert d.split.backtest is None and len(d.market) < len(market)
+
+
+def _trial_value(storage, spec, params):
+    study = open_study("leak", storage, pruner="none")
+    study.enqueue_trial(params)
+    trial = study.ask()
+    hp = suggest_hyperparams(trial, "ppo")
+    return run_trial(TrialTask(storage, "leak", trial._trial_id, trial.number, hp, spec, "none"))
+
+
+@pytest.mark.slow
+def test_the_backtest_range_does_not_move_the_objective(tmp_path, btc):
+    market, metrics, split = btc
+    later = market.index > split.validation[1]
+    changed = market.copy()
+    rng = np.random.default_rng(0)
+    for col in ("open", "high", "low", "close"):
+        changed.loc[later, col] = changed.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
+    changed_metrics = metrics.copy()
+    changed_metrics.loc[changed_metrics.index > split.validation[1]] = 123.0
+    params = {"learning_rate": 1e-3, "gamma": 0.9, "gae_lambda": 0.9, "n_epochs": 2, "clip_range": 0.2,
+              "ent_coef": 1e-4}
+    a = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _spec(btc), params)
+    spec_b = TuneSpec({"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", **TINY), (0,), 128)
+    b = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", spec_b, params)
+    assert a.value == b.value and a.runs == b.runs and math.isfinite(a.value)
+
+
+@pytest.mark.slow
+def test_study_resumes_from_its_storage_after_an_interrupt(tmp_path, btc):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = _spec(btc)
+    study = tune(spec, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
+    first = [(t.number, t.params, t.value) for t in finished_trials(study)]
+    assert len(first) == 2
+    # killed in the middle of a trial: asked, never told (RUNNING in the storage)
+    open_study("s", storage).ask()
+    resumed = open_study("s", storage, pruner="none")
+    tune(spec, resumed, storage, 4, pruner="none", workers=1, progress=False)
+    done = finished_trials(open_study("s", storage))
+    assert len(done) == 4 and [(t.number, t.params, t.value) for t in done][:2] == first
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 4  # the sampler went on, no repeats
+    for t in done:  # every validation was reported to the pruner: at 128 and 256 steps (+ the final one)
+        assert sorted(t.intermediate_values) == [128, 256] and t.user_attrs["runs"]["BTC seed 0"] == t.value
+
+
+@pytest.mark.slow
+def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, capsys, ray_local):
+    out = tmp_path / "tune"
+    argv = ["--asset", "BTC", "--source", "demo", "--trials", "4", "--timesteps", "256", "--eval-freq", "128", "--n-envs", "8",
+            "--episode-length", "32", "--window", "10", "--start", DEMO[0], "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "backtest from" in printed and "Best trial" in printed
+    for name in ("best.yml", "trials.csv", "optimization_history.png", "param_importances.png", "study.db"):
+        assert (out / name).is_file(), name
+    config = yaml.safe_load((out / "best.yml").read_text())
+    study = optuna.load_study(study_name="tune_BTC_1d_ppo", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(finished_trials(study)) == 4
+    assert config["hyperparams"]["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
+    assert config == best_config(study, _spec_from(config))
+    # the config trains a module as it is
+    assert train_cm.main(["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0], "--no-save",
+                          "--tensorboard-log", "", "--no-progress"]) == 0
+    assert "best validation" in capsys.readouterr().out
+
+
+def _spec_from(config) -> TuneSpec:
+    base = CMConfig(**{k: v for k, v in config.items() if k not in ("eval_freq", "hyperparams")})
+    return TuneSpec({"BTC": None}, base, (0,), config["eval_freq"])
+
+
+def test_cli_user_errors(tmp_path, capsys):
+    for argv, message in [
+        (["--asset", "BTC", "--trials", "0"], "--trials must be at least 1"),
+        (["--assets", "BTC,BTC"], "twice"),
+        (["--asset", "BTC", "--interval", "7x"], ""),
+        (["--asset", "BTC", "--storage", "nosuchdb://x", "--timesteps", "8"], "cannot open the Optuna storage"),
+    ]:
+        assert cli.main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "tune: error: " in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "best.yml").exists()
+
+
+def test_best_config_of_a_portfolio_wide_study_has_no_asset_and_fits_cmconfig():
+    study = optuna.create_study(direction="maximize")
+    for value, lr in ((1.0, 1e-3), (2.0, 2e-4)):
+        study.enqueue_trial({"learning_rate": lr, "gamma": 0.5, "exploration_fraction": 0.2,
+                             "target_update_interval": 250, "batch_size": 64})
+        trial = study.ask()
+        suggest_hyperparams(trial, "dqn")
+        study.tell(trial, value)
+    base = CMConfig(algo="dqn", hyperparams={"buffer_size": 1000}, **TINY)
+    config = best_config(study, TuneSpec({"BTC": None, "ETH": None}, base, (0, 1), 64))
+    assert "asset" not in config and config["algo"] == "dqn" and config["eval_freq"] == 64
+    assert config["hyperparams"] == {"buffer_size": 1000, "learning_rate": 2e-4, "gamma": 0.5,
+                                     "exploration_fraction": 0.2, "target_update_interval": 250, "batch_size": 64}
+    CMConfig(asset="ETH", **{k: v for k, v in config.items() if k != "eval_freq"})
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+class _Interrupting(TuneSpec):
+    """A spec whose first training is interrupted (Ctrl-C) before it starts."""
+
+    def runs(self):
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_trials_in_flight_failed_and_the_rerun_finishes(tmp_path, btc):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = _spec(btc)
+    stopped = _Interrupting(spec.data, spec.base, spec.seeds, spec.eval_freq)
+    with pytest.raises(KeyboardInterrupt):
+        tune(stopped, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
+    states = [t.state for t in open_study("s", storage).trials]
+    assert states == [optuna.trial.TrialState.FAIL]  # nothing left RUNNING
+    study = tune(spec, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
+    assert len(finished_trials(study)) == 2 and len(study.trials) == 3
