@@ -38,7 +38,7 @@ def btc():
 
 def _spec(btc, **kw) -> TuneSpec:
     market, metrics, split = btc
-    return TuneSpec({"BTC": validation_data(market, metrics, split)}, CMConfig(asset="BTC", **TINY), (0,), 128, **kw)
+    return TuneSpec({"BTC": validation_data(market, metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128, **kw)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "qrdqn"])
@@ -77,7 +77,7 @@ def test_the_backtest_range_does_not_move_the_objective(tmp_path, btc):
     params = {"learning_rate": 1e-3, "gamma": 0.9, "gae_lambda": 0.9, "n_epochs": 2, "clip_range": 0.2,
               "ent_coef": 1e-4}
     a = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _spec(btc), params)
-    spec_b = TuneSpec({"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", **TINY), (0,), 128)
+    spec_b = TuneSpec({"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128)
     b = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", spec_b, params)
     assert a.value == b.value and a.runs == b.runs and math.isfinite(a.value)
 
