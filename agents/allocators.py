@@ -275,5 +275,16 @@ def _cap_weights(w: np.ndarray, cap: float) -> np.ndarray:
 
 ALLOCATORS: dict[str, type[RollingAllocator]] = {
     cls.name: cls
-    for cls in (MeanVariance, MaxSharpe, MinVariance, MinCVaR, MaxSortino, MeanDownside, RiskParity, Momentum, EqualWeight, BuyAndHold)
+    for cls in (
+        MeanVariance,
+        MaxSharpe,
+        MinVariance,
+        MinCVaR,
+        MaxSortino,
+        MeanDownside,
+        RiskParity,
+        Momentum,
+        EqualWeight,
+        BuyAndHold,
+    )
 }

@@ -163,7 +163,9 @@ def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bo
     return check_weights(weights, what="weights")
 
 
-def hold_targets(targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFrame, times: pd.DatetimeIndex) -> np.ndarray:
+def hold_targets(
+    targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFrame, times: pd.DatetimeIndex
+) -> np.ndarray:
     """Rows for ``times``: the target at a rebalance time, the drifted holding in between.
 
     ``targets`` maps rebalance times to rows ``[cash, *assets]``. Before the first target the
@@ -187,7 +189,9 @@ def hold_targets(targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFram
     return out
 
 
-def drawdown_overlay(weights: pd.DataFrame, closes: pd.DataFrame, *, limit: float = 0.10, cooldown: int = 20) -> pd.DataFrame:
+def drawdown_overlay(
+    weights: pd.DataFrame, closes: pd.DataFrame, *, limit: float = 0.10, cooldown: int = 20
+) -> pd.DataFrame:
     """The diffusion-transformer paper's maximum-drawdown target as a risk overlay: move to cash when it is hit.
 
     The overlay follows the value of the overlaid portfolio (gross of fees, from the weights

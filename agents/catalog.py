@@ -56,7 +56,9 @@ def make_agents(
         if name == "lstm":
             out[name] = lstm
         elif name == "attention_lstm":
-            out[name] = AttentionLSTMForecaster(hidden=(8, 8) if fast else (128, 64), use_metrics=use_metrics, config=cfg, **small)
+            out[name] = AttentionLSTMForecaster(
+                hidden=(8, 8) if fast else (128, 64), use_metrics=use_metrics, config=cfg, **small
+            )
         elif name == "transformer":
             kw = dict(d_model=8, heads=2, layers=1, ff=16) if fast else {}
             out[name] = TransformerForecaster(use_metrics=use_metrics, config=cfg, **small, **kw)

@@ -34,10 +34,15 @@ BENCHMARK = "buy_and_hold"
 DEMO_SPLIT = ("2022-02-28", "2022-03-01", "2022-09-30")  # the paper's backtest range
 
 
-
-def default_split(index: pd.DatetimeIndex, source: str, test_fraction: float = 0.3) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+def default_split(
+    index: pd.DatetimeIndex, source: str, test_fraction: float = 0.3
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
     """``(train_end, start, end)``: the paper's range on demo data, else the last 30 % of the bars."""
-    if source == "demo" and index[0] <= to_utc_timestamp(DEMO_SPLIT[0]) and index[-1] >= to_utc_timestamp(DEMO_SPLIT[2]):
+    if (
+        source == "demo"
+        and index[0] <= to_utc_timestamp(DEMO_SPLIT[0])
+        and index[-1] >= to_utc_timestamp(DEMO_SPLIT[2])
+    ):
         return tuple(to_utc_timestamp(d) for d in DEMO_SPLIT)
     k = int(len(index) * (1 - test_fraction))
     return index[k - 1], index[k], index[-1]

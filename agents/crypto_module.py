@@ -41,16 +41,41 @@ ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qr
 
 # Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "ppo": {"n_steps": 8, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-3, "gamma": 0.5,
-            "gae_lambda": 0.9, "ent_coef": 0.0, "clip_range": 0.2},
+    "ppo": {
+        "n_steps": 8,
+        "batch_size": 256,
+        "n_epochs": 4,
+        "learning_rate": 1e-3,
+        "gamma": 0.5,
+        "gae_lambda": 0.9,
+        "ent_coef": 0.0,
+        "clip_range": 0.2,
+    },
     "a2c": {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.0},
-    "dqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-            "gamma": 0.5, "train_freq": 1, "gradient_steps": 2, "target_update_interval": 250,
-            "exploration_fraction": 0.3, "exploration_final_eps": 0.02},
-    "qrdqn": {"learning_rate": 5e-4, "buffer_size": 50_000, "learning_starts": 500, "batch_size": 128,
-              "gamma": 0.5, "train_freq": 1, "gradient_steps": 2, "target_update_interval": 250,
-              "exploration_fraction": 0.3,
-              "exploration_final_eps": 0.02},
+    "dqn": {
+        "learning_rate": 5e-4,
+        "buffer_size": 50_000,
+        "learning_starts": 500,
+        "batch_size": 128,
+        "gamma": 0.5,
+        "train_freq": 1,
+        "gradient_steps": 2,
+        "target_update_interval": 250,
+        "exploration_fraction": 0.3,
+        "exploration_final_eps": 0.02,
+    },
+    "qrdqn": {
+        "learning_rate": 5e-4,
+        "buffer_size": 50_000,
+        "learning_starts": 500,
+        "batch_size": 128,
+        "gamma": 0.5,
+        "train_freq": 1,
+        "gradient_steps": 2,
+        "target_update_interval": 250,
+        "exploration_fraction": 0.3,
+        "exploration_final_eps": 0.02,
+    },
 }
 ON_POLICY = {"ppo", "a2c"}
 # The market features of the default configuration (the best of the validation screen in
@@ -144,18 +169,35 @@ class _SpacesEnv(gym.Env):
 
 
 def policy_kwargs(algo: str, extractor: type, features_dim: int) -> dict[str, Any]:
-    kw: dict[str, Any] = {"features_extractor_class": extractor, "features_extractor_kwargs": {"features_dim": features_dim}}
+    kw: dict[str, Any] = {
+        "features_extractor_class": extractor,
+        "features_extractor_kwargs": {"features_dim": features_dim},
+    }
     kw["net_arch"] = dict(pi=[64], vf=[64]) if algo in ON_POLICY else [64]
     return kw
 
 
-def build_algo(algo: str, env, extractor: type, features_dim: int, *, seed: int | None = None,
-               tensorboard_log: str | None = None, hyperparams: dict[str, Any] | None = None,
-               device: str = "cpu") -> BaseAlgorithm:
+def build_algo(
+    algo: str,
+    env,
+    extractor: type,
+    features_dim: int,
+    *,
+    seed: int | None = None,
+    tensorboard_log: str | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> BaseAlgorithm:
     """An SB3 algorithm with the paper's CNN extractor (what training and loading both use)."""
     return ALGOS[algo](
-        "MlpPolicy", env, policy_kwargs=policy_kwargs(algo, extractor, features_dim), seed=seed,
-        tensorboard_log=tensorboard_log, device=resolve_device(device), verbose=0, **(hyperparams or {}),
+        "MlpPolicy",
+        env,
+        policy_kwargs=policy_kwargs(algo, extractor, features_dim),
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        device=resolve_device(device),
+        verbose=0,
+        **(hyperparams or {}),
     )
 
 
@@ -168,9 +210,17 @@ def _bar_interval(market: pd.DataFrame) -> pd.Timedelta | None:
 class CryptoModule:
     """A trained Crypto Module (see the module docstring)."""
 
-    def __init__(self, config: CMConfig, dru: DataRefinementUnit, sam: BaseAlgorithm,
-                 eam: BaseAlgorithm | None = None, *, ranges: dict[str, tuple[str, str]] | None = None,
-                 validation: dict[str, float] | None = None, folder: Path | None = None):
+    def __init__(
+        self,
+        config: CMConfig,
+        dru: DataRefinementUnit,
+        sam: BaseAlgorithm,
+        eam: BaseAlgorithm | None = None,
+        *,
+        ranges: dict[str, tuple[str, str]] | None = None,
+        validation: dict[str, float] | None = None,
+        folder: Path | None = None,
+    ):
         self.config, self.dru, self.sam, self.eam = config, dru, sam, eam
         self.ranges = ranges or {}
         self.validation = validation or {}
@@ -217,9 +267,7 @@ class CryptoModule:
         have = set(metrics.columns) if metrics is not None else set()
         missing = [m for m in need if m not in have]
         if missing:
-            raise ModelStoreError(
-                f"[{self.asset}] the data lacks metric(s) {missing} that this module was trained on"
-            )
+            raise ModelStoreError(f"[{self.asset}] the data lacks metric(s) {missing} that this module was trained on")
 
     def features(self, market: pd.DataFrame, metrics: pd.DataFrame | None) -> pd.DataFrame | None:
         """The module's external observation rows: refined metrics (DRU output) and the
@@ -232,15 +280,30 @@ class CryptoModule:
             return None
         return eam_signals(self.eam, market, features, self.config)
 
-    def env(self, market: pd.DataFrame, metrics: pd.DataFrame | None, *, start=None, end=None,
-            episode_length: int | None = None) -> CryptoModuleEnv:
+    def env(
+        self,
+        market: pd.DataFrame,
+        metrics: pd.DataFrame | None,
+        *,
+        start=None,
+        end=None,
+        episode_length: int | None = None,
+    ) -> CryptoModuleEnv:
         """The SAM's environment over ``market`` with this module's features."""
         self.check_data(market, metrics)
         feats = self.features(market, metrics)
         return CryptoModuleEnv(
-            market, feats, asset=self.asset, interval=self.interval, window=self.config.window,
-            fee=self.config.fee, execution=self.config.execution, start=start, end=end,
-            episode_length=episode_length, signals=self.signals(market, feats),
+            market,
+            feats,
+            asset=self.asset,
+            interval=self.interval,
+            window=self.config.window,
+            fee=self.config.fee,
+            execution=self.config.execution,
+            start=start,
+            end=end,
+            episode_length=episode_length,
+            signals=self.signals(market, feats),
         )
 
     # -- decisions -----------------------------------------------------------------------------
@@ -264,8 +327,11 @@ class CryptoModule:
         lo = env.first_step if start is None else max(env.first_step, int(index.searchsorted(to_utc_timestamp(start))))
         hi = len(index) if end is None else int(index.searchsorted(to_utc_timestamp(end), side="right"))
         if hi <= lo:
-            raise DataError(self.asset, f"no complete observation in {start} .. {end}: the first one is at "
-                                        f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}")
+            raise DataError(
+                self.asset,
+                f"no complete observation in {start} .. {end}: the first one is at "
+                f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}",
+            )
         crypto = np.clip(self._actions(env.obs_tensor[lo:hi]), 0.0, 1.0)
         return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=index[lo:hi])
 
@@ -294,8 +360,10 @@ class CryptoModule:
             "config": asdict(self.config),
             "algorithm": self.config.algo,
             "hyperparameters": self.config.algo_kwargs(),
-            "network": {"sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels})",
-                        "eam": f"EAMCNN(features_dim={self.config.features_dim})" if self.eam is not None else None},
+            "network": {
+                "sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels})",
+                "eam": f"EAMCNN(features_dim={self.config.features_dim})" if self.eam is not None else None,
+            },
             "feature_spec": {
                 "observation_shape": list(obs.shape),
                 "action_space": str(self.sam.action_space),
@@ -336,8 +404,9 @@ class CryptoModule:
         return cls(config, dru, sam, eam, ranges=ranges, validation=manifest.get("validation", {}), folder=folder)
 
 
-def module_features(dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None,
-                    config: CMConfig) -> pd.DataFrame | None:
+def module_features(
+    dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig
+) -> pd.DataFrame | None:
     """DRU output beside ``config.features`` (market features); None when both are empty."""
     feats = dru.transform(market, metrics, asset=config.asset)
     if config.features:
@@ -346,8 +415,13 @@ def module_features(dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.D
 
 
 def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path: Path) -> BaseAlgorithm:
-    model = build_algo(algo, _SpacesEnv(obs_space, act_space), extractor, config.features_dim,
-                       hyperparams=_load_safe_kwargs(algo, config))
+    model = build_algo(
+        algo,
+        _SpacesEnv(obs_space, act_space),
+        extractor,
+        config.features_dim,
+        hyperparams=_load_safe_kwargs(algo, config),
+    )
     try:
         model.set_parameters(str(path), exact_match=True, device="cpu")
     except Exception as exc:  # a zip that is not what the manifest says
@@ -374,8 +448,15 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
     The EAM observes its own position, so its actions are computed in order; bars before its
     first complete observation get the neutral signal 0.
     """
-    env = SignalEnv(market, features, asset=config.asset, interval=config.interval, window=config.window,
-                    fee=config.fee, execution=config.execution)
+    env = SignalEnv(
+        market,
+        features,
+        asset=config.asset,
+        interval=config.interval,
+        window=config.window,
+        fee=config.fee,
+        execution=config.execution,
+    )
     obs, _ = env.reset()
     actions = []
     done = False

@@ -89,16 +89,25 @@ class TrainResult:
 
 def train_job(job: TrainJob) -> TrainResult:
     """Run a :class:`TrainJob` (a top-level function: what Ray ships to a worker)."""
-    module, callback = train_crypto_module(job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq,
-                                           tensorboard_log=job.tensorboard_log)
+    module, callback = train_crypto_module(
+        job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq, tensorboard_log=job.tensorboard_log
+    )
     return TrainResult(PackedModule.pack(module), callback.history, float(callback.best_score))
 
 
-def train_many(jobs: Sequence[TrainJob], *, workers: int | None = None, address: str | None = None,
-               progress: bool = True) -> list[TaskOutcome[TrainResult]]:
+def train_many(
+    jobs: Sequence[TrainJob], *, workers: int | None = None, address: str | None = None, progress: bool = True
+) -> list[TaskOutcome[TrainResult]]:
     """Train every job through :func:`cryptorl.parallel.run_tasks` (labels: asset and seed)."""
-    return run_tasks(train_job, jobs, labels=[j.label for j in jobs], workers=workers, address=address,
-                     desc="train", progress=progress)
+    return run_tasks(
+        train_job,
+        jobs,
+        labels=[j.label for j in jobs],
+        workers=workers,
+        address=address,
+        desc="train",
+        progress=progress,
+    )
 
 
 @dataclass(frozen=True)
@@ -136,10 +145,27 @@ def window_job(job: WindowJob) -> WindowResult:
     """Run a :class:`WindowJob` (a top-level function: what Ray ships to a worker)."""
     from .updating import fit_on_window
 
-    fit = fit_on_window(job.asset, job.market, job.metrics, job.config, now=job.now, train=job.train,
-                        validation=job.validation, eval_freq=job.eval_freq, max_lag=job.max_lag)
+    fit = fit_on_window(
+        job.asset,
+        job.market,
+        job.metrics,
+        job.config,
+        now=job.now,
+        train=job.train,
+        validation=job.validation,
+        eval_freq=job.eval_freq,
+        max_lag=job.max_lag,
+    )
     return WindowResult(PackedModule.pack(fit.module), fit.split, fit.data_end)
 
 
-__all__ = ["PackedModule", "TrainJob", "TrainResult", "WindowJob", "WindowResult", "train_job", "train_many",
-           "window_job"]
+__all__ = [
+    "PackedModule",
+    "TrainJob",
+    "TrainResult",
+    "WindowJob",
+    "WindowResult",
+    "train_job",
+    "train_many",
+    "window_job",
+]

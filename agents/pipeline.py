@@ -57,16 +57,18 @@ def train_and_save(
     backtest it against buy-and-hold on the split's backtest range, log that to TensorBoard and
     save it in the model store ``models`` (unless ``save=False``)."""
     split = split or paper_split(market.index)
-    module, callback = train_crypto_module(market, metrics, config, split, eval_freq=eval_freq,
-                                           tensorboard_log=tensorboard_log, progress_bar=progress_bar)
+    module, callback = train_crypto_module(
+        market, metrics, config, split, eval_freq=eval_freq, tensorboard_log=tensorboard_log, progress_bar=progress_bar
+    )
     results: dict[str, BacktestResult] = {}
     if split.backtest is not None:
         b0, b1 = split.backtest
         cm = policy_backtest(module, market, metrics, b0, b1)
         hold = cm.weights.assign(cash=0.0, **{config.asset: 1.0})
         results[f"CM {config.asset} ({config.algo.upper()})"] = cm
-        results[f"Buy & hold {config.asset}"] = backtest(hold, {config.asset: market}, interval=config.interval,
-                                                        fee=config.fee, execution=config.execution)
+        results[f"Buy & hold {config.asset}"] = backtest(
+            hold, {config.asset: market}, interval=config.interval, fee=config.fee, execution=config.execution
+        )
         if tensorboard_log:
             _log_backtest(module, results)
     folder = None
@@ -117,8 +119,11 @@ def train_missing(
         config = CMConfig(asset=asset, interval=interval, **dict(overrides or {}))
         jobs.append(TrainJob(market, metrics, config, paper_split(market.index), eval_freq, tensorboard_log))
     outcomes = train_many(jobs, workers=workers, address=address, progress=progress)
-    saved = {job.config.asset: o.value.module().save(store, note=f"seed {job.config.seed}")
-             for job, o in zip(jobs, outcomes) if o.ok}
+    saved = {
+        job.config.asset: o.value.module().save(store, note=f"seed {job.config.seed}")
+        for job, o in zip(jobs, outcomes)
+        if o.ok
+    }
     raise_failures(outcomes, "training")
     return saved
 

@@ -47,8 +47,9 @@ def _store(models: ModelStore | str | Path | None) -> ModelStore:
     return models if isinstance(models, ModelStore) else ModelStore(models)
 
 
-def missing_modules(assets: Iterable[str], models: ModelStore | str | Path | None = None,
-                    interval: str = "1d") -> list[str]:
+def missing_modules(
+    assets: Iterable[str], models: ModelStore | str | Path | None = None, interval: str = "1d"
+) -> list[str]:
     """The assets (upper-cased) that have no promoted CM at ``interval`` in the store."""
     store = _store(models)
     return [a.upper() for a in assets if store.current(a.upper(), interval) is None]
@@ -67,8 +68,9 @@ def load_module(asset: str, models: ModelStore | str | Path | None = None, inter
     return CryptoModule.load(folder)
 
 
-def load_portfolio(assets: Iterable[str], models: ModelStore | str | Path | None = None, interval: str = "1d",
-                   *, start=None, end=None) -> Portfolio:
+def load_portfolio(
+    assets: Iterable[str], models: ModelStore | str | Path | None = None, interval: str = "1d", *, start=None, end=None
+) -> Portfolio:
     """A :class:`Portfolio` of the store's current CMs for ``assets`` on ``interval`` bars.
 
     ``start``/``end`` (optional) is the range every CM must fit, checked as each is plugged in
@@ -94,8 +96,12 @@ def latest_train_end(portfolio: Portfolio) -> pd.Timestamp | None:
     return max(ends) if ends else None
 
 
-def backtest_range(portfolio: Portfolio, markets: Mapping[str, pd.DataFrame], start=None, end=None,
-                   ) -> tuple[pd.Timestamp, pd.Timestamp]:
+def backtest_range(
+    portfolio: Portfolio,
+    markets: Mapping[str, pd.DataFrame],
+    start=None,
+    end=None,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The backtest range: by default from the first bar every market shares after the latest
     ``train_end`` of the CMs, to the last bar they share. ``start``/``end`` override either end
     (a start inside a CM's training range is refused later by the portfolio)."""
@@ -121,4 +127,11 @@ def backtest_range(portfolio: Portfolio, markets: Mapping[str, pd.DataFrame], st
     return s, e
 
 
-__all__ = ["MissingModuleError", "backtest_range", "latest_train_end", "load_module", "load_portfolio", "missing_modules"]
+__all__ = [
+    "MissingModuleError",
+    "backtest_range",
+    "latest_train_end",
+    "load_module",
+    "load_portfolio",
+    "missing_modules",
+]

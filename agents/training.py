@@ -51,8 +51,9 @@ class Split:
         return {k: (str(a), str(b)) for k, (a, b) in out.items()}
 
 
-def paper_split(index: pd.DatetimeIndex, train_months: int = 15, val_months: int = 2,
-                backtest_months: int = 7) -> Split:
+def paper_split(
+    index: pd.DatetimeIndex, train_months: int = 15, val_months: int = 2, backtest_months: int = 7
+) -> Split:
     """Split a time index by the paper's proportions (15 / 2 / 7 months), anchored at its end.
 
     When the data are shorter than 24 months, the three parts are scaled down in proportion.
@@ -80,25 +81,42 @@ def explicit_split(index: pd.DatetimeIndex, train_start, val_start, backtest_sta
     tr0 = to_utc_timestamp(train_start) if train_start else index[0]
     v0, b0 = to_utc_timestamp(val_start), to_utc_timestamp(backtest_start)
     if not tr0 < v0 < b0 <= index[-1]:
-        raise ValueError(f"the split must satisfy train start < validation start < backtest start <= data end ({index[-1]})")
+        raise ValueError(
+            f"the split must satisfy train start < validation start < backtest start <= data end ({index[-1]})"
+        )
     return Split((tr0, v0 - eps), (v0, b0 - eps), (b0, index[-1]))
 
 
-def policy_backtest(module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None,
-                    start, end) -> BacktestResult:
+def policy_backtest(
+    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, start, end
+) -> BacktestResult:
     """Backtest a module alone (cash vs its crypto) over [start, end] with the shared engine."""
     decisions = module.decide_range(market, metrics, start, end)
     weights = decisions.rename(columns={"crypto": module.asset})
-    return backtest(weights, {module.asset: market}, interval=module.interval, fee=module.config.fee,
-                    execution=module.config.execution)
+    return backtest(
+        weights,
+        {module.asset: market},
+        interval=module.interval,
+        fee=module.config.fee,
+        execution=module.config.execution,
+    )
 
 
 class ValidationCallback(BaseCallback):
     """Evaluate on validation every ``eval_freq`` steps; log to TensorBoard; keep the best."""
 
-    def __init__(self, module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None,
-                 start, end, eval_freq: int, verbose: int = 0,
-                 on_evaluate: Callable[[dict[str, float]], None] | None = None, selection: str = "sortino"):
+    def __init__(
+        self,
+        module: CryptoModule,
+        market: pd.DataFrame,
+        metrics: pd.DataFrame | None,
+        start,
+        end,
+        eval_freq: int,
+        verbose: int = 0,
+        on_evaluate: Callable[[dict[str, float]], None] | None = None,
+        selection: str = "sortino",
+    ):
         super().__init__(verbose)
         self.on_evaluate = on_evaluate  # called with each evaluation's row (e.g. a tuner's pruning)
         self.selection = selection
@@ -117,13 +135,24 @@ class ValidationCallback(BaseCallback):
     def _evaluate(self) -> None:
         crypto = np.clip(self.module._actions(self._obs), 0.0, 1.0)
         weights = pd.DataFrame({"cash": 1.0 - crypto, self.module.asset: crypto}, index=self._index)
-        res = backtest(weights, {self.module.asset: self.market}, interval=self.module.interval,
-                       fee=self.module.config.fee, execution=self.module.config.execution)
+        res = backtest(
+            weights,
+            {self.module.asset: self.market},
+            interval=self.module.interval,
+            fee=self.module.config.fee,
+            execution=self.module.config.execution,
+        )
         m = res.metrics()
         trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
-        row = {"timesteps": float(self.num_timesteps), "value": float(res.values.iloc[-1]), "ARR": m["ARR"],
-               "Sortino": m["Sortino"], "MaxDrawdown": m["MaxDrawdown"], "crypto_share": float(crypto[:-1].mean()),
-               "trades": float(trades)}
+        row = {
+            "timesteps": float(self.num_timesteps),
+            "value": float(res.values.iloc[-1]),
+            "ARR": m["ARR"],
+            "Sortino": m["Sortino"],
+            "MaxDrawdown": m["MaxDrawdown"],
+            "crypto_share": float(crypto[:-1].mean()),
+            "trades": float(trades),
+        }
         self.history.append(row)
         for key in ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades"):
             self.logger.record(f"validation/{key}", row[key])
@@ -172,28 +201,60 @@ def train_crypto_module(
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
     train_fee = config.fee if config.train_fee is None else float(config.train_fee)
-    env_kw = dict(asset=config.asset, interval=config.interval, window=config.window, fee=train_fee,
-                  execution=config.execution)
+    env_kw = dict(
+        asset=config.asset, interval=config.interval, window=config.window, fee=train_fee, execution=config.execution
+    )
     run_name = run_name or f"{config.asset}_{config.interval}_{config.algo}_s{config.seed}"
 
     eam = None
     signals = None
     if config.with_eam:
-        sig_env = SignalEnv(market, feats, start=train_start, end=train_end,
-                            episode_length=config.episode_length, seed=config.seed, **env_kw)
-        eam = build_algo("dqn", sig_env, EAMCNN, config.features_dim, seed=config.seed,
-                         tensorboard_log=tensorboard_log, hyperparams=DEFAULT_EAM, device=config.device)
+        sig_env = SignalEnv(
+            market,
+            feats,
+            start=train_start,
+            end=train_end,
+            episode_length=config.episode_length,
+            seed=config.seed,
+            **env_kw,
+        )
+        eam = build_algo(
+            "dqn",
+            sig_env,
+            EAMCNN,
+            config.features_dim,
+            seed=config.seed,
+            tensorboard_log=tensorboard_log,
+            hyperparams=DEFAULT_EAM,
+            device=config.device,
+        )
         eam.learn(config.eam_timesteps, tb_log_name=f"{run_name}_eam", progress_bar=progress_bar)
         signals = eam_signals(eam, market, feats, config)
 
-    template = CryptoModuleEnv(market, feats, start=train_start, end=train_end,
-                               episode_length=config.episode_length, signals=signals, **env_kw)
+    template = CryptoModuleEnv(
+        market, feats, start=train_start, end=train_end, episode_length=config.episode_length, signals=signals, **env_kw
+    )
     vec = CryptoModuleVecEnv(template, config.n_envs, seed=config.seed)
-    sam = build_algo(config.algo, vec, SAMCNN, config.features_dim, seed=config.seed,
-                     tensorboard_log=tensorboard_log, hyperparams=config.algo_kwargs(), device=config.device)
+    sam = build_algo(
+        config.algo,
+        vec,
+        SAMCNN,
+        config.features_dim,
+        seed=config.seed,
+        tensorboard_log=tensorboard_log,
+        hyperparams=config.algo_kwargs(),
+        device=config.device,
+    )
     module = CryptoModule(config, dru, sam, eam, ranges=split.as_dict())
-    callback = ValidationCallback(module, market, metrics, *split.validation, eval_freq=eval_freq,
-                                  on_evaluate=on_evaluate, selection=config.selection)
+    callback = ValidationCallback(
+        module,
+        market,
+        metrics,
+        *split.validation,
+        eval_freq=eval_freq,
+        on_evaluate=on_evaluate,
+        selection=config.selection,
+    )
     sam.learn(config.timesteps, callback=callback, tb_log_name=run_name, progress_bar=progress_bar)
     module.validation = callback.best_metrics
     if tensorboard_log:
@@ -202,6 +263,14 @@ def train_crypto_module(
     return module, callback
 
 
-DEFAULT_EAM = {"learning_rate": 5e-4, "buffer_size": 20_000, "learning_starts": 500, "batch_size": 64,
-               "gamma": 0.5, "train_freq": 4, "target_update_interval": 250, "exploration_fraction": 0.3,
-               "exploration_final_eps": 0.02}
+DEFAULT_EAM = {
+    "learning_rate": 5e-4,
+    "buffer_size": 20_000,
+    "learning_starts": 500,
+    "batch_size": 64,
+    "gamma": 0.5,
+    "train_freq": 4,
+    "target_update_interval": 250,
+    "exploration_fraction": 0.3,
+    "exploration_final_eps": 0.02,
+}

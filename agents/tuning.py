@@ -127,7 +127,9 @@ def run_trial(task: TrialTask) -> TrialResult:
     try:
         for k, (asset, seed) in enumerate(spec.runs()):
             d = spec.data[asset]
-            config = replace(spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams})
+            config = replace(
+                spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams}
+            )
             best = [-math.inf]
 
             def report(row: dict[str, float], offset: int = k * config.timesteps, best: list[float] = best) -> None:
@@ -139,8 +141,9 @@ def run_trial(task: TrialTask) -> TrialResult:
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-            _, callback = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq,
-                                              on_evaluate=report)
+            _, callback = train_crypto_module(
+                d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq, on_evaluate=report
+            )
             finished.append(run_score(callback.best_score))
             runs[f"{asset} seed {seed}"] = finished[-1]
     except optuna.TrialPruned:
@@ -163,8 +166,9 @@ def open_study(study_name: str, storage: str, *, pruner: str = "median", seed: i
     """The study in ``storage`` (created, or loaded to resume), maximising the validation Sortino."""
     if storage.startswith("sqlite:///"):
         Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-                                pruner=make_pruner(pruner))
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True, pruner=make_pruner(pruner)
+    )
     # A resumed study must not replay the proposals of its first run: the seed moves on with the trials.
     study.sampler = optuna.samplers.TPESampler(seed=None if seed is None else seed + len(study.trials))
     return study
@@ -176,10 +180,18 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=states)
 
 
-def tune(spec: TuneSpec, study: optuna.Study, storage: str, n_trials: int, *, pruner: str = "median",
-         workers: int | None = None, address: str | None = None, progress: bool = True,
-         on_trial: Callable[[optuna.trial.FrozenTrial, TaskOutcome[TrialResult]], None] | None = None,
-         ) -> optuna.Study:
+def tune(
+    spec: TuneSpec,
+    study: optuna.Study,
+    storage: str,
+    n_trials: int,
+    *,
+    pruner: str = "median",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    on_trial: Callable[[optuna.trial.FrozenTrial, TaskOutcome[TrialResult]], None] | None = None,
+) -> optuna.Study:
     """Run trials until ``study`` has ``n_trials`` finished (completed or pruned) ones.
 
     ``study`` lives in ``storage`` (see :func:`open_study`; ``pruner`` is the name it was opened with).
@@ -195,11 +207,27 @@ def tune(spec: TuneSpec, study: optuna.Study, storage: str, n_trials: int, *, pr
     while (done := len(finished_trials(study))) < n_trials:
         trials = [study.ask() for _ in range(min(batch, n_trials - done))]
         try:
-            tasks = [TrialTask(storage, study.study_name, t._trial_id, t.number,
-                               suggest_hyperparams(t, spec.base.algo), spec, pruner) for t in trials]
-            outcomes = run_tasks(run_trial, tasks, labels=[f"trial {t.number}" for t in trials], workers=workers,
-                                 address=address, desc=f"trials {done + 1}-{done + len(trials)} of {n_trials}",
-                                 progress=progress)
+            tasks = [
+                TrialTask(
+                    storage,
+                    study.study_name,
+                    t._trial_id,
+                    t.number,
+                    suggest_hyperparams(t, spec.base.algo),
+                    spec,
+                    pruner,
+                )
+                for t in trials
+            ]
+            outcomes = run_tasks(
+                run_trial,
+                tasks,
+                labels=[f"trial {t.number}" for t in trials],
+                workers=workers,
+                address=address,
+                desc=f"trials {done + 1}-{done + len(trials)} of {n_trials}",
+                progress=progress,
+            )
         except BaseException:  # interrupted: nothing is left RUNNING in the storage
             for t in trials:
                 study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
@@ -239,10 +267,18 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if len(spec.data) == 1:
         out["asset"] = next(iter(spec.data))
-    out.update(interval=base.interval, algo=base.algo, timesteps=base.timesteps, window=base.window,
-               n_envs=base.n_envs, episode_length=base.episode_length, fee=base.fee, execution=base.execution,
-               eval_freq=spec.eval_freq,
-               hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)})
+    out.update(
+        interval=base.interval,
+        algo=base.algo,
+        timesteps=base.timesteps,
+        window=base.window,
+        n_envs=base.n_envs,
+        episode_length=base.episode_length,
+        fee=base.fee,
+        execution=base.execution,
+        eval_freq=spec.eval_freq,
+        hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)},
+    )
     return out
 
 
@@ -304,12 +340,29 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').as_posix()}"
 
 
-def asset_data(markets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]],
-               splits: Mapping[str, Split]) -> dict[str, AssetData]:
+def asset_data(
+    markets: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]], splits: Mapping[str, Split]
+) -> dict[str, AssetData]:
     """:func:`validation_data` for every asset."""
     return {a: validation_data(m, x, splits[a]) for a, (m, x) in markets.items()}
 
 
-__all__ = ["NO_SORTINO", "PRUNERS", "AssetData", "TrialResult", "TrialTask", "TuneSpec", "asset_data", "best_config",
-           "default_storage", "finished_trials", "make_pruner", "open_study", "run_trial", "suggest_hyperparams",
-           "tune", "validation_data", "write_report"]
+__all__ = [
+    "NO_SORTINO",
+    "PRUNERS",
+    "AssetData",
+    "TrialResult",
+    "TrialTask",
+    "TuneSpec",
+    "asset_data",
+    "best_config",
+    "default_storage",
+    "finished_trials",
+    "make_pruner",
+    "open_study",
+    "run_trial",
+    "suggest_hyperparams",
+    "tune",
+    "validation_data",
+    "write_report",
+]

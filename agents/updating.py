@@ -58,8 +58,12 @@ def history_bars(config: CMConfig) -> int:
     return DataRefinementUnit(**config.dru).warmup + config.window + 2
 
 
-def closed_bars(market: pd.DataFrame, metrics: pd.DataFrame | None, now, interval: str,
-                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def closed_bars(
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    now,
+    interval: str,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The bars that have closed by ``now`` (label + interval <= now) and the metrics stamped before ``now``.
 
     Nothing at or after ``now`` survives: this is what a model trained at ``now`` may see.
@@ -96,9 +100,19 @@ class WindowFit:
         return self.market.index[-1]
 
 
-def fit_on_window(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, *,
-                  now, train, validation, eval_freq: int = 2_000, max_lag: pd.Timedelta | None = None,
-                  progress_bar: bool = False) -> WindowFit:
+def fit_on_window(
+    asset: str,
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    config: CMConfig,
+    *,
+    now,
+    train,
+    validation,
+    eval_freq: int = 2_000,
+    max_lag: pd.Timedelta | None = None,
+    progress_bar: bool = False,
+) -> WindowFit:
     """Train a CM for ``asset`` on the window of ``train + validation`` that ends at ``now``.
 
     Only bars closed by ``now`` (and metrics stamped before it) are passed to training, plus
@@ -106,15 +120,24 @@ def fit_on_window(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None
     data must reach to within this of ``now``, otherwise the data are stale (ValueError).
     """
     config = replace(config, asset=asset.upper())
-    cut, cut_metrics, split = window_inputs(asset, market, metrics, config, now=now, train=train,
-                                            validation=validation, max_lag=max_lag)
+    cut, cut_metrics, split = window_inputs(
+        asset, market, metrics, config, now=now, train=train, validation=validation, max_lag=max_lag
+    )
     module, _ = train_crypto_module(cut, cut_metrics, config, split, eval_freq=eval_freq, progress_bar=progress_bar)
     return WindowFit(module, split, cut, cut_metrics)
 
 
-def window_inputs(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, *,
-                  now, train, validation, max_lag: pd.Timedelta | None = None,
-                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, Split]:
+def window_inputs(
+    asset: str,
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    config: CMConfig,
+    *,
+    now,
+    train,
+    validation,
+    max_lag: pd.Timedelta | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Split]:
     """What :func:`fit_on_window` trains on: the closed bars (with warm-up history), the metrics
     stamped before ``now`` and the split; a DataError for stale or missing data."""
     asset = asset.upper()
@@ -128,8 +151,11 @@ def window_inputs(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None
     lag = now - (cut.index[-1] + bar)
     limit = 2 * bar if max_lag is None else max_lag
     if lag >= limit:
-        raise DataError(asset, f"the data end at {cut.index[-1]}, {lag} before {now}: stale data, refresh the "
-                               "store first (python -m experiments.fetch_data)")
+        raise DataError(
+            asset,
+            f"the data end at {cut.index[-1]}, {lag} before {now}: stale data, refresh the "
+            "store first (python -m experiments.fetch_data)",
+        )
     split = window_split(now, cut.index[-1], train, validation)
     first = split.train[0] - history_bars(config) * bar
     cut = cut[cut.index >= first]
@@ -149,8 +175,9 @@ def score(sortino: float | None) -> float:
     return float(sortino)
 
 
-def should_promote(new: float | None, current: float | None, min_improvement: float = 0.0,
-                   *, has_current: bool = True) -> tuple[bool, str]:
+def should_promote(
+    new: float | None, current: float | None, min_improvement: float = 0.0, *, has_current: bool = True
+) -> tuple[bool, str]:
     """Promote when ``score(new) >= score(current) + min_improvement``; returns (decision, reason).
 
     ``min_improvement`` 0 means "not worse"; positive asks for a real gain, negative tolerates a
@@ -220,14 +247,27 @@ class UpdateDecision:
     def summary(self) -> str:
         v0, v1 = self.validation
         what = f"promoted {self.version}" if self.promoted else f"kept {self.previous} (new {self.version} on disk)"
-        return (f"{self.asset} {self.interval}: {what}; validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d} Sortino "
-                f"new {_fmt(self.new_sortino)} vs current {_fmt(self.current_sortino)}; {self.reason}")
+        return (
+            f"{self.asset} {self.interval}: {what}; validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d} Sortino "
+            f"new {_fmt(self.new_sortino)} vs current {_fmt(self.current_sortino)}; {self.reason}"
+        )
 
 
-def retrain(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig,
-            store: ModelStore, *, window, now, validation, min_improvement: float = 0.0,
-            eval_freq: int = 2_000, max_lag: pd.Timedelta | None = None,
-            progress_bar: bool = False) -> UpdateDecision:
+def retrain(
+    asset: str,
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    config: CMConfig,
+    store: ModelStore,
+    *,
+    window,
+    now,
+    validation,
+    min_improvement: float = 0.0,
+    eval_freq: int = 2_000,
+    max_lag: pd.Timedelta | None = None,
+    progress_bar: bool = False,
+) -> UpdateDecision:
     """Retrain ``asset``'s CM on the ``window`` ending at ``now`` and promote it only if not worse.
 
     ``window``: the whole sliding window (training + validation, e.g. ``"450d"``); ``validation``:
@@ -244,13 +284,28 @@ def retrain(asset: str, market: pd.DataFrame, metrics: pd.DataFrame | None, conf
     if not math.isfinite(min_improvement):
         raise ValueError(f"min_improvement must be a finite number, got {min_improvement!r}")
     now = to_utc_timestamp(now)
-    fit = fit_on_window(asset, market, metrics, config, now=now, train=window - validation,
-                        validation=validation, eval_freq=eval_freq, max_lag=max_lag, progress_bar=progress_bar)
+    fit = fit_on_window(
+        asset,
+        market,
+        metrics,
+        config,
+        now=now,
+        train=window - validation,
+        validation=validation,
+        eval_freq=eval_freq,
+        max_lag=max_lag,
+        progress_bar=progress_bar,
+    )
     return promote_if_not_worse(fit, store, now=now, min_improvement=min_improvement)
 
 
-def promote_if_not_worse(fit: WindowFit, store: ModelStore, *, now, min_improvement: float = 0.0,
-                         ) -> UpdateDecision:
+def promote_if_not_worse(
+    fit: WindowFit,
+    store: ModelStore,
+    *,
+    now,
+    min_improvement: float = 0.0,
+) -> UpdateDecision:
     """The second half of :func:`retrain`: save ``fit``'s module unpromoted, compare it with the
     current version on the same validation range, promote it if not worse, record the decision."""
     now = to_utc_timestamp(now)
@@ -272,17 +327,28 @@ def promote_if_not_worse(fit: WindowFit, store: ModelStore, *, now, min_improvem
     if problem:
         promote, reason = True, problem
     else:
-        promote, reason = should_promote(new_sortino, current_sortino, min_improvement,
-                                         has_current=current_path is not None)
+        promote, reason = should_promote(
+            new_sortino, current_sortino, min_improvement, has_current=current_path is not None
+        )
 
-    note = (f"retrain at {now}: train {split.train[0]:%Y-%m-%d}..{split.train[1]:%Y-%m-%d}, "
-            f"validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d}")
+    note = (
+        f"retrain at {now}: train {split.train[0]:%Y-%m-%d}..{split.train[1]:%Y-%m-%d}, "
+        f"validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d}"
+    )
     folder = module.save(store, promote=False, note=note)
     decision = UpdateDecision(
-        asset=asset, interval=interval, version=folder.name,
-        previous=current_path.name if current_path is not None else None, promoted=promote,
-        new_sortino=_num(new_sortino), current_sortino=_num(current_sortino), train=split.train,
-        validation=split.validation, data_end=fit.data_end, now=now, min_improvement=float(min_improvement),
+        asset=asset,
+        interval=interval,
+        version=folder.name,
+        previous=current_path.name if current_path is not None else None,
+        promoted=promote,
+        new_sortino=_num(new_sortino),
+        current_sortino=_num(current_sortino),
+        train=split.train,
+        validation=split.validation,
+        data_end=fit.data_end,
+        now=now,
+        min_improvement=float(min_improvement),
         reason=reason,
     )
     if promote:
@@ -294,10 +360,21 @@ def promote_if_not_worse(fit: WindowFit, store: ModelStore, *, now, min_improvem
 Loader = Callable[[str, pd.Timestamp], tuple[pd.DataFrame, pd.DataFrame | None, CMConfig]]
 
 
-def retrain_all(assets: Sequence[str], load: Loader, store: ModelStore, *, window, now, validation,
-                min_improvement: float = 0.0, eval_freq: int = 2_000, max_lag: pd.Timedelta | None = None,
-                workers: int | None = None, address: str | None = None,
-                progress: bool = True) -> dict[str, UpdateDecision | Exception]:
+def retrain_all(
+    assets: Sequence[str],
+    load: Loader,
+    store: ModelStore,
+    *,
+    window,
+    now,
+    validation,
+    min_improvement: float = 0.0,
+    eval_freq: int = 2_000,
+    max_lag: pd.Timedelta | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> dict[str, UpdateDecision | Exception]:
     """:func:`retrain` for several assets, their trainings run at once through
     :func:`cryptorl.parallel.run_tasks` (``workers``/``address``: see there).
 
@@ -323,17 +400,33 @@ def retrain_all(assets: Sequence[str], load: Loader, store: ModelStore, *, windo
         except (ValueError, ModelStoreError) as exc:
             out[asset] = exc
             continue
-        jobs[asset] = WindowJob(asset, market, metrics, replace(config, asset=asset), now=now,
-                                train=window - validation, validation=validation, eval_freq=eval_freq,
-                                max_lag=max_lag)
-    outcomes = run_tasks(window_job, list(jobs.values()), labels=[j.label for j in jobs.values()],
-                         workers=workers, address=address, desc="retrain", progress=progress)
+        jobs[asset] = WindowJob(
+            asset,
+            market,
+            metrics,
+            replace(config, asset=asset),
+            now=now,
+            train=window - validation,
+            validation=validation,
+            eval_freq=eval_freq,
+            max_lag=max_lag,
+        )
+    outcomes = run_tasks(
+        window_job,
+        list(jobs.values()),
+        labels=[j.label for j in jobs.values()],
+        workers=workers,
+        address=address,
+        desc="retrain",
+        progress=progress,
+    )
     for (asset, job), outcome in zip(jobs.items(), outcomes, strict=True):
         if not outcome.ok:
             out[asset] = ValueError(f"{outcome.label}: {outcome.error}")
             continue
-        cut, cut_metrics, split = window_inputs(asset, job.market, job.metrics, job.config, now=now,
-                                                train=job.train, validation=validation, max_lag=max_lag)
+        cut, cut_metrics, split = window_inputs(
+            asset, job.market, job.metrics, job.config, now=now, train=job.train, validation=validation, max_lag=max_lag
+        )
         fit = WindowFit(outcome.value.module(), split, cut, cut_metrics)
         try:
             out[asset] = promote_if_not_worse(fit, store, now=now, min_improvement=min_improvement)
@@ -395,10 +488,18 @@ Job = Callable[[str, pd.Timestamp], Any]
 BatchJob = Callable[[list[str], pd.Timestamp], dict[str, Any]]
 
 
-def run_round(store: ModelStore, assets: Iterable[str], interval: str, every: pd.Timedelta, job: Job,
-              now: pd.Timestamp, *, dues: dict[str, pd.Timestamp | None] | None = None,
-              on_error: Callable[[str, Exception], None] | None = None,
-              batch: BatchJob | None = None) -> dict[str, Any]:
+def run_round(
+    store: ModelStore,
+    assets: Iterable[str],
+    interval: str,
+    every: pd.Timedelta,
+    job: Job,
+    now: pd.Timestamp,
+    *,
+    dues: dict[str, pd.Timestamp | None] | None = None,
+    on_error: Callable[[str, Exception], None] | None = None,
+    batch: BatchJob | None = None,
+) -> dict[str, Any]:
     """Run ``job(asset, now)`` for each asset and write its next due time to the store.
 
     A job that fails with a data or model-store error (ValueError, ModelStoreError) is recorded
@@ -430,13 +531,22 @@ def run_round(store: ModelStore, assets: Iterable[str], interval: str, every: pd
     return out
 
 
-def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job: Job, *,
-                 clock: Callable[[], pd.Timestamp] = utc_now, sleep: Callable[[float], None] = time.sleep,
-                 max_rounds: int | None = None, max_sleep: float = 3600.0,
-                 on_error: Callable[[str, Exception], None] | None = None,
-                 on_round: Callable[[pd.Timestamp, dict[str, Any]], None] | None = None,
-                 progress: Callable[[list[str]], Iterable[str]] | None = None,
-                 batch: BatchJob | None = None) -> int:
+def run_schedule(
+    store: ModelStore,
+    assets: list[str],
+    interval: str,
+    every,
+    job: Job,
+    *,
+    clock: Callable[[], pd.Timestamp] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    max_rounds: int | None = None,
+    max_sleep: float = 3600.0,
+    on_error: Callable[[str, Exception], None] | None = None,
+    on_round: Callable[[pd.Timestamp, dict[str, Any]], None] | None = None,
+    progress: Callable[[list[str]], Iterable[str]] | None = None,
+    batch: BatchJob | None = None,
+) -> int:
     """Run ``job`` for each asset whenever it is due, forever or for ``max_rounds`` rounds.
 
     An asset never run is due at once; afterwards every ``every`` from its last due time (the
@@ -452,8 +562,17 @@ def run_schedule(store: ModelStore, assets: list[str], interval: str, every, job
         now = to_utc_timestamp(clock())
         ready = [a for a in assets if dues[a] is None or dues[a] <= now]
         if ready:
-            results = run_round(store, progress(ready) if progress else ready, interval, every, job, now, dues=dues,
-                                on_error=on_error, batch=batch)
+            results = run_round(
+                store,
+                progress(ready) if progress else ready,
+                interval,
+                every,
+                job,
+                now,
+                dues=dues,
+                on_error=on_error,
+                batch=batch,
+            )
             for a in ready:
                 dues[a] = next_due(store, a, interval)
             rounds += 1

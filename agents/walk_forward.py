@@ -47,13 +47,20 @@ class Segment:
     split: Split  # training / validation ranges of the segment's models
 
     def row(self) -> dict[str, str]:
-        return {"segment": str(self.number), "start": str(self.start), "end": str(self.end),
-                "train_start": str(self.split.train[0]), "train_end": str(self.split.train[1]),
-                "val_start": str(self.split.validation[0]), "val_end": str(self.split.validation[1])}
+        return {
+            "segment": str(self.number),
+            "start": str(self.start),
+            "end": str(self.end),
+            "train_start": str(self.split.train[0]),
+            "train_end": str(self.split.train[1]),
+            "val_start": str(self.split.validation[0]),
+            "val_end": str(self.split.validation[1]),
+        }
 
 
-def plan_segments(index: pd.DatetimeIndex, *, start, end, train_window, val_window, step,
-                  interval: str) -> list[Segment]:
+def plan_segments(
+    index: pd.DatetimeIndex, *, start, end, train_window, val_window, step, interval: str
+) -> list[Segment]:
     """Cut the bars of ``index`` in ``[start, end]`` into consecutive segments of ``step``.
 
     Segment starts are bars (the first bar at or after ``start + k * step``); each segment ends at
@@ -165,21 +172,48 @@ def run_walk_forward(
     markets = common_markets(markets)
     assets = list(markets)
     index = next(iter(markets.values())).index
-    segments = plan_segments(index, start=start, end=end, train_window=train_window, val_window=val_window,
-                             step=step, interval=config.interval)
+    segments = plan_segments(
+        index,
+        start=start,
+        end=end,
+        train_window=train_window,
+        val_window=val_window,
+        step=step,
+        interval=config.interval,
+    )
     need = segments[0].split.train[0] - history_bars(config) * interval_timedelta(config.interval)
     if index[0] > need:
-        raise DataError(None, f"the first segment ({segments[0].start:%Y-%m-%d}) trains from "
-                              f"{segments[0].split.train[0]:%Y-%m-%d} and warms up from {need:%Y-%m-%d}, "
-                              f"but the data start at {index[0]:%Y-%m-%d}: load more history or start later")
+        raise DataError(
+            None,
+            f"the first segment ({segments[0].start:%Y-%m-%d}) trains from "
+            f"{segments[0].split.train[0]:%Y-%m-%d} and warms up from {need:%Y-%m-%d}, "
+            f"but the data start at {index[0]:%Y-%m-%d}: load more history or start later",
+        )
     train_w, val_w = parse_duration(train_window), parse_duration(val_window)
 
-    jobs = [WindowJob(asset, markets[asset], metrics.get(asset), replace(config, asset=asset), now=seg.start,
-                      train=train_w, validation=val_w, eval_freq=eval_freq)
-            for seg in segments for asset in assets]
-    outcomes = run_tasks(window_job, jobs, labels=[f"segment {seg.number} {asset} seed {config.seed}"
-                                                   for seg in segments for asset in assets],
-                         workers=workers, address=address, desc="walk-forward", progress=progress)
+    jobs = [
+        WindowJob(
+            asset,
+            markets[asset],
+            metrics.get(asset),
+            replace(config, asset=asset),
+            now=seg.start,
+            train=train_w,
+            validation=val_w,
+            eval_freq=eval_freq,
+        )
+        for seg in segments
+        for asset in assets
+    ]
+    outcomes = run_tasks(
+        window_job,
+        jobs,
+        labels=[f"segment {seg.number} {asset} seed {config.seed}" for seg in segments for asset in assets],
+        workers=workers,
+        address=address,
+        desc="walk-forward",
+        progress=progress,
+    )
     raise_failures(outcomes, "module")
     fits = iter(outcomes)
 
@@ -197,10 +231,11 @@ def run_walk_forward(
     stitched = pd.concat([r.weights for r in runs])
     kw = {"interval": config.interval, "fee": config.fee, "slippage": slippage, "execution": config.execution}
     result = backtest(stitched, markets, **kw)
-    base = {name: backtest(w, markets, **kw)
-            for name, w in baselines(markets, assets, start=stitched.index[0], end=stitched.index[-1]).items()}
+    base = {
+        name: backtest(w, markets, **kw)
+        for name, w in baselines(markets, assets, start=stitched.index[0], end=stitched.index[-1]).items()
+    }
     return WalkForwardResult(runs, stitched, result, base)
 
 
-__all__ = ["STRATEGY", "Segment", "SegmentRun", "WalkForwardResult", "plan_segments",
-           "run_walk_forward"]
+__all__ = ["STRATEGY", "Segment", "SegmentRun", "WalkForwardResult", "plan_segments", "run_walk_forward"]

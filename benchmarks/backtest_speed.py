@@ -98,7 +98,10 @@ def main() -> None:
 
     rows = [
         ("backtest(random weights), close", timed(lambda: backtest(random_w, markets, interval="1d"), args.repeats)[0]),
-        ("backtest(random weights), next_open", timed(lambda: backtest(random_w, markets, interval="1d", execution="next_open"), args.repeats)[0]),
+        (
+            "backtest(random weights), next_open",
+            timed(lambda: backtest(random_w, markets, interval="1d", execution="next_open"), args.repeats)[0],
+        ),
         ("backtest(CRP)", timed(lambda: backtest(crp_w, markets, interval="1d"), args.repeats)[0]),
         ("simulate() core only", timed(lambda: simulate(random_w.to_numpy(), close, open_), args.repeats)[0]),
         ("4 CMs batched decisions + vote + backtest + metrics", timed(voted_end_to_end, max(3, args.repeats // 4))[0]),

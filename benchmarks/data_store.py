@@ -61,9 +61,11 @@ def main() -> None:
         _, t = timed(lambda: s.metrics("BTC", "1h", start))
         print(f"metrics(), last 90 days      {t:7.3f} s")
     with tempfile.TemporaryDirectory() as d, DataStore(d) as s:
+
         def pages():
             for i in range(0, n, 1000):
-                s.upsert_market("BTC", "1h", market.iloc[i:i + 1000], "demo")
+                s.upsert_market("BTC", "1h", market.iloc[i : i + 1000], "demo")
+
         _, t = timed(pages)
         print(f"upsert_market, 1000-bar pages {t:6.3f} s  {n / t:10,.0f} rows/s  ({-(-n // 1000)} transactions)")
     if SHARED.is_dir():
@@ -78,12 +80,16 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as d, DataStore(d) as s:
                 items, t = timed(lambda iv=interval: import_path(FREQTRADE, s, assets=COINS, interval=iv))
                 rows = sum(i.rows for i in items)
-                print(f"import {len(items)} coins x 1h feather as {interval:<3}  {t:6.3f} s  {rows:,} bars stored "
-                      f"({'resampled on import' if interval != '1h' else 'as they are'})")
+                print(
+                    f"import {len(items)} coins x 1h feather as {interval:<3}  {t:6.3f} s  {rows:,} bars stored "
+                    f"({'resampled on import' if interval != '1h' else 'as they are'})"
+                )
         with tempfile.TemporaryDirectory() as d, DataStore(d) as s:
             hourly = [i.frame for i in import_path(FREQTRADE, s, assets=COINS, interval="1h")]
         _, t = timed(lambda: [resample_market(h, "1h", "6h") for h in hourly])
-        print(f"resample 1h -> 6h, {len(hourly)} coins     {t:6.3f} s  {sum(map(len, hourly)) / t:10,.0f} hourly bars/s")
+        print(
+            f"resample 1h -> 6h, {len(hourly)} coins     {t:6.3f} s  {sum(map(len, hourly)) / t:10,.0f} hourly bars/s"
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=50_000, help="rows to refine (default 50000)")
     ap.add_argument("--metrics", type=int, default=10, help="metrics the DRU keeps (default 10)")
     ap.add_argument("--window", type=int, default=90, help="norm_window = pca_window (default 90)")
-    ap.add_argument("--naive-rows", type=int, default=None,
-                    help="time the naive loop on the last N rows only and extrapolate (default: all rows)")
+    ap.add_argument(
+        "--naive-rows",
+        type=int,
+        default=None,
+        help="time the naive loop on the last N rows only and extrapolate (default: all rows)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs for our implementation (default 3)")
     args = ap.parse_args()
 
@@ -41,13 +45,17 @@ def main() -> None:
     end = start + pd.Timedelta(hours=args.rows - 1)
     t0 = time.perf_counter()
     market, metrics = demo_data("BTC", "1h", start, end)
-    print(f"data: demo BTC 1h, {len(market):,} rows x {metrics.shape[1]} metrics ({time.perf_counter() - t0:.1f} s to generate)")
+    print(
+        f"data: demo BTC 1h, {len(market):,} rows x {metrics.shape[1]} metrics ({time.perf_counter() - t0:.1f} s to generate)"
+    )
 
     train_end = market.index[min(len(market) - 1, 10_000)]
     dru = DataRefinementUnit(max_metrics=args.metrics, norm_window=args.window, pca_window=args.window)
     dru.fit(market, metrics, train_end, asset="BTC")
-    print(f"DRU: fitted on the first 10,000 rows: {len(dru.metrics)} metrics -> k = {dru.n_components} components; "
-          f"windows {args.window} rows")
+    print(
+        f"DRU: fitted on the first 10,000 rows: {len(dru.metrics)} metrics -> k = {dru.n_components} components; "
+        f"windows {args.window} rows"
+    )
 
     times = []
     for _ in range(args.repeat):
@@ -78,7 +86,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for s in tqdm(range(lo + w - 1, n, step), desc="naive sklearn loop", unit="chunk", leave=False):
         e = min(n, s + step)
-        naive[s:e] = rolling_pca_reference(z[s - w + 1:e], w, dru.reference_loadings)[w - 1:]
+        naive[s:e] = rolling_pca_reference(z[s - w + 1 : e], w, dru.reference_loadings)[w - 1 :]
     t_naive = time.perf_counter() - t0
     rows_naive = n - (lo + w - 1)
     rows_all = n - (first + w - 1)
@@ -97,8 +105,10 @@ def main() -> None:
     print()
     print(f"speed-up, whole transform vs naive PCA loop: {t_naive_all / t_ours:,.0f}x")
     print(f"speed-up, rolling_pca core vs naive PCA loop: {t_naive_all / t_core:,.0f}x")
-    print(f"largest |ours - naive| over {int(both.sum()):,} rows x {dru.n_components} components "
-          f"(same sign rule): {diff:.2e}")
+    print(
+        f"largest |ours - naive| over {int(both.sum()):,} rows x {dru.n_components} components "
+        f"(same sign rule): {diff:.2e}"
+    )
 
 
 if __name__ == "__main__":

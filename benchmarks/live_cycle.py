@@ -44,8 +44,15 @@ START = pd.Timestamp("2024-01-01 00:00:05", tz="UTC")
 def ccxt_cycles(n: int, folder: Path, rate_limit: bool = True) -> tuple[list[float], int]:
     sim, exchange = connect_sim({"USDT": 100_000}, {"BTCUSDT": 43210.55, "ETHUSDT": 2250.12, "LINKUSDT": 14.56})
     exchange.enableRateLimit = rate_limit  # ccxt spaces requests by exchange.rateLimit ms when on
-    trader = LiveTrader(equal_weight(ASSETS), exchange, assets=ASSETS, interval="1h", portfolio_id=f"bench{rate_limit}",
-                        journal_path=folder / "ccxt-journal.sqlite", live=True)
+    trader = LiveTrader(
+        equal_weight(ASSETS),
+        exchange,
+        assets=ASSETS,
+        interval="1h",
+        portfolio_id=f"bench{rate_limit}",
+        journal_path=folder / "ccxt-journal.sqlite",
+        live=True,
+    )
     exchange.load_markets()
     times = []
     for i in range(n):
@@ -62,9 +69,20 @@ def ccxt_cycles(n: int, folder: Path, rate_limit: bool = True) -> tuple[list[flo
 def paper_cycles(n: int, folder: Path) -> tuple[list[float], int]:
     paper = PaperExchange(folder / "paper.sqlite", binance_markets(), interval="1h", initial_balance={"USDT": 100_000})
     bars = DemoBars("1h", horizon="2024-03-01")
-    trader = LiveTrader(equal_weight(ASSETS), paper, assets=ASSETS, interval="1h", portfolio_id="bench",
-                        journal_path=folder / "paper-journal.sqlite", prepare=paper_feeder(paper, bars, ASSETS))
-    bars.market("BTC", START.floor("1h"), 2), bars.market("ETH", START.floor("1h"), 2), bars.market("LINK", START.floor("1h"), 2)
+    trader = LiveTrader(
+        equal_weight(ASSETS),
+        paper,
+        assets=ASSETS,
+        interval="1h",
+        portfolio_id="bench",
+        journal_path=folder / "paper-journal.sqlite",
+        prepare=paper_feeder(paper, bars, ASSETS),
+    )
+    (
+        bars.market("BTC", START.floor("1h"), 2),
+        bars.market("ETH", START.floor("1h"), 2),
+        bars.market("LINK", START.floor("1h"), 2),
+    )
     times = []
     for i in range(n):
         t = time.perf_counter()
@@ -80,14 +98,18 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        runs = (("ccxt.binance, rate limiter on", ccxt_cycles),
-                ("ccxt.binance, rate limiter off", lambda n, f: ccxt_cycles(n, f, rate_limit=False)),
-                ("paper account (SQLite)", paper_cycles))
+        runs = (
+            ("ccxt.binance, rate limiter on", ccxt_cycles),
+            ("ccxt.binance, rate limiter off", lambda n, f: ccxt_cycles(n, f, rate_limit=False)),
+            ("paper account (SQLite)", paper_cycles),
+        )
         for name, fn in runs:
             times, orders = fn(args.intervals, folder)
             per = statistics.median(times) * 1000
-            print(f"{name:<30} {per:7.1f} ms per interval (median of {len(times)}), "
-                  f"{orders} orders, {sum(times) / max(orders, 1) * 1000:6.1f} ms per order")
+            print(
+                f"{name:<30} {per:7.1f} ms per interval (median of {len(times)}), "
+                f"{orders} orders, {sum(times) / max(orders, 1) * 1000:6.1f} ms per order"
+            )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ def jobs(n: int, timesteps: int, data) -> list[TrainJob]:
 
 def run(batch: list[TrainJob], workers: int | None) -> tuple[float, list]:
     t = time.perf_counter()
-    outcomes = run_tasks(timed_train, batch, labels=[j.label for j in batch], workers=workers, desc="modules",
-                         progress=False)
+    outcomes = run_tasks(
+        timed_train, batch, labels=[j.label for j in batch], workers=workers, desc="modules", progress=False
+    )
     wall = time.perf_counter() - t
     failed = [o for o in outcomes if not o.ok]
     if failed:
@@ -82,8 +83,9 @@ def load() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--timesteps", type=int, default=2048, help="training timesteps per module (default 2048)")
-    p.add_argument("--repeat", type=int, default=2, help="sequential / Ray runs of the 16 modules, best kept "
-                                                          "(default 2)")
+    p.add_argument(
+        "--repeat", type=int, default=2, help="sequential / Ray runs of the 16 modules, best kept (default 2)"
+    )
     p.add_argument("--sizes", default="4,16,64", help="numbers of modules for the growth table (default 4,16,64)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -97,8 +99,10 @@ def main() -> None:
     for asset in ASSETS:
         market, metrics = load_data(asset, "1d", "2020-03-01", "2022-09-30", source="demo")
         data[asset] = (market, metrics, paper_split(market.index))
-    print(f"{cpus} CPUs, load average at start {load()}; PPO modules of {args.timesteps} steps, 16 episodes "
-          f"per step, demo market {', '.join(ASSETS)}")
+    print(
+        f"{cpus} CPUs, load average at start {load()}; PPO modules of {args.timesteps} steps, 16 episodes "
+        f"per step, demo market {', '.join(ASSETS)}"
+    )
 
     base = jobs(16, args.timesteps, data)
     run(base[:1], workers=1)  # warm-up: this process's first training pays torch's start-up
@@ -112,22 +116,38 @@ def main() -> None:
     seq_wall, seq = min(seq_runs, key=lambda r: r[0])
     warm_wall, warm = min(warm_runs, key=lambda r: r[0])
     busy = sum(r.seconds for r in seq)
-    print(f"\n16 modules, sequential (in process): {seq_wall:7.1f} s  ({busy / 16:.2f} s per module; runs "
-          f"{', '.join(f'{w:.1f}' for w, _ in seq_runs)} s)")
+    print(
+        f"\n16 modules, sequential (in process): {seq_wall:7.1f} s  ({busy / 16:.2f} s per module; runs "
+        f"{', '.join(f'{w:.1f}' for w, _ in seq_runs)} s)"
+    )
     ray_cpus = int(ray.cluster_resources().get("CPU", cpus))
-    same = all(a.result.module().sam.policy.state_dict().keys() == b.result.module().sam.policy.state_dict().keys()
-               and all((x == y).all() for x, y in zip(a.result.module().sam.policy.state_dict().values(),
-                                                      b.result.module().sam.policy.state_dict().values(), strict=True))
-               for a, b in zip(seq, warm, strict=True))
-    print(f"16 modules, Ray cold ({ray_cpus} CPUs):  {cold_wall:7.1f} s  speed-up {seq_wall / cold_wall:.2f}x "
-          "(instance start and worker imports included)")
-    print(f"16 modules, Ray warm ({ray_cpus} CPUs):  {warm_wall:7.1f} s  speed-up {seq_wall / warm_wall:.2f}x "
-          f"(target >= 1.8x; runs {', '.join(f'{w:.1f}' for w, _ in warm_runs)} s); "
-          f"same weights as sequential: {same}")
+    same = all(
+        a.result.module().sam.policy.state_dict().keys() == b.result.module().sam.policy.state_dict().keys()
+        and all(
+            (x == y).all()
+            for x, y in zip(
+                a.result.module().sam.policy.state_dict().values(),
+                b.result.module().sam.policy.state_dict().values(),
+                strict=True,
+            )
+        )
+        for a, b in zip(seq, warm, strict=True)
+    )
+    print(
+        f"16 modules, Ray cold ({ray_cpus} CPUs):  {cold_wall:7.1f} s  speed-up {seq_wall / cold_wall:.2f}x "
+        "(instance start and worker imports included)"
+    )
+    print(
+        f"16 modules, Ray warm ({ray_cpus} CPUs):  {warm_wall:7.1f} s  speed-up {seq_wall / warm_wall:.2f}x "
+        f"(target >= 1.8x; runs {', '.join(f'{w:.1f}' for w, _ in warm_runs)} s); "
+        f"same weights as sequential: {same}"
+    )
     inside = sum(r.seconds for r in warm)
     overhead = (warm_wall * ray_cpus - inside) / len(warm)
-    print(f"Ray overhead per training task: {overhead:.3f} s  (wall x CPUs - time inside the tasks, per task; "
-          "target < 0.5 s)")
+    print(
+        f"Ray overhead per training task: {overhead:.3f} s  (wall x CPUs - time inside the tasks, per task; "
+        "target < 0.5 s)"
+    )
     t = time.perf_counter()
     run_tasks(nothing, list(range(200)), progress=False)
     print(f"Ray round trip of an empty task: {(time.perf_counter() - t) / 200 * 1000:.1f} ms (200 tasks)")

@@ -74,8 +74,9 @@ def rate(model, timesteps: int) -> float:
 def ours(market: pd.DataFrame, algo: str, timesteps: int) -> float:
     """A Crypto Module's SAM exactly as ``train_crypto_module`` builds it (CMConfig defaults)."""
     cfg = CMConfig(asset="BTC", algo=algo, window=WINDOW)
-    template = CryptoModuleEnv(market, None, asset="BTC", window=WINDOW, episode_length=cfg.episode_length,
-                               allow_gaps=True)
+    template = CryptoModuleEnv(
+        market, None, asset="BTC", window=WINDOW, episode_length=cfg.episode_length, allow_gaps=True
+    )
     vec = CryptoModuleVecEnv(template, cfg.n_envs, seed=0)
     return rate(build_algo(algo, vec, SAMCNN, cfg.features_dim, seed=0, hyperparams=cfg.algo_kwargs()), timesteps)
 
@@ -107,12 +108,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--timesteps", type=int, default=20_000, help="timesteps per measurement (default 20000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--repeats", type=int, default=3, help="alternating measurements; the best of each is shown (default 3)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="alternating measurements; the best of each is shown (default 3)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     market, source = load_btc()
-    print(f"data: {source}, {len(market)} bars; {args.timesteps} timesteps, best of {args.repeats}; envs: ours "
-          f"{CMConfig().n_envs}, peer {N_ENVS}; torch threads {args.threads}")
+    print(
+        f"data: {source}, {len(market)} bars; {args.timesteps} timesteps, best of {args.repeats}; envs: ours "
+        f"{CMConfig().n_envs}, peer {N_ENVS}; torch threads {args.threads}"
+    )
     print(f"{'algorithm':<8} {'ours (CNN, batched env)':>24} {'SB3 + gym-anytrading (MLP)':>28} {'ratio':>7}")
     for algo in ("ppo", "dqn"):
         runs = [(ours(market, algo, args.timesteps), peer(market, algo, args.timesteps)) for _ in range(args.repeats)]

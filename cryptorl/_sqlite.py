@@ -7,8 +7,9 @@ import sqlite3
 from pathlib import Path
 
 
-def connect(path: str | Path, *, synchronous: str = "NORMAL", rows: bool = True, timeout: float = 5.0,
-            schema: str | None = None) -> sqlite3.Connection:
+def connect(
+    path: str | Path, *, synchronous: str = "NORMAL", rows: bool = True, timeout: float = 5.0, schema: str | None = None
+) -> sqlite3.Connection:
     """Open (creating folders) a database in autocommit mode with a WAL journal.
 
     ``synchronous="NORMAL"`` is durable across a crash of the process (the OS holds the WAL);
@@ -34,7 +35,9 @@ def connect(path: str | Path, *, synchronous: str = "NORMAL", rows: bool = True,
             db.executescript(schema)
     except sqlite3.DatabaseError as exc:  # damaged past its header
         db.close()
-        raise DatabaseFileError(f"{path} is not a usable SQLite database ({exc}); move it away or use another file") from None
+        raise DatabaseFileError(
+            f"{path} is not a usable SQLite database ({exc}); move it away or use another file"
+        ) from None
     return db
 
 

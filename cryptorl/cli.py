@@ -90,28 +90,39 @@ def parse_value(text: str):
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", default=None,
-                   help="where the data come from: demo (built-in synthetic market, no network), store "
-                        "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
-                        "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
-                        "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
-                        "(default: demo, with a warning that its prices are synthetic)")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="where the data come from: demo (built-in synthetic market, no network), store "
+        "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
+        "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
+        "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
+        "(default: demo, with a warning that its prices are synthetic)",
+    )
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
     p.add_argument("--end", default=None, help=f"last date of the data to load (demo default {DEMO_END})")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
-    p.add_argument("--metrics", default=None, metavar="SOURCE",
-                   help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
-                        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
-                        "keyless community endpoint unless $COINMETRICS_API_KEY is set)")
+    p.add_argument(
+        "--metrics",
+        default=None,
+        metavar="SOURCE",
+        help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
+        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
+        "keyless community endpoint unless $COINMETRICS_API_KEY is set)",
+    )
 
 
 def add_gaps_argument(p: argparse.ArgumentParser) -> None:
     """``--gaps error|fill|keep``: what to do with missing bars in the range loaded."""
-    p.add_argument("--gaps", choices=["error", "fill", "keep"], default="error",
-                   help="missing bars inside the range loaded: error (default: stop and say where), fill (flat "
-                        "zero-volume bars at the last close) or keep (leave them out); gaps outside the range never matter")
+    p.add_argument(
+        "--gaps",
+        choices=["error", "fill", "keep"],
+        default="error",
+        help="missing bars inside the range loaded: error (default: stop and say where), fill (flat "
+        "zero-volume bars at the last close) or keep (leave them out); gaps outside the range never matter",
+    )
 
 
 def add_metrics(args: argparse.Namespace, asset: str, interval: str, start, end) -> None:
@@ -121,8 +132,11 @@ def add_metrics(args: argparse.Namespace, asset: str, interval: str, start, end)
     add_metrics_source(args.metrics, asset, interval, start, end, store=args.store)
 
 
-def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = None,
-                 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def load_for_cli(
+    args: argparse.Namespace,
+    asset: str,
+    interval: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(market, metrics) for ``asset`` from ``args.source``; user errors exit with one line."""
     from cryptorl.data import load_data
     from cryptorl.data.frames import DataError
@@ -142,8 +156,9 @@ def load_for_cli(args: argparse.Namespace, asset: str, interval: str | None = No
             if source == "demo":
                 raise ValueError("--metrics adds metrics to the store: use it with --source store, csv:PATH or binance")
             add_metrics(args, asset, interval, start, end)
-        market, metrics = load_data(asset, interval, start, end, source=source, store=args.store,
-                                    gaps=getattr(args, "gaps", "error"))
+        market, metrics = load_data(
+            asset, interval, start, end, source=source, store=args.store, gaps=getattr(args, "gaps", "error")
+        )
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
         raise UserError(one_line(exc)) from None
     if metrics is not None and metrics.shape[1] == 0:
@@ -155,14 +170,22 @@ def data_source(args: argparse.Namespace) -> str:
     """``args.source``; when none was given, ``"demo"`` with a one-time warning on stderr, so that
     nobody mistakes the synthetic demo market for real prices."""
     if args.source is None:
-        print("warning: no --source given: using the built-in synthetic demo market, not real prices "
-              "(--source demo says so explicitly; csv:PATH, store or binance for real data)", file=sys.stderr)
+        print(
+            "warning: no --source given: using the built-in synthetic demo market, not real prices "
+            "(--source demo says so explicitly; csv:PATH, store or binance for real data)",
+            file=sys.stderr,
+        )
         args.source = "demo"
     return args.source
 
 
-def load_markets(args: argparse.Namespace, assets: list[str], *, start=None, end=None,
-                 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame | None]]:
+def load_markets(
+    args: argparse.Namespace,
+    assets: list[str],
+    *,
+    start=None,
+    end=None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame | None]]:
     """``({asset: market}, {asset: metrics})`` of ``args.source`` between ``start`` and ``end``
     (the commands whose ``--start``/``--end`` mean a backtest range load the data from its start)."""
     data = argparse.Namespace(**{**vars(args), "start": start, "end": end})

@@ -89,11 +89,15 @@ def verify(folder: Path) -> dict[str, Any]:
         raise ModelStoreError(f"{folder}: no {MANIFEST}; this is not a saved Crypto Module")
     signed = folder / MANIFEST_HASH
     if not signed.is_file():
-        raise ModelStoreError(f"{folder}: no {MANIFEST_HASH} (saved by an older version, or removed); "
-                              "its manifest cannot be trusted: retrain the module")
+        raise ModelStoreError(
+            f"{folder}: no {MANIFEST_HASH} (saved by an older version, or removed); "
+            "its manifest cannot be trusted: retrain the module"
+        )
     if signed.read_text().strip() != sha256_file(path):
-        raise ModelStoreError(f"{folder}: {MANIFEST} does not match its sha256 in {MANIFEST_HASH} (edited or "
-                              "truncated); refusing to load it")
+        raise ModelStoreError(
+            f"{folder}: {MANIFEST} does not match its sha256 in {MANIFEST_HASH} (edited or "
+            "truncated); refusing to load it"
+        )
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

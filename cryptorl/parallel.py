@@ -96,8 +96,7 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
-    kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                          "log_to_driver": False}
+    kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
         kw.update(num_cpus=workers or os.cpu_count() or 1, runtime_env=_local_runtime_env())
     else:
@@ -122,9 +121,16 @@ def shutdown() -> None:
     _started_here = False
 
 
-def run_tasks(fn: Callable[[T], R], items: Sequence[T], *, labels: Sequence[str] | None = None,
-              workers: int | None = None, address: str | None = None,
-              desc: str = "tasks", progress: bool = True) -> list[TaskOutcome[R]]:
+def run_tasks(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    labels: Sequence[str] | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    desc: str = "tasks",
+    progress: bool = True,
+) -> list[TaskOutcome[R]]:
     """Run ``fn(item)`` for every item; outcomes in the order of ``items``.
 
     ``workers=1``: plain in-process loop (debugging); otherwise Ray tasks with ``num_cpus=1``
@@ -202,12 +208,19 @@ def _run_on_ray(fn, items, labels, bar, workers, address) -> list[TaskOutcome]:
 
 def add_parallel_arguments(p) -> None:
     """``--workers`` and ``--address`` (what :func:`run_tasks` takes) on a command's parser."""
-    p.add_argument("--workers", type=int, default=None,
-                   help="modules trained at once: Ray tasks on a local instance with this many CPUs "
-                        "(default: all cores); 1 trains them one after another in this process (debugging)")
-    p.add_argument("--address", default=None,
-                   help="join a Ray cluster instead of starting a local instance: 'auto' (ray start --head "
-                        "on this machine) or ray://HOST:10001")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="modules trained at once: Ray tasks on a local instance with this many CPUs "
+        "(default: all cores); 1 trains them one after another in this process (debugging)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join a Ray cluster instead of starting a local instance: 'auto' (ray start --head "
+        "on this machine) or ray://HOST:10001",
+    )
 
 
 def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
@@ -218,4 +231,13 @@ def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
         raise ValueError(f"{len(failed)} of {len(outcomes)} {what}(s) failed: {lines}")
 
 
-__all__ = ["MAX_RETRIES", "TaskOutcome", "add_parallel_arguments", "ensure_ray", "error_line", "raise_failures", "run_tasks", "shutdown"]
+__all__ = [
+    "MAX_RETRIES",
+    "TaskOutcome",
+    "add_parallel_arguments",
+    "ensure_ray",
+    "error_line",
+    "raise_failures",
+    "run_tasks",
+    "shutdown",
+]

@@ -117,9 +117,17 @@ def check_db_file(path: str | Path | None, flag: str) -> Path | None:
     return p
 
 
-def check_number(value: Any, flag: str, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False,
-                 optional: bool = False) -> Any:
+def check_number(
+    value: Any,
+    flag: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> Any:
     """A finite number (an integer with ``integer``) in ``[low, high]`` (ends open as told)."""
     if value is None and optional:
         return None
@@ -138,9 +146,22 @@ def check_number(value: Any, flag: str, *, low: float | None = None, high: float
 
 
 # stable-baselines3 keyword arguments the commands set themselves
-_SET_BY_COMMAND = {"policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log",
-                   "_init_setup_model", "replay_buffer_class", "replay_buffer_kwargs", "rollout_buffer_class",
-                   "rollout_buffer_kwargs", "stats_window_size", "supported_action_spaces"}
+_SET_BY_COMMAND = {
+    "policy",
+    "env",
+    "policy_kwargs",
+    "seed",
+    "device",
+    "verbose",
+    "tensorboard_log",
+    "_init_setup_model",
+    "replay_buffer_class",
+    "replay_buffer_kwargs",
+    "rollout_buffer_class",
+    "rollout_buffer_kwargs",
+    "stats_window_size",
+    "supported_action_spaces",
+}
 # (low, high, low_open, high_open, integer)
 _RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
     "learning_rate": (0, None, True, False, False),
@@ -200,8 +221,9 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any], flag: str = "--
         elif key in _RANGES:
             lo, hi, lo_open, hi_open, integer = _RANGES[key]
             optional = params[key].default is None
-            value = check_number(value, name, low=lo, high=hi, low_open=lo_open, high_open=hi_open,
-                                 integer=integer, optional=optional)
+            value = check_number(
+                value, name, low=lo, high=hi, low_open=lo_open, high_open=hi_open, integer=integer, optional=optional
+            )
         else:
             default = params[key].default
             if isinstance(default, bool) and not isinstance(value, bool):
@@ -232,8 +254,15 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
 
     for key, (lo, hi, lo_open, hi_open, integer) in _CM_RANGES.items():
         if options.get(key) is not None:
-            check_number(options[key], f"--{key.replace('_', '-')}", low=lo, high=hi, low_open=lo_open,
-                         high_open=hi_open, integer=integer)
+            check_number(
+                options[key],
+                f"--{key.replace('_', '-')}",
+                low=lo,
+                high=hi,
+                low_open=lo_open,
+                high_open=hi_open,
+                integer=integer,
+            )
     for key in ("asset", "interval", "algo", "execution"):
         if key in options and not isinstance(options[key], str):
             raise UserError(f"--{key} must be text, got {options[key]!r}")
@@ -294,8 +323,10 @@ def check_live_options(args: Any, assets: list[str], paper_path: Path, *, models
     if not str(args.quote).strip().isalnum():
         raise UserError(f"--quote {args.quote!r} is not a currency code such as USDT")
     if args.live and args.data == "demo":
-        raise UserError("--live with --data demo would send real orders decided on synthetic prices; "
-                        "use --data exchange for live trading, or drop --live to paper-trade the demo market")
+        raise UserError(
+            "--live with --data demo would send real orders decided on synthetic prices; "
+            "use --data exchange for live trading, or drop --live to paper-trade the demo market"
+        )
     check_db_file(args.journal, "--journal")
     if Path(args.kill_switch).is_dir():
         raise UserError(f"--kill-switch {args.kill_switch} is a folder; give the path of a file")
@@ -321,8 +352,10 @@ def check_live_options(args: Any, assets: list[str], paper_path: Path, *, models
             paper.close()
         bar_time, _ = last_closed(now, args.interval)
         if done is not None and bar_time < done:
-            raise UserError(f"--now {now} acts on the bar of {bar_time}, before the last bar the paper account "
-                            f"{path} processed ({done}); time only moves forward (add --force to do it anyway)")
+            raise UserError(
+                f"--now {now} acts on the bar of {bar_time}, before the last bar the paper account "
+                f"{path} processed ({done}); time only moves forward (add --force to do it anyway)"
+            )
 
 
 def check_report_options(args: Any, assets: list[str], *, models: str | Path | None) -> None:
@@ -361,11 +394,26 @@ def check_update_options(args: Any, store: Any, assets: list[str], at: Any) -> N
         store.history(asset, args.interval)  # so is a damaged history
         seen = latest_time(store, asset, args.interval) if at is not None and not args.force else None
         if seen is not None and at < seen:
-            raise UserError(f"--at {at} is before {seen}, the latest time the {asset} {args.interval} modules in "
-                            f"{store.root} have seen; retraining there would move them backwards in time "
-                            "(add --force to do it anyway)")
+            raise UserError(
+                f"--at {at} is before {seen}, the latest time the {asset} {args.interval} modules in "
+                f"{store.root} have seen; retraining there would move them backwards in time "
+                "(add --force to do it anyway)"
+            )
 
 
-__all__ = ["check_assets", "check_cm_options", "check_costs", "check_date", "check_db_file", "check_dir",
-           "check_hyperparams", "check_live_options", "check_number", "check_report_options", "check_source",
-           "check_train_options", "check_update_options", "sqlite_problem"]
+__all__ = [
+    "check_assets",
+    "check_cm_options",
+    "check_costs",
+    "check_date",
+    "check_db_file",
+    "check_dir",
+    "check_hyperparams",
+    "check_live_options",
+    "check_number",
+    "check_report_options",
+    "check_source",
+    "check_train_options",
+    "check_update_options",
+    "sqlite_problem",
+]

@@ -51,30 +51,49 @@ def build_parser() -> argparse.ArgumentParser:
             "same training range, backtest them with the same fees, and write one report: metrics table, "
             "cumulative returns, forecaster errors and the reliability analysis of Chen & Zheng (2025) (TOPSIS)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, conflict_handler="resolve",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        conflict_handler="resolve",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers")
     add_data_arguments(p)
-    p.add_argument("--agents", default=",".join(AGENT_NAMES), help=f"comma-separated agents among: {', '.join(AGENT_NAMES)}")
-    p.add_argument("--train-end", default=None, help="last training bar (default: demo 2022-02-28, else 70 %% of the bars)")
+    p.add_argument(
+        "--agents", default=",".join(AGENT_NAMES), help=f"comma-separated agents among: {', '.join(AGENT_NAMES)}"
+    )
+    p.add_argument(
+        "--train-end", default=None, help="last training bar (default: demo 2022-02-28, else 70 %% of the bars)"
+    )
     p.add_argument("--start", default=None, help="first backtest bar (default: the bar after --train-end)")
     p.add_argument("--end", default=None, help="last backtest bar (default: demo 2022-09-30, else the last bar)")
     p.add_argument("--fee", type=float, default=0.001, help="fee rate per traded fraction (Binance spot taker)")
     p.add_argument("--slippage", type=float, default=0.0, help="slippage rate per traded fraction")
     p.add_argument("--execution", default="close", choices=["close", "next_open"], help="when a decision trades")
-    p.add_argument("--extra", action="append", default=[], metavar="NAME=CSV", help="an extra strategy's weights (repeatable)")
-    p.add_argument("--models", default=None,
-                   help="model store with trained Crypto Modules: their voted portfolio joins the comparison as "
-                        "'CryptoRLPM' (default: none; see also --train-missing)")
-    p.add_argument("--train-missing", action="store_true",
-                   help="train (as experiments.train_cm does) the Crypto Modules the store lacks, then compare them")
-    p.add_argument("--timesteps", type=int, default=None, help="with --train-missing: SAM timesteps (train_cm's default)")
+    p.add_argument(
+        "--extra", action="append", default=[], metavar="NAME=CSV", help="an extra strategy's weights (repeatable)"
+    )
+    p.add_argument(
+        "--models",
+        default=None,
+        help="model store with trained Crypto Modules: their voted portfolio joins the comparison as "
+        "'CryptoRLPM' (default: none; see also --train-missing)",
+    )
+    p.add_argument(
+        "--train-missing",
+        action="store_true",
+        help="train (as experiments.train_cm does) the Crypto Modules the store lacks, then compare them",
+    )
+    p.add_argument(
+        "--timesteps", type=int, default=None, help="with --train-missing: SAM timesteps (train_cm's default)"
+    )
     p.add_argument("--use-metrics", action="store_true", help="forecasters and DLS also read each asset's metrics")
     p.add_argument("--fast", action="store_true", help="tiny networks and 3 epochs (smoke runs, CI)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--log-dir", default=None, help="TensorBoard log folder for the networks' losses")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
-                   help="torch device of the forecasters' networks (CPU is fastest for these small networks)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="cpu",
+        help="torch device of the forecasters' networks (CPU is fastest for these small networks)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks run best on one)")
     p.add_argument("--out", default="reports/compare", help="report folder")
     add_parallel_arguments(p)
@@ -104,16 +123,24 @@ def _split(args: argparse.Namespace, idx: pd.DatetimeIndex) -> tuple[pd.Timestam
     return train_end, start, end
 
 
-def crypto_module_weights(args: argparse.Namespace, assets: list[str], markets: dict, metrics: dict,
-                          start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+def crypto_module_weights(
+    args: argparse.Namespace, assets: list[str], markets: dict, metrics: dict, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
     """Voted weights of the store's Crypto Modules (training the missing ones when asked)."""
     from agents.pipeline import train_missing
     from agents.portfolio import load_portfolio
 
     if args.train_missing:
         overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
-        train_missing(assets, args.interval, lambda a: (markets[a], metrics[a]), models=args.models,
-                      overrides=overrides, workers=args.workers, address=args.address)
+        train_missing(
+            assets,
+            args.interval,
+            lambda a: (markets[a], metrics[a]),
+            models=args.models,
+            overrides=overrides,
+            workers=args.workers,
+            address=args.address,
+        )
     return load_portfolio(assets, args.models, args.interval).decide(markets, metrics, start, end)
 
 
@@ -144,10 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.models is not None or args.train_missing:
         extra["CryptoRLPM"] = crypto_module_weights(args, assets, markets, metrics, start, end)
     try:
-        run_comparison(markets, metrics, interval=args.interval, train_end=train_end, start=start, end=end,
-                       agents=names, extra=extra, out=args.out, fee=args.fee, slippage=args.slippage,
-                       execution=args.execution, fast=args.fast, seed=args.seed, use_metrics=args.use_metrics,
-                       log_dir=args.log_dir, device=args.device, console=console())
+        run_comparison(
+            markets,
+            metrics,
+            interval=args.interval,
+            train_end=train_end,
+            start=start,
+            end=end,
+            agents=names,
+            extra=extra,
+            out=args.out,
+            fee=args.fee,
+            slippage=args.slippage,
+            execution=args.execution,
+            fast=args.fast,
+            seed=args.seed,
+            use_metrics=args.use_metrics,
+            log_dir=args.log_dir,
+            device=args.device,
+            console=console(),
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
     return 0

@@ -48,35 +48,63 @@ DESCRIPTION = __doc__
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
-        prog="python -m experiments.compose", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
+        prog="python -m experiments.compose",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        conflict_handler="resolve",
     )
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH,LINK")
     add_data_arguments(p)
     # Here --start/--end choose the backtest range (they replace the data-loading flags above).
-    p.add_argument("--start", default=None,
-                   help="first decision time of the backtest (default: the first bar after the latest "
-                        "training/validation end of the CMs); must lie after every CM's training")
+    p.add_argument(
+        "--start",
+        default=None,
+        help="first decision time of the backtest (default: the first bar after the latest "
+        "training/validation end of the CMs); must lie after every CM's training",
+    )
     p.add_argument("--end", default=None, help="last decision time of the backtest (default: the end of the data)")
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
-    p.add_argument("--cm", action="append", default=[], metavar="FOLDER", type=Path,
-                   help="a saved CM version folder to use for its asset instead of the store's current one "
-                        "(repeatable; its asset must be one of --assets)")
-    p.add_argument("--train-missing", action="store_true",
-                   help="train (as experiments.train_cm does, with its defaults) and save the CMs the store lacks")
-    p.add_argument("--timesteps", type=int, default=None,
-                   help="with --train-missing: SAM training timesteps (default: train_cm's, 30000)")
+    p.add_argument(
+        "--cm",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        type=Path,
+        help="a saved CM version folder to use for its asset instead of the store's current one "
+        "(repeatable; its asset must be one of --assets)",
+    )
+    p.add_argument(
+        "--train-missing",
+        action="store_true",
+        help="train (as experiments.train_cm does, with its defaults) and save the CMs the store lacks",
+    )
+    p.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help="with --train-missing: SAM training timesteps (default: train_cm's, 30000)",
+    )
     p.add_argument("--seed", type=int, default=None, help="with --train-missing: random seed (default: train_cm's, 0)")
-    p.add_argument("--tensorboard-log", default="runs",
-                   help="with --train-missing: TensorBoard folder (default runs/; '' to disable)")
-    p.add_argument("--fee", type=float, default=None,
-                   help="transaction cost rate on traded value for every strategy (default 0.001, Binance spot "
-                        "taker); with --train-missing also the new CMs' training fee")
+    p.add_argument(
+        "--tensorboard-log",
+        default="runs",
+        help="with --train-missing: TensorBoard folder (default runs/; '' to disable)",
+    )
+    p.add_argument(
+        "--fee",
+        type=float,
+        default=None,
+        help="transaction cost rate on traded value for every strategy (default 0.001, Binance spot "
+        "taker); with --train-missing also the new CMs' training fee",
+    )
     p.add_argument("--slippage", type=float, default=0.0, help="extra cost rate on traded value (default 0)")
-    p.add_argument("--execution", choices=["close", "next_open"], default=None,
-                   help="trade at the decision bar's close (default) or at the next bar's open")
-    p.add_argument("--out", type=Path, default=None,
-                   help="report folder (default reports/compose-<assets>-<interval>)")
+    p.add_argument(
+        "--execution",
+        choices=["close", "next_open"],
+        default=None,
+        help="trade at the decision bar's close (default) or at the next bar's open",
+    )
+    p.add_argument("--out", type=Path, default=None, help="report folder (default reports/compose-<assets>-<interval>)")
     p.add_argument("--title", default=None, help="report title (default 'Portfolio <assets> (<interval>)')")
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -107,28 +135,52 @@ def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, 
         other = sorted({p.name for a in missing for p in store.root.glob(f"{a}_*") if p.is_dir()})
         hint = f" (the store has {', '.join(other)})" if other else ""
         source = f" --source {args.source}" if args.source else ""
-        raise UserError(f"no trained {interval} CM for {', '.join(missing)} in {store.root}{hint}: train each with "
-                        f"`python -m experiments.train_cm --asset {missing[0]} --interval {interval}{source} "
-                        f"--models {store.root}`, or rerun with --train-missing")
+        raise UserError(
+            f"no trained {interval} CM for {', '.join(missing)} in {store.root}{hint}: train each with "
+            f"`python -m experiments.train_cm --asset {missing[0]} --interval {interval}{source} "
+            f"--models {store.root}`, or rerun with --train-missing"
+        )
     print(f"training the missing {interval} CMs for {', '.join(missing)} (train_cm defaults)")
-    overrides = {k: v for k, v in (("timesteps", args.timesteps), ("seed", args.seed), ("fee", args.fee),
-                                   ("execution", args.execution)) if v is not None}
-    train_missing(missing, interval, lambda a: load_for_cli(argparse.Namespace(**{**vars(args), "start": None}), a),
-                  models=store, overrides=overrides, tensorboard_log=args.tensorboard_log or None,
-                  workers=args.workers, address=args.address, progress=not args.no_progress)
+    overrides = {
+        k: v
+        for k, v in (
+            ("timesteps", args.timesteps),
+            ("seed", args.seed),
+            ("fee", args.fee),
+            ("execution", args.execution),
+        )
+        if v is not None
+    }
+    train_missing(
+        missing,
+        interval,
+        lambda a: load_for_cli(argparse.Namespace(**{**vars(args), "start": None}), a),
+        models=store,
+        overrides=overrides,
+        tensorboard_log=args.tensorboard_log or None,
+        workers=args.workers,
+        address=args.address,
+        progress=not args.no_progress,
+    )
 
 
 def _describe(portfolio, bt, fee: float, execution: str) -> None:
-    print(f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {bt.start} .. {bt.end} "
-          f"(fee {fee:g}, execution {execution}):")
+    print(
+        f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {bt.start} .. {bt.end} "
+        f"(fee {fee:g}, execution {execution}):"
+    )
     for asset, module in portfolio.modules.items():
         trained = module.ranges.get("train", ("?", "?"))
         where = module.folder if module.folder is not None else "(not saved)"
-        print(f"  CM {asset}: {module.config.algo.upper()}{'+EAM' if module.eam is not None else ''}, "
-              f"trained {str(trained[0])[:10]} .. {str(module.train_end)[:10]} (incl. validation); {where}")
+        print(
+            f"  CM {asset}: {module.config.algo.upper()}{'+EAM' if module.eam is not None else ''}, "
+            f"trained {str(trained[0])[:10]} .. {str(module.train_end)[:10]} (incl. validation); {where}"
+        )
         if (module.config.fee, module.config.execution) != (fee, execution):
-            print(f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
-                  f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}")
+            print(
+                f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
+                f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}"
+            )
 
 
 @command("compose")
@@ -156,21 +208,30 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # Rebuilding a PPO SAM for inference only trips SB3's mini-batch-size advice; harmless here.
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
-            modules = [CryptoModule.load(plugged[a]) if a in plugged else load_module(a, store, interval) for a in assets]
+            modules = [
+                CryptoModule.load(plugged[a]) if a in plugged else load_module(a, store, interval) for a in assets
+            ]
         portfolio = Portfolio(modules, interval=interval)
         # the data from their beginning (the CMs' observation windows warm up) to --end
         markets, metrics = load_markets(args, assets, end=args.end)
         fee = 0.001 if args.fee is None else args.fee
         execution = args.execution or "close"
-        bt = backtest_portfolio(portfolio, markets, metrics, args.start, args.end, fee=fee,
-                                slippage=args.slippage, execution=execution)
+        bt = backtest_portfolio(
+            portfolio, markets, metrics, args.start, args.end, fee=fee, slippage=args.slippage, execution=execution
+        )
     except (ValueError, TypeError, KeyError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     _describe(portfolio, bt, fee, execution)
     out = args.out or Path("reports") / f"compose-{'-'.join(a.lower() for a in assets)}-{interval}"
     title = args.title or f"Portfolio {'+'.join(assets)} ({interval})"
-    write_report(bt.results, out, title=title, html=[STRATEGY] if args.html else False,
-                 benchmark=f"B&H {assets[0]}" if args.html else None, console=console())
+    write_report(
+        bt.results,
+        out,
+        title=title,
+        html=[STRATEGY] if args.html else False,
+        benchmark=f"B&H {assets[0]}" if args.html else None,
+        console=console(),
+    )
     print(f"report folder: {out}")
     return 0
 

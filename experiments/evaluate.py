@@ -27,23 +27,42 @@ DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m experiments.evaluate", description=DESCRIPTION,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(
+        prog="python -m experiments.evaluate",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("protocol", type=Path, help="protocol YAML file, e.g. experiments/protocols/daily_bear_bull.yml")
-    p.add_argument("--out", type=Path, default=None, help="output folder: models and report (default reports/evaluate-<protocol name>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: models and report (default reports/evaluate-<protocol name>)",
+    )
     p.add_argument("--configs", default=None, help="comma-separated subset of the protocol's configs")
     p.add_argument("--windows", default=None, help="comma-separated subset of the protocol's windows")
     p.add_argument("--seeds", default=None, help="comma-separated subset of the protocol's seeds")
-    p.add_argument("--assets", default=None, help="comma-separated subset of the protocol's assets "
-                                                  "(portfolios with other assets are left out)")
-    p.add_argument("--store", default=None, help="data store folder for the protocol's source (default: a temporary "
-                                                 "folder for csv: sources, ./data or $CRYPTORL_DATA for store)")
+    p.add_argument(
+        "--assets",
+        default=None,
+        help="comma-separated subset of the protocol's assets (portfolios with other assets are left out)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="data store folder for the protocol's source (default: a temporary "
+        "folder for csv: sources, ./data or $CRYPTORL_DATA for store)",
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel trainings (default: all cores)")
     p.add_argument("--address", default=None, help="a Ray cluster to train on, e.g. auto or ray://HOST:10001")
-    p.add_argument("--score-on", choices=["backtest", "validation"], default="backtest",
-                   help="score the backtest ranges (default), or the validation ranges where the modules were "
-                        "selected, to choose between configurations without looking at a backtest "
-                        "(report in OUT/validation)")
+    p.add_argument(
+        "--score-on",
+        choices=["backtest", "validation"],
+        default="backtest",
+        help="score the backtest ranges (default), or the validation ranges where the modules were "
+        "selected, to choose between configurations without looking at a backtest "
+        "(report in OUT/validation)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -59,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         protocol = load_protocol(args.protocol).subset(
-            configs=_list(args.configs), windows=_list(args.windows), seeds=_list(args.seeds), assets=_list(args.assets))
+            configs=_list(args.configs), windows=_list(args.windows), seeds=_list(args.seeds), assets=_list(args.assets)
+        )
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress)
@@ -67,11 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"
     n = len(protocol.windows) * len(protocol.configs) * len(protocol.seeds) * len(protocol.assets)
-    print(f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
-          f"configs x {len(protocol.windows)} windows = {n} modules; output {out}")
+    print(
+        f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
+        f"configs x {len(protocol.windows)} windows = {n} modules; output {out}"
+    )
     try:
-        paths = evaluate(protocol, out, data=data, workers=args.workers, address=args.address,
-                         progress=not args.no_progress, on=args.score_on)
+        paths = evaluate(
+            protocol,
+            out,
+            data=data,
+            workers=args.workers,
+            address=args.address,
+            progress=not args.no_progress,
+            on=args.score_on,
+        )
     except (RuntimeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
     targets = paths["targets"].read_text()

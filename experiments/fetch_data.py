@@ -38,7 +38,6 @@ from cryptorl.data.store import DataStore, default_root
 EXCHANGE_SOURCES = ("binance", "exchange")
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(
         prog="python -m experiments.fetch_data",
@@ -51,31 +50,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "start and end are bar open times, both included.",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
-    p.add_argument("--source", default="demo", help="binance | exchange | <ccxt id> | santiment | coinmetrics | demo | "
-                   "csv:PATH (default: %(default)s)")
+    p.add_argument(
+        "--source",
+        default="demo",
+        help="binance | exchange | <ccxt id> | santiment | coinmetrics | demo | csv:PATH (default: %(default)s)",
+    )
     p.add_argument("--interval", default="1d", help="bar interval such as 1h, 6h, 1d (default: %(default)s)")
-    p.add_argument("--start", default=None, help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; "
-                   "csv: the first bar of the files)")
-    p.add_argument("--end", default=None, help=f"last bar, UTC date or timestamp (default: {DEFAULT_END}; "
-                   "csv: the last bar of the files)")
-    p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance "
-                   "(default: binance)")
-    p.add_argument("--quote", default="USDT", help="quote currency on the exchange: BTC -> BTC/USDT (default: %(default)s)")
-    p.add_argument("--metrics", default=None, help="Santiment or Coin Metrics: comma-separated metrics to fetch "
-                   "(default: every metric the slug offers)")
+    p.add_argument(
+        "--start",
+        default=None,
+        help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; csv: the first bar of the files)",
+    )
+    p.add_argument(
+        "--end",
+        default=None,
+        help=f"last bar, UTC date or timestamp (default: {DEFAULT_END}; csv: the last bar of the files)",
+    )
+    p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance (default: binance)")
+    p.add_argument(
+        "--quote", default="USDT", help="quote currency on the exchange: BTC -> BTC/USDT (default: %(default)s)"
+    )
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="Santiment or Coin Metrics: comma-separated metrics to fetch (default: every metric the slug offers)",
+    )
     p.add_argument("--slugs", default=None, help="Santiment: ticker=slug overrides, e.g. XRP=ripple,BNB=binance-coin")
-    p.add_argument("--include", default=None, help="csv: comma-separated metric columns to import (names as in the "
-                   "file or normalised), nothing else")
+    p.add_argument(
+        "--include",
+        default=None,
+        help="csv: comma-separated metric columns to import (names as in the file or normalised), nothing else",
+    )
     p.add_argument("--exclude", default=None, help="csv: comma-separated metric columns to leave out")
-    p.add_argument("--allow-non-daily", action="store_true", help="csv: accept --include columns that are not daily "
-                   "observations (monthly values repeated over days, trading-day closes, prices)")
+    p.add_argument(
+        "--allow-non-daily",
+        action="store_true",
+        help="csv: accept --include columns that are not daily "
+        "observations (monthly values repeated over days, trading-day closes, prices)",
+    )
     p.add_argument("--store", default=None, help="folder of the stores (default: $CRYPTORL_DATA or ./data)")
-    p.add_argument("--replace", action="store_true", help="let this source replace a series stored from another source "
-                   "(for csv: also a file whose content changed since it was imported)")
-    p.add_argument("--outliers", choices=("warn", "error", "ignore"), default="warn",
-                   help="csv: what a bar with a suspicious return (robust z-score above --outlier-z) does "
-                   "(default: %(default)s)")
-    p.add_argument("--outlier-z", type=float, default=OUTLIER_Z, help="threshold of the outlier check (default: %(default)s)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="let this source replace a series stored from another source "
+        "(for csv: also a file whose content changed since it was imported)",
+    )
+    p.add_argument(
+        "--outliers",
+        choices=("warn", "error", "ignore"),
+        default="warn",
+        help="csv: what a bar with a suspicious return (robust z-score above --outlier-z) does (default: %(default)s)",
+    )
+    p.add_argument(
+        "--outlier-z", type=float, default=OUTLIER_Z, help="threshold of the outlier check (default: %(default)s)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and resumes")
     return p.parse_args(argv)
@@ -138,8 +166,10 @@ def _print_import_notes(items, console: Console) -> None:
     for item in items:
         if item.resampled_from:
             n = 0 if item.incomplete is None else len(item.incomplete)
-            console.print(f"{item.asset}: {item.path.name} resampled {item.resampled_from} -> {item.interval}; "
-                          f"{n} bar(s) built from incomplete windows (exchange outages), {len(item.gaps)} gap(s)")
+            console.print(
+                f"{item.asset}: {item.path.name} resampled {item.resampled_from} -> {item.interval}; "
+                f"{n} bar(s) built from incomplete windows (exchange outages), {len(item.gaps)} gap(s)"
+            )
         if item.skipped:
             by_reason: dict[str, list[str]] = {}
             for column, why in item.skipped.items():
@@ -154,13 +184,16 @@ def _store_files(args: argparse.Namespace, items: list, store: DataStore, consol
     store_files(items, store, progress=not args.no_progress, replace=args.replace)
     for item in items:
         if item.replaced:
-            console.print(f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
-                          f"{', '.join(item.replaced)}")
+            console.print(
+                f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
+                f"{', '.join(item.replaced)}"
+            )
     _print_import_notes(items, console)
 
 
-def _fetch_metrics(args: argparse.Namespace, assets: list[str], start, end, store: DataStore,
-                   console: Console) -> dict[str, list[str]]:
+def _fetch_metrics(
+    args: argparse.Namespace, assets: list[str], start, end, store: DataStore, console: Console
+) -> dict[str, list[str]]:
     """Coin Metrics or Santiment metrics into the store; ``{asset: metrics the source refused}``."""
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     kw = {"metrics": names, "progress": not args.no_progress, "replace": args.replace}
@@ -188,8 +221,10 @@ def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: 
     """Bars from an exchange through ccxt into the store."""
     ex_id = _exchange_id(args)
     if ex_id is None:
-        raise UserError(f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
-                        "coinmetrics, demo or csv:PATH")
+        raise UserError(
+            f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
+            "coinmetrics, demo or csv:PATH"
+        )
     from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
 
     try:
@@ -199,8 +234,17 @@ def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: 
         raise UserError(str(exc)) from None
     for a in assets:
         try:
-            fetch_market(store, a, args.interval, start, end, exchange=ex, quote=args.quote,
-                         progress=not args.no_progress, replace=args.replace)
+            fetch_market(
+                store,
+                a,
+                args.interval,
+                start,
+                end,
+                exchange=ex,
+                quote=args.quote,
+                progress=not args.no_progress,
+                replace=args.replace,
+            )
         except ValueError as exc:
             if isinstance(exc, DataError):
                 raise
@@ -241,39 +285,57 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
     from cryptorl.data.files import read_path
 
     source = args.source
-    if not source[len("csv:"):]:
+    if not source[len("csv:") :]:
         raise UserError("--source csv: needs a path, e.g. csv:../shared/data/prices/daily")
-    path = Path(source[len("csv:"):]).expanduser()
+    path = Path(source[len("csv:") :]).expanduser()
     if not path.exists():
         raise UserError(f"--source {source}: no such file or folder")
-    items = read_path(path, assets=assets, interval=args.interval, progress=not args.no_progress, start=start,
-                      end=end, outliers=args.outliers, include=_names(args.include), exclude=_names(args.exclude),
-                      allow_non_daily=args.allow_non_daily)
+    items = read_path(
+        path,
+        assets=assets,
+        interval=args.interval,
+        progress=not args.no_progress,
+        start=start,
+        end=end,
+        outliers=args.outliers,
+        include=_names(args.include),
+        exclude=_names(args.exclude),
+        allow_non_daily=args.allow_non_daily,
+    )
     if not items:
         raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
     empty = [i for i in items if i.kind == "market" and i.frame.empty]
     if empty:
-        raise UserError(f"--source {source}: {empty[0].path.name} has no bars in --start/--end "
-                        f"({args.start or '-'} .. {args.end or '-'})")
+        raise UserError(
+            f"--source {source}: {empty[0].path.name} has no bars in --start/--end "
+            f"({args.start or '-'} .. {args.end or '-'})"
+        )
     return items
 
 
 def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console) -> None:
-    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {args.start or 'all'} .. {args.end or 'all'})")
+    table = Table(
+        title=f"{args.source} -> {store.root}  ({args.interval}, {args.start or 'all'} .. {args.end or 'all'})"
+    )
     for col in ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused"):
-        table.add_column(col, justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
-                         no_wrap=col != "metrics refused")
+        table.add_column(
+            col,
+            justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
+            no_wrap=col != "metrics refused",
+        )
     fmt = "%Y-%m-%d" if interval_seconds(args.interval) % 86400 == 0 else "%Y-%m-%d %H:%M"
     for s in rows:
         gaps = s["gaps"]
         missing = sum(g.missing for g in gaps)
         refused = ", ".join(s["refused"]) if s["refused"] else "-"
         table.add_row(
-            s["asset"], str(s["rows"]),
+            s["asset"],
+            str(s["rows"]),
             f"{s['first']:{fmt}}" if s["first"] is not None else "-",
             f"{s['last']:{fmt}}" if s["last"] is not None else "-",
             f"{len(gaps)} ({missing} bars)" if gaps else "0",
-            str(s["metrics"]), refused,
+            str(s["metrics"]),
+            refused,
         )
     console.print(table)
 

@@ -52,7 +52,6 @@ log = logging.getLogger("cryptorl.live")
 STRATEGIES = ("equal", "demo-momentum")
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(
         prog="python -m experiments.live",
@@ -71,37 +70,80 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exchange", default="binance", help="ccxt exchange id (default: %(default)s)")
     p.add_argument("--interval", default="6h", help="bar size; acts at every close (default: %(default)s)")
     p.add_argument("--quote", default="USDT", help="quote currency the portfolio is valued in (default: %(default)s)")
-    p.add_argument("--models", type=Path, default=None,
-                   help="model store with the trained Crypto Modules (default: $CRYPTORL_MODELS or ./models)")
-    p.add_argument("--strategy", choices=STRATEGIES, default=None,
-                   help="PLACEHOLDER decision instead of trained Crypto Modules: equal | demo-momentum")
-    p.add_argument("--data", choices=("exchange", "demo"), default="exchange",
-                   help="bars from the exchange's public API (with --models also Santiment metrics, through "
-                   "the data store) or the offline demo market (default: %(default)s)")
-    p.add_argument("--store", type=Path, default=None,
-                   help="data store for --models with --data exchange (default: $CRYPTORL_DATA or ./data)")
-    p.add_argument("--history", type=int, default=400, help="bars of history given to each decision (default: %(default)s)")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="model store with the trained Crypto Modules (default: $CRYPTORL_MODELS or ./models)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=None,
+        help="PLACEHOLDER decision instead of trained Crypto Modules: equal | demo-momentum",
+    )
+    p.add_argument(
+        "--data",
+        choices=("exchange", "demo"),
+        default="exchange",
+        help="bars from the exchange's public API (with --models also Santiment metrics, through "
+        "the data store) or the offline demo market (default: %(default)s)",
+    )
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="data store for --models with --data exchange (default: $CRYPTORL_DATA or ./data)",
+    )
+    p.add_argument(
+        "--history", type=int, default=400, help="bars of history given to each decision (default: %(default)s)"
+    )
     p.add_argument("--portfolio-id", default=None, help="name used in client order ids (default: ASSETS_INTERVAL)")
-    p.add_argument("--paper-db", type=Path, default=None,
-                   help="paper account file (default: runs/live/paper-EXCHANGE-INTERVAL.sqlite)")
-    p.add_argument("--journal", type=Path, default=Path("runs/live/journal.sqlite"),
-                   help="order journal (default: %(default)s)")
-    p.add_argument("--kill-switch", type=Path, default=Path("runs/live/KILL"),
-                   help="while this file exists no order is placed (default: %(default)s)")
-    p.add_argument("--markets-file", type=Path, default=None,
-                   help="ccxt markets as JSON (json.dump(exchange.load_markets())) for a new paper account "
-                   "without network")
-    p.add_argument("--initial-cash", type=float, default=10_000.0,
-                   help="quote balance of a new paper account (default: %(default)s)")
+    p.add_argument(
+        "--paper-db",
+        type=Path,
+        default=None,
+        help="paper account file (default: runs/live/paper-EXCHANGE-INTERVAL.sqlite)",
+    )
+    p.add_argument(
+        "--journal", type=Path, default=Path("runs/live/journal.sqlite"), help="order journal (default: %(default)s)"
+    )
+    p.add_argument(
+        "--kill-switch",
+        type=Path,
+        default=Path("runs/live/KILL"),
+        help="while this file exists no order is placed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--markets-file",
+        type=Path,
+        default=None,
+        help="ccxt markets as JSON (json.dump(exchange.load_markets())) for a new paper account without network",
+    )
+    p.add_argument(
+        "--initial-cash",
+        type=float,
+        default=10_000.0,
+        help="quote balance of a new paper account (default: %(default)s)",
+    )
     p.add_argument("--fee", type=float, default=0.001, help="paper fee rate per fill (default: %(default)s)")
-    p.add_argument("--price-buffer", type=float, default=0.002,
-                   help="cash kept back for price moves before a buy fills (default: %(default)s)")
+    p.add_argument(
+        "--price-buffer",
+        type=float,
+        default=0.002,
+        help="cash kept back for price moves before a buy fills (default: %(default)s)",
+    )
     p.add_argument("--max-order-notional", type=float, default=None, help="refuse orders above this many QUOTE")
-    p.add_argument("--max-daily-turnover", type=float, default=None, help="refuse orders beyond this many QUOTE a UTC day")
+    p.add_argument(
+        "--max-daily-turnover", type=float, default=None, help="refuse orders beyond this many QUOTE a UTC day"
+    )
     p.add_argument("--once", action="store_true", help="act on the last closed interval, then exit")
     p.add_argument("--now", default=None, help="with --once and paper trading: pretend it is this UTC time")
-    p.add_argument("--force", action="store_true",
-                   help="with --now: act even if it is earlier than the last bar the paper account has processed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --now: act even if it is earlier than the last bar the paper account has processed",
+    )
     p.add_argument("--live", action="store_true", help="send REAL orders (API keys from the environment)")
     p.add_argument("--yes-i-mean-live", action="store_true", help="confirm --live without the interactive prompt")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -127,8 +169,9 @@ def _confirm(args: argparse.Namespace) -> Callable[[str], bool]:
     return confirm
 
 
-def decide_from_models(models_dir: Path, assets: list[str], interval: str, data: DataFn,
-                       *, loader: Callable[[Path], Any] | None = None) -> tuple[Decide, dict[str, Any]]:
+def decide_from_models(
+    models_dir: Path, assets: list[str], interval: str, data: DataFn, *, loader: Callable[[Path], Any] | None = None
+) -> tuple[Decide, dict[str, Any]]:
     """Decision function from the promoted Crypto Module of each asset in the model store.
 
     ``loader(folder)`` loads one module (default ``agents.crypto_module.CryptoModule.load``, which
@@ -212,15 +255,29 @@ def _paper(args, symbols: list[str]) -> PaperExchange:
         try:
             markets = markets_for(public_exchange(args.exchange), symbols)
         except ccxt.NetworkError as exc:
-            raise UserError(f"cannot reach {args.exchange} to load its market definitions ({type(exc).__name__}); "
-                            "give them with --markets-file") from None
+            raise UserError(
+                f"cannot reach {args.exchange} to load its market definitions ({type(exc).__name__}); "
+                "give them with --markets-file"
+            ) from None
     log.info("new paper account %s with %s %s", path, args.initial_cash, args.quote)
-    return PaperExchange(path, markets, exchange_id=args.exchange, interval=args.interval, fee=args.fee,
-                         initial_balance={args.quote.upper(): args.initial_cash})
+    return PaperExchange(
+        path,
+        markets,
+        exchange_id=args.exchange,
+        interval=args.interval,
+        fee=args.fee,
+        initial_balance={args.quote.upper(): args.initial_cash},
+    )
 
 
-def _decisions(args: argparse.Namespace, assets: list[str], exchange: Any, paper: PaperExchange | None, bars: Any,
-               step: pd.Timedelta) -> tuple[Callable, Callable[[pd.Timestamp], None]]:
+def _decisions(
+    args: argparse.Namespace,
+    assets: list[str],
+    exchange: Any,
+    paper: PaperExchange | None,
+    bars: Any,
+    step: pd.Timedelta,
+) -> tuple[Callable, Callable[[pd.Timestamp], None]]:
     """``(decide, prepare)``: the strategy's decision function and what runs before each decision
     (the paper account's price feed, the store's catch-up for the Crypto Modules' data)."""
     prepare_steps: list[Callable[[pd.Timestamp], None]] = []
@@ -284,14 +341,25 @@ def run(args: argparse.Namespace) -> int:
 
     decide, prepare_all = _decisions(args, assets, exchange, paper, bars, step)
     trader = LiveTrader(
-        decide, exchange, assets=assets, interval=args.interval, portfolio_id=portfolio_id,
-        journal_path=args.journal, kill_switch_path=args.kill_switch, quote=args.quote,
-        limits=Limits(args.max_order_notional, args.max_daily_turnover), prepare=prepare_all,
-        fee_rate=args.fee, price_buffer=args.price_buffer, live=args.live,
+        decide,
+        exchange,
+        assets=assets,
+        interval=args.interval,
+        portfolio_id=portfolio_id,
+        journal_path=args.journal,
+        kill_switch_path=args.kill_switch,
+        quote=args.quote,
+        limits=Limits(args.max_order_notional, args.max_daily_turnover),
+        prepare=prepare_all,
+        fee_rate=args.fee,
+        price_buffer=args.price_buffer,
+        live=args.live,
     )
     mode = "LIVE" if args.live else f"paper ({paper.path})"
-    print(f"{mode} trading {', '.join(symbols)} every {args.interval} as portfolio '{portfolio_id}'; "
-          f"journal {args.journal}; kill switch {args.kill_switch}")
+    print(
+        f"{mode} trading {', '.join(symbols)} every {args.interval} as portfolio '{portfolio_id}'; "
+        f"journal {args.journal}; kill switch {args.kill_switch}"
+    )
     if not args.once:
         trader.run_forever()
         return 0
@@ -309,8 +377,9 @@ def run(args: argparse.Namespace) -> int:
 @command("live")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("ccxt").setLevel(logging.INFO)  # never log request headers (API keys)
     try:
         return run(args)

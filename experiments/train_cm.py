@@ -28,7 +28,8 @@ DESCRIPTION = __doc__
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
-        prog="python -m experiments.train_cm", description=DESCRIPTION,
+        prog="python -m experiments.train_cm",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--asset", required=True, help="ticker of the crypto, e.g. BTC")
@@ -36,25 +37,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn)")
     p.add_argument("--timesteps", type=int, default=None, help="SAM training timesteps (default 30000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--with-eam", action="store_true", default=None, help="train an EAM (DQN signals) first and feed its signals to the SAM")
+    p.add_argument(
+        "--with-eam",
+        action="store_true",
+        default=None,
+        help="train an EAM (DQN signals) first and feed its signals to the SAM",
+    )
     p.add_argument("--eam-timesteps", type=int, default=None, help="EAM training timesteps (default 10000)")
-    p.add_argument("--features", default=None, type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
-                   help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
-                        "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only")
+    p.add_argument(
+        "--features",
+        default=None,
+        type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
+        help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
+        "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only",
+    )
     p.add_argument("--window", type=int, default=None, help="observation window n in bars (default 30)")
     p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
-    p.add_argument("--execution", choices=["close", "next_open"], default=None,
-                   help="trade at the decision bar's close (default) or at the next bar's open")
-    p.add_argument("--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 64)")
+    p.add_argument(
+        "--execution",
+        choices=["close", "next_open"],
+        default=None,
+        help="trade at the decision bar's close (default) or at the next bar's open",
+    )
+    p.add_argument(
+        "--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 64)"
+    )
     p.add_argument("--episode-length", type=int, default=None, help="training episode length in bars (default 64)")
     p.add_argument("--eval-freq", type=int, default=None, help="validate every N timesteps (default 2000)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
-                   help="torch device of the networks (default cpu: the small CNNs train fastest there)")
-    p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="SB3 hyper-parameters, e.g. learning_rate=1e-4 gamma=0.9")
-    p.add_argument("--config", type=Path, default=None,
-                   help="YAML file with any of these options (keys as the flags, with underscores) and a "
-                        "'hyperparams' mapping; flags given on the command line win")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="torch device of the networks (default cpu: the small CNNs train fastest there)",
+    )
+    p.add_argument(
+        "--hyperparams",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SB3 hyper-parameters, e.g. learning_rate=1e-4 gamma=0.9",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML file with any of these options (keys as the flags, with underscores) and a "
+        "'hyperparams' mapping; flags given on the command line win",
+    )
     p.add_argument("--train-months", type=float, default=15, help="training months (default 15, the paper's)")
     p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
     p.add_argument("--backtest-months", type=float, default=7, help="backtest months (default 7)")
@@ -130,10 +159,22 @@ def _print_results(trained) -> None:
         rows = []
         for name, res in trained.backtest.items():
             m = res.metrics()
-            rows.append([name, f"{m['ARR']:.2%}", f"{m['DRR']:.4%}", f"{m['Sortino']:.3f}", f"{m['Sharpe']:.3f}",
-                         f"{m['MaxDrawdown']:.2%}"])
-        print_table(f"Backtest {b0:%Y-%m-%d} .. {b1:%Y-%m-%d} (fee {module.config.fee:.2%}, "
-                    f"execution {module.config.execution})", ["strategy", "ARR", "DRR", "Sortino", "Sharpe", "MaxDD"], rows)
+            rows.append(
+                [
+                    name,
+                    f"{m['ARR']:.2%}",
+                    f"{m['DRR']:.4%}",
+                    f"{m['Sortino']:.3f}",
+                    f"{m['Sharpe']:.3f}",
+                    f"{m['MaxDrawdown']:.2%}",
+                ]
+            )
+        print_table(
+            f"Backtest {b0:%Y-%m-%d} .. {b1:%Y-%m-%d} (fee {module.config.fee:.2%}, "
+            f"execution {module.config.execution})",
+            ["strategy", "ARR", "DRR", "Sortino", "Sharpe", "MaxDD"],
+            rows,
+        )
     v = module.validation
     if v:
         print(f"best validation: Sortino {v['Sortino']:.3f}, ARR {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
@@ -154,15 +195,26 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)
     split = make_split(args, market.index)
-    print(f"{config.asset} {config.interval}: {len(market)} bars {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}; "
-          f"{0 if metrics is None else metrics.shape[1]} metrics")
+    print(
+        f"{config.asset} {config.interval}: {len(market)} bars {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}; "
+        f"{0 if metrics is None else metrics.shape[1]} metrics"
+    )
     for name, (a, b) in split.as_dict().items():
         print(f"  {name:<10} {a[:10]} .. {b[:10]}")
     tb = args.tensorboard_log or None
     try:
-        trained = train_and_save(market, metrics, config, split, models=args.models, save=not args.no_save,
-                                 eval_freq=args.eval_freq, tensorboard_log=tb, progress_bar=not args.no_progress,
-                                 note=f"train_cm seed {config.seed}")
+        trained = train_and_save(
+            market,
+            metrics,
+            config,
+            split,
+            models=args.models,
+            save=not args.no_save,
+            eval_freq=args.eval_freq,
+            tensorboard_log=tb,
+            progress_bar=not args.no_progress,
+            note=f"train_cm seed {config.seed}",
+        )
     except ValueError as exc:  # DataError is a ValueError
         raise UserError(str(exc)) from None
     _print_results(trained)

@@ -43,8 +43,9 @@ DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m experiments.tune", description=DESCRIPTION,
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(
+        prog="python -m experiments.tune", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--asset", help="tune one crypto's module, e.g. BTC")
     which.add_argument("--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK")
@@ -53,20 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (default 1)")
     p.add_argument("--algo", default="ppo", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default ppo)")
     p.add_argument("--timesteps", type=int, default=30_000, help="training timesteps per module (default 30000)")
-    p.add_argument("--eval-freq", type=int, default=2000, help="validate (and report to the pruner) every N timesteps "
-                                                               "(default 2000)")
+    p.add_argument(
+        "--eval-freq",
+        type=int,
+        default=2000,
+        help="validate (and report to the pruner) every N timesteps (default 2000)",
+    )
     p.add_argument("--n-envs", type=int, default=64, help="parallel training episodes per module (default 64)")
     p.add_argument("--episode-length", type=int, default=64, help="training episode length in bars (default 64)")
     p.add_argument("--window", type=int, default=30, help="observation window in bars (default 30)")
     p.add_argument("--train-months", type=float, default=15, help="training months (default 15)")
     p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
-    p.add_argument("--backtest-months", type=float, default=7,
-                   help="backtest months, left out of the search (default 7)")
+    p.add_argument(
+        "--backtest-months", type=float, default=7, help="backtest months, left out of the search (default 7)"
+    )
     p.add_argument("--pruner", default="median", choices=["median", "asha", "none"], help="default median")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
     p.add_argument("--study-name", default=None, help="default tune_<assets>_<interval>_<algo>")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (default sqlite:///<out>/study.db; postgresql://... for several machines)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL (default sqlite:///<out>/study.db; postgresql://... for several machines)",
+    )
     p.add_argument("--out", type=Path, default=None, help="report folder (default reports/tune/<study name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_parallel_arguments(p)
@@ -84,8 +93,10 @@ def _validation_data(args: argparse.Namespace, assets: list[str], interval: str)
         split = paper_split(market.index, args.train_months, args.val_months, args.backtest_months)
         data[asset] = validation_data(market, metrics, split)
         (t0, t1), (v0, v1) = split.train, split.validation
-        print(f"{asset} {interval}: train {t0:%Y-%m-%d} .. {t1:%Y-%m-%d}, validation {v0:%Y-%m-%d} .. {v1:%Y-%m-%d}"
-              f" (backtest from {split.backtest[0]:%Y-%m-%d} left out)")
+        print(
+            f"{asset} {interval}: train {t0:%Y-%m-%d} .. {t1:%Y-%m-%d}, validation {v0:%Y-%m-%d} .. {v1:%Y-%m-%d}"
+            f" (backtest from {split.backtest[0]:%Y-%m-%d} left out)"
+        )
     return data
 
 
@@ -114,8 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 
     interval = args.interval or "1d"
     try:
-        base = CMConfig(asset=assets[0], interval=interval, algo=args.algo, timesteps=args.timesteps,
-                        window=args.window, n_envs=args.n_envs, episode_length=args.episode_length)
+        base = CMConfig(
+            asset=assets[0],
+            interval=interval,
+            algo=args.algo,
+            timesteps=args.timesteps,
+            window=args.window,
+            n_envs=args.n_envs,
+            episode_length=args.episode_length,
+        )
     except ValueError as exc:
         raise UserError(one_line(exc)) from None
     study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{args.algo}"
@@ -129,12 +147,23 @@ def main(argv: list[str] | None = None) -> int:
         study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)
     except Exception as exc:  # a bad URL, an unreachable database, a missing driver
         raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
-    print(f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
-          f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial")
+    print(
+        f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
+        f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial"
+    )
 
     try:
-        tune(spec, study, storage, args.trials, pruner=args.pruner, workers=args.workers, address=args.address,
-             progress=not args.no_progress, on_trial=on_trial)
+        tune(
+            spec,
+            study,
+            storage,
+            args.trials,
+            pruner=args.pruner,
+            workers=args.workers,
+            address=args.address,
+            progress=not args.no_progress,
+            on_trial=on_trial,
+        )
     except ValueError as exc:
         raise UserError(one_line(exc)) from None
     except KeyboardInterrupt:
@@ -143,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = write_report(study, spec, out)
     best = study.best_trial
-    print_table(f"Best trial {best.number} of {len(study.trials)}: mean validation Sortino {best.value:.3f}",
-                ["parameter", "value"], [[k, f"{v:.4g}" if isinstance(v, float) else str(v)]
-                                         for k, v in best.params.items()])
+    print_table(
+        f"Best trial {best.number} of {len(study.trials)}: mean validation Sortino {best.value:.3f}",
+        ["parameter", "value"],
+        [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in best.params.items()],
+    )
     for name, path in paths.items():
         print(f"{name}: {path}")
     print(f"train it: python -m experiments.train_cm --asset {assets[0]} --config {paths['config']}")

@@ -39,34 +39,67 @@ DESCRIPTION = __doc__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m experiments.update", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(
+        prog="python -m experiments.update",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--assets", required=True, help="comma-separated tickers, e.g. BTC,ETH,LINK")
     p.add_argument("--every", default="7d", help="retraining period, e.g. 7d, 12h (default 7d)")
     p.add_argument("--now", action="store_true", help="retrain every asset once now, then exit")
-    p.add_argument("--at", default=None, metavar="TIME",
-                   help="with --now: act as if the current time were TIME (UTC), e.g. 2022-06-01")
-    p.add_argument("--window", default="450d", help="sliding window of bars the module learns from, "
-                   "training + validation (default 450d)")
-    p.add_argument("--val-window", default="60d", help="the last part of the window used for validation "
-                   "and for the comparison with the current version (default 60d)")
-    p.add_argument("--min-improvement", type=float, default=0.0,
-                   help="promote only if new Sortino >= current Sortino + this (default 0.0: not worse)")
+    p.add_argument(
+        "--at",
+        default=None,
+        metavar="TIME",
+        help="with --now: act as if the current time were TIME (UTC), e.g. 2022-06-01",
+    )
+    p.add_argument(
+        "--window",
+        default="450d",
+        help="sliding window of bars the module learns from, training + validation (default 450d)",
+    )
+    p.add_argument(
+        "--val-window",
+        default="60d",
+        help="the last part of the window used for validation "
+        "and for the comparison with the current version (default 60d)",
+    )
+    p.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.0,
+        help="promote only if new Sortino >= current Sortino + this (default 0.0: not worse)",
+    )
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
     p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
-    p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"],
-                   help="SAM algorithm (default: the current version's, else train_cm's)")
-    p.add_argument("--timesteps", type=int, default=None,
-                   help="SAM training timesteps (default: the current version's, else 30000)")
+    p.add_argument(
+        "--algo",
+        default=None,
+        choices=["ppo", "dqn", "a2c", "qrdqn"],
+        help="SAM algorithm (default: the current version's, else train_cm's)",
+    )
+    p.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help="SAM training timesteps (default: the current version's, else 30000)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
-    p.add_argument("--max-runs", type=int, default=None,
-                   help="stop the scheduler after N rounds of retraining (default: run until stopped)")
-    p.add_argument("--force", action="store_true",
-                   help="with --at: retrain even if TIME is earlier than what the model store has seen")
+    p.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        help="stop the scheduler after N rounds of retraining (default: run until stopped)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --at: retrain even if TIME is earlier than what the model store has seen",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_parallel_arguments(p)
     return p
@@ -91,8 +124,11 @@ def _options(args: argparse.Namespace) -> tuple[pd.Timedelta, pd.Timedelta, pd.T
         raise UserError("--min-improvement must be a finite number")
     if at is not None and not args.now:
         raise UserError("--at only works with --now (the scheduler follows the real clock)")
-    for flag, value, low in (("--max-runs", args.max_runs, 1), ("--timesteps", args.timesteps, 1),
-                             ("--workers", args.workers, 1)):
+    for flag, value, low in (
+        ("--max-runs", args.max_runs, 1),
+        ("--timesteps", args.timesteps, 1),
+        ("--workers", args.workers, 1),
+    ):
         if value is not None and value < low:
             raise UserError(f"{flag} must be at least {low}")
     return every, window, val_window, at
@@ -109,24 +145,36 @@ def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd
     from cryptorl.data.frames import interval_timedelta
 
     bar = interval_timedelta(args.interval)
-    overrides = {k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed))
-                 if v is not None}
+    overrides = {
+        k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed)) if v is not None
+    }
 
     def load(asset: str, now: pd.Timestamp):
         base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)
         config = replace(base, asset=asset, interval=args.interval, **overrides)
         start = now - window - (history_bars(config) + 2) * bar
         try:
-            market, metrics = load_data(asset, args.interval, start, now, source=args.source, store=args.store,
-                                        gaps=args.gaps)
+            market, metrics = load_data(
+                asset, args.interval, start, now, source=args.source, store=args.store, gaps=args.gaps
+            )
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
         return market, (metrics if metrics is not None and metrics.shape[1] else None), config
 
     def batch(names: list[str], now: pd.Timestamp) -> dict[str, Any]:
-        results = retrain_all(names, load, store, window=window, now=now, validation=val_window,
-                              min_improvement=args.min_improvement, eval_freq=args.eval_freq,
-                              workers=args.workers, address=args.address, progress=not args.no_progress)
+        results = retrain_all(
+            names,
+            load,
+            store,
+            window=window,
+            now=now,
+            validation=val_window,
+            min_improvement=args.min_improvement,
+            eval_freq=args.eval_freq,
+            workers=args.workers,
+            address=args.address,
+            progress=not args.no_progress,
+        )
         for result in results.values():
             if not isinstance(result, Exception):
                 tqdm.write(result.summary())
@@ -136,8 +184,12 @@ def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd
 
 
 @command("update")
-def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | None = None,
-         sleep: Callable[[float], None] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    clock: Callable[[], pd.Timestamp] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> int:
     """Run the command; ``clock`` and ``sleep`` replace the wall clock and time.sleep (tests)."""
     args = build_parser().parse_args(argv)
     from tqdm.auto import tqdm
@@ -159,8 +211,10 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
     def on_error(asset: str, exc: Exception) -> None:
         tqdm.write(f"error: {asset}: {exc}", file=sys.stderr)
 
-    print(f"{', '.join(assets)} {args.interval}: window {args.window} (validation {args.val_window}), "
-          f"min improvement {args.min_improvement:g}; model store {store.root}")
+    print(
+        f"{', '.join(assets)} {args.interval}: window {args.window} (validation {args.val_window}), "
+        f"min improvement {args.min_improvement:g}; model store {store.root}"
+    )
     if args.now:
         now = at or to_utc_timestamp((clock or utc_now)())
         results = run_round(store, assets, args.interval, every, job, now, on_error=on_error, batch=batch)
@@ -175,8 +229,19 @@ def main(argv: list[str] | None = None, *, clock: Callable[[], pd.Timestamp] | N
 
     print(f"scheduler: every {args.every}; Ctrl-C to stop")
     try:
-        run_schedule(store, assets, args.interval, every, job, clock=clock or utc_now, sleep=sleep or _sleep,
-                     max_rounds=args.max_runs, on_error=on_error, on_round=on_round, batch=batch)
+        run_schedule(
+            store,
+            assets,
+            args.interval,
+            every,
+            job,
+            clock=clock or utc_now,
+            sleep=sleep or _sleep,
+            max_rounds=args.max_runs,
+            on_error=on_error,
+            on_round=on_round,
+            batch=batch,
+        )
     except KeyboardInterrupt:
         print("stopped")
         return 130

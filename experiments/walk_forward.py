@@ -54,30 +54,45 @@ DEMO_RANGE = ("2022-03-01", DEMO_END)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="python -m experiments.walk_forward", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(
+        prog="python -m experiments.walk_forward",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
-    p.add_argument("--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)")
+    p.add_argument(
+        "--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)"
+    )
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
     p.add_argument("--start", default=None, help="first out-of-sample decision time (see the defaults above)")
     p.add_argument("--end", default=None, help="last out-of-sample decision time (see the defaults above)")
     p.add_argument("--train-window", default="450d", help="training range before each segment (default 450d)")
-    p.add_argument("--val-window", default="60d",
-                   help="validation range between the training range and the segment (default 60d)")
+    p.add_argument(
+        "--val-window", default="60d", help="validation range between the training range and the segment (default 60d)"
+    )
     p.add_argument("--step", default="30d", help="segment length: retrain every STEP (default 30d)")
     p.add_argument("--algo", default="ppo", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default ppo)")
     p.add_argument("--timesteps", type=int, default=30_000, help="SAM training timesteps per model (default 30000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every model (default 0)")
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
-    p.add_argument("--fee", type=float, default=0.001,
-                   help="transaction cost rate for training and every backtest (default 0.001, Binance spot taker)")
+    p.add_argument(
+        "--fee",
+        type=float,
+        default=0.001,
+        help="transaction cost rate for training and every backtest (default 0.001, Binance spot taker)",
+    )
     p.add_argument("--slippage", type=float, default=0.0, help="extra cost rate in the backtests (default 0)")
-    p.add_argument("--execution", choices=["close", "next_open"], default="close",
-                   help="trade at the decision bar's close (default) or at the next bar's open")
-    p.add_argument("--out", type=Path, default=Path("reports/walk_forward"),
-                   help="report folder (default reports/walk_forward)")
+    p.add_argument(
+        "--execution",
+        choices=["close", "next_open"],
+        default="close",
+        help="trade at the decision bar's close (default) or at the next bar's open",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("reports/walk_forward"), help="report folder (default reports/walk_forward)"
+    )
     p.add_argument("--title", default=None, help="report title (default 'Walk-forward <assets> (<interval>)')")
     p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -85,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(args: argparse.Namespace, assets: list[str], history: pd.Timedelta) -> tuple[dict, dict, pd.Timestamp, pd.Timestamp]:
+def _load(
+    args: argparse.Namespace, assets: list[str], history: pd.Timedelta
+) -> tuple[dict, dict, pd.Timestamp, pd.Timestamp]:
     """The markets (cut to their common bars) and metrics from ``history`` before the start."""
     from cryptorl.data.frames import to_utc_timestamp
     from cryptorl.portfolio import common_markets
@@ -104,12 +121,22 @@ def _print_segments(table: pd.DataFrame, assets: list[str]) -> None:
     rows = []
     for number, row in table.iterrows():
         vals = " ".join(f"{a} {row[f'val_sortino_{a}']:.2f}" for a in assets)
-        rows.append([str(number), str(row["start"])[:10], str(row["end"])[:10],
-                     f"{str(row['train_start'])[:10]} .. {str(row['val_end'])[:10]}", vals,
-                     f"{row['return']:.2%}", f"{row['turnover']:.2f}"])
-    print_table("Segments (models trained on data before each segment's start)",
-                ["#", "start", "end", "trained on (train + validation)", "validation Sortino", "return", "turnover"],
-                rows)
+        rows.append(
+            [
+                str(number),
+                str(row["start"])[:10],
+                str(row["end"])[:10],
+                f"{str(row['train_start'])[:10]} .. {str(row['val_end'])[:10]}",
+                vals,
+                f"{row['return']:.2%}",
+                f"{row['turnover']:.2f}",
+            ]
+        )
+    print_table(
+        "Segments (models trained on data before each segment's start)",
+        ["#", "start", "end", "trained on (train + validation)", "validation Sortino", "return", "turnover"],
+        rows,
+    )
 
 
 @command("walk_forward")
@@ -135,33 +162,71 @@ def main(argv: list[str] | None = None) -> int:
         train_w = parse_duration(args.train_window, "--train-window")
         val_w = parse_duration(args.val_window, "--val-window")
         parse_duration(args.step, "--step")
-        config = CMConfig(asset=assets[0], interval=args.interval, algo=args.algo, timesteps=args.timesteps,
-                          seed=args.seed, fee=args.fee, execution=args.execution)
+        config = CMConfig(
+            asset=assets[0],
+            interval=args.interval,
+            algo=args.algo,
+            timesteps=args.timesteps,
+            seed=args.seed,
+            fee=args.fee,
+            execution=args.execution,
+        )
         history = train_w + val_w + (history_bars(config) + 2) * interval_timedelta(args.interval)
         markets, metrics, start, end = _load(args, assets, history)
-        print(f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
-              f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
-              f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}")
-        wf = run_walk_forward(markets, metrics, config, start=start, end=end, train_window=train_w,
-                              val_window=val_w, step=args.step, eval_freq=args.eval_freq,
-                              slippage=args.slippage, progress=not args.no_progress, workers=args.workers,
-                              address=args.address)
+        print(
+            f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
+            f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
+            f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}"
+        )
+        wf = run_walk_forward(
+            markets,
+            metrics,
+            config,
+            start=start,
+            end=end,
+            train_window=train_w,
+            val_window=val_w,
+            step=args.step,
+            eval_freq=args.eval_freq,
+            slippage=args.slippage,
+            progress=not args.no_progress,
+            workers=args.workers,
+            address=args.address,
+        )
     except ValueError as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     table = wf.segment_table()
     _print_segments(table, assets)
     out: Path = args.out
     title = args.title or f"Walk-forward {'+'.join(assets)} ({args.interval})"
-    write_report(wf.results(), out, title=title, html=[STRATEGY] if args.html else False,
-                 benchmark=f"B&H {assets[0]}" if args.html else None, console=console())
+    write_report(
+        wf.results(),
+        out,
+        title=title,
+        html=[STRATEGY] if args.html else False,
+        benchmark=f"B&H {assets[0]}" if args.html else None,
+        console=console(),
+    )
     table.to_csv(out / "segments.csv")
     wf.weights.to_csv(out / "weights.csv", float_format="%.10g")
-    (out / "config.json").write_text(json.dumps({
-        "assets": assets, "source": args.source, "start": str(start), "end": str(end),
-        "train_window": args.train_window, "val_window": args.val_window, "step": args.step,
-        "slippage": args.slippage, "segments": len(wf.segments),
-        "cm_config": asdict(replace(config, asset="*")),
-    }, indent=2, default=str))
+    (out / "config.json").write_text(
+        json.dumps(
+            {
+                "assets": assets,
+                "source": args.source,
+                "start": str(start),
+                "end": str(end),
+                "train_window": args.train_window,
+                "val_window": args.val_window,
+                "step": args.step,
+                "slippage": args.slippage,
+                "segments": len(wf.segments),
+                "cm_config": asdict(replace(config, asset="*")),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"segments: {out / 'segments.csv'}\nweights: {out / 'weights.csv'}\nreport folder: {out}")
     return 0
 

@@ -53,20 +53,43 @@ def install(monkeypatch, handler: Handler) -> None:
 def _symbol_info(base: str, quote: str) -> dict:
     """One entry of Binance's GET /api/v3/exchangeInfo 'symbols' list (recorded format)."""
     return {
-        "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-        "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "symbol": base + quote,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": True,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000", "tickSize": "0.01000000"},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01000000",
+                "maxPrice": "1000000.00000000",
+                "tickSize": "0.01000000",
+            },
             {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
-        "permissions": [], "permissionSets": [["SPOT", "MARGIN"]],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
@@ -79,10 +102,25 @@ def klines_from_binance_csv(path: Path) -> list[list]:
     open_ms = pd.to_datetime(df["datetime"], utc=True).dt.as_unit("ms").astype("int64").tolist()
     close_ms = pd.to_datetime(df["close_time"], utc=True).dt.as_unit("ms").astype("int64").tolist()
     cols = [df[c].tolist() for c in ("open", "high", "low", "close", "volume")]
-    rest = [df[c].tolist() for c in ("quote_asset_volume", "num_trades", "taker_buy_base_vol", "taker_buy_quote_vol", "ignore")]
+    rest = [
+        df[c].tolist()
+        for c in ("quote_asset_volume", "num_trades", "taker_buy_base_vol", "taker_buy_quote_vol", "ignore")
+    ]
     return [
-        [open_ms[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], close_ms[i],
-         rest[0][i], int(rest[1][i]), rest[2][i], rest[3][i], rest[4][i]]
+        [
+            open_ms[i],
+            cols[0][i],
+            cols[1][i],
+            cols[2][i],
+            cols[3][i],
+            cols[4][i],
+            close_ms[i],
+            rest[0][i],
+            int(rest[1][i]),
+            rest[2][i],
+            rest[3][i],
+            rest[4][i],
+        ]
         for i in range(len(df))
     ]
 
@@ -91,9 +129,22 @@ def klines_from_market(market: pd.DataFrame, interval_ms: int) -> list[list]:
     """A market frame as /api/v3/klines JSON rows."""
     rows = []
     for t, r in zip(market.index.as_unit("ms").asi8, market.itertuples(index=False)):
-        rows.append([int(t), f"{r.open:.8f}", f"{r.high:.8f}", f"{r.low:.8f}", f"{r.close:.8f}", f"{r.volume:.8f}",
-                     int(t + interval_ms - 1), f"{r.volume * r.close:.8f}", 100, f"{r.volume / 2:.8f}",
-                     f"{r.volume * r.close / 2:.8f}", "0"])
+        rows.append(
+            [
+                int(t),
+                f"{r.open:.8f}",
+                f"{r.high:.8f}",
+                f"{r.low:.8f}",
+                f"{r.close:.8f}",
+                f"{r.volume:.8f}",
+                int(t + interval_ms - 1),
+                f"{r.volume * r.close:.8f}",
+                100,
+                f"{r.volume / 2:.8f}",
+                f"{r.volume * r.close / 2:.8f}",
+                "0",
+            ]
+        )
     return rows
 
 
@@ -118,17 +169,39 @@ class FakeBinance:
             symbols = []
             if url.path.startswith("/api/v3"):
                 symbols = [_symbol_info(s[: -len("USDT")], "USDT") for s, _ in self.klines]
-            return json_response(request, 200, {"timezone": "UTC", "serverTime": 1700000000000, "rateLimits": [],
-                                                "exchangeFilters": [], "symbols": symbols})
+            return json_response(
+                request,
+                200,
+                {
+                    "timezone": "UTC",
+                    "serverTime": 1700000000000,
+                    "rateLimits": [],
+                    "exchangeFilters": [],
+                    "symbols": symbols,
+                },
+            )
         if url.path == "/api/v3/klines":
             self.klines_calls.append(q)
             fault = self.faults.pop(len(self.klines_calls), None)
             if fault == "429":
-                return json_response(request, 429, {"code": -1003, "msg": "Too many requests; current limit of IP is 6000 requests per minute. Please use the websocket for live updates to avoid polling the API."})
+                return json_response(
+                    request,
+                    429,
+                    {
+                        "code": -1003,
+                        "msg": "Too many requests; current limit of IP is 6000 requests per minute. Please use the websocket for live updates to avoid polling the API.",
+                    },
+                )
             if fault == "-1001":
-                return json_response(request, 503, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."})
+                return json_response(
+                    request,
+                    503,
+                    {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
+                )
             if fault == "503":
-                return text_response(request, 503, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
+                return text_response(
+                    request, 503, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
+                )
             if fault == "network":
                 raise requests.exceptions.ConnectionError("Connection aborted: [Errno 104] Connection reset by peer")
             if callable(fault):
@@ -158,8 +231,13 @@ class FakeSantiment:
     ``"network"`` or ``"503"``.
     """
 
-    def __init__(self, series: dict[tuple[str, str], pd.Series], restricted: set[str] = frozenset(),
-                 faults: dict | None = None, extra_available: dict[str, list[str]] | None = None):
+    def __init__(
+        self,
+        series: dict[tuple[str, str], pd.Series],
+        restricted: set[str] = frozenset(),
+        faults: dict | None = None,
+        extra_available: dict[str, list[str]] | None = None,
+    ):
         self.series = series
         self.restricted = set(restricted)
         self.faults = dict(faults or {})
@@ -178,9 +256,20 @@ class FakeSantiment:
         if m:
             slug = m.group(1)
             if not self.available(slug):
-                return json_response(request, 200, {"data": {"projectBySlug": None}, "errors": [
-                    {"message": f"Project with slug '{slug}' not found.", "locations": [{"line": 2, "column": 9}],
-                     "path": ["projectBySlug"]}]})
+                return json_response(
+                    request,
+                    200,
+                    {
+                        "data": {"projectBySlug": None},
+                        "errors": [
+                            {
+                                "message": f"Project with slug '{slug}' not found.",
+                                "locations": [{"line": 2, "column": 9}],
+                                "path": ["projectBySlug"],
+                            }
+                        ],
+                    },
+                )
             return json_response(request, 200, {"data": {"projectBySlug": {"availableMetrics": self.available(slug)}}})
         m = re.search(r'(query_\d+): getMetric\(metric: "([^"]+)"\)', query)
         assert m, f"unexpected query {query}"
@@ -192,16 +281,32 @@ class FakeSantiment:
         self.metric_calls.append({"metric": metric, "slug": slug, "from": start, "to": end, "interval": interval})
         fault = self.faults.pop(len(self.metric_calls), None)
         if fault == "429":
-            return json_response(request, 429, {"errors": {"details": "API Rate Limit Reached. Try again in 3 seconds (1 minute)"}})
+            return json_response(
+                request, 429, {"errors": {"details": "API Rate Limit Reached. Try again in 3 seconds (1 minute)"}}
+            )
         if fault == "503":
             return json_response(request, 503, {"errors": {"details": "Service unavailable"}})
         if fault == "network":
             raise requests.exceptions.ConnectionError("Connection aborted: [Errno 104] Connection reset by peer")
         if metric in self.restricted:
-            return json_response(request, 200, {"data": {alias: None}, "errors": [
-                {"message": RESTRICTED.format(metric=metric), "locations": [{"line": 2, "column": 5}], "path": [alias]}]})
+            return json_response(
+                request,
+                200,
+                {
+                    "data": {alias: None},
+                    "errors": [
+                        {
+                            "message": RESTRICTED.format(metric=metric),
+                            "locations": [{"line": 2, "column": 5}],
+                            "path": [alias],
+                        }
+                    ],
+                },
+            )
         s = self.series[(slug, metric)]
         s = s[(s.index >= start) & (s.index <= end)]
-        points = [{"datetime": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": None if np.isnan(v) else float(v)}
-                  for t, v in s.items()]
+        points = [
+            {"datetime": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": None if np.isnan(v) else float(v)}
+            for t, v in s.items()
+        ]
         return json_response(request, 200, {"data": {alias: {"timeseriesDataJson": points}}})

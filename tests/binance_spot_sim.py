@@ -30,22 +30,45 @@ SECRET = "sim-secret"
 
 def _symbol(base: str, step: str, min_qty: str, tick: str, max_qty: str = "9000.00000000") -> dict:
     return {
-        "symbol": f"{base}USDT", "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
-        "quoteAsset": "USDT", "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "symbol": f"{base}USDT",
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": "USDT",
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True,
-        "cancelReplaceAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": True,
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
             {"filterType": "LOT_SIZE", "minQty": min_qty, "maxQty": max_qty, "stepSize": step},
             {"filterType": "ICEBERG_PARTS", "limit": 10},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "128.52621715", "stepSize": "0.00000000"},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": "128.52621715",
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
         ],
-        "permissions": [], "permissionSets": [["SPOT", "MARGIN"]],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
@@ -69,8 +92,15 @@ def _fmt(x: float | Decimal) -> str:
 class BinanceSpotSim:
     """A Binance spot account and matching engine behind ccxt's HTTP session."""
 
-    def __init__(self, balances: dict[str, float], prices: dict[str, float], *, fee: float = 0.001,
-                 time: str = "2024-01-01T12:00:05Z", klines: dict[str, pd.DataFrame] | None = None):
+    def __init__(
+        self,
+        balances: dict[str, float],
+        prices: dict[str, float],
+        *,
+        fee: float = 0.001,
+        time: str = "2024-01-01T12:00:05Z",
+        klines: dict[str, pd.DataFrame] | None = None,
+    ):
         self.balances = {k: Decimal(str(v)) for k, v in balances.items()}
         self.prices = dict(prices)  # "BTCUSDT" -> price
         self.fee = Decimal(str(fee))
@@ -131,22 +161,48 @@ class BinanceSpotSim:
 
     # public ------------------------------------------------------------------------------------
     def _exchange_info(self, params) -> requests.Response:
-        return self._reply(200, {
-            "timezone": "UTC", "serverTime": self._ms(),
-            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
-            "exchangeFilters": [], "symbols": list(SYMBOLS.values()),
-        })
+        return self._reply(
+            200,
+            {
+                "timezone": "UTC",
+                "serverTime": self._ms(),
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+                ],
+                "exchangeFilters": [],
+                "symbols": list(SYMBOLS.values()),
+            },
+        )
 
     def _ticker(self, params) -> requests.Response:
         sym = params["symbol"]
         p = _fmt(self.prices[sym])
-        return self._reply(200, {
-            "symbol": sym, "priceChange": "0.00000000", "priceChangePercent": "0.000", "weightedAvgPrice": p,
-            "prevClosePrice": p, "lastPrice": p, "lastQty": "0.01000000", "bidPrice": p, "bidQty": "1.00000000",
-            "askPrice": p, "askQty": "1.00000000", "openPrice": p, "highPrice": p, "lowPrice": p,
-            "volume": "1000.00000000", "quoteVolume": "1000000.00000000", "openTime": self._ms() - 86_400_000,
-            "closeTime": self._ms(), "firstId": 1, "lastId": 2, "count": 2,
-        })
+        return self._reply(
+            200,
+            {
+                "symbol": sym,
+                "priceChange": "0.00000000",
+                "priceChangePercent": "0.000",
+                "weightedAvgPrice": p,
+                "prevClosePrice": p,
+                "lastPrice": p,
+                "lastQty": "0.01000000",
+                "bidPrice": p,
+                "bidQty": "1.00000000",
+                "askPrice": p,
+                "askQty": "1.00000000",
+                "openPrice": p,
+                "highPrice": p,
+                "lowPrice": p,
+                "volume": "1000.00000000",
+                "quoteVolume": "1000000.00000000",
+                "openTime": self._ms() - 86_400_000,
+                "closeTime": self._ms(),
+                "firstId": 1,
+                "lastId": 2,
+                "count": 2,
+            },
+        )
 
     def _klines(self, params) -> requests.Response:
         frame = self.klines[params["symbol"]]
@@ -158,22 +214,54 @@ class BinanceSpotSim:
             open_ms = int(t.value // 1_000_000)
             if open_ms < start or open_ms > self._ms():  # nothing from the future
                 continue
-            rows.append([open_ms, _fmt(r.open), _fmt(r.high), _fmt(r.low), _fmt(r.close), _fmt(r.volume),
-                         open_ms + step - 1, "0", 1, "0", "0", "0"])
+            rows.append(
+                [
+                    open_ms,
+                    _fmt(r.open),
+                    _fmt(r.high),
+                    _fmt(r.low),
+                    _fmt(r.close),
+                    _fmt(r.volume),
+                    open_ms + step - 1,
+                    "0",
+                    1,
+                    "0",
+                    "0",
+                    "0",
+                ]
+            )
             if len(rows) == limit:
                 break
         return self._reply(200, rows)
 
     # private -----------------------------------------------------------------------------------
     def _account(self, params) -> requests.Response:
-        return self._reply(200, {
-            "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
-            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-            "requireSelfTradePrevention": False, "preventSor": False, "updateTime": self._ms(),
-            "accountType": "SPOT", "permissions": ["SPOT"], "uid": 1,
-            "balances": [{"asset": a, "free": _fmt(v), "locked": "0.00000000"} for a, v in self.balances.items()],
-        })
+        return self._reply(
+            200,
+            {
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "buyerCommission": 0,
+                "sellerCommission": 0,
+                "commissionRates": {
+                    "maker": "0.00100000",
+                    "taker": "0.00100000",
+                    "buyer": "0.00000000",
+                    "seller": "0.00000000",
+                },
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "brokered": False,
+                "requireSelfTradePrevention": False,
+                "preventSor": False,
+                "updateTime": self._ms(),
+                "accountType": "SPOT",
+                "permissions": ["SPOT"],
+                "uid": 1,
+                "balances": [{"asset": a, "free": _fmt(v), "locked": "0.00000000"} for a, v in self.balances.items()],
+            },
+        )
 
     def _new_order(self, params) -> requests.Response:
         if self.before_order is not None:
@@ -185,7 +273,11 @@ class BinanceSpotSim:
         filters = {f["filterType"]: f for f in info["filters"]}
         qty = Decimal(params["quantity"])
         lot = filters["LOT_SIZE"]
-        if qty < Decimal(lot["minQty"]) or qty > Decimal(lot["maxQty"]) or (qty - Decimal(lot["minQty"])) % Decimal(lot["stepSize"]) != 0:
+        if (
+            qty < Decimal(lot["minQty"])
+            or qty > Decimal(lot["maxQty"])
+            or (qty - Decimal(lot["minQty"])) % Decimal(lot["stepSize"]) != 0
+        ):
             return self._error(-1013, "Filter failure: LOT_SIZE")
         price = Decimal(str(self.prices[sym]))
         quote_qty = qty * price
@@ -205,22 +297,60 @@ class BinanceSpotSim:
             self.balances[base] -= qty
             self.balances[quote] = self.balances.get(quote, Decimal(0)) + quote_qty - commission
         order = {
-            "symbol": sym, "orderId": 1000 + len(self.orders), "orderListId": -1,
-            "clientOrderId": params.get("newClientOrderId"), "price": "0.00000000", "origQty": _fmt(qty),
-            "executedQty": _fmt(qty), "cummulativeQuoteQty": _fmt(quote_qty), "status": "FILLED",
-            "timeInForce": "GTC", "type": "MARKET", "side": side, "stopPrice": "0.00000000",
-            "icebergQty": "0.00000000", "time": self._ms(), "updateTime": self._ms(), "isWorking": True,
-            "workingTime": self._ms(), "origQuoteOrderQty": "0.00000000", "selfTradePreventionMode": "EXPIRE_MAKER",
+            "symbol": sym,
+            "orderId": 1000 + len(self.orders),
+            "orderListId": -1,
+            "clientOrderId": params.get("newClientOrderId"),
+            "price": "0.00000000",
+            "origQty": _fmt(qty),
+            "executedQty": _fmt(qty),
+            "cummulativeQuoteQty": _fmt(quote_qty),
+            "status": "FILLED",
+            "timeInForce": "GTC",
+            "type": "MARKET",
+            "side": side,
+            "stopPrice": "0.00000000",
+            "icebergQty": "0.00000000",
+            "time": self._ms(),
+            "updateTime": self._ms(),
+            "isWorking": True,
+            "workingTime": self._ms(),
+            "origQuoteOrderQty": "0.00000000",
+            "selfTradePreventionMode": "EXPIRE_MAKER",
         }
         self.orders.append(order)
         if self.after_order is not None:
             self.after_order(order)
-        reply = {k: order[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId", "price", "origQty",
-                                        "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty", "status",
-                                        "timeInForce", "type", "side", "workingTime", "selfTradePreventionMode")}
+        reply = {
+            k: order[k]
+            for k in (
+                "symbol",
+                "orderId",
+                "orderListId",
+                "clientOrderId",
+                "price",
+                "origQty",
+                "executedQty",
+                "origQuoteOrderQty",
+                "cummulativeQuoteQty",
+                "status",
+                "timeInForce",
+                "type",
+                "side",
+                "workingTime",
+                "selfTradePreventionMode",
+            )
+        }
         reply["transactTime"] = self._ms()
-        reply["fills"] = [{"price": _fmt(price), "qty": _fmt(qty), "commission": _fmt(commission),
-                           "commissionAsset": commission_asset, "tradeId": 5000 + len(self.orders)}]
+        reply["fills"] = [
+            {
+                "price": _fmt(price),
+                "qty": _fmt(qty),
+                "commission": _fmt(commission),
+                "commissionAsset": commission_asset,
+                "tradeId": 5000 + len(self.orders),
+            }
+        ]
         return self._reply(200, reply)
 
     def _get_order(self, params) -> requests.Response:
@@ -228,12 +358,15 @@ class BinanceSpotSim:
             if o["symbol"] != params["symbol"]:
                 continue
             if ("origClientOrderId" in params and o["clientOrderId"] == params["origClientOrderId"]) or (
-                    "orderId" in params and str(o["orderId"]) == params["orderId"]):
+                "orderId" in params and str(o["orderId"]) == params["orderId"]
+            ):
                 return self._reply(200, o)
         return self._error(-2013, "Order does not exist.")
 
     def _open_orders(self, params) -> requests.Response:
-        return self._reply(200, [o for o in self.orders if o["symbol"] == params.get("symbol") and o["status"] == "NEW"])
+        return self._reply(
+            200, [o for o in self.orders if o["symbol"] == params.get("symbol") and o["status"] == "NEW"]
+        )
 
     def _all_orders(self, params) -> requests.Response:
         return self._reply(200, [o for o in self.orders if o["symbol"] == params["symbol"]])
@@ -250,8 +383,9 @@ def connect_sim(balances: dict[str, float], prices: dict[str, float], **kwargs):
     from cryptorl.live.connect import live_exchange
 
     sim = BinanceSpotSim(balances, prices, **kwargs)
-    exchange = live_exchange("binance", confirm=lambda message: True,
-                             env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET})
+    exchange = live_exchange(
+        "binance", confirm=lambda message: True, env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET}
+    )
     return sim, sim.install(exchange)
 
 

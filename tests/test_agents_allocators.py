@@ -77,8 +77,10 @@ def test_min_cvar_matches_rockafellar_uryasev_lp(window):
     prob = cp.Problem(cp.Minimize(a + cp.sum(u) / ((1 - beta) * len(r))), cons)
     prob.solve(solver="CLARABEL")
     got = MinCVaR().allocate(window)
+
     def cvar(x):
         return a_cvar(r @ x, beta)
+
     assert cvar(got) == pytest.approx(prob.value, abs=1e-5)
     np.testing.assert_allclose(got, w.value, atol=1e-3)
 
@@ -107,8 +109,10 @@ def test_max_sortino_beats_every_point_of_a_simplex_grid(window):
 def test_mean_downside_is_least_downside_among_portfolios_as_good_as_1_over_n(window):
     r = window.to_numpy()
     target = r.mean(axis=0).mean()
+
     def semi(p):
         return np.sqrt(np.mean(np.minimum(p - p.mean(), 0.0) ** 2))
+
     feasible = [g for g in _simplex_grid() if (r @ g).mean() >= target]
     best = min(semi(r @ g) for g in feasible)
     got = MeanDownside().allocate(window)
@@ -190,7 +194,6 @@ def test_unfitted_agent_says_so(markets):
         MinVariance().weights(markets)
 
 
-
 @settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
@@ -205,7 +208,10 @@ def test_hold_targets_rows_are_on_the_simplex_and_trade_only_at_targets(seed, ev
     rows = hold_targets(targets, closes, idx)
     np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-12)
     assert (rows >= 0).all()
-    mk = {a: pd.DataFrame({"open": closes[a], "high": closes[a], "low": closes[a], "close": closes[a], "volume": 1.0}) for a in "ABC"}
+    mk = {
+        a: pd.DataFrame({"open": closes[a], "high": closes[a], "low": closes[a], "close": closes[a], "volume": 1.0})
+        for a in "ABC"
+    }
     res = backtest(weights_frame(idx, list("ABC"), rows), mk, interval="1d", fee=0.001)
     traded = set(res.turnover[res.turnover > 1e-12].index)
     assert traded <= set(targets)

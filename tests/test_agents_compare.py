@@ -29,11 +29,28 @@ def test_compare_end_to_end_on_demo(tmp_path, capsys):
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    for name in ("metrics.md", "metrics.csv", "cumulative_returns.png", "forecast_errors.md", "reliability.md", "config.json"):
+    for name in (
+        "metrics.md",
+        "metrics.csv",
+        "cumulative_returns.png",
+        "forecast_errors.md",
+        "reliability.md",
+        "config.json",
+    ):
         assert (out / name).is_file(), name
     metrics = pd.read_csv(out / "metrics.csv", index_col=0)
-    expected = {"lstm", "dlm", "transformer", "max_sharpe", "buy_and_hold", "B&H BTC", "B&H ETH", "B&H LINK", "Trend SMA20",
-                "CM portfolio"}
+    expected = {
+        "lstm",
+        "dlm",
+        "transformer",
+        "max_sharpe",
+        "buy_and_hold",
+        "B&H BTC",
+        "B&H ETH",
+        "B&H LINK",
+        "Trend SMA20",
+        "CM portfolio",
+    }
     assert set(metrics.index) == expected
     assert np.isfinite(metrics["ARR"]).all()
     rel = pd.read_csv(out / "reliability.csv", index_col=0)
@@ -76,13 +93,38 @@ def test_help_explains(capsys):
 def test_compare_trains_and_includes_the_crypto_module_portfolio(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # train_cm writes its TensorBoard runs/ here
     out = tmp_path / "report"
-    argv = ["--assets", "BTC,ETH", "--source", "demo", "--agents", "equal_weight", "--out", str(out),
-            "--models", str(tmp_path / "models"), "--train-missing", "--timesteps", "600"]
+    argv = [
+        "--assets",
+        "BTC,ETH",
+        "--source",
+        "demo",
+        "--agents",
+        "equal_weight",
+        "--out",
+        str(out),
+        "--models",
+        str(tmp_path / "models"),
+        "--train-missing",
+        "--timesteps",
+        "600",
+    ]
     assert compare.main(argv) == 0, capsys.readouterr().err
     metrics = pd.read_csv(out / "metrics.csv", index_col=0)
     assert "CryptoRLPM" in metrics.index and np.isfinite(metrics.loc["CryptoRLPM", "ARR"])
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["BTC_1d", "ETH_1d"]
     # without --train-missing, a store lacking a module is a one-line user error
-    code = compare.main(["--assets", "BTC,LINK", "--source", "demo", "--agents", "equal_weight", "--out", str(out),
-                         "--models", str(tmp_path / "models")])
+    code = compare.main(
+        [
+            "--assets",
+            "BTC,LINK",
+            "--source",
+            "demo",
+            "--agents",
+            "equal_weight",
+            "--out",
+            str(out),
+            "--models",
+            str(tmp_path / "models"),
+        ]
+    )
     assert code == 2 and "LINK" in capsys.readouterr().err

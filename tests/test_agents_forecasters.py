@@ -81,7 +81,9 @@ def test_training_is_seeded_logged_and_leaves_the_callers_rng_alone(tmp_path):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    f1 = LSTMForecaster(window=10, hidden=4, config=TrainConfig(epochs=2, seed=7, log_dir=tmp_path)).fit(mk, end="2021-05-31")
+    f1 = LSTMForecaster(window=10, hidden=4, config=TrainConfig(epochs=2, seed=7, log_dir=tmp_path)).fit(
+        mk, end="2021-05-31"
+    )
     assert torch.equal(torch.rand(3), expected)  # fit ran in a forked RNG
     f2 = LSTMForecaster(window=10, hidden=4, config=TrainConfig(epochs=2, seed=7)).fit(mk, end="2021-05-31")
     pd.testing.assert_frame_equal(f1.forecast(mk, start="2021-06-01"), f2.forecast(mk, start="2021-06-01"))
@@ -106,7 +108,9 @@ def test_targets_convert_back_to_the_next_close(target):
 
 def test_transformer_scales_with_training_rows_only():
     mk = {"BTC": demo_data("BTC", start="2021-01-01", end="2021-06-30")[0]}
-    f = TransformerForecaster(window=5, d_model=4, heads=2, layers=1, ff=8, config=TrainConfig(epochs=1)).fit(mk, end="2021-03-31")
+    f = TransformerForecaster(window=5, d_model=4, heads=2, layers=1, ff=8, config=TrainConfig(epochs=1)).fit(
+        mk, end="2021-03-31"
+    )
     raw = f.raw_inputs(mk["BTC"].loc[:"2021-03-31"])
     np.testing.assert_allclose(f.minmax["BTC"].data_max_, raw.max(axis=0))
     np.testing.assert_allclose(f.minmax["BTC"].data_min_, raw.min(axis=0))
@@ -190,7 +194,9 @@ def test_sharpe_networks_learn_to_hold_the_rising_asset(kind):
     if kind == "dls":
         agent = DLSAgent(window=10, hidden=8, config=cfg)
     else:
-        agent = DLMAgent(forecaster=LSTMForecaster(window=10, hidden=4, config=TrainConfig(epochs=2)), window=5, hidden=4, config=cfg)
+        agent = DLMAgent(
+            forecaster=LSTMForecaster(window=10, hidden=4, config=TrainConfig(epochs=2)), window=5, hidden=4, config=cfg
+        )
     agent.fit(mk, end="2021-06-30")
     w = agent.weights(mk, start="2021-07-01")
     validate_weights(w, ["UP", "DOWN"])

@@ -41,7 +41,9 @@ def perturb(mk: dict, mx: dict, cutoff: pd.Timestamp, seed: int) -> tuple[dict, 
         m = mk[a].copy()
         after = m.index > cutoff
         factor = np.exp(rng.normal(0, 0.3, after.sum()))
-        m.loc[after, ["open", "high", "low", "close"]] = m.loc[after, ["open", "high", "low", "close"]].mul(factor, axis=0)
+        m.loc[after, ["open", "high", "low", "close"]] = m.loc[after, ["open", "high", "low", "close"]].mul(
+            factor, axis=0
+        )
         m.loc[after, "volume"] *= np.exp(rng.normal(0, 1, after.sum()))
         mk2[a] = m
         x = mx[a].copy()

@@ -44,8 +44,23 @@ def trained(tmp_path_factory):
     """Portfolio (c) composed with --train-missing on an empty store: trains the four CMs once."""
     root = tmp_path_factory.mktemp("models")
     out = tmp_path_factory.mktemp("report") / "c"
-    assert main(["--assets", "BTC,ETH,LINK,BNB", "--models", str(root), "--train-missing", "--timesteps", "1500",
-                 "--out", str(out), *QUIET]) == 0
+    assert (
+        main(
+            [
+                "--assets",
+                "BTC,ETH,LINK,BNB",
+                "--models",
+                str(root),
+                "--train-missing",
+                "--timesteps",
+                "1500",
+                "--out",
+                str(out),
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     return root, out
 
 
@@ -84,14 +99,28 @@ def test_three_portfolios_share_four_cms_trained_once(trained, data):
 def test_compose_cli_writes_the_report(trained, data, capsys):
     root, out = trained
     markets, metrics = data
-    for f in ("metrics.md", "metrics.csv", "cumulative_returns.png", "weights_cryptorlpm.png",
-              "weights_b_h_equal_weight.png", "weights_crp_equal_weight.png"):
+    for f in (
+        "metrics.md",
+        "metrics.csv",
+        "cumulative_returns.png",
+        "weights_cryptorlpm.png",
+        "weights_b_h_equal_weight.png",
+        "weights_crp_equal_weight.png",
+    ):
         assert (out / f).stat().st_size > 0, f
         if f.endswith(".png"):
             assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(out / "metrics.csv", index_col="strategy")
-    assert list(table.index) == [STRATEGY, "B&H BTC", "B&H ETH", "B&H LINK", "B&H BNB", "B&H equal weight",
-                                 "CRP equal weight", "Trend SMA20"]
+    assert list(table.index) == [
+        STRATEGY,
+        "B&H BTC",
+        "B&H ETH",
+        "B&H LINK",
+        "B&H BNB",
+        "B&H equal weight",
+        "CRP equal weight",
+        "Trend SMA20",
+    ]
     assert "| CryptoRLPM |" in (out / "metrics.md").read_text()
     # Default range: from the first bar after the CMs' training + validation to the end of the data.
     p = load_portfolio(PORTFOLIOS["c"], root, "1d")
@@ -108,11 +137,34 @@ def test_compose_cli_writes_the_report(trained, data, capsys):
 def test_compose_cli_same_costs_for_every_strategy(trained, data, tmp_path, capsys):
     root, _ = trained
     markets, metrics = data
-    assert main(["--assets", "BTC,ETH", "--models", str(root), "--out", str(tmp_path), "--fee", "0.002",
-                 "--execution", "next_open", "--start", "2022-04-01", "--end", "2022-08-31", *QUIET]) == 0
+    assert (
+        main(
+            [
+                "--assets",
+                "BTC,ETH",
+                "--models",
+                str(root),
+                "--out",
+                str(tmp_path),
+                "--fee",
+                "0.002",
+                "--execution",
+                "next_open",
+                "--start",
+                "2022-04-01",
+                "--end",
+                "2022-08-31",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
     out = "".join(capsys.readouterr().out.split())  # rich wraps long paths
-    for key, name in (("table_csv", "metrics.csv"), ("cumulative_png", "cumulative_returns.png"),
-                      ("weights_cryptorlpm", "weights_cryptorlpm.png")):
+    for key, name in (
+        ("table_csv", "metrics.csv"),
+        ("cumulative_png", "cumulative_returns.png"),
+        ("weights_cryptorlpm", "weights_cryptorlpm.png"),
+    ):
         assert f"{key}:{tmp_path / name}" in out
     table = pd.read_csv(tmp_path / "metrics.csv", index_col="strategy")
     kw = {"interval": "1d", "fee": 0.002, "execution": "next_open"}
@@ -197,7 +249,9 @@ def test_refuses_a_backtest_inside_the_training_range(trained, data, capsys):
     assert main(["--assets", "BTC,ETH", "--models", str(root), "--start", "2022-02-01", *QUIET]) == 2
     line = _err_line(capsys)
     assert "trained on data up to 2022-02-28 23:59:59" in line and "look ahead" in line
-    assert main(["--assets", "BTC", "--models", str(root), "--end", "2022-01-31", *QUIET]) == 2  # the data end before the CMs' training does: nothing out of sample
+    assert (
+        main(["--assets", "BTC", "--models", str(root), "--end", "2022-01-31", *QUIET]) == 2
+    )  # the data end before the CMs' training does: nothing out of sample
     assert "fewer than two bars after the CMs' training" in _err_line(capsys)
     markets, metrics = data
     p = load_portfolio(["BTC"], root, "1d")

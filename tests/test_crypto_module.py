@@ -14,8 +14,11 @@ from cryptorl.modelstore import ModelStore, ModelStoreError
 from cryptorl.portfolio.backtest import backtest
 
 ASSET = "BTC"
-SPLIT = Split((utc("2019-07-01"), utc("2021-06-30")), (utc("2021-07-01"), utc("2021-12-31")),
-              (utc("2022-01-01"), utc("2022-09-30")))
+SPLIT = Split(
+    (utc("2019-07-01"), utc("2021-06-30")),
+    (utc("2021-07-01"), utc("2021-12-31")),
+    (utc("2022-01-01"), utc("2022-09-30")),
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +106,23 @@ def test_refuses_tampered_truncated_and_unfit_data(tmp_path, data, trained):
 
 def test_dqn_with_eam_trains_and_round_trips(tmp_path, data):
     market, metrics = data
-    cfg = CMConfig(asset=ASSET, algo="dqn", timesteps=1_000, with_eam=True, eam_timesteps=1_000, seed=0,
-                   hyperparams={"learning_starts": 200})
+    cfg = CMConfig(
+        asset=ASSET,
+        algo="dqn",
+        timesteps=1_000,
+        with_eam=True,
+        eam_timesteps=1_000,
+        seed=0,
+        hyperparams={"learning_starts": 200},
+    )
     module, callback = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=500)
     assert module.eam is not None and callback.history
     env = module.env(market, metrics)
     assert "signal" in " ".join(env.feature_names)
     loaded = CryptoModule.load(module.save(ModelStore(tmp_path)))
-    pd.testing.assert_frame_equal(module.decide_range(market, metrics, *SPLIT.validation),
-                                  loaded.decide_range(market, metrics, *SPLIT.validation))
+    pd.testing.assert_frame_equal(
+        module.decide_range(market, metrics, *SPLIT.validation), loaded.decide_range(market, metrics, *SPLIT.validation)
+    )
 
 
 def test_decide_range_uses_no_future_data(data, trained):

@@ -37,28 +37,79 @@ def test_demo_source_fills_the_store_and_prints_the_summary(tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_csv_source_on_the_shared_data(tmp_path, capsys, shared_data):
-    code, out, _ = run(capsys, "--assets", "BTC,ETH,LINK", "--source", f"csv:{shared_data / 'prices' / 'daily'}",
-                       "--interval", "1d", "--start", "2020-10-01", "--end", "2022-09-30", "--store", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "--assets",
+        "BTC,ETH,LINK",
+        "--source",
+        f"csv:{shared_data / 'prices' / 'daily'}",
+        "--interval",
+        "1d",
+        "--start",
+        "2020-10-01",
+        "--end",
+        "2022-09-30",
+        "--store",
+        str(tmp_path),
+    )
     assert code == 0 and out.count(" 730 ") == 3
-    code, out, _ = run(capsys, "--assets", "BTC", "--source", f"csv:{shared_data / 'prices' / 'hourly'}",
-                       "--interval", "1h", "--start", "2024-11-16", "--end", "2025-02-19 23:00", "--store", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "--assets",
+        "BTC",
+        "--source",
+        f"csv:{shared_data / 'prices' / 'hourly'}",
+        "--interval",
+        "1h",
+        "--start",
+        "2024-11-16",
+        "--end",
+        "2025-02-19 23:00",
+        "--store",
+        str(tmp_path),
+    )
     assert code == 0 and "2303" in out and "1 (1 bars)" in out  # the missing hour is reported
 
 
 def test_binance_and_santiment_sources_over_faked_http(tmp_path, capsys, monkeypatch):
     market = demo_market("BTC", "1d", "2021-01-01", "2021-03-31")
-    fakes.install(monkeypatch, fakes.FakeBinance({("BTCUSDT", "1d"): fakes.klines_from_market(market, 86_400_000)},
-                                                 {2: "429"}))
+    fakes.install(
+        monkeypatch, fakes.FakeBinance({("BTCUSDT", "1d"): fakes.klines_from_market(market, 86_400_000)}, {2: "429"})
+    )
     monkeypatch.setattr("cryptorl.data.retry.Backoff.delay", lambda self, attempt: 0.0)
-    code, out, _ = run(capsys, "--assets", "BTC", "--source", "binance", "--start", "2021-01-01",
-                       "--end", "2021-03-31", "--store", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "--assets",
+        "BTC",
+        "--source",
+        "binance",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2021-03-31",
+        "--store",
+        str(tmp_path),
+    )
     assert code == 0 and " 90 " in out and "binance" in out
     metrics = demo_data("BTC", "1d", "2021-01-01", "2021-03-31")[1]
-    fakes.install(monkeypatch, fakes.FakeSantiment({("bitcoin", m): metrics[m] for m in metrics.columns[:3]},
-                                                   restricted={"mvrv_usd"}))
+    fakes.install(
+        monkeypatch,
+        fakes.FakeSantiment({("bitcoin", m): metrics[m] for m in metrics.columns[:3]}, restricted={"mvrv_usd"}),
+    )
     monkeypatch.delenv("SANPY_APIKEY", raising=False)
-    code, out, _ = run(capsys, "--assets", "BTC", "--source", "santiment", "--start", "2021-01-01",
-                       "--end", "2021-03-31", "--store", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "--assets",
+        "BTC",
+        "--source",
+        "santiment",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2021-03-31",
+        "--store",
+        str(tmp_path),
+    )
     assert code == 0 and "mvrv_usd" in out and "SANPY_APIKEY is not set" in out
     with DataStore(tmp_path) as s:
         assert s.metric_names("BTC", "1d") == sorted(metrics.columns[:3])
@@ -90,9 +141,26 @@ def test_data_errors_exit_2_from_the_shell(tmp_path):
     bad = demo_market("BTC", "1d", "2021-01-01", "2021-01-10").reset_index()
     bad.loc[4, "high"] = bad.loc[4, "low"] / 2
     bad.to_csv(folder / "BTC-USD_1d.csv", index=False)
-    proc = subprocess.run([sys.executable, "-m", "experiments.fetch_data", "--assets", "BTC", "--source", f"csv:{folder}",
-                           "--store", str(tmp_path / "s"), "--no-progress"], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.fetch_data",
+            "--assets",
+            "BTC",
+            "--source",
+            f"csv:{folder}",
+            "--store",
+            str(tmp_path / "s"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "[BTC] inconsistent bar" in proc.stderr and "BTC-USD_1d.csv, 2021-01-05" in proc.stderr

@@ -38,14 +38,27 @@ class FakeCoinMetrics:
         assert url.hostname == "community-api.coinmetrics.io" and "api_key" not in q
         if url.path == "/v4/catalog-v2/asset-metrics":
             assert q["assets"] == "btc"
-            metrics = [{"metric": m, "frequencies": [{"frequency": "1d", "min_time": "2009-01-09T00:00:00.000000000Z",
-                                                      "max_time": "2024-12-31T00:00:00.000000000Z", "community": True}]}
-                       for m in METRICS] + [{"metric": "ReferenceRate", "frequencies": [{"frequency": "1s"}]}]
+            metrics = [
+                {
+                    "metric": m,
+                    "frequencies": [
+                        {
+                            "frequency": "1d",
+                            "min_time": "2009-01-09T00:00:00.000000000Z",
+                            "max_time": "2024-12-31T00:00:00.000000000Z",
+                            "community": True,
+                        }
+                    ],
+                }
+                for m in METRICS
+            ] + [{"metric": "ReferenceRate", "frequencies": [{"frequency": "1s"}]}]
             return json_response(request, 200, {"data": [{"asset": "btc", "metrics": metrics}]})
         assert url.path == "/v4/timeseries/asset-metrics", url.path
         self.timeseries += 1
         if self.rate_limit_first and self.timeseries == 1:
-            resp = json_response(request, 429, {"error": {"type": "too_many_requests", "message": "Requests rate limit exceeded."}})
+            resp = json_response(
+                request, 429, {"error": {"type": "too_many_requests", "message": "Requests rate limit exceeded."}}
+            )
             resp.headers["x-ratelimit-reset"] = "0"
             return resp
         if self.fail_after is not None and self.timeseries > self.fail_after:
@@ -54,9 +67,15 @@ class FakeCoinMetrics:
         lo, hi = pd.Timestamp(q["start_time"], tz="UTC"), pd.Timestamp(q["end_time"], tz="UTC")
         days = [d for d in DAYS if lo <= d <= hi]
         size, offset = int(q["page_size"]), int(q.get("next_page_token", 0))
-        page = days[offset: offset + size]
-        rows = [{"asset": "btc", "time": d.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
-                 **{m: _value(m, d) for m in METRICS if not (m == "TxCnt" and d.day == 15)}} for d in page]
+        page = days[offset : offset + size]
+        rows = [
+            {
+                "asset": "btc",
+                "time": d.strftime("%Y-%m-%dT%H:%M:%S.000000000Z"),
+                **{m: _value(m, d) for m in METRICS if not (m == "TxCnt" and d.day == 15)},
+            }
+            for d in page
+        ]
         body = {"data": rows}
         if offset + size < len(days):
             body["next_page_token"] = str(offset + size)
@@ -67,8 +86,18 @@ class FakeCoinMetrics:
 def _fetch(store, fake, monkeypatch, **kw):
     install(monkeypatch, fake)
     monkeypatch.delenv("COINMETRICS_API_KEY", raising=False)
-    return fetch_metrics(store, "BTC", "2021-01-01", "2021-03-31", client=make_client(), chunk_days=30, page_size=7,
-                         backoff=Backoff(retries=1, sleep=lambda s: None), progress=False, **kw)
+    return fetch_metrics(
+        store,
+        "BTC",
+        "2021-01-01",
+        "2021-03-31",
+        client=make_client(),
+        chunk_days=30,
+        page_size=7,
+        backoff=Backoff(retries=1, sleep=lambda s: None),
+        progress=False,
+        **kw,
+    )
 
 
 def test_download_pages_through_a_rate_limit_into_the_store(store, monkeypatch):
@@ -114,13 +143,16 @@ def test_api_key_from_the_environment_selects_the_pro_endpoint(monkeypatch):
 def test_a_rejected_key_stops_the_run_and_is_never_shown(store, monkeypatch):
     def handler(request):
         assert urlparse(request.url).hostname == "api.coinmetrics.io"
-        return json_response(request, 401, {"error": {"type": "unauthorized", "message": "Requested resource requires authorization."}})
+        return json_response(
+            request, 401, {"error": {"type": "unauthorized", "message": "Requested resource requires authorization."}}
+        )
 
     install(monkeypatch, handler)
     monkeypatch.setenv("COINMETRICS_API_KEY", "test-key-not-real")
     with pytest.raises(FetchError) as exc:
-        fetch_metrics(store, "BTC", "2021-01-01", "2021-01-31", backoff=Backoff(retries=1, sleep=lambda s: None),
-                      progress=False)
+        fetch_metrics(
+            store, "BTC", "2021-01-01", "2021-01-31", backoff=Backoff(retries=1, sleep=lambda s: None), progress=False
+        )
     assert "COINMETRICS_API_KEY" in str(exc.value) and "test-key-not-real" not in str(exc.value)
     assert store.metrics("BTC", "1d").empty
 

@@ -50,8 +50,17 @@ def test_paginates_retries_and_stores_every_bar_once(monkeypatch, store, daily):
     faults = {2: "429", 3: "network", 5: "503", 6: "-1001"}
     fake = serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(daily, DAY_MS)}, faults)
     sleeps: list[float] = []
-    rep = fetch_market(store, "BTC", "1d", "2021-01-01", "2021-06-30", limit=50,
-                       backoff=Backoff(sleep=sleeps.append), now=lambda: LATER, progress=False)
+    rep = fetch_market(
+        store,
+        "BTC",
+        "1d",
+        "2021-01-01",
+        "2021-06-30",
+        limit=50,
+        backoff=Backoff(sleep=sleeps.append),
+        now=lambda: LATER,
+        progress=False,
+    )
     got = store.market("BTC", "1d")
     assert_same_bars(got, daily)  # no gap, no duplicate, same values
     assert rep.bars == rep.written == 181 and rep.pages == 4 and rep.gaps == []
@@ -78,7 +87,9 @@ def test_respects_the_rate_limit(monkeypatch, store, daily):
     fakes.install(monkeypatch, timed)
     ex = make_exchange("binance", rateLimit=150)  # ms per unit of request weight
     assert ex.enableRateLimit
-    fetch_market(store, "BTC", "1d", "2021-01-01", "2021-06-30", exchange=ex, limit=40, now=lambda: LATER, progress=False)
+    fetch_market(
+        store, "BTC", "1d", "2021-01-01", "2021-06-30", exchange=ex, limit=40, now=lambda: LATER, progress=False
+    )
     spacing = np.diff(stamps)
     cost = ex.api["public"]["get"]["klines"]["cost"]  # ccxt's weight for Binance spot klines (0.4)
     assert len(stamps) == 5 and spacing.min() >= 0.9 * ex.rateLimit * cost / 1000
@@ -110,11 +121,21 @@ def test_exchange_outage_and_late_listing_are_kept_as_they_are(monkeypatch, stor
 
 
 def test_gives_up_after_the_retries_and_keeps_what_it_stored(monkeypatch, store, daily):
-    serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(daily, DAY_MS)},
-          {n: "network" for n in range(2, 10)})
+    serve(
+        monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(daily, DAY_MS)}, {n: "network" for n in range(2, 10)}
+    )
     with pytest.raises(FetchError, match=r"gave up after 3 retries \(NetworkError"):
-        fetch_market(store, "BTC", "1d", "2021-01-01", "2021-06-30", limit=50,
-                     backoff=Backoff(retries=3, sleep=lambda s: None), now=lambda: LATER, progress=False)
+        fetch_market(
+            store,
+            "BTC",
+            "1d",
+            "2021-01-01",
+            "2021-06-30",
+            limit=50,
+            backoff=Backoff(retries=3, sleep=lambda s: None),
+            now=lambda: LATER,
+            progress=False,
+        )
     assert store.count("BTC", "1d") == 50  # the first page, committed
 
 
@@ -134,11 +155,20 @@ def test_unknown_market_timeframe_and_exchange_are_clear_errors(monkeypatch, sto
 def test_real_binance_klines_round_trip(monkeypatch, store, shared_data):
     csv = shared_data / "prices" / "binance" / "BTCUSDT_1d.csv"
     serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_binance_csv(csv)}, {3: "429"})
-    rep = fetch_market(store, "BTC", "1d", "2020-10-01", "2022-09-30", backoff=Backoff(sleep=lambda s: None),
-                       now=lambda: LATER, progress=False)
+    rep = fetch_market(
+        store,
+        "BTC",
+        "1d",
+        "2020-10-01",
+        "2022-09-30",
+        backoff=Backoff(sleep=lambda s: None),
+        now=lambda: LATER,
+        progress=False,
+    )
     assert rep.pages == 1 and rep.bars == 730 and rep.gaps == []  # Binance's 1000-bar page
-    want = pd.read_csv(csv, index_col="datetime", parse_dates=True).loc["2020-10-01":"2022-09-30",
-                                                                          ["open", "high", "low", "close", "volume"]]
+    want = pd.read_csv(csv, index_col="datetime", parse_dates=True).loc[
+        "2020-10-01":"2022-09-30", ["open", "high", "low", "close", "volume"]
+    ]
     got = store.market("BTC", "1d")
     assert (got.index.tz_localize(None) == want.index).all()
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())  # same decimals, parsed by ccxt
@@ -168,9 +198,17 @@ KILL_SCRIPT = textwrap.dedent("""
 def test_kill_and_resume_gives_the_same_store(monkeypatch, tmp_path, daily):
     killed = tmp_path / "killed"
     kill_at = int(daily.index[95].value // 10**9)  # row 16 of page 3 (bars 80..119)
-    script = KILL_SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT), store=str(killed), kill_at=kill_at, later=LATER)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    script = KILL_SCRIPT.format(
+        tests=str(ROOT / "tests"), root=str(ROOT), store=str(killed), kill_at=kill_at, later=LATER
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert proc.returncode == -9, proc.stdout + proc.stderr  # SIGKILL: no cleanup ran
     with sqlite3.connect(killed / "prices.sqlite") as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -179,7 +217,9 @@ def test_kill_and_resume_gives_the_same_store(monkeypatch, tmp_path, daily):
 
     fake = serve(monkeypatch, {("BTCUSDT", "1d"): fakes.klines_from_market(daily, DAY_MS)})
     with DataStore(killed) as resumed:
-        rep = fetch_market(resumed, "BTC", "1d", "2021-01-01", "2021-06-30", limit=40, now=lambda: LATER, progress=False)
+        rep = fetch_market(
+            resumed, "BTC", "1d", "2021-01-01", "2021-06-30", limit=40, now=lambda: LATER, progress=False
+        )
         assert rep.resumed_from == daily.index[80]
         assert int(fake.klines_calls[0]["startTime"]) == ms("2021-03-22")  # asks only for what is missing
         with DataStore(tmp_path / "whole") as whole:

@@ -39,7 +39,13 @@ def test_real_daily_hourly_and_binance_files(store, shared_data, tmp_path):
         (item,) = import_path(prices / "binance", other)
         assert item.layout == "binance-klines" and item.asset == "BTC" and item.rows == 2608
         assert other.time_range("BTC", "1d") == (utc("2018-01-01"), utc("2025-02-20"))
-        assert other.market("BTC", "1d").loc["2018-01-01"].tolist() == [13715.65, 13818.55, 12750.0, 13380.0, 8609.915844]
+        assert other.market("BTC", "1d").loc["2018-01-01"].tolist() == [
+            13715.65,
+            13818.55,
+            12750.0,
+            13380.0,
+            8609.915844,
+        ]
 
     # re-importing changes nothing
     assert sum(i.written for i in import_path(prices / "daily", store)) == 0
@@ -59,11 +65,18 @@ def test_real_onchain_series_keep_their_three_day_dates(store, shared_data):
 
 @pytest.mark.realdata
 def test_load_data_from_csv_with_metrics_from_another_folder(tmp_path, shared_data):
-    market, metrics = load_data("BTC", "1d", "2018-01-01", "2018-12-31",
-                                source=f"csv:{shared_data / 'prices' / 'daily'}", store=tmp_path)
+    market, metrics = load_data(
+        "BTC", "1d", "2018-01-01", "2018-12-31", source=f"csv:{shared_data / 'prices' / 'daily'}", store=tmp_path
+    )
     assert len(market) == 365 and metrics.shape == (0, 0)
-    market, metrics = load_data("BTC", "1d", "2018-01-01", "2018-12-31",
-                                source=f"csv:{shared_data / 'onchain' / 'btc_blockchain_com'}", store=tmp_path)
+    market, metrics = load_data(
+        "BTC",
+        "1d",
+        "2018-01-01",
+        "2018-12-31",
+        source=f"csv:{shared_data / 'onchain' / 'btc_blockchain_com'}",
+        store=tmp_path,
+    )
     assert len(market) == 365 and metrics.shape == (122, 20)  # every three days
     with pytest.raises(DataError, match=r"\[BTC\] two files give 1d market data"):
         load_data("BTC", source=f"csv:{shared_data / 'prices'}", store=tmp_path / "x")
@@ -80,8 +93,18 @@ def test_every_layout_round_trips(tmp_path, store):
     # Binance's public dumps: twelve columns, no header, open time in microseconds (2025 format)
     hourly = demo_data("LINK", "1h", "2017-02-01", "2017-02-03 23:00")[0]
     t_us = hourly.index.as_unit("us").asi8
-    kl = pd.DataFrame({"t": t_us, **{c: hourly[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
-                       "ct": t_us + 3_599_999_999, "q": 1.0, "n": 10, "tb": 0.5, "tq": 0.5, "i": 0})
+    kl = pd.DataFrame(
+        {
+            "t": t_us,
+            **{c: hourly[c].to_numpy() for c in ("open", "high", "low", "close", "volume")},
+            "ct": t_us + 3_599_999_999,
+            "q": 1.0,
+            "n": 10,
+            "tb": 0.5,
+            "tq": 0.5,
+            "i": 0,
+        }
+    )
     kl.to_csv(folder / "LINKUSDT-1h-2017-02.csv", index=False, header=False)
     (folder / "LINKUSDT_1h.csv").write_text((folder / "LINKUSDT-1h-2017-02.csv").read_text())
     (folder / "LINKUSDT-1h-2017-02.csv").unlink()
@@ -89,7 +112,8 @@ def test_every_layout_round_trips(tmp_path, store):
     for name in metrics.columns[:3]:  # two-column series, no header, one per metric; the folder names the asset
         s = metrics[name].iloc[::3]
         pd.DataFrame({"d": s.index.strftime("%Y-%m-%d 0:00"), "v": s.to_numpy()}).to_csv(
-            folder / "eth_santiment" / f"{name}.csv", index=False, header=False)
+            folder / "eth_santiment" / f"{name}.csv", index=False, header=False
+        )
     metrics.iloc[:, 3:5].to_parquet(folder / "eth_santiment" / "ETH_1d_metrics.parquet")
 
     items = import_path(folder, store)
@@ -103,8 +127,9 @@ def test_every_layout_round_trips(tmp_path, store):
     pd.testing.assert_frame_equal(store.market("BNB", "1d"), market.iloc[:40], check_freq=False)
     got = store.metrics("ETH", "1d")
     assert sorted(got.columns) == sorted(metrics.columns[:5])
-    pd.testing.assert_series_equal(got[metrics.columns[0]].dropna(), metrics[metrics.columns[0]].iloc[::3],
-                                   check_freq=False, check_names=False)
+    pd.testing.assert_series_equal(
+        got[metrics.columns[0]].dropna(), metrics[metrics.columns[0]].iloc[::3], check_freq=False, check_names=False
+    )
     pd.testing.assert_frame_equal(got[list(metrics.columns[3:5])], metrics.iloc[:, 3:5], check_freq=False)
     # asset and interval filters read only what is asked for
     assert [i.path.name for i in read_path(folder, assets=["BNB"])] == ["BNB_1d.parquet"]
@@ -128,10 +153,14 @@ def test_bad_file_is_named_and_nothing_is_written(tmp_path, store):
     with pytest.raises(DataError, match=r"\[ETH\] only one column \('date;open;high'\): .*separated by commas"):
         import_path(folder, store)
     (folder / "ETH-USD_1d.csv").write_text("date,price\n2021-01-01,1\n")
-    with pytest.raises(DataError, match=r"\[ETH\] market data lacks column\(s\) \['open', 'high', 'low', 'close', 'volume'\]"):
+    with pytest.raises(
+        DataError, match=r"\[ETH\] market data lacks column\(s\) \['open', 'high', 'low', 'close', 'volume'\]"
+    ):
         import_path(folder, store)
     (folder / "ETH-USD_1d.csv").write_text("1,2,3\n4,5,6\n")
-    with pytest.raises(DataError, match=r"\[ETH\] unrecognised CSV layout: no header and 3 columns .*\(at .*ETH-USD_1d.csv\)"):
+    with pytest.raises(
+        DataError, match=r"\[ETH\] unrecognised CSV layout: no header and 3 columns .*\(at .*ETH-USD_1d.csv\)"
+    ):
         import_path(folder, store)
     with pytest.raises(DataError, match="no such file or folder"):
         import_path(tmp_path / "nope", store)

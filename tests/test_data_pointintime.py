@@ -24,8 +24,9 @@ def _daily(days: int = 20, seed: int = 0) -> pd.DataFrame:
 
 
 def _bars(interval: str, days: int = 20) -> pd.DatetimeIndex:
-    return pd.date_range("2021-01-01", periods=days * pd.Timedelta("1D") // pd.Timedelta(interval), freq=interval,
-                         tz="UTC", name="time")
+    return pd.date_range(
+        "2021-01-01", periods=days * pd.Timedelta("1D") // pd.Timedelta(interval), freq=interval, tz="UTC", name="time"
+    )
 
 
 def test_hand_computed_first_use():
@@ -49,8 +50,12 @@ def test_hand_computed_first_use():
 
 
 @settings(max_examples=60, deadline=None)
-@given(interval=st.sampled_from(["1h", "4h", "6h", "12h", "1d"]), cut=st.integers(0, 400),
-       delay_h=st.sampled_from([0, 1, 6, 30]), seed=st.integers(0, 10))
+@given(
+    interval=st.sampled_from(["1h", "4h", "6h", "12h", "1d"]),
+    cut=st.integers(0, 400),
+    delay_h=st.sampled_from([0, 1, 6, 30]),
+    seed=st.integers(0, 10),
+)
 def test_moving_metric_values_not_known_at_t_changes_nothing_decided_at_or_before_t(interval, cut, delay_h, seed):
     bars = _bars(interval)
     t = bars[min(cut, len(bars) - 1)]
@@ -96,8 +101,9 @@ def test_dru_features_at_or_before_t_ignore_metric_values_not_known_at_t(tmp_pat
     idx = _bars("6h", 160)
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, len(idx))))
-    market = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0},
-                          index=idx)
+    market = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0}, index=idx
+    )
     days = pd.date_range(idx[0], idx[-1], freq="D", name="time")
     metrics = pd.DataFrame(rng.normal(size=(len(days), 4)), index=days, columns=list("abcd"))
     t = utc("2021-04-10 12:00")  # decided at 18:00: days up to 04-09 are known (delay 6h), 04-10 is not
@@ -114,4 +120,4 @@ def test_dru_features_at_or_before_t_ignore_metric_values_not_known_at_t(tmp_pat
         st_.close()
     a, b = feats
     pd.testing.assert_frame_equal(a.loc[:t], b.loc[:t])
-    assert not a.loc[t + pd.Timedelta("6h"):].equals(b.loc[t + pd.Timedelta("6h"):])  # and the later rows do see them
+    assert not a.loc[t + pd.Timedelta("6h") :].equals(b.loc[t + pd.Timedelta("6h") :])  # and the later rows do see them

@@ -16,26 +16,34 @@ def utc(s: str) -> pd.Timestamp:
     return pd.Timestamp(s, tz="UTC")
 
 
-@pytest.mark.parametrize("relpath, asset, n_metrics, first, last", [
-    ("coinmetrics/btc.csv", "BTC", 12, "2014-03-14", "2024-12-31"),  # 10 on-chain + 2 Wikipedia columns
-    ("coinmetrics/eth.csv", "ETH", 12, "2015-07-01", "2024-12-31"),
-    ("coinmetrics_community/btc.csv", "BTC", 8, "2009-01-03", "2023-01-09"),
-    ("coinmetrics_community/eth.csv", "ETH", 8, "2015-07-30", "2023-01-09"),
-    ("coinmetrics_btc_flows/CM_exchange_BTC_netflows_all.csv", "BTC", 1, "2010-07-18", "2024-04-19"),
-    ("etherscan_eth/export-DailyActiveEthAddress.csv", "ETH", 3, "2015-07-30", "2023-06-17"),
-    ("etherscan_eth/export-TxGrowth.csv", "ETH", 1, "2015-07-30", "2023-06-17"),
-    ("messari_xrp/xrp_data.csv", "XRP", 8, "2016-01-01", "2022-06-05"),
-    ("wikipedia/pageviews-Bitcoin.csv", "BTC", 1, "2015-07-01", "2024-12-31"),
-])
+@pytest.mark.parametrize(
+    "relpath, asset, n_metrics, first, last",
+    [
+        ("coinmetrics/btc.csv", "BTC", 12, "2014-03-14", "2024-12-31"),  # 10 on-chain + 2 Wikipedia columns
+        ("coinmetrics/eth.csv", "ETH", 12, "2015-07-01", "2024-12-31"),
+        ("coinmetrics_community/btc.csv", "BTC", 8, "2009-01-03", "2023-01-09"),
+        ("coinmetrics_community/eth.csv", "ETH", 8, "2015-07-30", "2023-01-09"),
+        ("coinmetrics_btc_flows/CM_exchange_BTC_netflows_all.csv", "BTC", 1, "2010-07-18", "2024-04-19"),
+        ("etherscan_eth/export-DailyActiveEthAddress.csv", "ETH", 3, "2015-07-30", "2023-06-17"),
+        ("etherscan_eth/export-TxGrowth.csv", "ETH", 1, "2015-07-30", "2023-06-17"),
+        ("messari_xrp/xrp_data.csv", "XRP", 8, "2016-01-01", "2022-06-05"),
+        ("wikipedia/pageviews-Bitcoin.csv", "BTC", 1, "2015-07-01", "2024-12-31"),
+    ],
+)
 def test_each_onchain_layout_imports(shared_data, relpath, asset, n_metrics, first, last):
     item = read_file(shared_data / "onchain" / relpath)
     assert item.kind == "metrics" and item.asset == asset and item.interval == "1d"
     assert item.frame.shape[1] == n_metrics, (list(item.frame.columns), item.skipped)
     assert item.frame.index[0] == utc(first) and item.frame.index[-1] == utc(last)
     assert all(c == c.lower() and " " not in c for c in item.frame.columns)
-    assert set(item.originals.values()) <= set(pd.read_csv(shared_data / "onchain" / relpath, nrows=0,
-                                                           encoding="utf-16" if "flows" in relpath else "utf-8-sig",
-                                                           sep="\t" if "flows" in relpath else ",").columns.str.strip())
+    assert set(item.originals.values()) <= set(
+        pd.read_csv(
+            shared_data / "onchain" / relpath,
+            nrows=0,
+            encoding="utf-16" if "flows" in relpath else "utf-8-sig",
+            sep="\t" if "flows" in relpath else ",",
+        ).columns.str.strip()
+    )
 
 
 def test_names_and_values_of_the_layouts(shared_data):
@@ -59,15 +67,17 @@ def test_non_daily_columns_are_left_out_and_refused_when_named(shared_data):
     path = shared_data / "onchain" / "coinmetrics" / "btc.csv"
     item = read_file(path)
     assert "repeat" in item.skipped["Google_btc_search"]  # monthly Google Trends spread over the days
-    assert "trading days" in item.skipped["Close_^GSPC"]or "price" in item.skipped["Close_^GSPC"]
+    assert "trading days" in item.skipped["Close_^GSPC"] or "price" in item.skipped["Close_^GSPC"]
     assert "price" in item.skipped["BTC-USD"] and "Friday" in item.skipped["USD_EUR_rate"]
     assert not any(c.startswith(("google", "close")) for c in item.frame.columns)
     with pytest.raises(DataError, match=r"Google_btc_search.*not a daily observation.*allow_non_daily"):
         read_file(path, include=["Google_btc_search"])
     opted = read_file(path, include=["google_btc_search", "tx_cnt"], allow_non_daily=True)
     assert list(opted.frame.columns) == ["tx_cnt", "google_btc_search"]  # in file order
-    assert list(read_file(path, exclude=["NVT", "Wiki_btc_search", "wiki_crypto_search"]).frame.columns)[-1] == \
-        "exchange_deposits_usd"
+    assert (
+        list(read_file(path, exclude=["NVT", "Wiki_btc_search", "wiki_crypto_search"]).frame.columns)[-1]
+        == "exchange_deposits_usd"
+    )
 
 
 def test_eth_hash_rate_after_the_merge_is_missing_not_zero(shared_data, store):
@@ -100,9 +110,19 @@ def test_1h_to_6h_equals_a_hand_computed_bar_and_pandas_resample(shared_data):
     window = hourly.loc["2021-03-01 06:00":"2021-03-01 11:00"]
     assert len(window) == 6
     assert six.loc[utc("2021-03-01 06:00")].tolist() == pytest.approx(
-        [window["open"].iloc[0], window["high"].max(), window["low"].min(), window["close"].iloc[-1], window["volume"].sum()])
-    ref = hourly.resample("6h", origin="epoch").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}).dropna()
+        [
+            window["open"].iloc[0],
+            window["high"].max(),
+            window["low"].min(),
+            window["close"].iloc[-1],
+            window["volume"].sum(),
+        ]
+    )
+    ref = (
+        hourly.resample("6h", origin="epoch")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .dropna()
+    )
     ref = ref.loc[six.index]
     pd.testing.assert_frame_equal(six, ref.rename_axis("time"), check_freq=False, rtol=1e-12)
     # Binance's outage 2020-12-21 14:00-17:00: the 12:00 bar is built from 2 hours, flagged
@@ -114,11 +134,35 @@ def test_1h_to_6h_equals_a_hand_computed_bar_and_pandas_resample(shared_data):
 def test_train_cm_on_real_6h_bars_and_coin_metrics_end_to_end(shared_data, tmp_path, capsys):
     from experiments import train_cm
 
-    code = train_cm.main([
-        "--asset", "BTC", "--interval", "6h", "--source", f"csv:{shared_data / 'prices' / 'binance_freqtrade'}",
-        "--metrics", f"csv:{shared_data / 'onchain' / 'coinmetrics'}", "--start", "2020-06-01", "--end", "2022-09-30",
-        "--timesteps", "600", "--eval-freq", "300", "--n-envs", "8", "--store", str(tmp_path / "data"),
-        "--models", str(tmp_path / "models"), "--tensorboard-log", "", "--no-progress"])
+    code = train_cm.main(
+        [
+            "--asset",
+            "BTC",
+            "--interval",
+            "6h",
+            "--source",
+            f"csv:{shared_data / 'prices' / 'binance_freqtrade'}",
+            "--metrics",
+            f"csv:{shared_data / 'onchain' / 'coinmetrics'}",
+            "--start",
+            "2020-06-01",
+            "--end",
+            "2022-09-30",
+            "--timesteps",
+            "600",
+            "--eval-freq",
+            "300",
+            "--n-envs",
+            "8",
+            "--store",
+            str(tmp_path / "data"),
+            "--models",
+            str(tmp_path / "models"),
+            "--tensorboard-log",
+            "",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "BTC 6h: 3405 bars 2020-06-01 .. 2022-09-30; 12 metrics" in out
@@ -131,8 +175,23 @@ def test_fetch_data_takes_freqtrade_1h_files_at_1h_and_6h(shared_data, tmp_path,
 
     folder = f"csv:{shared_data / 'prices' / 'binance_freqtrade'}"
     for interval, rows in (("6h", "3409"), ("1h", "20427")):  # 1h: 852 days x 24 + 1 - 22 outage hours
-        code = main(["--assets", "BTC", "--source", folder, "--interval", interval, "--start", "2020-06-01",
-                     "--end", "2022-10-01", "--store", str(tmp_path), "--no-progress"])
+        code = main(
+            [
+                "--assets",
+                "BTC",
+                "--source",
+                folder,
+                "--interval",
+                interval,
+                "--start",
+                "2020-06-01",
+                "--end",
+                "2022-10-01",
+                "--store",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
         out = capsys.readouterr().out
         assert code == 0 and f"│ BTC   │ {rows:>11} │" in out
     assert "resampled 1h -> 6h; 12 bar(s) built from incomplete windows" not in out  # the 1h run resamples nothing
@@ -144,10 +203,30 @@ def test_fetch_data_takes_freqtrade_1h_files_at_1h_and_6h(shared_data, tmp_path,
 def test_fetch_data_reports_the_columns_it_left_out(shared_data, tmp_path, capsys):
     from experiments.fetch_data import main
 
-    code = main(["--assets", "BTC", "--source", f"csv:{shared_data / 'onchain' / 'coinmetrics'}", "--store",
-                 str(tmp_path), "--no-progress"])
+    code = main(
+        [
+            "--assets",
+            "BTC",
+            "--source",
+            f"csv:{shared_data / 'onchain' / 'coinmetrics'}",
+            "--store",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "left out" in out and "Google_btc_search" in out and "BTC-USD" in out
-    code = main(["--assets", "BTC", "--source", f"csv:{shared_data / 'onchain' / 'coinmetrics'}", "--store",
-                 str(tmp_path / "x"), "--include", "Google_btc_search", "--no-progress"])
+    code = main(
+        [
+            "--assets",
+            "BTC",
+            "--source",
+            f"csv:{shared_data / 'onchain' / 'coinmetrics'}",
+            "--store",
+            str(tmp_path / "x"),
+            "--include",
+            "Google_btc_search",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "--allow-non-daily" in capsys.readouterr().err

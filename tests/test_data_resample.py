@@ -26,8 +26,16 @@ def hourly(start="2021-01-01 00:00", hours=48, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, hours)))
     open_ = np.r_[100.0, close[:-1]]
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.01, "low": np.minimum(open_, close) * 0.99,
-                         "close": close, "volume": rng.uniform(1, 10, hours)}, index=idx)
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "volume": rng.uniform(1, 10, hours),
+        },
+        index=idx,
+    )
 
 
 def test_hand_computed_bars_incomplete_flagged_gaps_kept_edges_dropped():
@@ -40,7 +48,8 @@ def test_hand_computed_bars_incomplete_flagged_gaps_kept_edges_dropped():
     assert list(r.incomplete) == [utc("2021-01-01 12:00")] and r.dropped_edges == 1
     w = h.loc["2021-01-01 12:00":"2021-01-01 17:00"]
     assert r.frame.loc[utc("2021-01-01 12:00")].tolist() == pytest.approx(
-        [w.open.iloc[0], w.high.max(), w.low.min(), w.close.iloc[-1], w.volume.sum()])
+        [w.open.iloc[0], w.high.max(), w.low.min(), w.close.iloc[-1], w.volume.sum()]
+    )
     last = h.loc["2021-01-02 18:00":]
     assert r.frame.index[-1] == utc("2021-01-02 18:00") and r.frame.iloc[-1]["close"] == last.close.iloc[-1]
 
@@ -59,16 +68,19 @@ def test_a_forming_last_window_is_dropped_and_bad_targets_refused():
 def test_resampling_agrees_with_pandas_and_conserves_volume(target, seed):
     h = hourly(hours=96, seed=seed)
     r = resample_market(h, "1h", target)
-    ref = h.resample(target, origin="epoch").agg({"open": "first", "high": "max", "low": "min", "close": "last",
-                                                  "volume": "sum"})
+    ref = h.resample(target, origin="epoch").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
     pd.testing.assert_frame_equal(r.frame, ref, check_freq=False)
     assert r.frame.volume.sum() == pytest.approx(h.volume.sum())
 
 
 def _kline_rows(frame: pd.DataFrame) -> str:
     ms = frame.index.asi8 // 10**6
-    lines = [f"{t},{o},{hi},{lo},{c},{v},{t + 3599999},0,1,0,0,0" for t, o, hi, lo, c, v in
-             zip(ms, frame.open, frame.high, frame.low, frame.close, frame.volume)]
+    lines = [
+        f"{t},{o},{hi},{lo},{c},{v},{t + 3599999},0,1,0,0,0"
+        for t, o, hi, lo, c, v in zip(ms, frame.open, frame.high, frame.low, frame.close, frame.volume)
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -117,10 +129,16 @@ def test_an_old_hole_does_not_matter_and_gaps_flag_goes_across(holey_daily, tmp_
     assert market.index[0] == utc("2020-03-19")
     with pytest.raises(UserError, match=r"\[LINK\] 1d market data has gaps: 69 bar.*--gaps fill"):
         load_for_cli(_args(["--source", src, "--store", str(tmp_path / "s"), "--start", "2019-12-01"]), "LINK", "1d")
-    market, _ = load_for_cli(_args(["--source", src, "--store", str(tmp_path / "s"), "--start", "2019-12-01",
-                                    "--gaps", "fill"]), "LINK", "1d")
+    market, _ = load_for_cli(
+        _args(["--source", src, "--store", str(tmp_path / "s"), "--start", "2019-12-01", "--gaps", "fill"]),
+        "LINK",
+        "1d",
+    )
     filled = market.loc["2020-01-10":"2020-03-18"]
     assert len(filled) == 69 and (filled.volume == 0).all() and filled.close.nunique() == 1
-    market, _ = load_for_cli(_args(["--source", src, "--store", str(tmp_path / "s"), "--start", "2019-12-01",
-                                    "--gaps", "keep"]), "LINK", "1d")
+    market, _ = load_for_cli(
+        _args(["--source", src, "--store", str(tmp_path / "s"), "--start", "2019-12-01", "--gaps", "keep"]),
+        "LINK",
+        "1d",
+    )
     assert len(market) == len(pd.date_range(utc("2019-12-01"), market.index[-1], freq="D")) - 69

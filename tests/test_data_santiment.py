@@ -39,27 +39,36 @@ def test_discovers_fetches_and_records_the_refused_metric(monkeypatch, store, po
     names = list(pool.columns[:4])
     holes = pool.copy()
     holes.iloc[10:20, 1] = np.nan  # Santiment sends null for days without a value
-    fake = fakes.FakeSantiment({("bitcoin", m): holes[m] for m in names}, restricted={"mvrv_usd"},
-                               faults={2: "429", 3: "network", 6: "503"})
+    fake = fakes.FakeSantiment(
+        {("bitcoin", m): holes[m] for m in names}, restricted={"mvrv_usd"}, faults={2: "429", 3: "network", 6: "503"}
+    )
     fakes.install(monkeypatch, fake)
     sleeps: list[float] = []
     with caplog.at_level(logging.DEBUG):
-        rep = fetch_metrics(store, "BTC", "1d", START, END, max_points=50, backoff=Backoff(sleep=sleeps.append),
-                            progress=False)
+        rep = fetch_metrics(
+            store, "BTC", "1d", START, END, max_points=50, backoff=Backoff(sleep=sleeps.append), progress=False
+        )
     assert rep.slug == "bitcoin" and set(rep.available) == {*names, "mvrv_usd"}
     assert sorted(rep.fetched) == sorted(names) and list(rep.refused) == ["mvrv_usd"]
     assert rep.refused["mvrv_usd"].startswith("refused by the plan: The metric mvrv_usd is not accessible")
     refused = store.refused()
-    assert refused[["asset", "interval", "metric", "source"]].values.tolist() == [["BTC", "1d", "mvrv_usd", "santiment"]]
+    assert refused[["asset", "interval", "metric", "source"]].values.tolist() == [
+        ["BTC", "1d", "mvrv_usd", "santiment"]
+    ]
     assert "SANAPI FREE subscription" in refused.reason.iloc[0]
     got = store.metrics("BTC", "1d")
     pd.testing.assert_frame_equal(got, holes[sorted(names)].dropna(how="all"), check_freq=False)
     # 123 days in chunks of 50 -> 3 requests per metric, contiguous and not overlapping
     calls = [c for c in fake.metric_calls if c["metric"] == names[0]]
-    assert sorted({c["from"] for c in calls}) == [pd.Timestamp(t, tz="UTC") for t in ("2020-10-01", "2020-11-20", "2021-01-09")]
-    assert sorted({c["to"] for c in calls}) == [pd.Timestamp(t, tz="UTC") for t in
-                                               ("2020-11-19 23:59:59", "2021-01-08 23:59:59", "2021-01-31 23:59:59")]
-    assert {c["interval"] for c in fake.metric_calls} == {"1d"} and {c["slug"] for c in fake.metric_calls} == {"bitcoin"}
+    assert sorted({c["from"] for c in calls}) == [
+        pd.Timestamp(t, tz="UTC") for t in ("2020-10-01", "2020-11-20", "2021-01-09")
+    ]
+    assert sorted({c["to"] for c in calls}) == [
+        pd.Timestamp(t, tz="UTC") for t in ("2020-11-19 23:59:59", "2021-01-08 23:59:59", "2021-01-31 23:59:59")
+    ]
+    assert {c["interval"] for c in fake.metric_calls} == {"1d"} and {c["slug"] for c in fake.metric_calls} == {
+        "bitcoin"
+    }
     assert sleeps == [3.0, 2.0, 1.0]  # Santiment's "Try again in 3 seconds", then backoff
     # the key went only into the Authorization header, never into a log line or the store
     assert {h.get("authorization") for h in fake.headers} == {f"Apikey {KEY}"}

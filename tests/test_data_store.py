@@ -26,8 +26,10 @@ def frames():
 def snapshot(root) -> tuple[list, list]:
     """Every row of both stores, read with plain sqlite3 (not through the class under test)."""
     with sqlite3.connect(root / "prices.sqlite") as p, sqlite3.connect(root / "metrics.sqlite") as m:
-        return (p.execute("SELECT * FROM prices ORDER BY 1, 2, 3").fetchall(),
-                m.execute("SELECT * FROM metrics ORDER BY 1, 2, 3, 4").fetchall())
+        return (
+            p.execute("SELECT * FROM prices ORDER BY 1, 2, 3").fetchall(),
+            m.execute("SELECT * FROM metrics ORDER BY 1, 2, 3, 4").fetchall(),
+        )
 
 
 # ------------------------------------------------------------------ round trip, idempotence
@@ -100,8 +102,10 @@ def test_failure_mid_batch_leaves_store_as_before(store, frames):
     # a real database failure in the middle of the next batch (a trigger aborts one insert)
     boom = int(market.index[40].value // 10**9)
     with sqlite3.connect(store.prices_path) as c:
-        c.execute(f"CREATE TRIGGER boom BEFORE INSERT ON prices WHEN NEW.time = {boom} "
-                  "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        c.execute(
+            f"CREATE TRIGGER boom BEFORE INSERT ON prices WHEN NEW.time = {boom} "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
     batch = market.iloc[20:].copy()
     batch.iloc[:10, 3] *= 1.01  # rows 20..29 would be updated, 30..39 inserted before the failure
     batch.iloc[:10, 1] = batch.iloc[:10, [0, 1, 3]].max(axis=1)
@@ -127,8 +131,9 @@ def _bad_frames(market: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str, str 
     hl.iloc[3, 1] = hl.iloc[3, 2] * 0.5
     cols = m.rename(columns={"volume": "vol"})
     mixed = m.copy()
-    mixed.index = pd.Index([t.tz_localize(None) if i == 0 else t.tz_convert("Asia/Tokyo") for i, t in enumerate(m.index)],
-                           dtype=object)
+    mixed.index = pd.Index(
+        [t.tz_localize(None) if i == 0 else t.tz_convert("Asia/Tokyo") for i, t in enumerate(m.index)], dtype=object
+    )
     offgrid = m.copy()
     offgrid.index = offgrid.index.insert(5, offgrid.index[4] + pd.Timedelta(hours=6))[:10]
     text = m.copy().astype(object)
@@ -250,8 +255,10 @@ def test_refused_bookkeeping(store):
 def test_covered_until_follows_adjacent_spans(store):
     day = pd.Timedelta(days=1)
     t0 = pd.Timestamp("2021-01-01", tz="UTC")
+
     def cov(a, b):
         return store.record_coverage("prices", "BTC", "1d", "x", "BTC/USDT", t0 + a * day, t0 + b * day)
+
     assert store.covered_until("prices", "BTC", "1d", "x", "BTC/USDT", t0) is None
     cov(0, 9)
     cov(10, 19)  # adjacent: the chain continues
@@ -315,7 +322,9 @@ def test_upserting_any_split_in_any_order_gives_the_same_store(cuts, order, over
             s.upsert_market("ETH", "1d", _BASE_MARKET.iloc[a:b], "demo")
             s.upsert_metrics("ETH", "1d", _BASE_METRICS.iloc[a:b], "demo")
         pd.testing.assert_frame_equal(s.market("ETH", "1d"), _BASE_MARKET)
-        pd.testing.assert_frame_equal(s.metrics("ETH", "1d"), _BASE_METRICS[sorted(_BASE_METRICS.columns)], check_freq=False)
+        pd.testing.assert_frame_equal(
+            s.metrics("ETH", "1d"), _BASE_METRICS[sorted(_BASE_METRICS.columns)], check_freq=False
+        )
         if again:  # any piece again changes nothing
             a, b = pieces[0]
             assert s.upsert_market("ETH", "1d", _BASE_MARKET.iloc[a:b], "demo") == 0

@@ -34,8 +34,14 @@ def _sortino_bh(market, start, end) -> float:
 
 @pytest.mark.parametrize("asset", ["BTC", "ETH"])
 def test_default_config_trades_and_beats_buy_and_hold_on_the_bear_window(asset, shared_data, tmp_path):
-    market, _ = load_data(asset, "1d", "2019-10-01", "2022-09-30", source=f"csv:{shared_data / 'prices' / 'daily'}",
-                          store=tmp_path / "data")
+    market, _ = load_data(
+        asset,
+        "1d",
+        "2019-10-01",
+        "2022-09-30",
+        source=f"csv:{shared_data / 'prices' / 'daily'}",
+        store=tmp_path / "data",
+    )
     seen = market.loc[: VALIDATION[1]]  # training and selection never see the backtest range
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features

@@ -45,18 +45,21 @@ def test_shipped_protocols_load():
     assert p.portfolios["BTC+ETH+LINK"] == ("BTC", "ETH", "LINK") and len(p.portfolios["all eight"]) == 8
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda r: r.update(colour="red"), "unknown protocol key"),
-    (lambda r: r.pop("configs"), "lacks 'configs'"),
-    (lambda r: r["windows"]["w1"].update(validation=["2021-06-01", "2021-08-31"]), "without overlap"),
-    (lambda r: r["windows"]["w1"].update(train=["2021-07-01", "2021-01-01"]), "is not before"),
-    (lambda r: r["configs"]["ohlcv"].update(asset="ETH"), "set by the protocol"),
-    (lambda r: r["configs"]["ohlcv"].update(features=["ret_x"]), "unknown market feature"),
-    (lambda r: r["configs"]["ohlcv"].update(algo="sac"), "unknown algorithm"),
-    (lambda r: r.update(portfolios={"p": ["BTC", "SOL"]}), "portfolios.p"),
-    (lambda r: r.update(seeds=[]), "seeds"),
-    (lambda r: r.update(windows={}), "needs 'windows'"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r.update(colour="red"), "unknown protocol key"),
+        (lambda r: r.pop("configs"), "lacks 'configs'"),
+        (lambda r: r["windows"]["w1"].update(validation=["2021-06-01", "2021-08-31"]), "without overlap"),
+        (lambda r: r["windows"]["w1"].update(train=["2021-07-01", "2021-01-01"]), "is not before"),
+        (lambda r: r["configs"]["ohlcv"].update(asset="ETH"), "set by the protocol"),
+        (lambda r: r["configs"]["ohlcv"].update(features=["ret_x"]), "unknown market feature"),
+        (lambda r: r["configs"]["ohlcv"].update(algo="sac"), "unknown algorithm"),
+        (lambda r: r.update(portfolios={"p": ["BTC", "SOL"]}), "portfolios.p"),
+        (lambda r: r.update(seeds=[]), "seeds"),
+        (lambda r: r.update(windows={}), "needs 'windows'"),
+    ],
+)
 def test_bad_protocols_get_one_clear_error(mutate, message):
     raw = raw_demo()
     mutate(raw)
@@ -66,8 +69,14 @@ def test_bad_protocols_get_one_clear_error(mutate, message):
 
 def test_walk_forward_windows_follow_each_other():
     raw = raw_demo()
-    raw["walk_forward"] = {"start": "2021-07-01", "end": "2021-12-31", "train_months": 6, "validation_months": 1,
-                           "backtest_months": 2, "step_months": 2}
+    raw["walk_forward"] = {
+        "start": "2021-07-01",
+        "end": "2021-12-31",
+        "train_months": 6,
+        "validation_months": 1,
+        "backtest_months": 2,
+        "step_months": 2,
+    }
     p = parse_protocol(raw)
     wf = [w for w in p.windows if w.name.startswith("wf")]
     assert [w.backtest[0].strftime("%Y-%m-%d") for w in wf] == ["2021-07-01", "2021-09-01", "2021-11-01"]
@@ -132,8 +141,15 @@ def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "never looked at a backtest range" in report and "Trend SMA20" in report
     table = pd.read_csv(out / "portfolios.csv")
-    assert set(table.strategy) == {"B&H BTC", "B&H ETH", "B&H equal weight", "CRP equal weight", "Trend SMA20",
-                                   "ohlcv", "trend"}
+    assert set(table.strategy) == {
+        "B&H BTC",
+        "B&H ETH",
+        "B&H equal weight",
+        "CRP equal weight",
+        "Trend SMA20",
+        "ohlcv",
+        "trend",
+    }
     cms = pd.read_csv(out / "cms.csv")
     assert len(cms) == 4 and cms.crypto_share.between(0, 1).all()
     # The engine's figures: a baseline row equals a direct backtest of that baseline.
@@ -153,17 +169,22 @@ def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
     assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     assert (out / "runs.csv").read_text() == before
     # Validation scoring goes to its own folder and never needs the backtest range.
-    assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1", "--score-on", "validation"]) == 0
+    assert (
+        evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1", "--score-on", "validation"])
+        == 0
+    )
     assert "Scored on the validation ranges" in (out / "validation" / "report.md").read_text()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yml"
     bad.write_text("assets: [BTC]\nsource: demo\n")
-    for argv, message in (([str(bad)], "lacks 'configs'"),
-                          ([str(tmp_path / "none.yml")], "cannot read protocol"),
-                          ([str(DEMO), "--configs", "nope"], "config(s) ['nope'] not in the protocol"),
-                          ([str(DEMO), "--assets", "BTC"], "no portfolio of the protocol is left")):
+    for argv, message in (
+        ([str(bad)], "lacks 'configs'"),
+        ([str(tmp_path / "none.yml")], "cannot read protocol"),
+        ([str(DEMO), "--configs", "nope"], "config(s) ['nope'] not in the protocol"),
+        ([str(DEMO), "--assets", "BTC"], "no portfolio of the protocol is left"),
+    ):
         assert evaluate_cmd.main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("evaluate: error: ") and message in err and err.count("\n") == 1
@@ -182,8 +203,9 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
     from cryptorl.data.demo import demo_data
 
     market, _ = demo_data("BTC", "1d", "2021-01-01", "2022-06-30")
-    config = CMConfig(asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16,
-                      features=["ret_5", "dd_20", "sma_10"])
+    config = CMConfig(
+        asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16, features=["ret_5", "dd_20", "sma_10"]
+    )
     with pytest.warns(UserWarning):
         module, _ = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
     assert module.sam.observation_space.shape[0] == 6 + 3

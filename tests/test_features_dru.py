@@ -33,7 +33,7 @@ def test_output_shape_warmup_and_k(small):
     assert list(out.columns) == dru.feature_names == [f"pc{i + 1}" for i in range(dru.n_components)]
     assert (out.dtypes == "float64").all()
     assert dru.warmup == 38
-    assert out.iloc[: dru.warmup].isna().all().all() and out.iloc[dru.warmup:].notna().all().all()
+    assert out.iloc[: dru.warmup].isna().all().all() and out.iloc[dru.warmup :].notna().all().all()
     cum = np.cumsum(dru.explained_variance_ratio)  # k: the smallest reaching 80 % on the training range
     assert cum[dru.n_components - 1] >= 0.8 and (dru.n_components == 1 or cum[dru.n_components - 2] < 0.8)
 
@@ -88,7 +88,7 @@ def _naive_refine(dru, aligned: pd.DataFrame) -> np.ndarray:
     z = np.full((n, d), np.nan)
     for t in range(w - 1, n):
         for j in range(d):
-            win = x[t - w + 1:t + 1, j]
+            win = x[t - w + 1 : t + 1, j]
             v = win[~np.isnan(win)]
             if np.isnan(x[t, j]) or len(v) < mp:
                 z[t, j] = 0.0
@@ -119,8 +119,9 @@ def test_k_is_fixed_on_the_training_range():
     rng = np.random.default_rng(3)
     f = rng.standard_normal((len(market), 2)).cumsum(axis=0)
     load = rng.standard_normal((2, 6))
-    metrics = pd.DataFrame(f @ load + 0.05 * rng.standard_normal((len(market), 6)), index=market.index,
-                           columns=[f"m{i}" for i in range(6)])
+    metrics = pd.DataFrame(
+        f @ load + 0.05 * rng.standard_normal((len(market), 6)), index=market.index, columns=[f"m{i}" for i in range(6)]
+    )
     dru = DataRefinementUnit(norm_window=30, pca_window=30).fit(market, metrics, "2021-08-31", asset="ETH")
     assert dru.n_components == 2
     assert dru.transform(market, metrics).shape == (len(market), 2)
@@ -131,7 +132,7 @@ def test_later_slice_refines_like_the_full_series(small):
     market, metrics, dru = small
     full = dru.transform(market, metrics)
     part = dru.transform(market.iloc[100:], metrics.iloc[100:])
-    np.testing.assert_allclose(part.iloc[dru.warmup:], full.iloc[100 + dru.warmup:], atol=1e-10)
+    np.testing.assert_allclose(part.iloc[dru.warmup :], full.iloc[100 + dru.warmup :], atol=1e-10)
 
 
 def test_determinism(small):
@@ -150,7 +151,12 @@ def test_save_load_round_trip(small, tmp_path):
     assert state["selection"]["chosen"] == dru.metrics and state["n_components"] == dru.n_components
     back = DataRefinementUnit.load(folder)
     assert str(back.selection) == str(dru.selection)
-    assert (back.asset, back.bar, back.train_end, back.ffill_limit) == (dru.asset, dru.bar, dru.train_end, dru.ffill_limit)
+    assert (back.asset, back.bar, back.train_end, back.ffill_limit) == (
+        dru.asset,
+        dru.bar,
+        dru.train_end,
+        dru.ffill_limit,
+    )
     np.testing.assert_array_equal(back.transform(market, metrics), dru.transform(market, metrics))
 
 
@@ -166,6 +172,7 @@ def test_save_load_without_metrics(small, tmp_path):
 
 # -- bad input --
 
+
 @pytest.mark.parametrize("metrics_kind", ["none", "empty", "all_nan", "constant"])
 def test_no_usable_metrics_falls_back_to_zero_columns(small, metrics_kind):
     market, metrics, _ = small
@@ -180,7 +187,9 @@ def test_no_usable_metrics_falls_back_to_zero_columns(small, metrics_kind):
     assert dru.n_components == 0 and dru.feature_names == []
     if metrics_kind in ("all_nan", "constant"):
         assert set(dru.selection.dropped) == {"a", "b"}
-        assert all(("all NaN" if metrics_kind == "all_nan" else "constant") in r for r in dru.selection.dropped.values())
+        assert all(
+            ("all NaN" if metrics_kind == "all_nan" else "constant") in r for r in dru.selection.dropped.values()
+        )
     with pytest.warns(RefinementWarning):
         assert dru.transform(market, bad).shape == (len(market), 0)
 

@@ -43,15 +43,17 @@ def test_btc_onchain_3day_grid(onchain):
         runs.append((dru, dru.transform(market, metrics)))
     (dru, out), (dru2, out2) = runs
     sel = dru.selection
-    assert sel.train_start >= pd.Timestamp("2013-01-01", tz="UTC") and sel.train_end <= pd.Timestamp("2017-12-31", tz="UTC")
+    assert sel.train_start >= pd.Timestamp("2013-01-01", tz="UTC") and sel.train_end <= pd.Timestamp(
+        "2017-12-31", tz="UTC"
+    )
     assert len(dru.metrics) == 10 and 1 <= dru.n_components <= 10
     # trade-volume's dates drift one day off the market grid from 2013-09: align_metrics counts its
     # staleness from the next bar, so it keeps its coverage and is not dropped
     assert "trade-volume" not in sel.dropped
     assert out.shape == (len(market), dru.n_components)
     assert out.iloc[: dru.warmup].isna().all().all()
-    assert out.iloc[dru.warmup:].notna().all().all()
-    assert np.isfinite(out.iloc[dru.warmup:].to_numpy()).all()
+    assert out.iloc[dru.warmup :].notna().all().all()
+    assert np.isfinite(out.iloc[dru.warmup :].to_numpy()).all()
     # determinism: a second fit and transform are identical
     assert dru2.metrics == dru.metrics
     pd.testing.assert_frame_equal(out, out2, check_exact=True)
@@ -59,12 +61,14 @@ def test_btc_onchain_3day_grid(onchain):
 
 def test_btc_daily_prices_with_3day_metrics(shared_data, onchain):
     # Daily Yahoo prices (2014-09-17 ..), the 3-day metrics carried forward at most 3 days.
-    daily = pd.read_csv(shared_data / "prices" / "daily" / "BTC-USD_1d.csv", parse_dates=["datetime"], index_col="datetime")
+    daily = pd.read_csv(
+        shared_data / "prices" / "daily" / "BTC-USD_1d.csv", parse_dates=["datetime"], index_col="datetime"
+    )
     daily.index = daily.index.tz_localize("UTC").rename("time")
-    market = daily.loc[: "2019-06-07"]
+    market = daily.loc[:"2019-06-07"]
     metrics = onchain.loc["2014-09-01":]
     dru = DataRefinementUnit().fit(market, metrics, "2017-12-31", asset="BTC")
     assert dru.ffill_limit == 3 and len(dru.metrics) == 10
     out = dru.transform(market, metrics)
     assert out.shape == (len(market), dru.n_components)
-    assert out.iloc[dru.warmup:].notna().all().all() and out.iloc[: dru.warmup].isna().all().all()
+    assert out.iloc[dru.warmup :].notna().all().all() and out.iloc[: dru.warmup].isna().all().all()

@@ -65,9 +65,11 @@ def test_rolling_output_up_to_t_ignores_the_future(t, future):
     rng = np.random.default_rng(7)
     base = rng.standard_normal((60, 3)).cumsum(axis=0)
     changed = base.copy()
-    changed[t + 1:] = future[t + 1:]
+    changed[t + 1 :] = future[t + 1 :]
     ref = np.eye(3)[:, :2]
-    for fn in (lambda v: rolling_zscore(pd.DataFrame(v), 8, min_periods=4).to_numpy(),
-               lambda v: rolling_pca(v, 8, ref, chunk=16)):
+    for fn in (
+        lambda v: rolling_zscore(pd.DataFrame(v), 8, min_periods=4).to_numpy(),
+        lambda v: rolling_pca(v, 8, ref, chunk=16),
+    ):
         a, b = fn(base), fn(changed)
         np.testing.assert_array_equal(a[: t + 1], b[: t + 1])

@@ -32,7 +32,7 @@ def test_front_door_names_resolve_lazily():
 @pytest.mark.slow
 def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
     text = README.read_text()
-    section = text[text.index("## From Python"):]
+    section = text[text.index("## From Python") :]
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {})

@@ -20,9 +20,23 @@ def markets_file(tmp_path_factory):
 
 
 def _args(tmp_path, markets_file, *extra):
-    return ["--assets", "BTC,ETH", "--interval", "1d", "--data", "demo", "--markets-file", str(markets_file),
-            "--paper-db", str(tmp_path / "paper.sqlite"), "--journal", str(tmp_path / "journal.sqlite"),
-            "--kill-switch", str(tmp_path / "KILL"), *extra]
+    return [
+        "--assets",
+        "BTC,ETH",
+        "--interval",
+        "1d",
+        "--data",
+        "demo",
+        "--markets-file",
+        str(markets_file),
+        "--paper-db",
+        str(tmp_path / "paper.sqlite"),
+        "--journal",
+        str(tmp_path / "journal.sqlite"),
+        "--kill-switch",
+        str(tmp_path / "KILL"),
+        *extra,
+    ]
 
 
 def test_paper_run_once_places_then_fills_at_the_next_close(tmp_path, markets_file, capsys):
@@ -40,11 +54,13 @@ def test_paper_run_once_places_then_fills_at_the_next_close(tmp_path, markets_fi
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--strategy", "equal", "--live", "--data", "exchange"], "BINANCE_API_KEY and BINANCE_SECRET"),
-     (["--strategy", "equal", "--interval", "5h"], "does not divide the UTC day"),
-     (["--strategy", "equal", "--now", "2024-03-01"], "--now is for paper trading with --once"),
-     (["--models", "MODELS", "--once"], "no trained Crypto Module for BTC at 1d"),
-     (["--strategy", "equal", "--assets", "BTC,BTC"], "distinct tickers")],
+    [
+        (["--strategy", "equal", "--live", "--data", "exchange"], "BINANCE_API_KEY and BINANCE_SECRET"),
+        (["--strategy", "equal", "--interval", "5h"], "does not divide the UTC day"),
+        (["--strategy", "equal", "--now", "2024-03-01"], "--now is for paper trading with --once"),
+        (["--models", "MODELS", "--once"], "no trained Crypto Module for BTC at 1d"),
+        (["--strategy", "equal", "--assets", "BTC,BTC"], "distinct tickers"),
+    ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, markets_file, capsys, monkeypatch, extra, message):
     monkeypatch.delenv("BINANCE_API_KEY", raising=False)
@@ -171,8 +187,13 @@ def test_a_newly_promoted_module_is_picked_up_at_the_next_interval(tmp_path):
     store = ModelStore(tmp_path / "models")
     first = store.save("BTC", "1d", lambda folder: (folder / "w.txt").write_text("1") and {"crypto": 1.0})
     bars = DemoBars("1d")
-    decide, _ = cli.decide_from_models(store.root, ["BTC"], "1d", lambda a, t: bars.data(a, t, 60),
-                                       loader=lambda folder: ConstantModule(1.0 if folder == first else 0.0))
+    decide, _ = cli.decide_from_models(
+        store.root,
+        ["BTC"],
+        "1d",
+        lambda a, t: bars.data(a, t, 60),
+        loader=lambda folder: ConstantModule(1.0 if folder == first else 0.0),
+    )
     t = pd.Timestamp("2024-03-01", tz="UTC")
     assert decide(t) == {"BTC": 1.0}
     store.save("BTC", "1d", lambda folder: (folder / "w.txt").write_text("0") and {"crypto": 0.0})  # promoted

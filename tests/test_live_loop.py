@@ -68,14 +68,24 @@ class Recorder:
 
 def make_trader(exchange, tmp_path, decide, **kw):
     kw.setdefault("kill_switch_path", tmp_path / "KILL")
-    return LiveTrader(decide, exchange, assets=ASSETS, interval="6h", portfolio_id="pf", live=True,
-                      journal_path=tmp_path / "journal.sqlite", clock=FakeClock(NOW), **kw)
+    return LiveTrader(
+        decide,
+        exchange,
+        assets=ASSETS,
+        interval="6h",
+        portfolio_id="pf",
+        live=True,
+        journal_path=tmp_path / "journal.sqlite",
+        clock=FakeClock(NOW),
+        **kw,
+    )
 
 
 def restart(sim):
     """A new process: a fresh ccxt.binance on the same (simulated) exchange account."""
-    exchange = live_exchange("binance", confirm=lambda m: True,
-                             env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET})
+    exchange = live_exchange(
+        "binance", confirm=lambda m: True, env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET}
+    )
     return sim.install(exchange)
 
 
@@ -236,8 +246,9 @@ def test_kill_switch_appearing_mid_run_stops_the_rest_until_removed(tmp_path):
 def test_daily_turnover_limit_refuses_with_a_log_line_and_resets_next_day(tmp_path, caplog):
     sim, ex = connect_sim({"USDT": 10_000}, PRICES)
     # buys: ETH ~4 296 USDT, LINK ~1 432 USDT; at most 5 000 a day lets ETH through, not LINK
-    trader = make_trader(ex, tmp_path, Recorder({"ETH": 0.3 / 0.7 * 1.0, "LINK": 0.1 / 0.7}),
-                         limits=Limits(max_daily_turnover=5_000))
+    trader = make_trader(
+        ex, tmp_path, Recorder({"ETH": 0.3 / 0.7 * 1.0, "LINK": 0.1 / 0.7}), limits=Limits(max_daily_turnover=5_000)
+    )
     with caplog.at_level(logging.WARNING, logger="cryptorl.live"):
         report = trader.run_once(NOW)
     assert [o[0] for o in sim.placed()] == ["ETHUSDT"]
@@ -264,14 +275,23 @@ def test_order_notional_limit_and_buys_held_back_when_a_sell_is_refused(tmp_path
 
 def test_real_exchange_needs_live_flag_keys_from_env_and_confirmation(tmp_path):
     with pytest.raises(ValueError, match="paper trading is the default"):
-        LiveTrader(Recorder({}), ccxt.binance(), assets=ASSETS, interval="6h", portfolio_id="pf",
-                   journal_path=tmp_path / "j.sqlite")
+        LiveTrader(
+            Recorder({}),
+            ccxt.binance(),
+            assets=ASSETS,
+            interval="6h",
+            portfolio_id="pf",
+            journal_path=tmp_path / "j.sqlite",
+        )
     with pytest.raises(ValueError, match="BINANCE_API_KEY and BINANCE_SECRET"):
         live_exchange("binance", confirm=lambda m: True, env={})
     asked = []
     with pytest.raises(PermissionError, match="not confirmed"):
-        live_exchange("binance", confirm=lambda m: asked.append(m) or False,
-                      env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET})
+        live_exchange(
+            "binance",
+            confirm=lambda m: asked.append(m) or False,
+            env={"BINANCE_API_KEY": API_KEY, "BINANCE_SECRET": SECRET},
+        )
     assert "REAL" in asked[0] and API_KEY not in asked[0]
 
 
@@ -292,9 +312,16 @@ def test_paper_portfolio_runs_across_restarts_and_fills_at_next_open(tmp_path):
 
     def trader_at(now):  # a new process each day: the account and journal come from the files
         paper = PaperExchange(db, markets, interval="1d", fee=0.001, initial_balance={"USDT": 10_000})
-        trader = LiveTrader(equal_weight(["BTC", "ETH"]), paper, assets=["BTC", "ETH"], interval="1d",
-                            portfolio_id="demo", journal_path=journal, clock=FakeClock(now),
-                            prepare=paper_feeder(paper, bars, ["BTC", "ETH"]))
+        trader = LiveTrader(
+            equal_weight(["BTC", "ETH"]),
+            paper,
+            assets=["BTC", "ETH"],
+            interval="1d",
+            portfolio_id="demo",
+            journal_path=journal,
+            clock=FakeClock(now),
+            prepare=paper_feeder(paper, bars, ["BTC", "ETH"]),
+        )
         return trader, paper
 
     for now in days:
@@ -319,10 +346,20 @@ def test_run_forever_sleeps_until_the_next_close(tmp_path):
     paper = PaperExchange(tmp_path / "p.sqlite", markets, interval="6h")
     clock = FakeClock(pd.Timestamp("2024-03-01 07:30", tz="UTC"))
     decide = Recorder({"BTC": 0.5})
-    trader = LiveTrader(decide, paper, assets=["BTC"], interval="6h", portfolio_id="f",
-                        journal_path=tmp_path / "j.sqlite", clock=clock, settle_seconds=5,
-                        prepare=paper_feeder(paper, DemoBars("6h"), ["BTC"]))
+    trader = LiveTrader(
+        decide,
+        paper,
+        assets=["BTC"],
+        interval="6h",
+        portfolio_id="f",
+        journal_path=tmp_path / "j.sqlite",
+        clock=clock,
+        settle_seconds=5,
+        prepare=paper_feeder(paper, DemoBars("6h"), ["BTC"]),
+    )
     trader.run_forever(max_runs=3)
-    assert decide.calls == [pd.Timestamp(t, tz="UTC") for t in ("2024-03-01 00:00", "2024-03-01 06:00", "2024-03-01 12:00")]
+    assert decide.calls == [
+        pd.Timestamp(t, tz="UTC") for t in ("2024-03-01 00:00", "2024-03-01 06:00", "2024-03-01 12:00")
+    ]
     assert clock.slept[0] == pytest.approx(4.5 * 3600 + 5)  # 07:30 -> 12:00:05
     assert clock.slept[1] == pytest.approx(6 * 3600)

@@ -38,16 +38,20 @@ def _balance(free: dict[str, float], used: dict[str, float] | None = None) -> di
 
 def _plan(binance, target, balance, **kw):
     prices = {"BTC": PRICES["BTCUSDT"], "ETH": PRICES["ETHUSDT"], "LINK": PRICES["LINKUSDT"]}
-    return plan_orders(binance, target, assets=ASSETS, portfolio_id="pf", close_time=CLOSE,
-                       balance=balance, prices=prices, **kw)
+    return plan_orders(
+        binance, target, assets=ASSETS, portfolio_id="pf", close_time=CLOSE, balance=balance, prices=prices, **kw
+    )
 
 
 def test_client_order_id_is_deterministic_short_and_binance_valid():
     a = client_order_id("pf", CLOSE, "BTC")
     assert a == client_order_id("pf", "2024-01-01T12:00:00Z", "btc")  # same instant, same asset
     assert len(a) <= 36 and CLIENT_ID_PATTERN.match(a)
-    others = {client_order_id("pf", CLOSE, "ETH"), client_order_id("pf2", CLOSE, "BTC"),
-              client_order_id("pf", CLOSE + pd.Timedelta("6h"), "BTC")}
+    others = {
+        client_order_id("pf", CLOSE, "ETH"),
+        client_order_id("pf2", CLOSE, "BTC"),
+        client_order_id("pf", CLOSE + pd.Timedelta("6h"), "BTC"),
+    }
     assert a not in others and len(others) == 3
     with pytest.raises(ValueError, match="portfolio_id"):
         client_order_id(" ", CLOSE, "BTC")
@@ -101,9 +105,14 @@ def test_buys_are_scaled_to_fit_cash_with_fee_buffer(binance):
 
 @pytest.mark.parametrize(
     "weights, match",
-    [({"BTC": -0.1}, r"\[BTC\].*>= 0"), ({"ETH": float("nan")}, r"\[ETH\].*finite"),
-     ({"DOGE": 0.1}, r"\[DOGE\].*outside"), ({"BTC": 0.7, "ETH": 0.5}, "sum to 1.2"),
-     ({"BTC": 0.5, "cash": 0.2}, "cash"), ({"BTC": "lots"}, r"\[BTC\].*not a number")],
+    [
+        ({"BTC": -0.1}, r"\[BTC\].*>= 0"),
+        ({"ETH": float("nan")}, r"\[ETH\].*finite"),
+        ({"DOGE": 0.1}, r"\[DOGE\].*outside"),
+        ({"BTC": 0.7, "ETH": 0.5}, "sum to 1.2"),
+        ({"BTC": 0.5, "cash": 0.2}, "cash"),
+        ({"BTC": "lots"}, r"\[BTC\].*not a number"),
+    ],
 )
 def test_bad_weights_get_one_clear_error(weights, match):
     with pytest.raises(ValueError, match=match):
@@ -112,8 +121,15 @@ def test_bad_weights_get_one_clear_error(weights, match):
 
 def test_unknown_market_is_a_clear_error(binance):
     with pytest.raises(ValueError, match=r"\[DOGE\] no market DOGE/USDT"):
-        plan_orders(binance, {"DOGE": 0.5}, assets=["DOGE"], portfolio_id="pf", close_time=CLOSE,
-                    balance=_balance({"USDT": 100}), prices={"DOGE": 0.1})
+        plan_orders(
+            binance,
+            {"DOGE": 0.5},
+            assets=["DOGE"],
+            portfolio_id="pf",
+            close_time=CLOSE,
+            balance=_balance({"USDT": 100}),
+            prices={"DOGE": 0.1},
+        )
 
 
 weights_st = st.lists(st.floats(0, 1), min_size=4, max_size=4).map(lambda v: [x / (sum(v) or 1) for x in v])
@@ -136,8 +152,17 @@ def test_plan_invariants(binance, w, usdt, held, locked, moves, fee):
     if value <= 0:
         return
     target = dict(zip(ASSETS, w[1:]))  # w[0] is cash
-    plan = plan_orders(binance, target, assets=ASSETS, portfolio_id="pf", close_time=CLOSE,
-                       balance=_balance(free, used), prices=prices, fee_rate=fee, price_buffer=0.002)
+    plan = plan_orders(
+        binance,
+        target,
+        assets=ASSETS,
+        portfolio_id="pf",
+        close_time=CLOSE,
+        balance=_balance(free, used),
+        prices=prices,
+        fee_rate=fee,
+        price_buffer=0.002,
+    )
     sides = [o.side for o in plan.orders]
     assert sides == sorted(sides, key=lambda s: s != "sell")  # every sell before every buy
     assert len({o.asset for o in plan.orders}) == len(plan.orders)  # one order per asset

@@ -56,7 +56,9 @@ def test_hand_computed_close_execution():
     assert res.turnover.to_numpy() == pytest.approx([0.5, 11 / 21, 33 / 35, 0.0], rel=1e-14)
     assert res.fees.to_numpy() == pytest.approx([0.005, 0.0054725, 0.01028884725, 0.0], rel=1e-12)
     assert res.holdings.iloc[2].to_numpy() == pytest.approx([0.0, 3 / 7, 4 / 7], rel=1e-14)
-    assert res.returns.to_numpy() == pytest.approx([0.04475, 1.091241375 / 1.04475 - 1, 1.2643868960954545 / 1.091241375 - 1])
+    assert res.returns.to_numpy() == pytest.approx(
+        [0.04475, 1.091241375 / 1.04475 - 1, 1.2643868960954545 / 1.091241375 - 1]
+    )
     pd.testing.assert_frame_equal(res.weights, HAND_WEIGHTS, check_freq=False)
 
 
@@ -183,9 +185,7 @@ def reference_loop(w: np.ndarray, close: np.ndarray, open_: np.ndarray, c: float
     return np.array(values)
 
 
-case = st.tuples(
-    st.integers(0, 2**32 - 1), st.integers(2, 25), st.integers(1, 3), st.sampled_from([0.0, 0.5, 1.0])
-)
+case = st.tuples(st.integers(0, 2**32 - 1), st.integers(2, 25), st.integers(1, 3), st.sampled_from([0.0, 0.5, 1.0]))
 
 
 @settings(max_examples=40, deadline=None)
@@ -199,7 +199,9 @@ def test_engine_matches_the_step_by_step_accounting(case, fee, execution):
     assert (res.fees >= 0).all() and (res.turnover >= 0).all() and (res.turnover <= 2 + 1e-12).all()
     # money bookkeeping: fees are the cost rate times the traded value
     if execution == "close":
-        np.testing.assert_allclose(res.fees.to_numpy(), fee * res.turnover.to_numpy() * res.values.to_numpy(), rtol=1e-12, atol=1e-18)
+        np.testing.assert_allclose(
+            res.fees.to_numpy(), fee * res.turnover.to_numpy() * res.values.to_numpy(), rtol=1e-12, atol=1e-18
+        )
 
 
 @settings(max_examples=25, deadline=None)
@@ -261,7 +263,9 @@ def test_baselines_weights_and_values():
     frames = baselines(market, start="2022-01-05", end="2022-02-20")
     assert list(frames) == ["B&H BTC", "B&H ETH", "B&H LINK", "B&H equal weight", "CRP equal weight", "Trend SMA20"]
     for _name, w in frames.items():
-        assert w.index[0] == pd.Timestamp("2022-01-05", tz="UTC") and w.index[-1] == pd.Timestamp("2022-02-20", tz="UTC")
+        assert w.index[0] == pd.Timestamp("2022-01-05", tz="UTC") and w.index[-1] == pd.Timestamp(
+            "2022-02-20", tz="UTC"
+        )
         assert w.columns[0] == "cash"
     res = {name: backtest(w, market, interval="1d", fee=0.001) for name, w in frames.items()}
     # buy-and-hold of one asset: price ratio times (1 - fee)

@@ -74,7 +74,10 @@ def test_plug_unplug_replace(markets):
     btc, storj, blz = TrendModule("BTC"), TrendModule("STORJ"), TrendModule("BLZ")
     p = Portfolio([btc, storj])
     assert p.interval == "1d" and p.assets == ["BTC", "STORJ"]
-    own = {m.asset: m.decide_range(markets[m.asset], None, *(pd.Timestamp(t, tz="UTC") for t in BACKTEST)) for m in (btc, storj, blz)}
+    own = {
+        m.asset: m.decide_range(markets[m.asset], None, *(pd.Timestamp(t, tz="UTC") for t in BACKTEST))
+        for m in (btc, storj, blz)
+    }
     w2 = p.decide(markets, None, *BACKTEST)
     np.testing.assert_allclose(w2["BTC"], own["BTC"]["crypto"] / 2)
     np.testing.assert_allclose(w2["cash"], (own["BTC"]["cash"] + own["STORJ"]["cash"]) / 2)
@@ -152,7 +155,10 @@ def test_the_papers_three_portfolios_share_modules(markets):
         p = Portfolio([modules[a] for a in assets])
         weights[name] = p.decide(markets, None, *BACKTEST)
         results[name] = backtest(weights[name], markets, interval="1d")
-        base = {k: backtest(w, markets, interval="1d") for k, w in baselines(markets, assets, start=BACKTEST[0], end=BACKTEST[1]).items()}
+        base = {
+            k: backtest(w, markets, interval="1d")
+            for k, w in baselines(markets, assets, start=BACKTEST[0], end=BACKTEST[1]).items()
+        }
         assert set(base) >= {f"B&H {a}" for a in assets}
     # a shared CM votes the same way in every portfolio: its weight is its decision / m
     for a in ["BTC", "STORJ"]:

@@ -14,9 +14,21 @@ from experiments import train_cm
 
 @pytest.mark.slow
 def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
-    argv = ["--asset", "ETH", "--timesteps", "1000", "--eval-freq", "500", "--no-progress",
-            "--models", str(tmp_path / "models"), "--tensorboard-log", str(tmp_path / "runs"),
-            "--hyperparams", "learning_rate=3e-4"]
+    argv = [
+        "--asset",
+        "ETH",
+        "--timesteps",
+        "1000",
+        "--eval-freq",
+        "500",
+        "--no-progress",
+        "--models",
+        str(tmp_path / "models"),
+        "--tensorboard-log",
+        str(tmp_path / "runs"),
+        "--hyperparams",
+        "learning_rate=3e-4",
+    ]
     assert train_cm.main(argv) == 0
     out = capsys.readouterr().out
     assert "Buy & hold ETH" in out and "DRU selection" in out
@@ -31,9 +43,25 @@ def test_binance_source_downloads_through_ccxt_then_trains(tmp_path, capsys, mon
     market = demo_market("BTC", "1d", "2021-01-01", "2022-06-30")
     fakes.install(monkeypatch, fakes.FakeBinance({("BTCUSDT", "1d"): fakes.klines_from_market(market, 86_400_000)}))
     monkeypatch.delenv("SANPY_APIKEY", raising=False)
-    argv = ["--asset", "BTC", "--source", "binance", "--start", "2021-01-01", "--end", "2022-06-30",
-            "--store", str(tmp_path / "data"), "--models", str(tmp_path / "models"), "--tensorboard-log", "",
-            "--timesteps", "500", "--no-progress"]
+    argv = [
+        "--asset",
+        "BTC",
+        "--source",
+        "binance",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2022-06-30",
+        "--store",
+        str(tmp_path / "data"),
+        "--models",
+        str(tmp_path / "models"),
+        "--tensorboard-log",
+        "",
+        "--timesteps",
+        "500",
+        "--no-progress",
+    ]
     with pytest.warns(UserWarning, match="OHLCV"):  # no metrics without a Santiment key
         assert train_cm.main(argv) == 0
     assert "546 bars" in capsys.readouterr().out
@@ -60,8 +88,9 @@ def test_flags_on_the_command_line_win_over_the_config_file(tmp_path):
     cfg = tmp_path / "cm.yml"
     cfg.write_text("eval_freq: 500\ntimesteps: 100\nseed: 3\ntensorboard_log: tb\nhyperparams: {gamma: 0.9}\n")
     # the flags equal the defaults on purpose: given is given, whatever the value
-    args = train_cm.build_parser().parse_args(["--asset", "BTC", "--config", str(cfg), "--eval-freq", "2000",
-                                              "--seed", "0", "--hyperparams", "gamma=0.5"])
+    args = train_cm.build_parser().parse_args(
+        ["--asset", "BTC", "--config", str(cfg), "--eval-freq", "2000", "--seed", "0", "--hyperparams", "gamma=0.5"]
+    )
     config = train_cm._config_from(args)
     assert args.eval_freq == 2000 and config["seed"] == 0 and config["hyperparams"] == {"gamma": 0.5}
     assert config["timesteps"] == 100 and args.tensorboard_log == "tb"  # not given: the file's value

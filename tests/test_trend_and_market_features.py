@@ -15,8 +15,9 @@ from envs.features import market_features, parse_market_feature
 def market_frame(close, start="2022-01-01") -> pd.DataFrame:
     close = np.asarray(close, dtype=float)
     idx = pd.date_range(start, periods=len(close), freq="1D", tz="UTC", name="time")
-    return pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0},
-                        index=idx)
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close, "volume": 1.0}, index=idx
+    )
 
 
 def test_trend_timing_hand_computed():
@@ -49,7 +50,7 @@ def test_trend_timing_and_market_features_ignore_the_future(steps, t):
     close = np.cumprod(steps)
     a = market_frame(close)
     b = a.copy()
-    b.iloc[t + 1:, :4] *= 3.0  # a different future after bar t
+    b.iloc[t + 1 :, :4] *= 3.0  # a different future after bar t
     wa, wb = trend_timing({"A": a}, sma=4), trend_timing({"A": b}, sma=4)
     pd.testing.assert_frame_equal(wa.iloc[: t + 1], wb.iloc[: t + 1])
     names = ["ret_3", "vol_4", "dd_5", "sma_4"]

@@ -38,7 +38,9 @@ def btc():
 
 def _spec(btc, **kw) -> TuneSpec:
     market, metrics, split = btc
-    return TuneSpec({"BTC": validation_data(market, metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128, **kw)
+    return TuneSpec(
+        {"BTC": validation_data(market, metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128, **kw
+    )
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "qrdqn"])
@@ -74,10 +76,18 @@ def test_the_backtest_range_does_not_move_the_objective(tmp_path, btc):
         changed.loc[later, col] = changed.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
     changed_metrics = metrics.copy()
     changed_metrics.loc[changed_metrics.index > split.validation[1]] = 123.0
-    params = {"learning_rate": 1e-3, "gamma": 0.9, "gae_lambda": 0.9, "n_epochs": 2, "clip_range": 0.2,
-              "ent_coef": 1e-4}
+    params = {
+        "learning_rate": 1e-3,
+        "gamma": 0.9,
+        "gae_lambda": 0.9,
+        "n_epochs": 2,
+        "clip_range": 0.2,
+        "ent_coef": 1e-4,
+    }
     a = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _spec(btc), params)
-    spec_b = TuneSpec({"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128)
+    spec_b = TuneSpec(
+        {"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128
+    )
     b = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", spec_b, params)
     assert a.value == b.value and a.runs == b.runs and math.isfinite(a.value)
 
@@ -103,8 +113,29 @@ def test_study_resumes_from_its_storage_after_an_interrupt(tmp_path, btc):
 @pytest.mark.slow
 def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, capsys, ray_local):
     out = tmp_path / "tune"
-    argv = ["--asset", "BTC", "--source", "demo", "--trials", "4", "--timesteps", "256", "--eval-freq", "128", "--n-envs", "8",
-            "--episode-length", "32", "--window", "10", "--start", DEMO[0], "--out", str(out), "--no-progress"]
+    argv = [
+        "--asset",
+        "BTC",
+        "--source",
+        "demo",
+        "--trials",
+        "4",
+        "--timesteps",
+        "256",
+        "--eval-freq",
+        "128",
+        "--n-envs",
+        "8",
+        "--episode-length",
+        "32",
+        "--window",
+        "10",
+        "--start",
+        DEMO[0],
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "backtest from" in printed and "Best trial" in printed
@@ -116,8 +147,25 @@ def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, cap
     assert config["hyperparams"]["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
     assert config == best_config(study, _spec_from(config))
     # the config trains a module as it is
-    assert train_cm.main(["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0], "--no-save",
-                          "--tensorboard-log", "", "--no-progress"]) == 0
+    assert (
+        train_cm.main(
+            [
+                "--asset",
+                "BTC",
+                "--source",
+                "demo",
+                "--config",
+                str(out / "best.yml"),
+                "--start",
+                DEMO[0],
+                "--no-save",
+                "--tensorboard-log",
+                "",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "best validation" in capsys.readouterr().out
 
 
@@ -142,16 +190,29 @@ def test_cli_user_errors(tmp_path, capsys):
 def test_best_config_of_a_portfolio_wide_study_has_no_asset_and_fits_cmconfig():
     study = optuna.create_study(direction="maximize")
     for value, lr in ((1.0, 1e-3), (2.0, 2e-4)):
-        study.enqueue_trial({"learning_rate": lr, "gamma": 0.5, "exploration_fraction": 0.2,
-                             "target_update_interval": 250, "batch_size": 64})
+        study.enqueue_trial(
+            {
+                "learning_rate": lr,
+                "gamma": 0.5,
+                "exploration_fraction": 0.2,
+                "target_update_interval": 250,
+                "batch_size": 64,
+            }
+        )
         trial = study.ask()
         suggest_hyperparams(trial, "dqn")
         study.tell(trial, value)
     base = CMConfig(algo="dqn", hyperparams={"buffer_size": 1000}, **TINY)
     config = best_config(study, TuneSpec({"BTC": None, "ETH": None}, base, (0, 1), 64))
     assert "asset" not in config and config["algo"] == "dqn" and config["eval_freq"] == 64
-    assert config["hyperparams"] == {"buffer_size": 1000, "learning_rate": 2e-4, "gamma": 0.5,
-                                     "exploration_fraction": 0.2, "target_update_interval": 250, "batch_size": 64}
+    assert config["hyperparams"] == {
+        "buffer_size": 1000,
+        "learning_rate": 2e-4,
+        "gamma": 0.5,
+        "exploration_fraction": 0.2,
+        "target_update_interval": 250,
+        "batch_size": 64,
+    }
     CMConfig(asset="ETH", **{k: v for k, v in config.items() if k != "eval_freq"})
     assert yaml.safe_load(yaml.safe_dump(config)) == config
 

@@ -36,18 +36,21 @@ def data():
 
 
 # -- the rule ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("new, current, margin, expected", [
-    (2.0, 1.0, 0.0, True),       # better
-    (1.0, 2.0, 0.0, False),      # worse
-    (1.0, 1.0, 0.0, True),       # equal is "not worse"
-    (1.5, 1.0, 0.5, True),       # exactly the required gain
-    (1.5, 1.0, 0.6, False),      # not enough gain
-    (0.9, 1.0, -0.2, True),      # a tolerated loss
-    (float("nan"), 1.0, 0.0, False),  # no Sortino (always in cash) counts as -inf, as in training
-    (-3.0, float("nan"), 0.0, True),
-    (None, None, 0.0, True),     # neither has one: not worse
-    (None, None, 0.1, False),
-])
+@pytest.mark.parametrize(
+    "new, current, margin, expected",
+    [
+        (2.0, 1.0, 0.0, True),  # better
+        (1.0, 2.0, 0.0, False),  # worse
+        (1.0, 1.0, 0.0, True),  # equal is "not worse"
+        (1.5, 1.0, 0.5, True),  # exactly the required gain
+        (1.5, 1.0, 0.6, False),  # not enough gain
+        (0.9, 1.0, -0.2, True),  # a tolerated loss
+        (float("nan"), 1.0, 0.0, False),  # no Sortino (always in cash) counts as -inf, as in training
+        (-3.0, float("nan"), 0.0, True),
+        (None, None, 0.0, True),  # neither has one: not worse
+        (None, None, 0.1, False),
+    ],
+)
 def test_promotion_rule_by_hand(new, current, margin, expected):
     assert should_promote(new, current, margin)[0] is expected
 
@@ -84,8 +87,7 @@ def test_window_split_and_closed_bars(data):
 def _retrain(data, store, now, **kw):
     market, metrics = data
     cfg = CMConfig(asset=ASSET, timesteps=512, seed=0)
-    return retrain(ASSET, market, metrics, cfg, store, window="450d", now=now, validation="60d",
-                   eval_freq=500, **kw)
+    return retrain(ASSET, market, metrics, cfg, store, window="450d", now=now, validation="60d", eval_freq=500, **kw)
 
 
 @pytest.mark.slow
@@ -110,8 +112,12 @@ def test_retrain_promotes_keeps_and_records(tmp_path, data):
     cut, cut_metrics = closed_bars(market, metrics, utc("2022-06-08"), "1d")
     old = CryptoModule.load(store.family(ASSET, "1d") / first.version)
     new = CryptoModule.load(store.family(ASSET, "1d") / kept.version)
-    assert kept.current_sortino == pytest.approx(policy_backtest(old, cut, cut_metrics, v0, v1).metrics()["Sortino"], abs=1e-12)
-    assert kept.new_sortino == pytest.approx(policy_backtest(new, cut, cut_metrics, v0, v1).metrics()["Sortino"], abs=1e-12)
+    assert kept.current_sortino == pytest.approx(
+        policy_backtest(old, cut, cut_metrics, v0, v1).metrics()["Sortino"], abs=1e-12
+    )
+    assert kept.new_sortino == pytest.approx(
+        policy_backtest(new, cut, cut_metrics, v0, v1).metrics()["Sortino"], abs=1e-12
+    )
     assert kept.new_sortino == pytest.approx(new.validation["Sortino"], abs=1e-12)  # the training's own figure
 
     # Forced "better": any loss is tolerated, so the new one replaces the current one.
@@ -150,11 +156,30 @@ def test_unusable_current_version_is_replaced(tmp_path, data):
     """A current version that fails verification cannot be compared: the new one is promoted, and says why."""
     store = ModelStore(tmp_path / "models")
     market, metrics = data
-    first = retrain(ASSET, market, metrics, CMConfig(asset=ASSET, timesteps=256), store, window="450d",
-                    now="2022-06-01", validation="60d", eval_freq=256)
+    first = retrain(
+        ASSET,
+        market,
+        metrics,
+        CMConfig(asset=ASSET, timesteps=256),
+        store,
+        window="450d",
+        now="2022-06-01",
+        validation="60d",
+        eval_freq=256,
+    )
     (store.family(ASSET, "1d") / first.version / "sam.zip").write_bytes(b"tampered")
-    second = retrain(ASSET, market, metrics, CMConfig(asset=ASSET, timesteps=256), store, window="450d",
-                     now="2022-06-08", validation="60d", min_improvement=1e9, eval_freq=256)
+    second = retrain(
+        ASSET,
+        market,
+        metrics,
+        CMConfig(asset=ASSET, timesteps=256),
+        store,
+        window="450d",
+        now="2022-06-08",
+        validation="60d",
+        min_improvement=1e9,
+        eval_freq=256,
+    )
     assert second.promoted and second.current_sortino is None
     assert "cannot be evaluated" in second.reason and "sha256" in second.reason
 
@@ -221,8 +246,9 @@ def test_scheduler_records_a_failed_job_and_goes_on(tmp_path):
             raise ValueError("[BAD] no data")
         return "ok"
 
-    out = run_round(store, ["BAD", "BTC"], "1d", 7 * DAY, job, utc("2022-06-01"),
-                    on_error=lambda a, e: errors.append((a, str(e))))
+    out = run_round(
+        store, ["BAD", "BTC"], "1d", 7 * DAY, job, utc("2022-06-01"), on_error=lambda a, e: errors.append((a, str(e)))
+    )
     assert out["BTC"] == "ok" and errors == [("BAD", "[BAD] no data")]
     last = store.history("BAD", "1d")[-1]
     assert last["ok"] is False and last["error"] == "[BAD] no data" and last["next_due"] == "2022-06-08 00:00:00+00:00"
@@ -232,8 +258,20 @@ def test_scheduler_records_a_failed_job_and_goes_on(tmp_path):
 @pytest.mark.slow
 def test_cli_now_end_to_end(tmp_path, capsys, ray_local):  # both assets trained at once on Ray
     models = tmp_path / "models"
-    argv = ["--assets", "BTC,ETH", "--now", "--at", "2022-06-01", "--timesteps", "256", "--eval-freq", "256",
-            "--models", str(models), "--no-progress"]
+    argv = [
+        "--assets",
+        "BTC,ETH",
+        "--now",
+        "--at",
+        "2022-06-01",
+        "--timesteps",
+        "256",
+        "--eval-freq",
+        "256",
+        "--models",
+        str(models),
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     store = ModelStore(models)
@@ -263,8 +301,21 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_scheduler_with_a_fake_clock_resumes_after_restart(tmp_path, capsys):
     models = tmp_path / "models"
-    argv = ["--assets", "BTC", "--every", "7d", "--timesteps", "256", "--eval-freq", "256", "--models", str(models),
-            "--no-progress", "--workers", "1"]
+    argv = [
+        "--assets",
+        "BTC",
+        "--every",
+        "7d",
+        "--timesteps",
+        "256",
+        "--eval-freq",
+        "256",
+        "--models",
+        str(models),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     clock = FakeClock("2022-06-01")
     assert cli.main([*argv, "--max-runs", "2"], clock=clock, sleep=clock.sleep) == 0
     store = ModelStore(models)

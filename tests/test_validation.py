@@ -65,6 +65,7 @@ def _save(store: ModelStore, payload: str = "w", **manifest):
     def write(folder):
         (folder / "weights.bin").write_text(payload)
         return {"kind": "other", **manifest}
+
     return store.save("BTC", "1d", write)
 
 
@@ -99,10 +100,14 @@ def test_the_manifest_is_covered_by_the_integrity_check(tmp_path):
 
 
 def _crypto_module_manifest(**change):
-    manifest = {"kind": "crypto_module", "asset": "BTC", "interval": "1d",
-                "config": {"asset": "BTC", "interval": "1d", "algo": "ppo", "window": 30, "features_dim": 64},
-                "feature_spec": {"observation_shape": [8, 2, 30]},
-                "ranges": {"train": ["2021-01-01", "2021-06-30"], "validation": ["2021-07-01", "2021-08-31"]}}
+    manifest = {
+        "kind": "crypto_module",
+        "asset": "BTC",
+        "interval": "1d",
+        "config": {"asset": "BTC", "interval": "1d", "algo": "ppo", "window": 30, "features_dim": 64},
+        "feature_spec": {"observation_shape": [8, 2, 30]},
+        "ranges": {"train": ["2021-01-01", "2021-06-30"], "validation": ["2021-07-01", "2021-08-31"]},
+    }
     for path, value in change.items():
         *head, last = path.split("__")
         d = manifest
@@ -112,16 +117,19 @@ def _crypto_module_manifest(**change):
     return manifest
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"config__window": 10}, "does not end with config.window"),
-    ({"config__window": "30"}, "not a positive integer"),
-    ({"feature_spec__observation_shape": [8, 2]}, "three positive integers"),
-    ({"ranges__validation": ["2021-03-01", "2021-04-30"]}, "out of order"),
-    ({"ranges__train": ["2021-06-30", "2021-01-01"]}, "out of order"),
-    ({"ranges__train": ["soon", "later"]}, "not two timestamps"),
-    ({"asset": "ETH"}, "disagrees with config.asset"),
-    ({"config__algo": None}, "config.algo"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"config__window": 10}, "does not end with config.window"),
+        ({"config__window": "30"}, "not a positive integer"),
+        ({"feature_spec__observation_shape": [8, 2]}, "three positive integers"),
+        ({"ranges__validation": ["2021-03-01", "2021-04-30"]}, "out of order"),
+        ({"ranges__train": ["2021-06-30", "2021-01-01"]}, "out of order"),
+        ({"ranges__train": ["soon", "later"]}, "not two timestamps"),
+        ({"asset": "ETH"}, "disagrees with config.asset"),
+        ({"config__algo": None}, "config.algo"),
+    ],
+)
 def test_fields_the_loader_uses_are_validated_even_when_signed(tmp_path, change, message):
     """A manifest re-signed after an edit (its sha256 recomputed) still has to make sense."""
     store = ModelStore(tmp_path)
@@ -188,11 +196,20 @@ def test_folders_that_are_files_are_refused(tmp_path):
     assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
-@pytest.mark.parametrize("value, kw, ok", [
-    (1, {"low": 1, "integer": True}, True), (0, {"low": 1, "integer": True}, False), (2.5, {"integer": True}, False),
-    (True, {}, False), ("3", {}, False), (float("inf"), {}, False), (0.1, {"high": 0.1, "high_open": True}, False),
-    (None, {"optional": True}, True), (0.0, {"low": 0, "low_open": True}, False),
-])
+@pytest.mark.parametrize(
+    "value, kw, ok",
+    [
+        (1, {"low": 1, "integer": True}, True),
+        (0, {"low": 1, "integer": True}, False),
+        (2.5, {"integer": True}, False),
+        (True, {}, False),
+        ("3", {}, False),
+        (float("inf"), {}, False),
+        (0.1, {"high": 0.1, "high_open": True}, False),
+        (None, {"optional": True}, True),
+        (0.0, {"low": 0, "low_open": True}, False),
+    ],
+)
 def test_check_number(value, kw, ok):
     if ok:
         check_number(value, "--x", **kw)
@@ -201,13 +218,16 @@ def test_check_number(value, kw, ok):
             check_number(value, "--x", **kw)
 
 
-@pytest.mark.parametrize("algo, hp, message", [
-    ("dqn", {"n_epochs": 8}, "unknown DQN hyper-parameter 'n_epochs'"),
-    ("ppo", {"clip_range": 0}, "clip_range must be > 0"),
-    ("a2c", {"use_rms_prop": "yes"}, "must be true or false"),
-    ("dqn", {"train_freq": [4, "hour"]}, "train_freq must be N or"),
-    ("ppo", {"policy_kwargs": {}}, "set by the command"),
-])
+@pytest.mark.parametrize(
+    "algo, hp, message",
+    [
+        ("dqn", {"n_epochs": 8}, "unknown DQN hyper-parameter 'n_epochs'"),
+        ("ppo", {"clip_range": 0}, "clip_range must be > 0"),
+        ("a2c", {"use_rms_prop": "yes"}, "must be true or false"),
+        ("dqn", {"train_freq": [4, "hour"]}, "train_freq must be N or"),
+        ("ppo", {"policy_kwargs": {}}, "set by the command"),
+    ],
+)
 def test_hyperparams_are_checked_against_the_sb3_class(algo, hp, message):
     with pytest.raises(UserError, match=message):
         check_hyperparams(algo, hp)

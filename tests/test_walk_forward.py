@@ -26,33 +26,56 @@ def _index(start="2020-01-01", end="2022-12-31", freq="1D") -> pd.DatetimeIndex:
 
 
 def test_plan_by_hand():
-    segs = plan_segments(_index(), start="2022-06-01", end="2022-08-29", train_window="450d", val_window="60d",
-                         step="30d", interval="1d")
+    segs = plan_segments(
+        _index(), start="2022-06-01", end="2022-08-29", train_window="450d", val_window="60d", step="30d", interval="1d"
+    )
     assert [(s.start, s.end) for s in segs] == [
-        (utc("2022-06-01"), utc("2022-06-30")), (utc("2022-07-01"), utc("2022-07-30")),
-        (utc("2022-07-31"), utc("2022-08-29"))]
+        (utc("2022-06-01"), utc("2022-06-30")),
+        (utc("2022-07-01"), utc("2022-07-30")),
+        (utc("2022-07-31"), utc("2022-08-29")),
+    ]
     first = segs[0].split
     assert first.validation == (utc("2022-04-02"), utc("2022-05-31"))
     assert first.train == (utc("2021-01-07"), utc("2022-04-01 23:59:59"))
     # a one-bar tail joins the previous segment
-    segs = plan_segments(_index(), start="2022-06-01", end="2022-07-01", train_window="90d", val_window="30d",
-                         step="30d", interval="1d")
+    segs = plan_segments(
+        _index(), start="2022-06-01", end="2022-07-01", train_window="90d", val_window="30d", step="30d", interval="1d"
+    )
     assert [(s.start, s.end) for s in segs] == [(utc("2022-06-01"), utc("2022-07-01"))]
     with pytest.raises(ValueError, match="at least two"):
-        plan_segments(_index(), start="2022-06-01", end="2022-07-01", train_window="90d", val_window="30d",
-                      step="1d", interval="1d")
+        plan_segments(
+            _index(),
+            start="2022-06-01",
+            end="2022-07-01",
+            train_window="90d",
+            val_window="30d",
+            step="1d",
+            interval="1d",
+        )
 
 
 @settings(max_examples=40, deadline=None)
-@given(offset=st.integers(0, 400), length=st.integers(1, 300), step=st.integers(2, 90),
-       val=st.integers(1, 90), six_hours=st.booleans())
+@given(
+    offset=st.integers(0, 400),
+    length=st.integers(1, 300),
+    step=st.integers(2, 90),
+    val=st.integers(1, 90),
+    six_hours=st.booleans(),
+)
 def test_plan_partitions_the_range_and_trains_before_each_segment(offset, length, step, val, six_hours):
     freq, bar = ("6h", pd.Timedelta("6h")) if six_hours else ("1D", DAY)
     index = _index(freq=freq)
     start = utc("2021-01-01") + offset * bar
     end = start + length * bar
-    segs = plan_segments(index, start=start, end=end, train_window="200d", val_window=f"{val}d",
-                         step=step * bar, interval="6h" if six_hours else "1d")
+    segs = plan_segments(
+        index,
+        start=start,
+        end=end,
+        train_window="200d",
+        val_window=f"{val}d",
+        step=step * bar,
+        interval="6h" if six_hours else "1d",
+    )
     bars = index[(index >= start) & (index <= end)]
     covered = pd.DatetimeIndex(np.concatenate([bars[(bars >= s.start) & (bars <= s.end)] for s in segs]))
     assert covered.equals(pd.DatetimeIndex(bars))  # every bar once, in order
@@ -68,13 +91,35 @@ def test_plan_partitions_the_range_and_trains_before_each_segment(offset, length
 @pytest.mark.slow
 def test_cli_end_to_end_two_assets_three_segments(tmp_path, capsys, ray_local):  # modules trained on Ray
     out = tmp_path / "wf"
-    argv = ["--assets", "BTC,ETH", "--start", "2022-06-01", "--end", "2022-08-29", "--step", "30d",
-            "--timesteps", "512", "--eval-freq", "256", "--out", str(out), "--no-progress"]
+    argv = [
+        "--assets",
+        "BTC,ETH",
+        "--start",
+        "2022-06-01",
+        "--end",
+        "2022-08-29",
+        "--step",
+        "30d",
+        "--timesteps",
+        "512",
+        "--eval-freq",
+        "256",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "Walk-forward BTC+ETH" in printed
-    for name in ("metrics.md", "metrics.csv", "cumulative_returns.png", "segments.csv", "weights.csv",
-                 "config.json", "weights_walk_forward_cryptorlpm.png"):
+    for name in (
+        "metrics.md",
+        "metrics.csv",
+        "cumulative_returns.png",
+        "segments.csv",
+        "weights.csv",
+        "config.json",
+        "weights_walk_forward_cryptorlpm.png",
+    ):
         assert (out / name).is_file(), name
 
     segments = pd.read_csv(out / "segments.csv", index_col="segment")
@@ -107,7 +152,10 @@ def test_cli_user_errors(tmp_path, capsys):
         (["--assets", "BTC,BTC"], "twice"),
         (["--assets", "BTC", "--step", "soon"], "--step: cannot read"),
         (["--assets", "BTC", "--start", "2019-01-01", "--end", "2019-03-01", "--source", "csv:/nonexistent"], ""),
-        (["--assets", "BTC", "--start", "2022-06-01", "--end", "2022-06-10", "--step", "1d", "--source", "demo"], "at least two"),
+        (
+            ["--assets", "BTC", "--start", "2022-06-01", "--end", "2022-06-10", "--step", "1d", "--source", "demo"],
+            "at least two",
+        ),
     ]:
         assert cli.main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
         err = capsys.readouterr().err
@@ -135,8 +183,16 @@ def test_no_look_ahead_across_segments():
     assets = ("BTC", "ETH")
     data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in assets}
     cfg = CMConfig(timesteps=256)
-    kw = {"start": "2022-06-01", "end": "2022-07-20", "train_window": "300d", "val_window": "45d",
-          "step": "30d", "eval_freq": 256, "progress": False, "workers": 1}
+    kw = {
+        "start": "2022-06-01",
+        "end": "2022-07-20",
+        "train_window": "300d",
+        "val_window": "45d",
+        "step": "30d",
+        "eval_freq": 256,
+        "progress": False,
+        "workers": 1,
+    }
     base = run_walk_forward({a: d[0] for a, d in data.items()}, {a: d[1] for a, d in data.items()}, cfg, **kw)
     s2 = base.segments[1].segment.start
     assert s2 == utc("2022-07-01")

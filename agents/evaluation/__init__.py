@@ -48,8 +48,9 @@ def load_markets(protocol: Protocol, store: str | Path | None = None, *, progres
     out = {}
     try:
         for asset in tqdm(protocol.assets, desc="data", unit="asset", disable=not progress):
-            market, metrics = load_data(asset, protocol.interval, first, protocol.data_end,
-                                        source=protocol.source, store=store)
+            market, metrics = load_data(
+                asset, protocol.interval, first, protocol.data_end, source=protocol.source, store=store
+            )
             out[asset] = (market, metrics if metrics is not None and metrics.shape[1] else None)
     finally:
         if tmp is not None:
@@ -58,14 +59,24 @@ def load_markets(protocol: Protocol, store: str | Path | None = None, *, progres
     for asset, (market, _) in out.items():
         for w in protocol.windows:
             if market.index[0] > w.train[0] or market.index[-1] + bar <= w.backtest[1]:
-                raise ValueError(f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
-                                 f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}")
+                raise ValueError(
+                    f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
+                    f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}"
+                )
     return out
 
 
-def evaluate(protocol: Protocol, out: str | Path, *, data: Data | None = None, store: str | Path | None = None,
-             workers: int | None = None, address: str | None = None, progress: bool = True,
-             on: str = "backtest") -> dict[str, Path]:
+def evaluate(
+    protocol: Protocol,
+    out: str | Path,
+    *,
+    data: Data | None = None,
+    store: str | Path | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    on: str = "backtest",
+) -> dict[str, Path]:
     """Train what is missing, backtest everything once, write the report; returns its paths.
 
     ``on="validation"`` scores the validation ranges instead (choosing configurations without
@@ -83,6 +94,20 @@ def evaluate(protocol: Protocol, out: str | Path, *, data: Data | None = None, s
     return write_evaluation_report(protocol, scores, report, on=on)
 
 
-__all__ = ["Data", "Protocol", "Scores", "TrainJob", "Window", "evaluate", "load_markets", "load_protocol",
-           "parse_protocol", "score", "train_all", "train_job", "training_jobs", "walk_forward_windows",
-           "write_evaluation_report"]
+__all__ = [
+    "Data",
+    "Protocol",
+    "Scores",
+    "TrainJob",
+    "Window",
+    "evaluate",
+    "load_markets",
+    "load_protocol",
+    "parse_protocol",
+    "score",
+    "train_all",
+    "train_job",
+    "training_jobs",
+    "walk_forward_windows",
+    "write_evaluation_report",
+]

@@ -41,8 +41,22 @@ from agents.training import Split
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
-_KEYS = {"name", "interval", "source", "assets", "portfolios", "seeds", "fee", "execution", "eval_freq",
-         "windows", "walk_forward", "configs", "baselines", "description"}
+_KEYS = {
+    "name",
+    "interval",
+    "source",
+    "assets",
+    "portfolios",
+    "seeds",
+    "fee",
+    "execution",
+    "eval_freq",
+    "windows",
+    "walk_forward",
+    "configs",
+    "baselines",
+    "description",
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +99,16 @@ class Protocol:
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
-        return CMConfig(**{**self.configs[config], "asset": asset, "seed": int(seed), "fee": self.fee,
-                           "interval": self.interval, "execution": self.execution})
+        return CMConfig(
+            **{
+                **self.configs[config],
+                "asset": asset,
+                "seed": int(seed),
+                "fee": self.fee,
+                "interval": self.interval,
+                "execution": self.execution,
+            }
+        )
 
     @property
     def data_end(self) -> pd.Timestamp:
@@ -94,6 +116,7 @@ class Protocol:
 
     def subset(self, *, configs=None, windows=None, seeds=None, assets=None) -> Protocol:
         """The same protocol restricted to some configs / windows / seeds / assets (command flags)."""
+
         def pick(what: str, chosen, have):
             if chosen is None:
                 return list(have)
@@ -107,9 +130,20 @@ class Protocol:
         sds = pick("seed(s)", None if seeds is None else [int(s) for s in seeds], self.seeds)
         ass = pick("asset(s)", None if assets is None else [a.upper() for a in assets], self.assets)
         ports = {k: v for k, v in self.portfolios.items() if set(v) <= set(ass)}
-        return Protocol(self.name, self.interval, self.source, tuple(ass), ports, tuple(sds), self.fee,
-                        self.execution, self.eval_freq, tuple(w for w in self.windows if w.name in wins),
-                        {k: self.configs[k] for k in cfgs}, self.trend_sma)
+        return Protocol(
+            self.name,
+            self.interval,
+            self.source,
+            tuple(ass),
+            ports,
+            tuple(sds),
+            self.fee,
+            self.execution,
+            self.eval_freq,
+            tuple(w for w in self.windows if w.name in wins),
+            {k: self.configs[k] for k in cfgs},
+            self.trend_sma,
+        )
 
 
 def _date(value: Any, *, end: bool, where: str) -> pd.Timestamp:
@@ -149,7 +183,10 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     need = {"start", "end", "train_months", "validation_months", "backtest_months"}
     if not isinstance(spec, dict) or not need <= set(spec) or set(spec) - need - {"step_months"}:
         raise ValueError(f"walk_forward must give {sorted(need)} (and optionally step_months)")
-    start, end = _date(spec["start"], end=False, where="walk_forward.start"), _date(spec["end"], end=True, where="walk_forward.end")
+    start, end = (
+        _date(spec["start"], end=False, where="walk_forward.start"),
+        _date(spec["end"], end=True, where="walk_forward.end"),
+    )
     months = {k: int(spec[k]) for k in ("train_months", "validation_months", "backtest_months")}
     step = int(spec.get("step_months", months["backtest_months"]))
     if min(*months.values(), step) < 1:
@@ -226,9 +263,20 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     trend_sma = int(base.get("trend_sma", 20))
     if trend_sma < 2:
         raise ValueError(f"baselines.trend_sma must be at least 2 bars, got {trend_sma}")
-    return Protocol(str(raw.get("name", name)), interval, str(raw["source"]), assets, portfolios,
-                    tuple(int(s) for s in seeds), fee, execution, int(raw.get("eval_freq", 2000)),
-                    tuple(windows), checked, trend_sma)
+    return Protocol(
+        str(raw.get("name", name)),
+        interval,
+        str(raw["source"]),
+        assets,
+        portfolios,
+        tuple(int(s) for s in seeds),
+        fee,
+        execution,
+        int(raw.get("eval_freq", 2000)),
+        tuple(windows),
+        checked,
+        trend_sma,
+    )
 
 
 def load_protocol(path: str | Path) -> Protocol:

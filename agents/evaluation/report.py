@@ -42,8 +42,9 @@ def portfolio_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
             base = runs[(runs.window == window) & (runs.portfolio == pname) & (runs.kind == "baseline")]
             for _, b in base.iterrows():
                 row[f"beats {b.strategy}"] = int((g["Sortino"] > b["Sortino"]).sum())
-                row[f"p vs {b.strategy}"] = wilcoxon_p(scores.returns[(window, pname, strategy)],
-                                                       scores.returns[(window, pname, b.strategy)])
+                row[f"p vs {b.strategy}"] = wilcoxon_p(
+                    scores.returns[(window, pname, strategy)], scores.returns[(window, pname, b.strategy)]
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -52,12 +53,18 @@ def cm_table(scores: Scores) -> pd.DataFrame:
     """Per (window, config, asset): means over seeds, collapsed modules, seeds beating own B&H."""
     cms = scores.cms
     g = cms.groupby(["window", "config", "asset"], sort=False)
-    return pd.DataFrame({
-        "seeds": g.size(), "crypto_share": g["crypto_share"].mean(), "trades": g["trades"].mean(),
-        "collapsed": g["collapsed"].apply(lambda s: int((s != "").sum())),
-        "Sortino": g["Sortino"].mean(), "B&H Sortino": g["B&H Sortino"].first(),
-        "beats_own_bh": g["beats_own_bh"].sum().astype(int), "ARR": g["ARR"].mean(),
-    }).reset_index()
+    return pd.DataFrame(
+        {
+            "seeds": g.size(),
+            "crypto_share": g["crypto_share"].mean(),
+            "trades": g["trades"].mean(),
+            "collapsed": g["collapsed"].apply(lambda s: int((s != "").sum())),
+            "Sortino": g["Sortino"].mean(),
+            "B&H Sortino": g["B&H Sortino"].first(),
+            "beats_own_bh": g["beats_own_bh"].sum().astype(int),
+            "ARR": g["ARR"].mean(),
+        }
+    ).reset_index()
 
 
 def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataFrame:
@@ -65,9 +72,13 @@ def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataF
     cms, rows = scores.cms, []
     trend = trend_name(protocol.trend_sma)
     for (window, cname), g in cms.groupby(["window", "config"], sort=False):
-        row = {"window": window, "config": cname, "CMs": len(g),
-               "trading share": float((g["collapsed"] == "").mean()),
-               "beats own B&H share": float(g["beats_own_bh"].mean())}
+        row = {
+            "window": window,
+            "config": cname,
+            "CMs": len(g),
+            "trading share": float((g["collapsed"] == "").mean()),
+            "beats own B&H share": float(g["beats_own_bh"].mean()),
+        }
         for pname in protocol.portfolios:
             t = table[(table.window == window) & (table.portfolio == pname)].set_index("strategy")
             row[f"{pname}: seeds beating EW B&H"] = int(t.loc[cname, f"beats {EQUAL_WEIGHT}"])
@@ -120,28 +131,47 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     table = portfolio_table(protocol, scores)
     cmt = cm_table(scores)
     tgt = targets(protocol, scores, table)
-    paths = {"report": out / "report.md", "portfolios": out / "portfolios.csv", "cms": out / "cms.csv",
-             "targets": out / "targets.csv", "runs": out / "runs.csv"}
+    paths = {
+        "report": out / "report.md",
+        "portfolios": out / "portfolios.csv",
+        "cms": out / "cms.csv",
+        "targets": out / "targets.csv",
+        "runs": out / "runs.csv",
+    }
     table.to_csv(paths["portfolios"], index=False, float_format="%.6g")
     cmt.to_csv(paths["cms"], index=False, float_format="%.6g")
     tgt.to_csv(paths["targets"], index=False, float_format="%.6g")
-    pd.concat([scores.runs, scores.cms.assign(kind="module")], ignore_index=True).to_csv(paths["runs"], index=False, float_format="%.6g")
-    lines = [f"# Evaluation: {protocol.name}", "",
-             f"Assets {', '.join(protocol.assets)}; {protocol.interval} bars from `{protocol.source}`; fee "
-             f"{protocol.fee:g}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
-             f"{', '.join(protocol.configs)}.", "",
-             ("Model selection never looked at a backtest range: every module was trained and selected on data "
-              "cut at its window's validation end (enforced in code), and the backtests ran once, after all "
-              "training." if on == "backtest" else
-              "**Scored on the validation ranges**, where the modules were selected: in-sample figures for "
-              "choosing a configuration; no backtest range was looked at."),
-             "p-values: Wilcoxon signed-rank test on the daily returns of the seed-mean portfolio "
-             "against the baseline (two-sided).", ""]
+    pd.concat([scores.runs, scores.cms.assign(kind="module")], ignore_index=True).to_csv(
+        paths["runs"], index=False, float_format="%.6g"
+    )
+    lines = [
+        f"# Evaluation: {protocol.name}",
+        "",
+        f"Assets {', '.join(protocol.assets)}; {protocol.interval} bars from `{protocol.source}`; fee "
+        f"{protocol.fee:g}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
+        f"{', '.join(protocol.configs)}.",
+        "",
+        (
+            "Model selection never looked at a backtest range: every module was trained and selected on data "
+            "cut at its window's validation end (enforced in code), and the backtests ran once, after all "
+            "training."
+            if on == "backtest"
+            else "**Scored on the validation ranges**, where the modules were selected: in-sample figures for "
+            "choosing a configuration; no backtest range was looked at."
+        ),
+        "p-values: Wilcoxon signed-rank test on the daily returns of the seed-mean portfolio "
+        "against the baseline (two-sided).",
+        "",
+    ]
     for window in protocol.windows:
-        lines += [f"## Window {window.name}", "",
-                  f"train {window.train[0]:%Y-%m-%d} .. {window.train[1]:%Y-%m-%d}, validation "
-                  f"{window.validation[0]:%Y-%m-%d} .. {window.validation[1]:%Y-%m-%d}, backtest "
-                  f"{window.backtest[0]:%Y-%m-%d} .. {window.backtest[1]:%Y-%m-%d}; scored on the {on} range", ""]
+        lines += [
+            f"## Window {window.name}",
+            "",
+            f"train {window.train[0]:%Y-%m-%d} .. {window.train[1]:%Y-%m-%d}, validation "
+            f"{window.validation[0]:%Y-%m-%d} .. {window.validation[1]:%Y-%m-%d}, backtest "
+            f"{window.backtest[0]:%Y-%m-%d} .. {window.backtest[1]:%Y-%m-%d}; scored on the {on} range",
+            "",
+        ]
         for pname in protocol.portfolios:
             t = table[(table.window == window.name) & (table.portfolio == pname)].drop(columns=["window", "portfolio"])
             png = out / f"cumulative_{slug(window.name)}_{slug(pname)}.png"
@@ -151,10 +181,22 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
             lines += [f"### {pname}", "", _md(t[keep]), ""]
             tests = [c for c in t.columns if c.startswith(("beats ", "p vs "))]
             if tests:
-                lines += [_md(t[t.seeds > 0][["strategy", *tests]].dropna(axis=1, how="all")), "", f"![]({png.name})", ""]
+                lines += [
+                    _md(t[t.seeds > 0][["strategy", *tests]].dropna(axis=1, how="all")),
+                    "",
+                    f"![]({png.name})",
+                    "",
+                ]
         c = cmt[cmt.window == window.name].drop(columns=["window"])
-        lines += ["### Crypto Modules", "", "seeds beating own B&H = seeds whose Sortino beats the coin's "
-                  "buy-and-hold; collapsed = seeds in crypto < 5 % or > 95 % of the bars.", "", _md(c), ""]
+        lines += [
+            "### Crypto Modules",
+            "",
+            "seeds beating own B&H = seeds whose Sortino beats the coin's "
+            "buy-and-hold; collapsed = seeds in crypto < 5 % or > 95 % of the bars.",
+            "",
+            _md(c),
+            "",
+        ]
     lines += ["## Targets", "", _md(tgt), ""]
     paths["report"].write_text("\n".join(lines))
     return paths

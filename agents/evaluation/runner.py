@@ -78,8 +78,9 @@ def is_trained(config: CMConfig, split: Split, root: Path) -> bool:
         saved = config_from_manifest(manifest.get("config", {}))
     except (TypeError, ValueError):
         return False
-    return (_jsonable(asdict(saved)) == _jsonable(asdict(config))
-            and manifest.get("ranges") == {k: list(v) for k, v in split.as_dict().items()})
+    return _jsonable(asdict(saved)) == _jsonable(asdict(config)) and manifest.get("ranges") == {
+        k: list(v) for k, v in split.as_dict().items()
+    }
 
 
 def _cut(frame: pd.DataFrame | None, end: pd.Timestamp) -> pd.DataFrame | None:
@@ -101,8 +102,18 @@ def training_jobs(protocol: Protocol, data: Data, out: Path) -> tuple[list[Train
                         done += 1
                         continue
                     market, metrics = data[asset]
-                    jobs.append(TrainJob(cname, window.name, config, split, _cut(market, val_end),
-                                         _cut(metrics, val_end), protocol.eval_freq, str(root)))
+                    jobs.append(
+                        TrainJob(
+                            cname,
+                            window.name,
+                            config,
+                            split,
+                            _cut(market, val_end),
+                            _cut(metrics, val_end),
+                            protocol.eval_freq,
+                            str(root),
+                        )
+                    )
     return jobs, done
 
 
@@ -112,7 +123,9 @@ def train_job(job: TrainJob) -> dict[str, float]:
 
     torch.set_num_threads(1)
     val_end = job.split.validation[1]
-    if job.market.index[-1] > val_end or (job.metrics is not None and len(job.metrics) and job.metrics.index[-1] > val_end):
+    if job.market.index[-1] > val_end or (
+        job.metrics is not None and len(job.metrics) and job.metrics.index[-1] > val_end
+    ):
         raise ValueError(f"{job.label}: training data reach past the validation end {val_end}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -121,12 +134,30 @@ def train_job(job: TrainJob) -> dict[str, float]:
     return module.validation
 
 
-def train_all(protocol: Protocol, data: Data, out: Path, *, workers: int | None = None,
-              address: str | None = None, progress: bool = True) -> tuple[list[TaskOutcome], int]:
+def train_all(
+    protocol: Protocol,
+    data: Data,
+    out: Path,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> tuple[list[TaskOutcome], int]:
     """Train every missing module of the protocol; returns the outcomes and the count skipped."""
     jobs, skipped = training_jobs(protocol, data, out)
-    outcomes = run_tasks(train_job, jobs, labels=[j.label for j in jobs], workers=workers, address=address,
-                         desc="training", progress=progress) if jobs else []
+    outcomes = (
+        run_tasks(
+            train_job,
+            jobs,
+            labels=[j.label for j in jobs],
+            workers=workers,
+            address=address,
+            desc="training",
+            progress=progress,
+        )
+        if jobs
+        else []
+    )
     return outcomes, skipped
 
 
@@ -137,7 +168,9 @@ def trades(crypto: pd.Series) -> int:
     return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
 
 
-def baseline_weights(protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end) -> dict[str, pd.DataFrame]:
+def baseline_weights(
+    protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end
+) -> dict[str, pd.DataFrame]:
     """The protocol's baselines on ``assets``: B&H of each, equal-weight B&H, CRP, trend timing."""
     out = {f"B&H {a}": buy_and_hold(markets, a, start=start, end=end) for a in assets}
     out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)
@@ -180,13 +213,22 @@ def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") ->
         b0, b1 = window.backtest if on == "backtest" else window.validation
         markets = {a: data[a][0].loc[data[a][0].index <= b1] for a in protocol.assets}
         metrics = {a: _cut(data[a][1], b1) for a in protocol.assets}
-        own_bh = {a: _row(backtest(buy_and_hold(markets, a, start=b0, end=b1), markets, **costs))
-                  for a in protocol.assets}
+        own_bh = {
+            a: _row(backtest(buy_and_hold(markets, a, start=b0, end=b1), markets, **costs)) for a in protocol.assets
+        }
         for pname, members in protocol.portfolios.items():
             for bname, w in baseline_weights(protocol, markets, members, b0, b1).items():
                 res = backtest(w, markets, **costs)
-                runs.append({"window": window.name, "portfolio": pname, "strategy": bname, "kind": "baseline",
-                             "seed": -1, **_row(res)})
+                runs.append(
+                    {
+                        "window": window.name,
+                        "portfolio": pname,
+                        "strategy": bname,
+                        "kind": "baseline",
+                        "seed": -1,
+                        **_row(res),
+                    }
+                )
                 values[(window.name, pname, bname)] = [res.values]
                 rets[(window.name, pname, bname)] = [res.returns]
         for cname in protocol.configs:
@@ -195,22 +237,41 @@ def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") ->
                 for asset in protocol.assets:
                     module = _load(store_root(out, cname, window.name, seed), asset, protocol.interval)
                     if on == "backtest" and (module.train_end is None or module.train_end >= b0):
-                        raise ValueError(f"{cname} {window.name} {asset} seed {seed}: the module was trained or "
-                                         f"selected on data up to {module.train_end}, not before the backtest {b0}")
+                        raise ValueError(
+                            f"{cname} {window.name} {asset} seed {seed}: the module was trained or "
+                            f"selected on data up to {module.train_end}, not before the backtest {b0}"
+                        )
                     d = module.decide_range(markets[asset], metrics[asset], b0, b1)
                     decisions[asset] = d
                     res = backtest(d.rename(columns={"crypto": asset}), markets, **costs)
                     share = float(d["crypto"].iloc[:-1].mean())
-                    cms.append({"window": window.name, "config": cname, "asset": asset, "seed": seed,
-                                "crypto_share": share, "trades": trades(d["crypto"]),
-                                "collapsed": "always in" if share > 0.95 else "always out" if share < 0.05 else "",
-                                **_row(res), "B&H Sortino": own_bh[asset]["Sortino"],
-                                "beats_own_bh": bool(_row(res)["Sortino"] > own_bh[asset]["Sortino"]),
-                                "validation_Sortino": float(module.validation.get("Sortino", np.nan))})
+                    cms.append(
+                        {
+                            "window": window.name,
+                            "config": cname,
+                            "asset": asset,
+                            "seed": seed,
+                            "crypto_share": share,
+                            "trades": trades(d["crypto"]),
+                            "collapsed": "always in" if share > 0.95 else "always out" if share < 0.05 else "",
+                            **_row(res),
+                            "B&H Sortino": own_bh[asset]["Sortino"],
+                            "beats_own_bh": bool(_row(res)["Sortino"] > own_bh[asset]["Sortino"]),
+                            "validation_Sortino": float(module.validation.get("Sortino", np.nan)),
+                        }
+                    )
                 for pname, members in protocol.portfolios.items():
                     res = backtest(vote({a: decisions[a] for a in members}), markets, **costs)
-                    runs.append({"window": window.name, "portfolio": pname, "strategy": cname, "kind": "cm",
-                                 "seed": seed, **_row(res)})
+                    runs.append(
+                        {
+                            "window": window.name,
+                            "portfolio": pname,
+                            "strategy": cname,
+                            "kind": "cm",
+                            "seed": seed,
+                            **_row(res),
+                        }
+                    )
                     values.setdefault((window.name, pname, cname), []).append(res.values)
                     rets.setdefault((window.name, pname, cname), []).append(res.returns)
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}

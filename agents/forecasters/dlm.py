@@ -55,7 +55,9 @@ class DLMNet(nn.Module):
         h, _ = self.lstm2(self.drop(h))
         h = h[:, -1].reshape(b, n, -1)
         vol = x[:, -1, :, VOL]
-        scores = torch.cat([head(torch.cat([h[:, i], vol[:, i : i + 1]], dim=1)) for i, head in enumerate(self.heads)], dim=1)
+        scores = torch.cat(
+            [head(torch.cat([h[:, i], vol[:, i : i + 1]], dim=1)) for i, head in enumerate(self.heads)], dim=1
+        )
         if self.cash_score is not None:
             scores = torch.cat([self.cash_score.expand(b, 1), scores], dim=1)
         return torch.softmax(scores, dim=-1)

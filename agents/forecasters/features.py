@@ -59,7 +59,9 @@ class MetricScaler:
             raise ValueError(f"[{asset}] metrics lack {missing}")
         x = align_metrics(metrics[cols], index).to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
-            self.log = np.array([np.nanmin(x[:, j]) > 0 if np.isfinite(x[:, j]).any() else False for j in range(x.shape[1])], dtype=bool)
+            self.log = np.array(
+                [np.nanmin(x[:, j]) > 0 if np.isfinite(x[:, j]).any() else False for j in range(x.shape[1])], dtype=bool
+            )
         z = self._log(x)
         self.mean = np.nan_to_num(np.nanmean(z, axis=0)) if len(z) else np.zeros(len(cols))
         sd = np.nanstd(z, axis=0) if len(z) else np.ones(len(cols))
@@ -113,7 +115,10 @@ def forecast_errors(actual: np.ndarray, predicted: np.ndarray, last: np.ndarray)
     ok = np.isfinite(a) & np.isfinite(p) & np.isfinite(l)
     a, p, l = a[ok], p[ok], l[ok]
     if len(a) < 2:
-        return {k: float("nan") for k in ("MSE", "RMSE", "MAE", "R2", "naive_MSE", "naive_R2", "skill", "R2_return", "hit_rate")} | {"n": float(len(a))}
+        return {
+            k: float("nan")
+            for k in ("MSE", "RMSE", "MAE", "R2", "naive_MSE", "naive_R2", "skill", "R2_return", "hit_rate")
+        } | {"n": float(len(a))}
     mse = mean_squared_error(a, p)
     naive = mean_squared_error(a, l)
     ra, rp = a / l - 1.0, p / l - 1.0

@@ -140,7 +140,9 @@ class WindowForecaster(PortfolioAgent):
         if self.per_asset:
             for i, a in enumerate(assets):
                 self.y_scale[a] = _scale(ys[a])
-                self.nets[a], self.history[a] = self._train(xs[a], ys[a] / self.y_scale[a], tag=f"{self.name}/{a}", seed_offset=i)
+                self.nets[a], self.history[a] = self._train(
+                    xs[a], ys[a] / self.y_scale[a], tag=f"{self.name}/{a}", seed_offset=i
+                )
         else:
             n = min(len(ys[a]) for a in assets)  # same index: same count; keep the time-major order
             x = np.stack([xs[a][-n:] for a in assets], axis=1).reshape(n * len(assets), *xs[assets[0]].shape[1:])

@@ -68,7 +68,11 @@ class LSTMForecaster(WindowForecaster):
 
     def raw_inputs(self, market: pd.DataFrame) -> np.ndarray:
         return np.column_stack(
-            [market["close"].to_numpy(float), market["volume"].to_numpy(float), atr(market, self.atr_period).to_numpy(float)]
+            [
+                market["close"].to_numpy(float),
+                market["volume"].to_numpy(float),
+                atr(market, self.atr_period).to_numpy(float),
+            ]
         )
 
     def normalise(self, asset: str, windows: np.ndarray) -> np.ndarray:

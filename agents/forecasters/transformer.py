@@ -54,7 +54,9 @@ class PositionalEncoding(nn.Module):
 class TransformerNet(nn.Module):
     """Embedding -> positional encoding -> encoder layers -> dense output at the last bar."""
 
-    def __init__(self, n_features: int, d_model: int = 32, heads: int = 4, layers: int = 2, ff: int = 64, dropout: float = 0.1):
+    def __init__(
+        self, n_features: int, d_model: int = 32, heads: int = 4, layers: int = 2, ff: int = 64, dropout: float = 0.1
+    ):
         super().__init__()
         self.embed = nn.Linear(n_features, d_model)
         self.pos = PositionalEncoding(d_model)

@@ -121,11 +121,17 @@ class DataRefinementUnit:
         return list(self.selection.chosen)
 
     def __repr__(self) -> str:
-        state = "unfitted" if self.selection is None else f"{self.asset}: {len(self.metrics)} metrics -> {self.n_components} components"
+        state = (
+            "unfitted"
+            if self.selection is None
+            else f"{self.asset}: {len(self.metrics)} metrics -> {self.n_components} components"
+        )
         return f"DataRefinementUnit({state})"
 
     # -- fit / transform --
-    def fit(self, market: pd.DataFrame, metrics: pd.DataFrame | None, train_end, *, asset: str | None = None) -> DataRefinementUnit:
+    def fit(
+        self, market: pd.DataFrame, metrics: pd.DataFrame | None, train_end, *, asset: str | None = None
+    ) -> DataRefinementUnit:
         """Select metrics and fix k and the reference loadings on rows with time <= ``train_end``."""
         market = validate_market(market, asset)
         bar = _bar_length(market, asset)
@@ -148,26 +154,40 @@ class DataRefinementUnit:
         if metrics is not None:
             metrics = validate_metrics(metrics, asset)
         if metrics is None or metrics.shape[1] == 0:
-            self.selection = select_metrics(train["close"], pd.DataFrame(index=train.index), horizons=self.horizons,
-                                            direction=self.direction, asset=asset)
+            self.selection = select_metrics(
+                train["close"],
+                pd.DataFrame(index=train.index),
+                horizons=self.horizons,
+                direction=self.direction,
+                asset=asset,
+            )
             _warn_no_metrics(asset, "fit got no metrics")
             return self
         has_values = bool(metrics.notna().any().any())
         metrics = metrics[metrics.index <= end]  # nothing after train_end is ever read
         aligned = _align(metrics, train.index, self.ffill_limit)
         if has_values and aligned.notna().sum().sum() == 0:
-            raise DataError(asset, "no metric has a value in the training range: the metrics and market indexes do not match",
-                            f"market {_span(train.index)}, metrics {_span(metrics.index)}")
+            raise DataError(
+                asset,
+                "no metric has a value in the training range: the metrics and market indexes do not match",
+                f"market {_span(train.index)}, metrics {_span(metrics.index)}",
+            )
         self.selection = select_metrics(
-            train["close"], aligned, horizons=self.horizons, direction=self.direction, per_group=self.per_group,
-            max_metrics=self.max_metrics, min_coverage=self.min_coverage, asset=asset,
+            train["close"],
+            aligned,
+            horizons=self.horizons,
+            direction=self.direction,
+            per_group=self.per_group,
+            max_metrics=self.max_metrics,
+            min_coverage=self.min_coverage,
+            asset=asset,
         )
         _explain_off_grid(self.selection.dropped, metrics, train.index)
         if not self.selection.chosen:
             _warn_no_metrics(asset, f"no usable metric in the training range ({len(self.selection.dropped)} dropped)")
             return self
         z = self._normalise(aligned[self.selection.chosen], asset, "training range")
-        z_train = z[self.norm_window - 1:]
+        z_train = z[self.norm_window - 1 :]
         pca = PCA(svd_solver="full").fit(z_train)
         ratio = pca.explained_variance_ratio_
         if not np.isfinite(ratio).all():
@@ -180,7 +200,9 @@ class DataRefinementUnit:
         self.explained_variance_ratio = ratio.copy()
         return self
 
-    def transform(self, market: pd.DataFrame, metrics: pd.DataFrame | None, *, asset: str | None = None) -> pd.DataFrame:
+    def transform(
+        self, market: pd.DataFrame, metrics: pd.DataFrame | None, *, asset: str | None = None
+    ) -> pd.DataFrame:
         """``pc1..pck`` on ``market.index``; NaN for the first :attr:`warmup` rows; row t uses data up to t."""
         self._check_fitted()
         if asset is not None and self.asset is not None and asset != self.asset:
@@ -194,8 +216,11 @@ class DataRefinementUnit:
             _warn_no_metrics(asset, "the fitted DRU has no metrics")
             return pd.DataFrame(index=market.index)
         if len(market) < self.warmup + 1:
-            raise DataError(asset, f"only {len(market)} market rows; the DRU needs at least {self.warmup + 1} "
-                                   f"(norm_window + pca_window - 1) to produce a value")
+            raise DataError(
+                asset,
+                f"only {len(market)} market rows; the DRU needs at least {self.warmup + 1} "
+                f"(norm_window + pca_window - 1) to produce a value",
+            )
         chosen = self.metrics
         if metrics is not None and not isinstance(metrics, pd.DataFrame):
             raise DataError(asset, f"metrics must be a pandas DataFrame, got {type(metrics).__name__}")
@@ -206,8 +231,11 @@ class DataRefinementUnit:
         metrics = validate_metrics(metrics[chosen], asset)
         aligned = _align(metrics, market.index, self.ffill_limit)
         if metrics.notna().any().any() and aligned.notna().sum().sum() == 0:
-            raise DataError(asset, "no chosen metric has a value in the market's range: the indexes do not match",
-                            f"market {_span(market.index)}, metrics {_span(metrics.index)}")
+            raise DataError(
+                asset,
+                "no chosen metric has a value in the market's range: the indexes do not match",
+                f"market {_span(market.index)}, metrics {_span(metrics.index)}",
+            )
         z = self._normalise(aligned, asset, "transformed range")
         out = rolling_pca(z, self.pca_window, self.reference_loadings)
         return pd.DataFrame(out, index=market.index, columns=self.feature_names)
@@ -215,14 +243,17 @@ class DataRefinementUnit:
     def _normalise(self, aligned: pd.DataFrame, asset: str | None, where: str) -> np.ndarray:
         """Rolling z-score; NaN before row norm_window - 1; after it, a missing value becomes 0."""
         z = rolling_zscore(aligned, self.norm_window, min_periods=max(2, self.norm_window // 2)).to_numpy(copy=True)
-        head, tail = z[: self.norm_window - 1], z[self.norm_window - 1:]
+        head, tail = z[: self.norm_window - 1], z[self.norm_window - 1 :]
         head[:] = np.nan
         holes = np.isnan(tail)
         if holes.any():
             counts = {m: int(c) for m, c in zip(aligned.columns, holes.sum(axis=0)) if c}
             warnings.warn(
                 f"[{asset or 'data'}] {where}: no usable value after the normalisation warm-up for "
-                f"{counts} (rows of {len(tail)}); the normalised value is set to 0 there", RefinementWarning, stacklevel=3)
+                f"{counts} (rows of {len(tail)}); the normalised value is set to 0 there",
+                RefinementWarning,
+                stacklevel=3,
+            )
             tail[holes] = 0.0
         return z
 
@@ -239,9 +270,14 @@ class DataRefinementUnit:
         state = {
             "format": FORMAT,
             "params": {
-                "horizons": list(self.horizons), "direction": self.direction, "per_group": self.per_group,
-                "max_metrics": self.max_metrics, "min_coverage": self.min_coverage, "norm_window": self.norm_window,
-                "pca_window": self.pca_window, "variance": self.variance,
+                "horizons": list(self.horizons),
+                "direction": self.direction,
+                "per_group": self.per_group,
+                "max_metrics": self.max_metrics,
+                "min_coverage": self.min_coverage,
+                "norm_window": self.norm_window,
+                "pca_window": self.pca_window,
+                "variance": self.variance,
                 "max_staleness": self.max_staleness.isoformat(),
             },
             "asset": self.asset,
@@ -249,7 +285,9 @@ class DataRefinementUnit:
             "train_end": self.train_end.isoformat(),
             "selection": self.selection.to_dict(),
             "n_components": self.n_components,
-            "explained_variance_ratio": None if self.explained_variance_ratio is None else self.explained_variance_ratio.tolist(),
+            "explained_variance_ratio": None
+            if self.explained_variance_ratio is None
+            else self.explained_variance_ratio.tolist(),
         }
         ref = self.reference_loadings if self.reference_loadings is not None else np.zeros((0, 0))
         tmp_npz, tmp_json = folder / (NPZ_NAME + ".tmp.npz"), folder / (JSON_NAME + ".tmp")
@@ -274,8 +312,17 @@ class DataRefinementUnit:
         if state.get("format") != FORMAT:
             raise ValueError(f"{folder}: unknown DRU format {state.get('format')!r} (expected {FORMAT})")
         p = state["params"]
-        dru = cls(tuple(p["horizons"]), p["direction"], p["per_group"], p["max_metrics"], p["min_coverage"],
-                  p["norm_window"], p["pca_window"], p["variance"], max_staleness=pd.Timedelta(p["max_staleness"]))
+        dru = cls(
+            tuple(p["horizons"]),
+            p["direction"],
+            p["per_group"],
+            p["max_metrics"],
+            p["min_coverage"],
+            p["norm_window"],
+            p["pca_window"],
+            p["variance"],
+            max_staleness=pd.Timedelta(p["max_staleness"]),
+        )
         dru.asset = state["asset"]
         dru.bar = pd.Timedelta(seconds=state["bar_seconds"])
         dru.train_end = pd.Timestamp(state["train_end"])
@@ -283,8 +330,10 @@ class DataRefinementUnit:
         k = int(state["n_components"])
         if k:
             if ref.shape != (len(dru.selection.chosen), k):
-                raise ValueError(f"{folder}: reference loadings have shape {ref.shape}, expected "
-                                 f"({len(dru.selection.chosen)}, {k}); the saved DRU is inconsistent")
+                raise ValueError(
+                    f"{folder}: reference loadings have shape {ref.shape}, expected "
+                    f"({len(dru.selection.chosen)}, {k}); the saved DRU is inconsistent"
+                )
             dru.reference_loadings = ref
             dru.explained_variance_ratio = np.array(state["explained_variance_ratio"], dtype="float64")
         return dru
@@ -299,8 +348,11 @@ def _bar_length(market: pd.DataFrame, asset: str | None) -> pd.Timedelta:
     irregular = np.flatnonzero(diffs != bar)
     if len(irregular):
         i = int(irregular[0])
-        raise DataError(asset, f"the market index is not regular ({len(irregular)} step(s) differ from {bar})",
-                        f"{market.index[i]} -> {market.index[i + 1]}")
+        raise DataError(
+            asset,
+            f"the market index is not regular ({len(irregular)} step(s) differ from {bar})",
+            f"{market.index[i]} -> {market.index[i + 1]}",
+        )
     return bar
 
 
@@ -323,8 +375,10 @@ def _explain_off_grid(dropped: dict[str, str], metrics: pd.DataFrame, index: pd.
         obs = obs[obs >= index[0]]
         off = int((~obs.isin(index)).sum())
         if off:
-            dropped[name] = (f"{why}; {off} of its {len(obs)} timestamps fall between market bars, and values are "
-                             "carried forward only from timestamps on the market grid")
+            dropped[name] = (
+                f"{why}; {off} of its {len(obs)} timestamps fall between market bars, and values are "
+                "carried forward only from timestamps on the market grid"
+            )
 
 
 def _span(index: pd.DatetimeIndex) -> str:
@@ -332,5 +386,8 @@ def _span(index: pd.DatetimeIndex) -> str:
 
 
 def _warn_no_metrics(asset: str | None, why: str) -> None:
-    warnings.warn(f"[{asset or 'data'}] {why}: the DRU outputs zero columns and the Crypto Module runs on "
-                  "OHLCV features alone", RefinementWarning, stacklevel=3)
+    warnings.warn(
+        f"[{asset or 'data'}] {why}: the DRU outputs zero columns and the Crypto Module runs on OHLCV features alone",
+        RefinementWarning,
+        stacklevel=3,
+    )

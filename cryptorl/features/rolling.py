@@ -72,11 +72,11 @@ def rolling_pca(z: np.ndarray, window: int, reference: np.ndarray, *, chunk: int
     complete = nbad[ends + 1] - nbad[ends + 1 - window] == 0
     zz = np.where(bad[:, None], 0.0, z)
     for first in range(0, len(ends), chunk):
-        t_ends = ends[first:first + chunk]
-        ok = complete[first:first + chunk]
+        t_ends = ends[first : first + chunk]
+        ok = complete[first : first + chunk]
         if not ok.any():
             continue
-        rows = zz[t_ends[0] - window + 1:t_ends[-1] + 1]
+        rows = zz[t_ends[0] - window + 1 : t_ends[-1] + 1]
         # Shift by the chunk's first window mean: exact for covariances, keeps the sums small,
         # and uses no row after the chunk's first window end (so nothing leaks backwards).
         x = rows - rows[:window].mean(axis=0)
@@ -105,10 +105,10 @@ def rolling_pca_reference(z: np.ndarray, window: int, reference: np.ndarray) -> 
     k = reference.shape[1]
     out = np.full((n, k), np.nan)
     for t in range(window - 1, n):
-        win = z[t - window + 1:t + 1]
+        win = z[t - window + 1 : t + 1]
         if np.isnan(win).any():
             continue
         pca = PCA(n_components=k, svd_solver="full").fit(win)
         sign = sign_to_reference(pca.components_.T, reference)
-        out[t] = pca.transform(z[t:t + 1])[0] * sign
+        out[t] = pca.transform(z[t : t + 1])[0] * sign
     return out

@@ -42,7 +42,9 @@ def horizon_returns(close: pd.Series, horizons: tuple[int, ...], direction: str 
     return pd.DataFrame(out, index=close.index)
 
 
-def rank_metrics(coefficients: pd.DataFrame, per_group: int, max_metrics: int) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
+def rank_metrics(
+    coefficients: pd.DataFrame, per_group: int, max_metrics: int
+) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
     """Pick metrics from a table of coefficients (rows: metrics, columns: one group per horizon).
 
     Returns ``(chosen, groups, counts)``: the chosen metrics in rank order, the metrics kept in
@@ -87,17 +89,20 @@ class MetricSelection:
         t["groups"] = [self.counts.get(m, 0) for m in t.index]
         t["mean_abs"] = self.coefficients.abs().mean(axis=1)
         t["chosen"] = [m in self.chosen for m in t.index]
-        rest = sorted((m for m in t.index if m not in self.chosen),
-                      key=lambda m: (-t.at[m, "groups"], -t.at[m, "mean_abs"], m))
+        rest = sorted(
+            (m for m in t.index if m not in self.chosen), key=lambda m: (-t.at[m, "groups"], -t.at[m, "mean_abs"], m)
+        )
         t = t.loc[[*self.chosen, *rest]]
         t.index.name = "metric"
         return t
 
     def __str__(self) -> str:
         rng = f"{_day(self.train_start)} .. {_day(self.train_end)}"
-        head = (f"Metric selection for {self.asset or 'asset'}: {self.direction} log returns over "
-                f"{', '.join(map(str, self.horizons))} bars, training range {rng} ({self.n_rows} rows); "
-                f"{len(self.chosen)} chosen of {len(self.coefficients)} usable, {len(self.dropped)} dropped")
+        head = (
+            f"Metric selection for {self.asset or 'asset'}: {self.direction} log returns over "
+            f"{', '.join(map(str, self.horizons))} bars, training range {rng} ({self.n_rows} rows); "
+            f"{len(self.chosen)} chosen of {len(self.coefficients)} usable, {len(self.dropped)} dropped"
+        )
         lines = [head]
         t = self.table()
         if len(t):
@@ -106,7 +111,9 @@ class MetricSelection:
             rows = []
             for _i, (m, r) in enumerate(t.iterrows()):
                 rank = str(self.chosen.index(m) + 1) if r["chosen"] else "-"
-                rows.append([rank, m, *[f"{r[c]:+.3f}" for c in ret_cols], str(int(r["groups"])), f"{r['mean_abs']:.3f}"])
+                rows.append(
+                    [rank, m, *[f"{r[c]:+.3f}" for c in ret_cols], str(int(r["groups"])), f"{r['mean_abs']:.3f}"]
+                )
             lines.append(_plain_table(header, rows))
         if self.dropped:
             lines.append("Dropped:")
@@ -210,9 +217,19 @@ def select_metrics(
             continue
         coefs[name], pairs[name] = row, cnt
     cols = list(rets.columns)
-    coef_frame = pd.DataFrame.from_dict(coefs, orient="index", columns=cols) if coefs else pd.DataFrame(columns=cols, dtype="float64")
-    pair_frame = pd.DataFrame.from_dict(pairs, orient="index", columns=cols) if pairs else pd.DataFrame(columns=cols, dtype="int64")
-    chosen, groups, counts = rank_metrics(coef_frame, per_group, max_metrics) if coefs else ([], {c: [] for c in cols}, {})
+    coef_frame = (
+        pd.DataFrame.from_dict(coefs, orient="index", columns=cols)
+        if coefs
+        else pd.DataFrame(columns=cols, dtype="float64")
+    )
+    pair_frame = (
+        pd.DataFrame.from_dict(pairs, orient="index", columns=cols)
+        if pairs
+        else pd.DataFrame(columns=cols, dtype="int64")
+    )
+    chosen, groups, counts = (
+        rank_metrics(coef_frame, per_group, max_metrics) if coefs else ([], {c: [] for c in cols}, {})
+    )
     return MetricSelection(
         asset=asset,
         horizons=tuple(horizons),

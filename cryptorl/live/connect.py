@@ -63,8 +63,7 @@ def live_exchange(
     key, secret = env.get(key_var), env.get(secret_var)
     if not key or not secret:
         raise ValueError(f"live trading on {name} needs the environment variables {key_var} and {secret_var}")
-    message = (f"About to trade REAL money on {name} with the API key in {key_var}. "
-               "Orders will be sent to the exchange.")
+    message = f"About to trade REAL money on {name} with the API key in {key_var}. Orders will be sent to the exchange."
     if not confirm(message):
         raise PermissionError(f"live trading on {name} was not confirmed; nothing was sent")
     logging.getLogger("ccxt").setLevel(logging.INFO)  # ccxt logs request headers (the API key) at DEBUG

@@ -129,17 +129,31 @@ class Journal:
                                  updated_at=excluded.updated_at""",
                 (plan.portfolio_id, close, json.dumps(plan.target), plan.value, now, now),
             )
-            rows = [(o, "intended", "") for o in plan.orders] + [
-                (s, "skipped", s.reason) for s in plan.skipped
-            ]
+            rows = [(o, "intended", "") for o in plan.orders] + [(s, "skipped", s.reason) for s in plan.skipped]
             for seq, (o, status, message) in enumerate(rows):
-                cid = o.client_order_id if isinstance(o, PlannedOrder) else f"skip:{plan.portfolio_id}:{close}:{o.asset}"
+                cid = (
+                    o.client_order_id if isinstance(o, PlannedOrder) else f"skip:{plan.portfolio_id}:{close}:{o.asset}"
+                )
                 self._db.execute(
                     """INSERT OR IGNORE INTO orders (client_order_id, portfolio_id, close_time, seq, asset,
                        symbol, side, amount, price, notional, status, message, created_at, updated_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (cid, plan.portfolio_id, close, seq, o.asset, o.symbol, o.side, o.amount,
-                     _price_of(o), o.notional, status, message, now, now),
+                    (
+                        cid,
+                        plan.portfolio_id,
+                        close,
+                        seq,
+                        o.asset,
+                        o.symbol,
+                        o.side,
+                        o.amount,
+                        _price_of(o),
+                        o.notional,
+                        status,
+                        message,
+                        now,
+                        now,
+                    ),
                 )
 
     def stored_orders(self, portfolio_id: str, close_time: Any) -> list[PlannedOrder]:
@@ -148,13 +162,18 @@ class Journal:
             "SELECT * FROM orders WHERE portfolio_id=? AND close_time=? AND status!='skipped' ORDER BY seq",
             (portfolio_id, _iso(close_time)),
         ).fetchall()
-        return [PlannedOrder(r["asset"], r["symbol"], r["side"], r["amount"], r["price"], r["client_order_id"]) for r in rows]
+        return [
+            PlannedOrder(r["asset"], r["symbol"], r["side"], r["amount"], r["price"], r["client_order_id"])
+            for r in rows
+        ]
 
     def order_status(self, client_order_id: str) -> str | None:
         row = self._db.execute("SELECT status FROM orders WHERE client_order_id=?", (client_order_id,)).fetchone()
         return None if row is None else row["status"]
 
-    def mark(self, client_order_id: str, status: str, *, exchange_order_id: str | None = None, message: str = "") -> None:
+    def mark(
+        self, client_order_id: str, status: str, *, exchange_order_id: str | None = None, message: str = ""
+    ) -> None:
         with self._tx():
             self._db.execute(
                 """UPDATE orders SET status=?, exchange_order_id=COALESCE(?, exchange_order_id),
@@ -203,8 +222,11 @@ def find_order(exchange: Any, symbol: str, client_order_id: str, *, since: int |
             return None
         except (ccxt.NotSupported, ccxt.ArgumentsRequired, ccxt.BadRequest):
             pass  # this exchange cannot look orders up by client id: scan instead
-    for name, method in (("fetchOpenOrders", "fetch_open_orders"), ("fetchOrders", "fetch_orders"),
-                         ("fetchClosedOrders", "fetch_closed_orders")):
+    for name, method in (
+        ("fetchOpenOrders", "fetch_open_orders"),
+        ("fetchOrders", "fetch_orders"),
+        ("fetchClosedOrders", "fetch_closed_orders"),
+    ):
         if has.get(name):
             for order in getattr(exchange, method)(symbol, since):
                 if order.get("clientOrderId") == client_order_id:
@@ -247,8 +269,10 @@ class Executor:
         self.kill_switch_path = Path(kill_switch_path) if kill_switch_path else None
         has = getattr(exchange, "has", {}) or {}
         if not any(has.get(k) for k in ("fetchOrder", "fetchOrders", "fetchOpenOrders")):
-            log.warning("%s cannot look up orders: duplicate protection relies on the local journal only",
-                        getattr(exchange, "id", "exchange"))
+            log.warning(
+                "%s cannot look up orders: duplicate protection relies on the local journal only",
+                getattr(exchange, "id", "exchange"),
+            )
 
     def killed(self) -> bool:
         return self.kill_switch_path is not None and self.kill_switch_path.exists()
@@ -262,8 +286,13 @@ class Executor:
         sell_pending = False  # a sell failed on the network: buys wait for its retry
         for order in orders:
             if self.killed():
-                log.warning("kill switch %s is present: placing no more orders (nothing is flattened); "
-                            "%s %s %s left unsent", self.kill_switch_path, order.side, order.amount, order.symbol)
+                log.warning(
+                    "kill switch %s is present: placing no more orders (nothing is flattened); %s %s %s left unsent",
+                    self.kill_switch_path,
+                    order.side,
+                    order.amount,
+                    order.symbol,
+                )
                 report.killed = True
                 break
             status = self.journal.order_status(order.client_order_id)
@@ -276,20 +305,34 @@ class Executor:
                 continue
             found = find_order(self.exchange, order.symbol, order.client_order_id, since=since)
             if found is not None:
-                self.journal.mark(order.client_order_id, PLACED, exchange_order_id=str(found.get("id")),
-                                  message="found on the exchange (sent before a restart)")
-                log.info("%s %s %s already on the exchange as order %s (client id %s): not sent again",
-                         order.side, order.amount, order.symbol, found.get("id"), order.client_order_id)
+                self.journal.mark(
+                    order.client_order_id,
+                    PLACED,
+                    exchange_order_id=str(found.get("id")),
+                    message="found on the exchange (sent before a restart)",
+                )
+                log.info(
+                    "%s %s %s already on the exchange as order %s (client id %s): not sent again",
+                    order.side,
+                    order.amount,
+                    order.symbol,
+                    found.get("id"),
+                    order.client_order_id,
+                )
                 report.existing.append(order)
                 report.exchange_orders[order.client_order_id] = found
                 continue
             if order.side == "buy" and sell_pending:
-                report.failed.append((order, "waits for a sell of this interval that is not placed yet (network error)"))
+                report.failed.append(
+                    (order, "waits for a sell of this interval that is not placed yet (network error)")
+                )
                 continue
             reason = self._refusal(order, portfolio_id, close_ts, sell_missing)
             if reason:
                 self.journal.mark(order.client_order_id, "refused", message=reason)
-                log.warning("REFUSED %s %s %s (~%.2f): %s", order.side, order.amount, order.symbol, order.notional, reason)
+                log.warning(
+                    "REFUSED %s %s %s (~%.2f): %s", order.side, order.amount, order.symbol, order.notional, reason
+                )
                 report.refused.append((order, reason))
                 sell_missing |= order.side == "sell"
                 continue
@@ -304,7 +347,9 @@ class Executor:
                     sell_missing |= outcome != "failed"
         return report
 
-    def _refusal(self, order: PlannedOrder, portfolio_id: str, close_ts: pd.Timestamp, sell_missing: bool) -> str | None:
+    def _refusal(
+        self, order: PlannedOrder, portfolio_id: str, close_ts: pd.Timestamp, sell_missing: bool
+    ) -> str | None:
         lim = self.limits
         if order.side == "buy" and sell_missing:
             return "a sell of this interval was not placed, so the buys that count on its proceeds are held back"
@@ -313,8 +358,10 @@ class Executor:
         if lim.max_daily_turnover is not None:
             done = self.journal.turnover(portfolio_id, close_ts)
             if done + order.notional > lim.max_daily_turnover:
-                return (f"daily turnover would reach {done + order.notional:.2f} > max_daily_turnover "
-                        f"{lim.max_daily_turnover:.2f} (already {done:.2f} on {close_ts:%Y-%m-%d})")
+                return (
+                    f"daily turnover would reach {done + order.notional:.2f} > max_daily_turnover "
+                    f"{lim.max_daily_turnover:.2f} (already {done:.2f} on {close_ts:%Y-%m-%d})"
+                )
         return None
 
     def _place(self, order: PlannedOrder, since: int) -> tuple[str, Any]:
@@ -330,16 +377,27 @@ class Executor:
             except ccxt.NetworkError:
                 placed = None
             if placed is None:
-                return self._not_placed(order, "failed", f"network error, order not on the exchange (retried by "
-                                                         f"the next run): {type(exc).__name__}: {exc}")
+                return self._not_placed(
+                    order,
+                    "failed",
+                    f"network error, order not on the exchange (retried by the next run): {type(exc).__name__}: {exc}",
+                )
         except ccxt.AuthenticationError:
             self.journal.mark(order.client_order_id, "failed", message="authentication error")
             raise  # wrong keys or permissions: nothing else will work either
         except ccxt.BaseError as exc:
             return self._not_placed(order, "rejected", f"{type(exc).__name__}: {exc}")
         self.journal.mark(order.client_order_id, PLACED, exchange_order_id=str(placed.get("id")))
-        log.info("placed %s %s %s (~%.2f) as order %s, client id %s, status %s", order.side, order.amount,
-                 order.symbol, order.notional, placed.get("id"), order.client_order_id, placed.get("status"))
+        log.info(
+            "placed %s %s %s (~%.2f) as order %s, client id %s, status %s",
+            order.side,
+            order.amount,
+            order.symbol,
+            order.notional,
+            placed.get("id"),
+            order.client_order_id,
+            placed.get("status"),
+        )
         return PLACED, placed
 
     def _not_placed(self, order: PlannedOrder, outcome: str, message: str) -> tuple[str, str]:

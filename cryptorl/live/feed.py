@@ -47,7 +47,9 @@ class ExchangeBars:
         since = end - (bars - 1) * self.step
         rows = self.exchange.fetch_ohlcv(symbol, self.interval, since=int(since.value // 1_000_000), limit=bars)
         frame = pd.DataFrame([r[:6] for r in rows], columns=["time", *OHLCV])
-        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("time").astype("int64"), unit="ms", utc=True), name="time")
+        frame.index = pd.DatetimeIndex(
+            pd.to_datetime(frame.pop("time").astype("int64"), unit="ms", utc=True), name="time"
+        )
         closed_by = pd.Timestamp(self.now(), unit="ms", tz="UTC") - self.step
         frame = frame[(frame.index <= end) & (frame.index <= closed_by)]  # never the bar still forming
         if end not in frame.index:

@@ -57,7 +57,9 @@ def check_interval(interval: str) -> pd.Timedelta:
     """The bar size, if the loop supports it: bars that tile the UTC day (1m .. 1d)."""
     step = interval_timedelta(interval)
     if pd.Timedelta(days=1) % step != pd.Timedelta(0):
-        raise ValueError(f"interval {interval!r} does not divide the UTC day; the live loop supports e.g. 15m, 1h, 6h, 1d")
+        raise ValueError(
+            f"interval {interval!r} does not divide the UTC day; the live loop supports e.g. 15m, 1h, 6h, 1d"
+        )
     return step
 
 
@@ -82,15 +84,19 @@ class RunReport:
     orders: list[PlannedOrder] = field(default_factory=list)
 
     def summary(self) -> str:
-        head = f"interval closed {self.close_time:%Y-%m-%d %H:%M} UTC (bar {self.bar_time:%Y-%m-%d %H:%M}): {self.status}"
+        head = (
+            f"interval closed {self.close_time:%Y-%m-%d %H:%M} UTC (bar {self.bar_time:%Y-%m-%d %H:%M}): {self.status}"
+        )
         lines = [head + (" (resumed after a restart)" if self.resumed else "")]
         if self.plan is not None:
             lines.append(self.plan.summary())
         ex = self.execution
         if ex is not None:
-            lines.append(f"  placed {len(ex.placed)}, already on the exchange {len(ex.existing)}, "
-                         f"refused {len(ex.refused)}, rejected {len(ex.rejected)}, failed {len(ex.failed)}"
-                         + (", KILLED" if ex.killed else ""))
+            lines.append(
+                f"  placed {len(ex.placed)}, already on the exchange {len(ex.existing)}, "
+                f"refused {len(ex.refused)}, rejected {len(ex.rejected)}, failed {len(ex.failed)}"
+                + (", KILLED" if ex.killed else "")
+            )
             for o, why in ex.refused + ex.rejected + ex.failed:
                 lines.append(f"  not placed: {o.side} {o.amount} {o.symbol}: {why}")
         return "\n".join(lines)
@@ -176,8 +182,12 @@ class LiveTrader:
             log.debug("interval %s already done for %s", close_time, self.portfolio_id)
             return report
         if self.executor.killed():
-            log.warning("kill switch %s is present: placing no orders for the interval closed %s "
-                        "(positions are left as they are; nothing is flattened)", self.executor.kill_switch_path, close_time)
+            log.warning(
+                "kill switch %s is present: placing no orders for the interval closed %s "
+                "(positions are left as they are; nothing is flattened)",
+                self.executor.kill_switch_path,
+                close_time,
+            )
             self.journal.set_run(self.portfolio_id, close_time, "killed", "kill switch present")
             report.status = "killed"
             return report
@@ -190,9 +200,16 @@ class LiveTrader:
                 self.prepare(bar_time)
             target = target_weights(self.decide(bar_time), self.assets)
             report.target = target
-            plan = plan_orders(self.exchange, target, assets=self.assets, portfolio_id=self.portfolio_id,
-                               close_time=close_time, quote=self.quote, fee_rate=self.fee_rate,
-                               price_buffer=self.price_buffer)
+            plan = plan_orders(
+                self.exchange,
+                target,
+                assets=self.assets,
+                portfolio_id=self.portfolio_id,
+                close_time=close_time,
+                quote=self.quote,
+                fee_rate=self.fee_rate,
+                price_buffer=self.price_buffer,
+            )
             report.plan = plan
             for s in plan.skipped:
                 log.info("skipped %s %s %s: %s", s.side, s.amount, s.symbol, s.reason)
@@ -219,7 +236,9 @@ class LiveTrader:
             try:
                 report = self.run_once(now)
             except (ccxt.NetworkError, BarsNotReady) as exc:
-                log.warning("interval not completed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, self.retry_seconds)
+                log.warning(
+                    "interval not completed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, self.retry_seconds
+                )
                 self.clock.sleep(self.retry_seconds)
                 continue
             if report.status == "incomplete":

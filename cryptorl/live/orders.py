@@ -93,8 +93,10 @@ class OrderPlan:
     buy_scale: float = 1.0  # < 1 when buys were scaled down to fit the cash
 
     def summary(self) -> str:
-        head = (f"plan for {self.portfolio_id} at {self.close_time:%Y-%m-%d %H:%M} UTC: "
-                f"value {self.value:,.2f} {self.quote}, {len(self.orders)} order(s), {len(self.skipped)} skipped")
+        head = (
+            f"plan for {self.portfolio_id} at {self.close_time:%Y-%m-%d %H:%M} UTC: "
+            f"value {self.value:,.2f} {self.quote}, {len(self.orders)} order(s), {len(self.skipped)} skipped"
+        )
         lines = [head]
         for asset in self.target:
             lines.append(
@@ -102,7 +104,9 @@ class OrderPlan:
                 f"at {self.prices[asset]:,.8g} {self.quote}"
             )
         for o in self.orders:
-            lines.append(f"  {o.side:<4} {o.amount:.10g} {o.symbol} (~{o.notional:,.2f} {self.quote}) id {o.client_order_id}")
+            lines.append(
+                f"  {o.side:<4} {o.amount:.10g} {o.symbol} (~{o.notional:,.2f} {self.quote}) id {o.client_order_id}"
+            )
         for s in self.skipped:
             lines.append(f"  skip {s.side} {s.amount:.6g} {s.symbol}: {s.reason}")
         if self.buy_scale < 1.0:
@@ -231,6 +235,7 @@ def plan_orders(
     plan = OrderPlan(portfolio_id, close_ts, quote, value, px, current, dict(weights))
     sells: list[PlannedOrder] = []
     wanted_buys: dict[str, float] = {}
+
     def order_or_skip(asset: str, side: str, want: float) -> PlannedOrder | None:
         """The order for ``want`` units rounded to the market's precision, or None (skip recorded)."""
         symbol = f"{asset}/{quote}"

@@ -57,8 +57,10 @@ def account_exists(path: str | Path) -> bool:
         return False
     db = connect(path)
     try:
-        return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None \
+        return (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is not None
             and db.execute("SELECT 1 FROM meta WHERE key='markets'").fetchone() is not None
+        )
     finally:
         db.close()
 
@@ -96,8 +98,13 @@ class PaperExchange:
     ):
         self.path = Path(path)
         new = not account_exists(self.path)
-        settings = (markets, exchange_id or "binance", interval, 0.001 if fee is None else fee,
-                    initial_balance if initial_balance is not None else _DEFAULT_CASH)
+        settings = (
+            markets,
+            exchange_id or "binance",
+            interval,
+            0.001 if fee is None else fee,
+            initial_balance if initial_balance is not None else _DEFAULT_CASH,
+        )
         if new:  # every setting checked before the file is created: a refused account leaves nothing
             self._check_new(*settings)
         created = not self.path.exists()
@@ -133,8 +140,16 @@ class PaperExchange:
         self.symbols = self._ref.symbols
         quotes = [m["quote"] for m in self.markets.values()]
         self.quote = max(set(quotes), key=quotes.count)  # the currency equity() is counted in
-        self.has = {"fetchOrder": True, "fetchOrders": True, "fetchOpenOrders": True, "fetchClosedOrders": True,
-                    "fetchBalance": True, "fetchTicker": True, "createOrder": True, "createMarketOrder": True}
+        self.has = {
+            "fetchOrder": True,
+            "fetchOrders": True,
+            "fetchOpenOrders": True,
+            "fetchClosedOrders": True,
+            "fetchBalance": True,
+            "fetchTicker": True,
+            "createOrder": True,
+            "createMarketOrder": True,
+        }
 
     # storage -----------------------------------------------------------------------------------
     def _create_tables(self) -> None:
@@ -157,9 +172,13 @@ class PaperExchange:
     def _initialise(self, markets, exchange_id, interval, fee, balance) -> None:
         self._check_new(markets, exchange_id, interval, fee, balance)
         with self._tx() as db:
-            for key, value in (("markets", json.dumps(dict(markets), default=str)), ("exchange_id", exchange_id),
-                               ("interval", interval), ("fee", repr(float(fee))),
-                               ("created_at", pd.Timestamp.now(tz="UTC").isoformat())):
+            for key, value in (
+                ("markets", json.dumps(dict(markets), default=str)),
+                ("exchange_id", exchange_id),
+                ("interval", interval),
+                ("fee", repr(float(fee))),
+                ("created_at", pd.Timestamp.now(tz="UTC").isoformat()),
+            ):
                 db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
             for code, amount in balance.items():
                 db.execute("INSERT INTO balances (currency, total) VALUES (?, ?)", (code.upper(), float(amount)))
@@ -167,7 +186,9 @@ class PaperExchange:
     def _check_new(self, markets, exchange_id, interval, fee, balance) -> None:
         """The settings of a new account (raises ``ValueError`` naming the bad one)."""
         if not markets:
-            raise ValueError(f"paper account {self.path} does not exist yet: give the market definitions (ccxt markets)")
+            raise ValueError(
+                f"paper account {self.path} does not exist yet: give the market definitions (ccxt markets)"
+            )
         if interval is None:
             raise ValueError(f"paper account {self.path} does not exist yet: give the bar interval (e.g. '6h')")
         interval_timedelta(interval)  # validates
@@ -246,9 +267,19 @@ class PaperExchange:
         self.market(symbol)
         bar = self._bar(symbol)
         ts = _ms(_from_ms(bar["time"]) + self._step)  # the bar's close
-        return {"symbol": symbol, "timestamp": ts, "datetime": _iso_ms(ts), "open": bar["open"], "high": bar["high"],
-                "low": bar["low"], "close": bar["close"], "last": bar["close"], "bid": bar["close"],
-                "ask": bar["close"], "info": dict(bar)}
+        return {
+            "symbol": symbol,
+            "timestamp": ts,
+            "datetime": _iso_ms(ts),
+            "open": bar["open"],
+            "high": bar["high"],
+            "low": bar["low"],
+            "close": bar["close"],
+            "last": bar["close"],
+            "bid": bar["close"],
+            "ask": bar["close"],
+            "info": dict(bar),
+        }
 
     # ccxt: orders ----------------------------------------------------------------------------------
     def _order(self, row: sqlite3.Row) -> dict:
@@ -257,18 +288,36 @@ class PaperExchange:
         if row["fee_cost"] is not None:
             fee = {"cost": row["fee_cost"], "currency": row["fee_currency"], "rate": self.fee}
         return {
-            "id": str(row["id"]), "clientOrderId": row["client_order_id"], "timestamp": row["timestamp"],
-            "datetime": _iso_ms(row["timestamp"]), "lastTradeTimestamp": row["fill_time"],
-            "lastUpdateTimestamp": row["fill_time"], "symbol": row["symbol"], "type": row["type"],
-            "timeInForce": "GTC", "postOnly": False, "reduceOnly": None, "side": row["side"],
-            "price": row["price"], "triggerPrice": None, "stopPrice": None, "amount": row["amount"],
-            "cost": row["cost"] if row["cost"] is not None else 0.0, "average": row["price"], "filled": filled,
-            "remaining": row["amount"] - filled if row["status"] != "rejected" else 0.0, "status": row["status"],
-            "fee": fee, "fees": [fee] if fee else [], "trades": [], "info": dict(row),
+            "id": str(row["id"]),
+            "clientOrderId": row["client_order_id"],
+            "timestamp": row["timestamp"],
+            "datetime": _iso_ms(row["timestamp"]),
+            "lastTradeTimestamp": row["fill_time"],
+            "lastUpdateTimestamp": row["fill_time"],
+            "symbol": row["symbol"],
+            "type": row["type"],
+            "timeInForce": "GTC",
+            "postOnly": False,
+            "reduceOnly": None,
+            "side": row["side"],
+            "price": row["price"],
+            "triggerPrice": None,
+            "stopPrice": None,
+            "amount": row["amount"],
+            "cost": row["cost"] if row["cost"] is not None else 0.0,
+            "average": row["price"],
+            "filled": filled,
+            "remaining": row["amount"] - filled if row["status"] != "rejected" else 0.0,
+            "status": row["status"],
+            "fee": fee,
+            "fees": [fee] if fee else [],
+            "trades": [],
+            "info": dict(row),
         }
 
-    def create_order(self, symbol: str, type: str, side: str, amount: float, price: float | None = None,
-                     params: dict | None = None) -> dict:
+    def create_order(
+        self, symbol: str, type: str, side: str, amount: float, price: float | None = None, params: dict | None = None
+    ) -> dict:
         """Accept a market order; it fills at the next bar's open (see the module docstring)."""
         params = params or {}
         market = self.market(symbol)
@@ -285,7 +334,9 @@ class PaperExchange:
         if min_amount is not None and amount < float(min_amount):
             raise ccxt.InvalidOrder(f"{self.id} {symbol} amount {amount} below the minimum {min_amount} (LOT_SIZE)")
         if min_cost is not None and amount * ref < float(min_cost):
-            raise ccxt.InvalidOrder(f"{self.id} {symbol} notional {amount * ref:.4f} below the minimum {min_cost} (NOTIONAL)")
+            raise ccxt.InvalidOrder(
+                f"{self.id} {symbol} notional {amount * ref:.4f} below the minimum {min_cost} (NOTIONAL)"
+            )
         cid = params.get("clientOrderId") or params.get("newClientOrderId")
         if cid is None:
             cid = f"paper-{pd.Timestamp.now(tz='UTC').value}"
@@ -331,8 +382,15 @@ class PaperExchange:
             raise ccxt.OrderNotFound(f"{self.id} order {cid or id} does not exist")
         return self._order(row)
 
-    def fetch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
-                     params: dict | None = None, *, status: str | None = None) -> list[dict]:
+    def fetch_orders(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+        *,
+        status: str | None = None,
+    ) -> list[dict]:
         sql, args = "SELECT * FROM orders WHERE 1=1", []
         if symbol is not None:
             sql += " AND symbol=?"
@@ -347,12 +405,14 @@ class PaperExchange:
         orders = [self._order(r) for r in rows]
         return orders[-limit:] if limit else orders
 
-    def fetch_open_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
-                          params: dict | None = None) -> list[dict]:
+    def fetch_open_orders(
+        self, symbol: str | None = None, since: int | None = None, limit: int | None = None, params: dict | None = None
+    ) -> list[dict]:
         return self.fetch_orders(symbol, since, limit, params, status="open")
 
-    def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
-                            params: dict | None = None) -> list[dict]:
+    def fetch_closed_orders(
+        self, symbol: str | None = None, since: int | None = None, limit: int | None = None, params: dict | None = None
+    ) -> list[dict]:
         return self.fetch_orders(symbol, since, limit, params, status="closed")
 
     # bars: the paper exchange's clock ------------------------------------------------------------
@@ -393,36 +453,56 @@ class PaperExchange:
                     (symbol, _ms(t), vals["open"], vals["high"], vals["low"], vals["close"]),
                 )
             for code, amount in bal.items():
-                db.execute("""INSERT INTO balances (currency, total) VALUES (?, ?)
-                              ON CONFLICT (currency) DO UPDATE SET total=excluded.total""", (code, amount))
-            db.execute("""INSERT INTO meta (key, value) VALUES ('last_bar_time', ?)
-                          ON CONFLICT (key) DO UPDATE SET value=excluded.value""", (str(_ms(t)),))
-            db.execute("INSERT OR REPLACE INTO equity (time, value) VALUES (?, ?)",
-                       (_ms(t + self._step), self._value(db, bal)))
+                db.execute(
+                    """INSERT INTO balances (currency, total) VALUES (?, ?)
+                              ON CONFLICT (currency) DO UPDATE SET total=excluded.total""",
+                    (code, amount),
+                )
+            db.execute(
+                """INSERT INTO meta (key, value) VALUES ('last_bar_time', ?)
+                          ON CONFLICT (key) DO UPDATE SET value=excluded.value""",
+                (str(_ms(t)),),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO equity (time, value) VALUES (?, ?)", (_ms(t + self._step), self._value(db, bal))
+            )
         return fills
 
-    def _fill(self, db: sqlite3.Connection, o: sqlite3.Row, price: float, t: pd.Timestamp, bal: dict[str, float]) -> int:
+    def _fill(
+        self, db: sqlite3.Connection, o: sqlite3.Row, price: float, t: pd.Timestamp, bal: dict[str, float]
+    ) -> int:
         market = self.markets[o["symbol"]]
         base, quote = market["base"], market["quote"]
         amount, cost = o["amount"], o["amount"] * price
         if o["side"] == "buy":
             if cost > bal.get(quote, 0.0) + _EPS:
-                db.execute("UPDATE orders SET status='rejected', fill_time=?, reason=? WHERE id=?",
-                           (_ms(t), f"insufficient {quote} at the fill: need {cost:.8f}, have {bal.get(quote, 0.0):.8f}", o["id"]))
+                db.execute(
+                    "UPDATE orders SET status='rejected', fill_time=?, reason=? WHERE id=?",
+                    (
+                        _ms(t),
+                        f"insufficient {quote} at the fill: need {cost:.8f}, have {bal.get(quote, 0.0):.8f}",
+                        o["id"],
+                    ),
+                )
                 return 0
             fee_cost, fee_cur = amount * self.fee, base
             bal[quote] = bal.get(quote, 0.0) - cost
             bal[base] = bal.get(base, 0.0) + amount - fee_cost
         else:
             if amount > bal.get(base, 0.0) + _EPS:
-                db.execute("UPDATE orders SET status='rejected', fill_time=?, reason=? WHERE id=?",
-                           (_ms(t), f"insufficient {base} at the fill", o["id"]))
+                db.execute(
+                    "UPDATE orders SET status='rejected', fill_time=?, reason=? WHERE id=?",
+                    (_ms(t), f"insufficient {base} at the fill", o["id"]),
+                )
                 return 0
             fee_cost, fee_cur = cost * self.fee, quote
             bal[base] = bal.get(base, 0.0) - amount
             bal[quote] = bal.get(quote, 0.0) + cost - fee_cost
-        db.execute("""UPDATE orders SET status='closed', fill_time=?, price=?, cost=?, fee_cost=?, fee_currency=?
-                      WHERE id=?""", (_ms(t), price, cost, fee_cost, fee_cur, o["id"]))
+        db.execute(
+            """UPDATE orders SET status='closed', fill_time=?, price=?, cost=?, fee_cost=?, fee_currency=?
+                      WHERE id=?""",
+            (_ms(t), price, cost, fee_cost, fee_cur, o["id"]),
+        )
         return 1
 
     def _value(self, db: sqlite3.Connection, bal: Mapping[str, float]) -> float:
@@ -460,4 +540,3 @@ class PaperExchange:
     def fills(self) -> pd.DataFrame:
         """Every order with its status, fill time, price, cost and fee."""
         return pd.read_sql_query("SELECT * FROM orders ORDER BY id", self._db)
-

@@ -154,9 +154,7 @@ def check_weights(weights: pd.DataFrame, interval: str | None = None, *, what: s
         off = np.flatnonzero((idx[1:] - idx[:-1]) != step)
         if off.size:
             i = int(off[0])
-            raise ValueError(
-                f"{what} must have one row per {interval} bar; {idx[i]} is followed by {idx[i + 1]}"
-            )
+            raise ValueError(f"{what} must have one row per {interval} bar; {idx[i]} is followed by {idx[i + 1]}")
     arr = out.to_numpy()
     nan = np.isnan(arr)
     if nan.any():
@@ -201,7 +199,9 @@ def backtest(
         if not (np.isfinite(rate) and 0.0 <= rate < 1.0):
             raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}")
     if fee + slippage >= 0.5:
-        raise ValueError(f"fee + slippage must stay below 0.5 (a full switch trades 2x the value), got {fee + slippage!r}")
+        raise ValueError(
+            f"fee + slippage must stay below 0.5 (a full switch trades 2x the value), got {fee + slippage!r}"
+        )
     if not (np.isfinite(initial_value) and initial_value > 0):
         raise ValueError(f"initial_value must be positive, got {initial_value!r}")
     if not isinstance(market, Mapping):

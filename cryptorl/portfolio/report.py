@@ -132,7 +132,9 @@ def _tearsheet_returns(res: BacktestResult) -> tuple[pd.Series, int]:
     return r.tz_localize(None) if r.index.tz is not None else r, ppy
 
 
-def _tearsheet(name: str, res: BacktestResult, bench: tuple[str, BacktestResult] | None, path: Path, title: str) -> None:
+def _tearsheet(
+    name: str, res: BacktestResult, bench: tuple[str, BacktestResult] | None, path: Path, title: str
+) -> None:
     import matplotlib
 
     if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
@@ -151,7 +153,11 @@ def _tearsheet(name: str, res: BacktestResult, bench: tuple[str, BacktestResult]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             qs.reports.html(
-                returns.rename(name), benchmark=bench_r, output=str(path), title=f"{title}: {name}", periods_per_year=ppy
+                returns.rename(name),
+                benchmark=bench_r,
+                output=str(path),
+                title=f"{title}: {name}",
+                periods_per_year=ppy,
             )
     finally:
         font_logger.setLevel(level)

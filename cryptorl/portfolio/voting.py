@@ -142,9 +142,7 @@ class Portfolio:
         except (TypeError, ValueError):
             raise ValueError(f"CM for {module.asset} has an unreadable data_range {module.data_range!r}") from None
         if (start is not None and start < lo) or (end is not None and end > hi):
-            raise ValueError(
-                f"CM for {module.asset} covers {lo} .. {hi}, not the requested range {start} .. {end}"
-            )
+            raise ValueError(f"CM for {module.asset} covers {lo} .. {hi}, not the requested range {start} .. {end}")
         train_end = to_utc_timestamp(getattr(module, "train_end", None))
         if train_end is not None and start is not None and start <= train_end:
             raise ValueError(
@@ -179,7 +177,9 @@ class Portfolio:
         if module.asset != asset and module.asset in self._modules:
             raise ValueError(f"the portfolio already has a CM for {module.asset}")
         old = self._modules[asset]
-        self._modules = {(module.asset if a == asset else a): (module if a == asset else m) for a, m in self._modules.items()}
+        self._modules = {
+            (module.asset if a == asset else a): (module if a == asset else m) for a, m in self._modules.items()
+        }
         return old
 
     # -- deciding and backtesting ----------------------------------------------------------
