@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from cryptorl.cli import OneLineParser, UserError, command, one_line
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "selected, to choose between configurations without looking at a backtest "
         "(report in OUT/validation)",
     )
+    p.add_argument(
+        "--no-metrics", action="store_true", help="ignore the protocol's metrics source (an ablation: market data only)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         protocol = load_protocol(args.protocol).subset(
             configs=_list(args.configs), windows=_list(args.windows), seeds=_list(args.seeds), assets=_list(args.assets)
         )
+        if args.no_metrics:
+            protocol = replace(protocol, metrics=None)
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryptorl.data import load_data
-from cryptorl.data.frames import interval_timedelta
+from cryptorl.data.frames import DataError, interval_timedelta
 
 from .protocol import (
     Protocol,
@@ -33,6 +34,19 @@ from .protocol import (
 )
 from .report import write_evaluation_report
 from .runner import Data, Scores, TrainJob, score, train_all, train_job, training_jobs
+
+
+def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> None:
+    """The protocol's metrics source for ``asset`` into the store; an asset it has none for runs on
+    market data alone (said on stderr)."""
+    from cryptorl.data.metric_sources import add_metrics_source
+
+    try:
+        add_metrics_source(
+            protocol.metrics, asset, protocol.interval, first, protocol.data_end, store=store, progress=False
+        )
+    except DataError as exc:
+        print(f"note: {asset}: no metrics from {protocol.metrics} ({' '.join(str(exc).split())})", file=sys.stderr)
 
 
 def load_markets(protocol: Protocol, store: str | Path | None = None, *, progress: bool = True) -> Data:
@@ -48,6 +62,8 @@ def load_markets(protocol: Protocol, store: str | Path | None = None, *, progres
     out = {}
     try:
         for asset in tqdm(protocol.assets, desc="data", unit="asset", disable=not progress):
+            if protocol.metrics is not None:
+                _add_metrics(protocol, asset, first, store)
             market, metrics = load_data(
                 asset, protocol.interval, first, protocol.data_end, source=protocol.source, store=store
             )

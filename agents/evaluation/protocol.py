@@ -5,6 +5,7 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
     name: daily-bear-bull
     interval: 1d
     source: csv:../shared/data/prices/daily      # any source of cryptorl.data.load_data
+    metrics: csv:../shared/data/onchain/coinmetrics   # optional: metrics (csv:DIR or coinmetrics)
     assets: [BTC, ETH, LINK]
     portfolios: {BTC+ETH+LINK: [BTC, ETH, LINK]}  # voted portfolios; "all" = every asset
     seeds: [0, 1, 2]
@@ -42,6 +43,7 @@ from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
 _KEYS = {
+    "metrics",
     "name",
     "interval",
     "source",
@@ -96,6 +98,7 @@ class Protocol:
     windows: tuple[Window, ...]
     configs: dict[str, dict[str, Any]]
     trend_sma: int = 20
+    metrics: str | None = None
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
@@ -143,6 +146,7 @@ class Protocol:
             tuple(w for w in self.windows if w.name in wins),
             {k: self.configs[k] for k in cfgs},
             self.trend_sma,
+            self.metrics,
         )
 
 
@@ -276,6 +280,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         tuple(windows),
         checked,
         trend_sma,
+        None if raw.get("metrics") is None else str(raw["metrics"]),
     )
 
 
