@@ -64,19 +64,8 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
         "exploration_fraction": 0.3,
         "exploration_final_eps": 0.02,
     },
-    "qrdqn": {
-        "learning_rate": 5e-4,
-        "buffer_size": 50_000,
-        "learning_starts": 500,
-        "batch_size": 128,
-        "gamma": 0.5,
-        "train_freq": 1,
-        "gradient_steps": 2,
-        "target_update_interval": 250,
-        "exploration_fraction": 0.3,
-        "exploration_final_eps": 0.02,
-    },
 }
+DEFAULT_HYPERPARAMS["qrdqn"] = dict(DEFAULT_HYPERPARAMS["dqn"])  # the same budget and schedule
 ON_POLICY = {"ppo", "a2c"}
 # The market features of the default configuration (the best of the validation screen in
 # docs/decision_quality.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
