@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-window", default="60d", help="validation range between the training range and the segment (default 60d)"
     )
     p.add_argument("--step", default="30d", help="segment length: retrain every STEP (default 30d)")
-    p.add_argument("--algo", default="dqn", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn, as train_cm)")
+    p.add_argument(
+        "--algo", default="dqn", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn, as train_cm)"
+    )
     p.add_argument("--timesteps", type=int, default=30_000, help="SAM training timesteps per model (default 30000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every model (default 0)")
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
