@@ -149,8 +149,9 @@ def backtest_portfolio(
     execution: str = "close",
 ) -> PortfolioBacktest:
     """Vote ``portfolio``'s decisions over ``[start, end]`` (default: after every module's
-    training, to the end of the data) and backtest it beside buy-and-hold of each asset,
-    equal-weight buy-and-hold and CRP."""
+    training, to the end of the data) and backtest it beside the baselines of
+    :func:`cryptorl.portfolio.baselines`: buy-and-hold of each asset, equal-weight buy-and-hold,
+    CRP and trend timing (20-bar SMA)."""
     start, end = backtest_range(portfolio, markets, start, end)
     costs = {"fee": fee, "slippage": slippage, "execution": execution}
     interval = portfolio.interval
