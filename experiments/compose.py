@@ -18,7 +18,7 @@ The backtest runs by default from the first bar after the latest training/valida
 CMs to the end of the data (``--start``/``--end`` choose it; the data are loaded from their
 beginning, so the CMs' observation windows warm up before the first decision). The voted
 portfolio ("CryptoRLPM") and the baselines (buy-and-hold of each asset, equal-weight
-buy-and-hold, equal-weight rebalanced CRP) are backtested with the same fee and execution. The
+buy-and-hold, equal-weight rebalanced CRP, trend timing on the 20-bar SMA) are backtested with the same fee and execution. The
 report folder gets metrics.md / metrics.csv (also printed), cumulative_returns.png, weights_*.png
 and, with --html, a quantstats tear sheet; the paths are printed at the end.
 """
