@@ -88,7 +88,16 @@ class TrainResult:
 
 
 def train_job(job: TrainJob) -> TrainResult:
-    """Run a :class:`TrainJob` (a top-level function: what Ray ships to a worker)."""
+    """Run a :class:`TrainJob` (a top-level function: what Ray ships to a worker).
+
+    A split without a backtest range (model selection, as ``experiments.evaluate`` does it) must
+    come with data that end at its validation end: later bars are refused, never silently cut.
+    """
+    if job.split.backtest is None:
+        val_end = job.split.validation[1]
+        for frame in (job.market, job.metrics):
+            if frame is not None and len(frame) and frame.index[-1] > val_end:
+                raise ValueError(f"{job.label}: training data reach past the validation end {val_end}")
     module, callback = train_crypto_module(
         job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq, tensorboard_log=job.tensorboard_log
     )

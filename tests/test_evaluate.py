@@ -18,10 +18,11 @@ from agents.evaluation import (
     load_protocol,
     parse_protocol,
     score,
-    train_job,
+    train_all,
     training_jobs,
 )
 from agents.evaluation.runner import trades
+from agents.jobs import train_job
 from cryptorl.modelstore import ModelStore
 from experiments import evaluate as evaluate_cmd
 
@@ -102,7 +103,7 @@ def test_training_data_end_at_the_validation_end(tmp_path):
     for job in jobs:
         assert job.market.index[-1] <= val_end < job.market.index[-1] + pd.Timedelta(days=1)
         assert job.split.backtest is None
-    leaky = copy.copy(jobs[0])
+    leaky = copy.copy(jobs[0].core)
     object.__setattr__(leaky, "market", data["BTC"][0])
     with pytest.raises(ValueError, match="past the validation end"):
         train_job(leaky)
@@ -120,9 +121,10 @@ def test_the_future_after_validation_does_not_change_training(tmp_path):
     params, val = [], []
     for i, d in enumerate(({"BTC": (market, None)}, {"BTC": (other, None)})):
         (job,), _ = training_jobs(protocol, d, tmp_path / str(i))
-        val.append(pd.Series(train_job(job)))
-        folder = ModelStore(job.store).current("BTC", "1d")
-        params.append(CryptoModule.load(folder).sam.policy.state_dict())
+        train_all(protocol, d, tmp_path / str(i), workers=1, progress=False)
+        module = CryptoModule.load(ModelStore(job.store).current("BTC", "1d"))
+        val.append(pd.Series(module.validation))
+        params.append(module.sam.policy.state_dict())
     pd.testing.assert_series_equal(val[0], val[1])  # the validation figures the selection used
     assert params[0].keys() == params[1].keys()
     for k in params[0]:

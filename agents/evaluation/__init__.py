@@ -33,7 +33,7 @@ from .protocol import (
     walk_forward_windows,
 )
 from .report import write_evaluation_report
-from .runner import Data, Scores, TrainJob, score, train_all, train_job, training_jobs
+from .runner import Data, Scores, TrainJob, score, train_all, training_jobs
 
 
 def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> None:
@@ -122,7 +122,6 @@ __all__ = [
     "parse_protocol",
     "score",
     "train_all",
-    "train_job",
     "training_jobs",
     "walk_forward_windows",
     "write_evaluation_report",

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents import jobs
 from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest
-from agents.training import Split, train_crypto_module
+from agents.jobs import train_job
+from agents.training import Split
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
 from cryptorl.portfolio import (
@@ -54,6 +56,11 @@ class TrainJob:
     @property
     def label(self) -> str:
         return f"{self.config_name} {self.window} {self.config.asset} seed {self.config.seed}"
+
+    @property
+    def core(self) -> jobs.TrainJob:
+        """The training itself, as the execution layer runs it (the store stays with the caller)."""
+        return jobs.TrainJob(self.market, self.metrics, self.config, self.split, self.eval_freq)
 
 
 def store_root(out: Path, config_name: str, window: str, seed: int) -> Path:
@@ -117,23 +124,6 @@ def training_jobs(protocol: Protocol, data: Data, out: Path) -> tuple[list[Train
     return jobs, done
 
 
-def train_job(job: TrainJob) -> dict[str, float]:
-    """Train, select on validation and save one module; returns its best validation figures."""
-    import torch
-
-    torch.set_num_threads(1)
-    val_end = job.split.validation[1]
-    if job.market.index[-1] > val_end or (
-        job.metrics is not None and len(job.metrics) and job.metrics.index[-1] > val_end
-    ):
-        raise ValueError(f"{job.label}: training data reach past the validation end {val_end}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        module, _ = train_crypto_module(job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq)
-    module.save(ModelStore(job.store), note=f"evaluate {job.label}")
-    return module.validation
-
-
 def train_all(
     protocol: Protocol,
     data: Data,
@@ -143,21 +133,22 @@ def train_all(
     address: str | None = None,
     progress: bool = True,
 ) -> tuple[list[TaskOutcome], int]:
-    """Train every missing module of the protocol; returns the outcomes and the count skipped."""
+    """Train every missing module of the protocol (:func:`agents.jobs.train_job` through
+    :func:`cryptorl.parallel.run_tasks`) and save each in its store here, in the caller;
+    returns the outcomes and the count skipped."""
     jobs, skipped = training_jobs(protocol, data, out)
-    outcomes = (
-        run_tasks(
-            train_job,
-            jobs,
-            labels=[j.label for j in jobs],
-            workers=workers,
-            address=address,
-            desc="training",
-            progress=progress,
-        )
-        if jobs
-        else []
+    outcomes = run_tasks(
+        train_job,
+        [j.core for j in jobs],
+        labels=[j.label for j in jobs],
+        workers=workers,
+        address=address,
+        desc="training",
+        progress=progress,
     )
+    for job, outcome in zip(jobs, outcomes):
+        if outcome.ok:
+            outcome.value.module().save(ModelStore(job.store), note=f"evaluate {job.label}")
     return outcomes, skipped
 
 
