@@ -12,8 +12,15 @@ portfolio (section 2.3):
   all-crypto.
 
 ``decide(observation)`` gives ``(cash share, crypto share)``; ``decide_range`` decides a whole
-time range in one batched forward pass (the SAM's observation does not contain its own position,
-so its decisions do not depend on each other).
+time range in one batched forward pass. Two options change this:
+
+* ``ensemble=K``: K SAMs trained with different seeds (seed, seed + 1000, ...) and saved as one
+  module; its crypto share is the mean of their actions (the members vote, 0, 1/K, ..., 1);
+* ``observe_position=True``: the observation holds the module's own position (see
+  :class:`envs.CryptoModuleEnv`), so a member decides bar after bar, seeing its own previous
+  action; ``decide_range`` then always walks from the data's first complete observation (in
+  cash), so a decision at t depends on the bars up to t and the data's start, never on the range
+  asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
+from envs.crypto_module import with_position
 from envs.features import market_features, parse_market_feature
 
 from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
@@ -72,6 +80,8 @@ ON_POLICY = {"ppo", "a2c"}
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last")
+MEMBER_SEED_STRIDE = 1000  # ensemble member k trains with seed + k * MEMBER_SEED_STRIDE
+MAX_ENSEMBLE = 32
 
 
 @dataclass
@@ -108,10 +118,22 @@ class CMConfig:
     # Fee rate charged in the training episodes only (a fee-aware reward: a higher rate than
     # ``fee`` teaches fewer, surer trades); None: ``fee``. Validation and backtests use ``fee``.
     train_fee: float | None = None
+    # The module's own position as an observation row (envs.CryptoModuleEnv observe_position).
+    observe_position: bool = False
+    # Number of SAMs trained with different seeds whose actions are averaged (a seed ensemble).
+    ensemble: int = 1
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
+        if (
+            isinstance(self.ensemble, bool)
+            or not isinstance(self.ensemble, int)
+            or not 1 <= self.ensemble <= MAX_ENSEMBLE
+        ):
+            raise ValueError(f"ensemble must be a whole number of SAMs in 1..{MAX_ENSEMBLE}, got {self.ensemble!r}")
+        if not isinstance(self.observe_position, bool):
+            raise ValueError(f"observe_position must be true or false, got {self.observe_position!r}")
         if self.train_fee is not None and not 0.0 <= float(self.train_fee) < 0.5:
             raise ValueError(f"train_fee must be a rate in [0, 0.5), got {self.train_fee}")
         if self.selection not in SELECTIONS:
@@ -209,8 +231,13 @@ class CryptoModule:
         ranges: dict[str, tuple[str, str]] | None = None,
         validation: dict[str, float] | None = None,
         folder: Path | None = None,
+        members: list[BaseAlgorithm] | None = None,
     ):
+        """``members``: an ensemble's SAMs (the first is ``sam``); None: ``[sam]``."""
         self.config, self.dru, self.sam, self.eam = config, dru, sam, eam
+        self.members = list(members) if members is not None else [sam]
+        if self.members[0] is not sam:
+            raise ValueError("the first ensemble member must be the module's sam")
         self.ranges = ranges or {}
         self.validation = validation or {}
         self.folder = folder
@@ -242,7 +269,8 @@ class CryptoModule:
 
     def __repr__(self) -> str:
         eam = "+EAM" if self.eam is not None else ""
-        return f"CryptoModule({self.asset} {self.interval} {self.config.algo.upper()}{eam})"
+        k = f" x{len(self.members)}" if len(self.members) > 1 else ""
+        return f"CryptoModule({self.asset} {self.interval} {self.config.algo.upper()}{k}{eam})"
 
     # -- data -> observations ------------------------------------------------------------------
     def check_data(self, market: pd.DataFrame, metrics: pd.DataFrame | None) -> None:
@@ -293,16 +321,31 @@ class CryptoModule:
             end=end,
             episode_length=episode_length,
             signals=self.signals(market, feats),
+            observe_position=self.config.observe_position,
         )
 
     # -- decisions -----------------------------------------------------------------------------
+    def _vote(self, obs: np.ndarray) -> np.ndarray:
+        """The members' mean action on each observation, taken as given."""
+        return np.mean([_predict(sam, obs) for sam in self.members], axis=0)
+
     def _actions(self, obs: np.ndarray) -> np.ndarray:
-        actions, _ = self.sam.policy.predict(obs, deterministic=True)
-        return np.asarray(actions).reshape(len(obs), -1)[:, 0].astype("float64")
+        """Crypto shares decided on consecutive bars' observations (the first starts in cash)."""
+        if not self.config.observe_position:
+            return self._vote(obs)
+        paths = []
+        for sam in self.members:  # each member sees its own previous action
+            rows, path, position = np.array(obs, dtype=np.float32), np.empty(len(obs)), 0.0
+            for i in range(len(rows)):
+                with_position(rows[i], position)
+                path[i] = position = float(np.clip(_predict(sam, rows[i : i + 1])[0], 0.0, 1.0))
+            paths.append(path)
+        return np.mean(paths, axis=0)
 
     def decide(self, observation: np.ndarray) -> tuple[float, float]:
-        """``(cash share, crypto share)`` for one observation of shape (f, 2, n)."""
-        a = float(np.clip(self._actions(np.asarray(observation, dtype=np.float32)[None])[0], 0.0, 1.0))
+        """``(cash share, crypto share)`` for one observation of shape (f, 2, n) (with the
+        position row filled in when the module observes its position)."""
+        a = float(np.clip(self._vote(np.asarray(observation, dtype=np.float32)[None])[0], 0.0, 1.0))
         return 1.0 - a, a
 
     def decide_range(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> pd.DataFrame:
@@ -321,7 +364,8 @@ class CryptoModule:
                 f"no complete observation in {start} .. {end}: the first one is at "
                 f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}",
             )
-        crypto = np.clip(self._actions(env.obs_tensor[lo:hi]), 0.0, 1.0)
+        first = env.first_step if self.config.observe_position else lo  # a path starts in cash
+        crypto = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0)
         return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=index[lo:hi])
 
     # -- persistence ---------------------------------------------------------------------------
@@ -330,7 +374,8 @@ class CryptoModule:
         store = store if isinstance(store, ModelStore) else ModelStore(store)
 
         def write(folder: Path) -> dict[str, Any]:
-            self.sam.save(folder / "sam.zip")
+            for k, sam in enumerate(self.members):
+                sam.save(folder / member_file(k))
             if self.eam is not None:
                 self.eam.save(folder / "eam.zip")
             self.dru.save(folder / "dru")
@@ -380,7 +425,10 @@ class CryptoModule:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelStoreError(f"{folder}: manifest.json is incomplete or malformed ({exc})") from None
         act_space = gym.spaces.Discrete(2)
-        sam = _rebuild(config.algo, obs_space, act_space, SAMCNN, config, folder / "sam.zip")
+        members = [
+            _rebuild(config.algo, obs_space, act_space, SAMCNN, config, folder / member_file(k))
+            for k in range(config.ensemble)
+        ]
         eam = None
         if spec.get("eam"):
             eam_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["eam_observation_shape"]), dtype=np.float32)
@@ -390,7 +438,18 @@ class CryptoModule:
         except ValueError as exc:
             raise ModelStoreError(str(exc)) from None
         ranges = {k: tuple(v) for k, v in manifest.get("ranges", {}).items()}
-        return cls(config, dru, sam, eam, ranges=ranges, validation=manifest.get("validation", {}), folder=folder)
+        validation = manifest.get("validation", {})
+        return cls(config, dru, members[0], eam, ranges=ranges, validation=validation, folder=folder, members=members)
+
+
+def member_file(k: int) -> str:
+    """The file of ensemble member k in a saved module (``sam.zip`` for the first)."""
+    return "sam.zip" if k == 0 else f"sam_{k}.zip"
+
+
+def _predict(sam: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+    actions, _ = sam.policy.predict(obs, deterministic=True)
+    return np.asarray(actions).reshape(len(obs), -1)[:, 0].astype("float64")
 
 
 def module_features(

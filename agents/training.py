@@ -9,7 +9,9 @@
    every ``eval_freq`` steps :class:`ValidationCallback` backtests the current policy on the
    validation range (batched decisions + the backtest engine), logs the figures to TensorBoard
    and keeps the weights with the best validation Sortino ratio (``config.selection``: or the
-   best among checkpoints that trade, or the last), which the module ends with.
+   best among checkpoints that trade, or the last), which the module ends with;
+4. with ``ensemble=K``: step 3 K times with seeds ``seed + 1000 k``, each member selected on
+   validation alone; the module votes their actions.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cryptorl.portfolio.backtest import BacktestResult, backtest
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv
 
 from .crypto_module import (
+    MEMBER_SEED_STRIDE,
     CMConfig,
     CryptoModule,
     build_algo,
@@ -195,7 +198,8 @@ def train_crypto_module(
     """Train a Crypto Module on ``split``; returns it with its validation callback (history).
 
     ``on_evaluate`` is called with every validation row (timesteps, Sortino, ...) as it is computed;
-    an exception it raises stops training (the tuner prunes trials this way).
+    an exception it raises stops training (the tuner prunes trials this way). An ensemble returns
+    its first member's callback; the module's ``validation`` figures are the ensemble's.
     """
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
@@ -232,34 +236,51 @@ def train_crypto_module(
         signals = eam_signals(eam, market, feats, config)
 
     template = CryptoModuleEnv(
-        market, feats, start=train_start, end=train_end, episode_length=config.episode_length, signals=signals, **env_kw
-    )
-    vec = CryptoModuleVecEnv(template, config.n_envs, seed=config.seed)
-    sam = build_algo(
-        config.algo,
-        vec,
-        SAMCNN,
-        config.features_dim,
-        seed=config.seed,
-        tensorboard_log=tensorboard_log,
-        hyperparams=config.algo_kwargs(),
-        device=config.device,
-    )
-    module = CryptoModule(config, dru, sam, eam, ranges=split.as_dict())
-    callback = ValidationCallback(
-        module,
         market,
-        metrics,
-        *split.validation,
-        eval_freq=eval_freq,
-        on_evaluate=on_evaluate,
-        selection=config.selection,
+        feats,
+        start=train_start,
+        end=train_end,
+        episode_length=config.episode_length,
+        signals=signals,
+        observe_position=config.observe_position,
+        **env_kw,
     )
-    sam.learn(config.timesteps, callback=callback, tb_log_name=run_name, progress_bar=progress_bar)
-    module.validation = callback.best_metrics
+    members, callbacks = [], []
+    for k in range(config.ensemble):
+        seed = config.seed + MEMBER_SEED_STRIDE * k
+        sam = build_algo(
+            config.algo,
+            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
+            SAMCNN,
+            config.features_dim,
+            seed=seed,
+            tensorboard_log=tensorboard_log,
+            hyperparams=config.algo_kwargs(),
+            device=config.device,
+        )
+        callback = ValidationCallback(
+            CryptoModule(config, dru, sam, eam, ranges=split.as_dict()),
+            market,
+            metrics,
+            *split.validation,
+            eval_freq=eval_freq,
+            on_evaluate=on_evaluate,
+            selection=config.selection,
+        )
+        name = run_name if k == 0 else f"{run_name}_member{k}"
+        sam.learn(config.timesteps, callback=callback, tb_log_name=name, progress_bar=progress_bar)
+        members.append(sam)
+        callbacks.append(callback)
+    module = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict(), members=members)
+    callback = callbacks[0]
+    if len(members) == 1:
+        module.validation = callback.best_metrics
+    else:
+        res = policy_backtest(module, market, metrics, *split.validation)
+        module.validation = {k: float(v) for k, v in res.metrics().items()}
     if tensorboard_log:
-        sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
-        sam.logger.dump(sam.num_timesteps)
+        module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
+        module.sam.logger.dump(module.sam.num_timesteps)
     return module, callback
 
 

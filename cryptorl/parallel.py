@@ -130,6 +130,7 @@ def run_tasks(
     address: str | None = None,
     desc: str = "tasks",
     progress: bool = True,
+    on_done: Callable[[int, TaskOutcome[R]], None] | None = None,
 ) -> list[TaskOutcome[R]]:
     """Run ``fn(item)`` for every item; outcomes in the order of ``items``.
 
@@ -138,6 +139,8 @@ def run_tasks(
     CPUs) unless ``address`` (``"auto"``, ``"ray://HOST:PORT"``) is given; a Ray connection
     already open in the process is reused as it is. A task that raises is reported in its
     outcome (the others go on). A tqdm bar counts finished tasks (``progress=False``: none).
+    ``on_done(i, outcome)`` is called here, in the caller's process, as each task finishes (in
+    the order they finish), e.g. to save results so that an interrupted run keeps them.
     ``fn`` must be a picklable top-level function and ``item`` picklable.
     """
     items = list(items)
@@ -149,24 +152,29 @@ def run_tasks(
     if not items:
         return []
     bar = tqdm(total=len(items), desc=desc, unit="task", disable=not progress)
+
+    def finished(i: int, outcome: TaskOutcome) -> None:
+        if not outcome.ok:
+            bar.write(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
+        bar.update(1)
+        if on_done is not None:
+            on_done(i, outcome)
+
     try:
         if workers == 1:
-            return _run_in_process(fn, items, labels, bar)
-        return _run_on_ray(fn, items, labels, bar, workers, address)
+            return _run_in_process(fn, items, labels, finished)
+        return _run_on_ray(fn, items, labels, finished, workers, address)
     finally:
         bar.close()
 
 
-def _run_in_process(fn, items, labels, bar) -> list[TaskOutcome]:
+def _run_in_process(fn, items, labels, finished) -> list[TaskOutcome]:
     previous = _one_thread()
     try:
         out = []
-        for item, label in zip(items, labels, strict=True):
-            value, error = _call(fn, item)
-            out.append(TaskOutcome(label, value, error))
-            if error is not None:
-                bar.write(f"failed: {label}: {error}", file=sys.stderr)
-            bar.update(1)
+        for i, (item, label) in enumerate(zip(items, labels, strict=True)):
+            out.append(TaskOutcome(label, *_call(fn, item)))
+            finished(i, out[-1])
         return out
     finally:
         if previous is not None:
@@ -175,7 +183,7 @@ def _run_in_process(fn, items, labels, bar) -> list[TaskOutcome]:
             torch.set_num_threads(previous)
 
 
-def _run_on_ray(fn, items, labels, bar, workers, address) -> list[TaskOutcome]:
+def _run_on_ray(fn, items, labels, finished, workers, address) -> list[TaskOutcome]:
     import ray
     from ray.exceptions import RayError
 
@@ -196,9 +204,7 @@ def _run_on_ray(fn, items, labels, bar, workers, address) -> list[TaskOutcome]:
                 except RayError as exc:  # the worker died or the result could not be shipped back
                     value, error = None, error_line(exc).split(" Traceback")[0]
                 outcomes[i] = TaskOutcome(labels[i], value, error)
-                if error is not None:
-                    bar.write(f"failed: {labels[i]}: {error}", file=sys.stderr)
-                bar.update(1)
+                finished(i, outcomes[i])
     except BaseException:  # interrupted (Ctrl-C): the tasks not finished yet are cancelled
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -1,7 +1,11 @@
 """``CryptoModuleEnv``: one crypto plus cash, the environment of a Crypto Module's SAM.
 
 Observation ``obs[t]``: float32 tensor (f, 2, n) = f features x (crypto, cash) x the n bars
-ending at bar t (see :mod:`envs.features`); it uses bars <= t only.
+ending at bar t (see :mod:`envs.features`); it uses bars <= t only. With
+``observe_position=True`` a last row ``position`` holds the module's own crypto weight (the
+target weight of its previous action, 0 at the episode start) in the crypto column and its cash
+weight in the cash column, over the whole window: with it a fee in the reward can be learned,
+since the policy sees whether an action trades.
 
 Action: ``Discrete(2)``, 0 = all cash, 1 = all crypto (weights (cash, crypto) = (1, 0) or
 (0, 1)); or, with ``action_type="continuous"``, ``Box([0], [1])``: the crypto share.
@@ -26,6 +30,15 @@ from .features import asset_block, stack_assets
 
 _DISCRETE_WEIGHT = {0: 0.0, 1: 1.0}
 ACTION_TYPES = ("discrete", "continuous")
+
+
+def with_position(obs: np.ndarray, position) -> np.ndarray:
+    """Write the position row (the last feature) of observations ``(..., f, 2, n)`` in place:
+    ``position`` (a scalar or one per observation) in the crypto column, its complement in cash."""
+    p = np.asarray(position, dtype=np.float32).reshape(np.shape(position) + (1,))
+    obs[..., -1, 0, :] = p
+    obs[..., -1, 1, :] = 1.0 - p
+    return obs
 
 
 class CryptoModuleEnv(RangeEnv):
@@ -56,6 +69,7 @@ class CryptoModuleEnv(RangeEnv):
         seed: int | None = None,
         slippage: float = 0.0,
         allow_gaps: bool = False,
+        observe_position: bool = False,
     ):
         super().__init__()
         if action_type not in ACTION_TYPES:
@@ -73,6 +87,11 @@ class CryptoModuleEnv(RangeEnv):
         block = asset_block(self.market, features, signals, window=self.window, asset=self.asset)
         self.obs_tensor = stack_assets([block], cash="last")
         self.feature_names = block.names
+        self.observe_position = bool(observe_position)
+        if self.observe_position:  # a zero row, filled with the position as observations are handed out
+            tensor = np.concatenate([self.obs_tensor, np.zeros_like(self.obs_tensor[:, :1])], axis=1)
+            tensor.flags.writeable = False
+            self.obs_tensor, self.feature_names = tensor, (*block.names, "position")
         self.opens = self.market["open"].to_numpy(np.float64)
         self.closes = self.market["close"].to_numpy(np.float64)
         self.y_close = np.r_[np.nan, self.closes[1:] / self.closes[:-1]]
@@ -107,7 +126,7 @@ class CryptoModuleEnv(RangeEnv):
             "turnover": 0.0,
             "price": self._close_l[t],
         }
-        return self._rows[t].copy(), info
+        return self._observe(t, 0.0), info
 
     def step(self, action):
         t = self._t
@@ -141,9 +160,15 @@ class CryptoModuleEnv(RangeEnv):
             "price": self._close_l[t],
             "trade_price": trade_price,
         }
-        return self._rows[t].copy(), math.log(growth), False, t >= self._stop, info
+        return self._observe(t, a), math.log(growth), False, t >= self._stop, info
 
     # -------------------------------------------------------------- helpers
+    def _observe(self, t: int, position: float) -> np.ndarray:
+        obs = self._rows[t].copy()
+        if self.observe_position:
+            with_position(obs, position)
+        return obs
+
     def action_weight(self, action) -> float:
         """The crypto weight an action asks for (0 or 1; a share in [0, 1] when continuous)."""
         if self._discrete:

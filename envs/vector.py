@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from .accounting import one_asset_close, one_asset_next_open
-from .crypto_module import CryptoModuleEnv
+from .crypto_module import CryptoModuleEnv, with_position
 
 
 class CryptoModuleVecEnv(VecEnv):
@@ -105,7 +105,8 @@ class CryptoModuleVecEnv(VecEnv):
         self.fees[:] = 0.0
         self.turnovers[:] = 0.0
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._tensor.take(self.steps, axis=0)
+        obs = self._tensor.take(self.steps, axis=0)
+        return with_position(obs, self.weights) if self.env.observe_position else obs
 
     def _weights(self, actions: np.ndarray) -> np.ndarray:
         a = np.asarray(actions)
@@ -146,6 +147,8 @@ class CryptoModuleVecEnv(VecEnv):
         self.steps = t
         dones = t >= self._stop
         obs = self._tensor.take(t, axis=0)  # one gather (take beats fancy indexing here)
+        if env.observe_position:
+            with_position(obs, a)
         if self.full_info:
             infos = [self._info(i) for i in range(self.num_envs)]
         else:
@@ -157,6 +160,8 @@ class CryptoModuleVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = True
                 infos[i]["final_value"] = float(self.values[i])
                 obs[i] = self._tensor[self._new_episode(i)]
+                if env.observe_position:
+                    with_position(obs[i], 0.0)
         return obs, rewards, dones, infos
 
     def _info(self, i: int) -> dict[str, Any]:

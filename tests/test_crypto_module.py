@@ -145,3 +145,61 @@ def test_paper_split_proportions():
     assert s.train[0] == idx[0]
     assert s.train[1] < s.validation[0] < s.validation[1] < s.backtest[0]
     assert 55 <= (s.validation[1] - s.validation[0]).days <= 62
+
+
+@pytest.fixture(scope="module")
+def ensemble(data):
+    market, metrics = data
+    cfg = CMConfig(
+        asset=ASSET, timesteps=2_000, seed=4, ensemble=3, observe_position=True, hyperparams={"learning_starts": 200}
+    )
+    module, _ = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=1_000)
+    return module
+
+
+def test_ensemble_votes_its_members_each_walking_its_own_position(data, ensemble):
+    market, metrics = data
+    assert len(ensemble.members) == 3 and "x3" in repr(ensemble)
+    weights = [m.policy.state_dict()["q_net.q_net.0.weight"] for m in ensemble.members]
+    assert not any(np.array_equal(weights[0], w) for w in weights[1:])  # three seeds, three networks
+    env = ensemble.env(market, metrics)
+    assert env.feature_names[-1] == "position"
+    got = ensemble.decide_range(market, metrics, *SPLIT.backtest)
+    lo = env.index.searchsorted(SPLIT.backtest[0])
+    paths = []
+    for sam in ensemble.members:  # by hand: bar by bar from the first complete observation, in cash
+        position, path = 0.0, []
+        for t in range(env.first_step, len(env.index)):
+            obs = env.obs_tensor[t].copy()
+            obs[-1, 0, :], obs[-1, 1, :] = position, 1.0 - position
+            position = float(sam.predict(obs, deterministic=True)[0])
+            path.append(position)
+        paths.append(path[lo - env.first_step : lo - env.first_step + len(got)])
+    np.testing.assert_allclose(got["crypto"].to_numpy(), np.mean(paths, axis=0))
+    assert set(np.round(got["crypto"] * 3, 9)) <= {0.0, 1.0, 2.0, 3.0}
+    later = ensemble.decide_range(market, metrics, utc("2022-05-01"), SPLIT.backtest[1])
+    pd.testing.assert_frame_equal(later, got.loc[later.index])  # the same path, whatever range is asked
+
+
+def test_ensemble_round_trips_and_uses_no_future_data(tmp_path, data, ensemble):
+    market, metrics = data
+    folder = ensemble.save(ModelStore(tmp_path))
+    assert {p.name for p in folder.glob("sam*.zip")} == {"sam.zip", "sam_1.zip", "sam_2.zip"}
+    loaded = CryptoModule.load(folder)
+    before = ensemble.decide_range(market, metrics, *SPLIT.backtest)
+    pd.testing.assert_frame_equal(before, loaded.decide_range(market, metrics, *SPLIT.backtest), check_exact=True)
+    cut = utc("2022-03-01")
+    future = market.index > cut
+    m2, x2 = market.copy(), metrics.copy()
+    m2.loc[future, ["open", "high", "low", "close"]] *= 3.0
+    x2.loc[future] = x2.loc[future] * -5.0
+    after = loaded.decide_range(m2, x2, *SPLIT.backtest)
+    pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(ensemble=0), dict(ensemble=2.5), dict(ensemble=True), dict(observe_position="yes")]
+)
+def test_config_refuses_bad_ensemble_options(bad):
+    with pytest.raises(ValueError, match="ensemble|observe_position"):
+        CMConfig(**bad)

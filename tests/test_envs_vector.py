@@ -21,6 +21,8 @@ def market():
         dict(execution="close", action_type="discrete"),
         dict(execution="next_open", action_type="discrete"),
         dict(execution="next_open", action_type="continuous"),
+        dict(execution="close", action_type="discrete", observe_position=True),
+        dict(execution="next_open", action_type="continuous", observe_position=True),
     ],
 )
 def test_vector_env_equals_single_envs(kwargs):
@@ -76,3 +78,21 @@ def test_ppo_runs_on_the_vector_env():
     assert len(model.ep_info_buffer) >= 8  # episodes ended and were reset automatically
     action, _ = model.predict(vec.reset(), deterministic=True)
     assert action.shape == (8,) and set(np.unique(action)) <= {0, 1}
+
+
+def test_observed_position_is_the_previous_action():
+    """The position row holds the last action (crypto column) and its complement (cash column);
+    every other row equals the observation of an environment that does not observe it."""
+    plain = CryptoModuleEnv(market(), window=7, episode_length=20, action_type="continuous")
+    env = CryptoModuleEnv(market(), window=7, episode_length=20, action_type="continuous", observe_position=True)
+    assert env.feature_names == (*plain.feature_names, "position")
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + 1, 2, 7)
+    obs, _ = env.reset(seed=3)
+    ref, _ = plain.reset(seed=3)
+    np.testing.assert_array_equal(obs[-1], [[0.0] * 7, [1.0] * 7])  # an episode starts in cash
+    for a in (1.0, 0.25, 0.25, 0.0, 0.7):
+        obs, _, _, _, _ = env.step(np.array([a], dtype=np.float32))
+        ref, _, _, _, _ = plain.step(np.array([a], dtype=np.float32))
+        np.testing.assert_allclose(obs[-1], [[a] * 7, [1.0 - a] * 7], rtol=1e-6)
+        np.testing.assert_array_equal(obs[:-1], ref)
+    assert not env.obs_tensor.flags.writeable and not env.obs_tensor[:, -1].any()

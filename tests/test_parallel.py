@@ -74,6 +74,19 @@ def test_ray_outcomes_equal_the_in_process_ones(ray_local):
     assert run_tasks(torch_threads, [None, None], progress=False)[0].value == 1
 
 
+def test_on_done_sees_each_outcome_in_the_caller(ray_local):
+    for workers in (1, None):
+        seen: list[tuple[int, int | None, int]] = []
+        out = run_tasks(
+            square_or_fail,
+            [0, 1, 2, 3, 4],
+            workers=workers,
+            progress=False,
+            on_done=lambda i, o: seen.append((i, o.value, os.getpid())),
+        )
+        assert sorted(seen) == [(i, o.value, os.getpid()) for i, o in enumerate(out)]
+
+
 def test_ray_worker_that_dies_is_reported_and_the_others_finish(ray_local):
     out = run_tasks(die_on_two, [1, 2, 3], labels=["BTC seed 1", "ETH seed 2", "LINK seed 3"], progress=False)
     assert [o.value for o in out] == [1, None, 3]

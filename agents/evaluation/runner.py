@@ -135,8 +135,14 @@ def train_all(
 ) -> tuple[list[TaskOutcome], int]:
     """Train every missing module of the protocol (:func:`agents.jobs.train_job` through
     :func:`cryptorl.parallel.run_tasks`) and save each in its store here, in the caller;
-    returns the outcomes and the count skipped."""
+    returns the outcomes and the count skipped. Each module is saved as soon as its training
+    finishes, so an interrupted evaluation keeps (and a rerun skips) every finished module."""
     jobs, skipped = training_jobs(protocol, data, out)
+
+    def save(i: int, outcome: TaskOutcome) -> None:
+        if outcome.ok:
+            outcome.value.module().save(ModelStore(jobs[i].store), note=f"evaluate {jobs[i].label}")
+
     outcomes = run_tasks(
         train_job,
         [j.core for j in jobs],
@@ -145,10 +151,8 @@ def train_all(
         address=address,
         desc="training",
         progress=progress,
+        on_done=save,
     )
-    for job, outcome in zip(jobs, outcomes):
-        if outcome.ok:
-            outcome.value.module().save(ModelStore(job.store), note=f"evaluate {job.label}")
     return outcomes, skipped
 
 
