@@ -82,7 +82,7 @@ def test_on_done_sees_each_outcome_in_the_caller(ray_local):
             [0, 1, 2, 3, 4],
             workers=workers,
             progress=False,
-            on_done=lambda i, o: seen.append((i, o.value, os.getpid())),
+            on_done=lambda i, o, seen=seen: seen.append((i, o.value, os.getpid())),
         )
         assert sorted(seen) == [(i, o.value, os.getpid()) for i, o in enumerate(out)]
 
