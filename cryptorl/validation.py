@@ -245,6 +245,7 @@ _CM_RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
     "features_dim": (1, None, False, False, True),
     "fee": (0, 1, False, True, False),
     "eval_freq": (1, None, False, False, True),
+    "ensemble": (1, 32, False, False, True),
 }
 
 
@@ -270,8 +271,9 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
         raise UserError(f"--asset {options['asset']!r} is not a ticker (letters and digits only, e.g. BTC)")
     if options.get("execution") not in (None, "close", "next_open"):
         raise UserError(f"--execution must be close or next_open, got {options['execution']!r}")
-    if "with_eam" in options and options["with_eam"] is not None and not isinstance(options["with_eam"], bool):
-        raise UserError(f"with_eam must be true or false, got {options['with_eam']!r}")
+    for key in ("with_eam", "observe_position"):
+        if options.get(key) is not None and not isinstance(options[key], bool):
+            raise UserError(f"{key} must be true or false, got {options[key]!r}")
     if options.get("interval") is not None:
         try:
             interval_seconds(options["interval"])

@@ -51,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
         "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only",
     )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="train K SAMs with different seeds and let them vote (the module's crypto share is the "
+        "mean of their actions; K times the training time; default 1)",
+    )
+    p.add_argument(
+        "--observe-position",
+        action="store_true",
+        default=None,
+        help="put the module's own position in its observation (so the fee of a trade can be learned)",
+    )
     p.add_argument("--window", type=int, default=None, help="observation window n in bars (default 30)")
     p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
     p.add_argument(
