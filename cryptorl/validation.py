@@ -369,6 +369,7 @@ def check_report_options(args: Any, assets: list[str], *, models: str | Path | N
     check_costs(args)
     check_number(getattr(args, "timesteps", None), "--timesteps", low=1, integer=True, optional=True)
     check_number(getattr(args, "seed", None), "--seed", low=0, integer=True, optional=True)
+    check_number(getattr(args, "ensemble", None), "--ensemble", low=1, high=32, integer=True, optional=True)
     for flag in ("train_end", "start", "end"):
         check_date(getattr(args, flag, None), f"--{flag.replace('_', '-')}")
     for flag in ("out", "store", "log_dir"):

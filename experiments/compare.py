@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timesteps", type=int, default=None, help="with --train-missing: SAM timesteps (train_cm's default)"
     )
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --train-missing: SAMs voting in each module (train_cm's default, 5)",
+    )
     p.add_argument("--use-metrics", action="store_true", help="forecasters and DLS also read each asset's metrics")
     p.add_argument("--fast", action="store_true", help="tiny networks and 3 epochs (smoke runs, CI)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
@@ -131,7 +138,7 @@ def crypto_module_weights(
     from agents.portfolio import load_portfolio
 
     if args.train_missing:
-        overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
+        overrides = {k: v for k, v in (("timesteps", args.timesteps), ("ensemble", args.ensemble)) if v is not None}
         train_missing(
             assets,
             args.interval,

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="with --train-missing: random seed (default: train_cm's, 0)")
     p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --train-missing: SAMs voting in each module (default: train_cm's, 5; 1 trains five times faster)",
+    )
+    p.add_argument(
         "--tensorboard-log",
         default="runs",
         help="with --train-missing: TensorBoard folder (default runs/; '' to disable)",
@@ -145,6 +152,7 @@ def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, 
         k: v
         for k, v in (
             ("timesteps", args.timesteps),
+            ("ensemble", args.ensemble),
             ("seed", args.seed),
             ("fee", args.fee),
             ("execution", args.execution),

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="K",
         help="train K SAMs with different seeds and let them vote (the module's crypto share is the "
-        "mean of their actions; K times the training time; default 1)",
+        "mean of their actions; K times the training time; default 5, 1 for a single SAM)",
     )
     p.add_argument(
         "--observe-position",

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             window=args.window,
             n_envs=args.n_envs,
             episode_length=args.episode_length,
+            ensemble=1,  # trials tune one SAM; train_cm --config best.yml then trains the ensemble
         )
     except ValueError as exc:
         raise UserError(one_line(exc)) from None

@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="SAM training timesteps (default: the current version's, else 30000)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="SAMs voting in each module (default: the current version's, else train_cm's, 5)",
+    )
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument(
         "--max-runs",
@@ -127,6 +134,7 @@ def _options(args: argparse.Namespace) -> tuple[pd.Timedelta, pd.Timedelta, pd.T
     for flag, value, low in (
         ("--max-runs", args.max_runs, 1),
         ("--timesteps", args.timesteps, 1),
+        ("--ensemble", args.ensemble, 1),
         ("--workers", args.workers, 1),
     ):
         if value is not None and value < low:
@@ -145,9 +153,8 @@ def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd
     from cryptorl.data.frames import interval_timedelta
 
     bar = interval_timedelta(args.interval)
-    overrides = {
-        k: v for k, v in (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed)) if v is not None
-    }
+    given = (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed), ("ensemble", args.ensemble))
+    overrides = {k: v for k, v in given if v is not None}
 
     def load(asset: str, now: pd.Timestamp):
         base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)

@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timesteps", type=int, default=30_000, help="SAM training timesteps per model (default 30000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every model (default 0)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        metavar="K",
+        help="SAMs voting in each module (default: train_cm's, 5; 1 trains five times faster)",
+    )
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument(
         "--fee",
@@ -145,7 +152,7 @@ def _print_segments(table: pd.DataFrame, assets: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     assets = parse_assets(args.assets)
-    for name in ("timesteps", "eval_freq", "workers"):
+    for name in ("timesteps", "eval_freq", "workers", "ensemble"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     from cryptorl.validation import check_costs, check_dir
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             fee=args.fee,
             execution=args.execution,
+            **({} if args.ensemble is None else {"ensemble": args.ensemble}),
         )
         history = train_w + val_w + (history_bars(config) + 2) * interval_timedelta(args.interval)
         markets, metrics, start, end = _load(args, assets, history)

@@ -107,6 +107,8 @@ def test_compare_trains_and_includes_the_crypto_module_portfolio(tmp_path, capsy
         "--train-missing",
         "--timesteps",
         "600",
+        "--ensemble",
+        "1",
     ]
     assert compare.main(argv) == 0, capsys.readouterr().err
     metrics = pd.read_csv(out / "metrics.csv", index_col=0)

@@ -54,6 +54,8 @@ def trained(tmp_path_factory):
                 "--train-missing",
                 "--timesteps",
                 "1500",
+                "--ensemble",
+                "1",
                 "--out",
                 str(out),
                 *QUIET,
@@ -223,7 +225,7 @@ def test_missing_cm_is_one_line_with_the_train_command(trained, capsys):
 def cm_6h(tmp_path_factory):
     """A tiny real CM on 6-hour bars, saved in a store of its own."""
     market, metrics = load_data("BTC", "6h", "2021-06-01", "2022-09-30")
-    cfg = CMConfig(asset="BTC", interval="6h", timesteps=512, n_envs=4)
+    cfg = CMConfig(asset="BTC", interval="6h", timesteps=512, n_envs=4, ensemble=1)
     module, _ = train_crypto_module(market, metrics, cfg, paper_split(market.index), eval_freq=10_000)
     module.save(ModelStore(tmp_path_factory.mktemp("models6h")))
     return module

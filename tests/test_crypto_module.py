@@ -36,7 +36,7 @@ def trained(data):
     market, metrics = data
     out = []
     for seed in range(3):
-        cfg = CMConfig(asset=ASSET, algo="ppo", timesteps=8_000, seed=seed)
+        cfg = CMConfig(asset=ASSET, algo="ppo", timesteps=8_000, seed=seed, ensemble=1)
         module, _ = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=2_000)
         out.append(module)
     return out
@@ -113,6 +113,7 @@ def test_dqn_with_eam_trains_and_round_trips(tmp_path, data):
         with_eam=True,
         eam_timesteps=1_000,
         seed=0,
+        ensemble=1,
         hyperparams={"learning_starts": 200},
     )
     module, callback = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=500)

@@ -150,6 +150,8 @@ def test_train_cm_on_real_6h_bars_and_coin_metrics_end_to_end(shared_data, tmp_p
             "2022-09-30",
             "--timesteps",
             "600",
+            "--ensemble",
+            "1",
             "--eval-freq",
             "300",
             "--n-envs",

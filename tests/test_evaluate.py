@@ -206,7 +206,13 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
 
     market, _ = demo_data("BTC", "1d", "2021-01-01", "2022-06-30")
     config = CMConfig(
-        asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16, features=["ret_5", "dd_20", "sma_10"]
+        asset="BTC",
+        timesteps=128,
+        window=8,
+        n_envs=4,
+        episode_length=16,
+        features=["ret_5", "dd_20", "sma_10"],
+        ensemble=1,
     )
     with pytest.warns(UserWarning):
         module, _ = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
@@ -227,7 +233,9 @@ def test_validation_selection_levers(selection):
     from cryptorl.data.demo import demo_data
 
     market, _ = demo_data("ETH", "1d", "2021-01-01", "2022-06-30")
-    config = CMConfig(asset="ETH", timesteps=640, window=8, n_envs=4, episode_length=16, selection=selection)
+    config = CMConfig(
+        asset="ETH", timesteps=640, window=8, n_envs=4, episode_length=16, selection=selection, ensemble=1
+    )
     with pytest.warns(UserWarning):
         module, cb = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
     hist = pd.DataFrame(cb.history)
@@ -255,7 +263,7 @@ def test_train_fee_is_charged_in_training_only():
     from cryptorl.data.demo import demo_data
 
     market, _ = demo_data("BTC", "1d", "2021-01-01", "2022-06-30")
-    config = CMConfig(asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16, train_fee=0.004)
+    config = CMConfig(asset="BTC", timesteps=128, window=8, n_envs=4, episode_length=16, train_fee=0.004, ensemble=1)
     with pytest.warns(UserWarning):
         module, cb = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
     assert module.sam.get_env().get_attr("fee") == [0.004] * 4  # training episodes

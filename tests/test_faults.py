@@ -45,6 +45,8 @@ TRAIN = [
     DATA_RANGE[1],
     "--timesteps",
     "64",
+    "--ensemble",
+    "1",
     "--n-envs",
     "2",
     "--eval-freq",
@@ -337,6 +339,8 @@ def U(id, argv, message, setup=None):  # update the stored module
         "30d",
         "--timesteps",
         "64",
+        "--ensemble",
+        "1",
         "--no-progress",
     )
     return Case(id, "update", (*base, *argv), message, setup)
@@ -354,6 +358,8 @@ def W(id, argv, message, setup=None):  # walk-forward evaluation
         "{w}/wf",
         "--timesteps",
         "64",
+        "--ensemble",
+        "1",
         "--no-progress",
     )
     return Case(id, "walk_forward", (*base, *argv), message, setup)
@@ -471,11 +477,13 @@ CASES = [
     C("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
     C("fee-5", ("--fee", "5"), "--fee must be"),
     C("slippage-negative", ("--slippage", "-1"), "--slippage must be"),
+    C("ensemble-0", ("--train-missing", "--ensemble", "0"), "--ensemble must be >= 1 and <= 32"),
     C("cm-folder-bogus", ("--cm", "{w}/csv"), "no manifest.json"),
     C("duplicate-assets", ("--assets", "BTC,btc"), "twice"),
     # --- compare
     P("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
     P("duplicate-assets", ("--assets", "BTC, ETH,BTC"), "twice"),
+    P("ensemble-0", ("--train-missing", "--ensemble", "0"), "--ensemble must be >= 1 and <= 32"),
     P("fee-negative", ("--fee", "-1"), "--fee must be"),
     P("unknown-agent", ("--agents", "equal_weight,oracle"), "unknown agent"),
     P("current-dangling", (), "names version", _dangling),
@@ -569,6 +577,7 @@ CASES = [
     U("val-window-too-long", ("--val-window", "300d"), "must be shorter"),
     U("current-dangling", (), "names version", _dangling),
     U("timesteps-0", ("--timesteps", "0"), "--timesteps must be at least 1"),
+    U("ensemble-0", ("--ensemble", "0"), "--ensemble must be at least 1"),
     Case(
         "at-without-now",
         "update",
@@ -583,6 +592,7 @@ CASES = [
     W("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
     W("fee-2", ("--fee", "2"), "--fee must be"),
     W("timesteps-0", ("--timesteps", "0"), "--timesteps must be positive"),
+    W("ensemble-0", ("--ensemble", "0"), "--ensemble must be positive"),
     W("step-bad", ("--step", "soon"), "--step"),
     W("store-is-a-file", ("--store", "{w}/markets.json"), "--store"),
     W("duplicate-assets", ("--assets", "BTC,BTC"), "twice"),

@@ -99,7 +99,7 @@ def test_ray_worker_that_dies_is_reported_and_the_others_finish(ray_local):
 def tiny():
     market, metrics = load_data("BTC", "1d", "2021-01-01", "2022-09-30", source="demo")
     split = paper_split(market.index)
-    config = CMConfig(asset="BTC", timesteps=384, n_envs=8, episode_length=32, window=10)
+    config = CMConfig(asset="BTC", timesteps=384, n_envs=8, episode_length=32, window=10, ensemble=1)
     return market, metrics, config, split
 
 
@@ -159,7 +159,7 @@ def test_retrain_all_equals_retrain_and_reports_a_failed_asset(tmp_path):
     from cryptorl.data.demo import demo_data
     from cryptorl.modelstore import ModelStore
 
-    config = CMConfig(timesteps=256, n_envs=8, episode_length=32)
+    config = CMConfig(timesteps=256, n_envs=8, episode_length=32, ensemble=1)
     data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in ("BTC", "ETH")}
 
     def load(asset, now):

@@ -19,6 +19,8 @@ def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
         "ETH",
         "--timesteps",
         "1000",
+        "--ensemble",
+        "1",
         "--eval-freq",
         "500",
         "--no-progress",
@@ -60,6 +62,8 @@ def test_binance_source_downloads_through_ccxt_then_trains(tmp_path, capsys, mon
         "",
         "--timesteps",
         "500",
+        "--ensemble",
+        "1",
         "--no-progress",
     ]
     with pytest.warns(UserWarning, match="OHLCV"):  # no metrics without a Santiment key

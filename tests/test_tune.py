@@ -26,7 +26,7 @@ from cryptorl.data import load_data
 from experiments import train_cm
 from experiments import tune as cli
 
-TINY = {"timesteps": 256, "n_envs": 8, "episode_length": 32, "window": 10}
+TINY = {"timesteps": 256, "n_envs": 8, "episode_length": 32, "window": 10, "ensemble": 1}
 DEMO = ("2021-01-01", "2022-09-30")
 
 
@@ -156,6 +156,8 @@ def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, cap
                 "demo",
                 "--config",
                 str(out / "best.yml"),
+                "--ensemble",
+                "1",
                 "--start",
                 DEMO[0],
                 "--no-save",

@@ -86,7 +86,7 @@ def test_window_split_and_closed_bars(data):
 # -- retrain -------------------------------------------------------------------------------------
 def _retrain(data, store, now, **kw):
     market, metrics = data
-    cfg = CMConfig(asset=ASSET, timesteps=512, seed=0)
+    cfg = CMConfig(asset=ASSET, timesteps=512, seed=0, ensemble=1)
     return retrain(ASSET, market, metrics, cfg, store, window="450d", now=now, validation="60d", eval_freq=500, **kw)
 
 
@@ -160,7 +160,7 @@ def test_unusable_current_version_is_replaced(tmp_path, data):
         ASSET,
         market,
         metrics,
-        CMConfig(asset=ASSET, timesteps=256),
+        CMConfig(asset=ASSET, timesteps=256, ensemble=1),
         store,
         window="450d",
         now="2022-06-01",
@@ -172,7 +172,7 @@ def test_unusable_current_version_is_replaced(tmp_path, data):
         ASSET,
         market,
         metrics,
-        CMConfig(asset=ASSET, timesteps=256),
+        CMConfig(asset=ASSET, timesteps=256, ensemble=1),
         store,
         window="450d",
         now="2022-06-08",
@@ -266,6 +266,8 @@ def test_cli_now_end_to_end(tmp_path, capsys, ray_local):  # both assets trained
         "2022-06-01",
         "--timesteps",
         "256",
+        "--ensemble",
+        "1",
         "--eval-freq",
         "256",
         "--models",
@@ -308,6 +310,8 @@ def test_cli_scheduler_with_a_fake_clock_resumes_after_restart(tmp_path, capsys)
         "7d",
         "--timesteps",
         "256",
+        "--ensemble",
+        "1",
         "--eval-freq",
         "256",
         "--models",

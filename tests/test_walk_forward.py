@@ -102,6 +102,8 @@ def test_cli_end_to_end_two_assets_three_segments(tmp_path, capsys, ray_local): 
         "30d",
         "--timesteps",
         "512",
+        "--ensemble",
+        "1",
         "--eval-freq",
         "256",
         "--out",
@@ -182,7 +184,7 @@ def _perturbed(market: pd.DataFrame, metrics: pd.DataFrame, after: pd.Timestamp,
 def test_no_look_ahead_across_segments():
     assets = ("BTC", "ETH")
     data = {a: demo_data(a, "1d", "2020-06-01", "2022-09-30") for a in assets}
-    cfg = CMConfig(timesteps=256)
+    cfg = CMConfig(timesteps=256, ensemble=1)
     kw = {
         "start": "2022-06-01",
         "end": "2022-07-20",
