@@ -15,6 +15,7 @@ code. Only the caller writes to the model store, once per module, after the task
 
 from __future__ import annotations
 
+import gc
 import io
 import tempfile
 import zipfile
@@ -101,7 +102,10 @@ def train_job(job: TrainJob) -> TrainResult:
     module, callback = train_crypto_module(
         job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq, tensorboard_log=job.tensorboard_log
     )
-    return TrainResult(PackedModule.pack(module), callback.history, float(callback.best_score))
+    result = TrainResult(PackedModule.pack(module), callback.history, float(callback.best_score))
+    del module, callback
+    gc.collect()  # SB3 models hold reference cycles: free them before a reused worker takes the next job
+    return result
 
 
 def train_many(

@@ -269,6 +269,8 @@ def train_crypto_module(
         )
         name = run_name if k == 0 else f"{run_name}_member{k}"
         sam.learn(config.timesteps, callback=callback, tb_log_name=name, progress_bar=progress_bar)
+        if hasattr(sam, "replay_buffer"):  # hundreds of MB an off-policy member no longer needs
+            sam.replay_buffer = None
         members.append(sam)
         callbacks.append(callback)
     module = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict(), members=members)

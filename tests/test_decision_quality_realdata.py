@@ -1,6 +1,6 @@
 """The real-data learning check of the default Crypto Module configuration (docs/decision_quality.md).
 
-``train_cm``'s defaults (DQN + market features) are trained on the real daily files, bear window
+``train_cm``'s defaults (five DQNs voting, market features) are trained on the real daily files, bear window
 of the evaluation protocol (train 2020-10..2021-12, validation 2022-01..02, backtest 2022-03..09),
 seed 0, with the data cut at the validation end. Each module must trade (hold crypto on 5-95 % of
 the backtest bars, not collapse to holding or to cash) and beat its coin's buy-and-hold on
@@ -46,7 +46,8 @@ def test_default_config_trades_and_beats_buy_and_hold_on_the_bear_window(asset, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
         module, _ = train_crypto_module(seen, None, CMConfig(asset=asset, seed=0), Split(TRAIN, VALIDATION))
-    assert module.config.algo == "dqn" and module.config.features  # the defaults under guard
+    config = module.config  # the defaults under guard
+    assert config.algo == "dqn" and config.features and config.ensemble == len(module.members) == 5
     assert module.validation["Sortino"] > _sortino_bh(seen, *VALIDATION)
     result = policy_backtest(module, market, None, *BACKTEST)
     share = float(result.weights[asset].iloc[:-1].mean())
