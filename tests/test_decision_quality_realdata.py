@@ -1,6 +1,7 @@
 """The real-data learning check of the default Crypto Module configuration (docs/decision_quality.md).
 
-``train_cm``'s defaults (five DQNs voting, market features) are trained on the real daily files, bear window
+``train_cm``'s defaults (five DQNs voting, each observing market features and its own position)
+are trained on the real daily files, bear window
 of the evaluation protocol (train 2020-10..2021-12, validation 2022-01..02, backtest 2022-03..09),
 seed 0, with the data cut at the validation end. Each module must trade (hold crypto on 5-95 % of
 the backtest bars, not collapse to holding or to cash) and beat its coin's buy-and-hold on
@@ -47,7 +48,8 @@ def test_default_config_trades_and_beats_buy_and_hold_on_the_bear_window(asset, 
         warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
         module, _ = train_crypto_module(seen, None, CMConfig(asset=asset, seed=0), Split(TRAIN, VALIDATION))
     config = module.config  # the defaults under guard
-    assert config.algo == "dqn" and config.features and config.ensemble == len(module.members) == 5
+    assert config.algo == "dqn" and config.features and config.observe_position
+    assert config.ensemble == len(module.members) == 5 and config.algo_kwargs()["gamma"] == 0.8
     assert module.validation["Sortino"] > _sortino_bh(seen, *VALIDATION)
     result = policy_backtest(module, market, None, *BACKTEST)
     share = float(result.weights[asset].iloc[:-1].mean())
