@@ -216,7 +216,7 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
     )
     with pytest.warns(UserWarning):
         module, _ = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)
-    assert module.sam.observation_space.shape[0] == 6 + 3
+    assert module.sam.observation_space.shape[0] == 6 + 3 + 1  # OHLCV, the features, the position
     folder = module.save(tmp_path / "models")
     loaded = CryptoModule.load(folder)
     assert loaded.config.features == ["ret_5", "dd_20", "sma_10"]
