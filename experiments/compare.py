@@ -23,7 +23,16 @@ from pathlib import Path
 import pandas as pd
 
 from agents.catalog import AGENT_NAMES
-from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, console, load_markets, parse_assets
+from cryptorl.cli import (
+    OneLineParser,
+    UserError,
+    add_data_arguments,
+    add_ensemble_argument,
+    command,
+    console,
+    load_markets,
+    parse_assets,
+)
 from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.parallel import add_parallel_arguments
 
@@ -84,12 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timesteps", type=int, default=None, help="with --train-missing: SAM timesteps (train_cm's default)"
     )
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        default=None,
-        metavar="K",
-        help="with --train-missing: SAMs voting in each module (train_cm's default, 5)",
+    add_ensemble_argument(
+        p,
+        "with --train-missing: SAMs voting in each module (train_cm's default, 5)",
     )
     p.add_argument("--use-metrics", action="store_true", help="forecasters and DLS also read each asset's metrics")
     p.add_argument("--fast", action="store_true", help="tiny networks and 3 epochs (smoke runs, CI)")

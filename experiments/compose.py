@@ -34,6 +34,7 @@ from cryptorl.cli import (
     OneLineParser,
     UserError,
     add_data_arguments,
+    add_ensemble_argument,
     command,
     console,
     load_for_cli,
@@ -85,12 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --train-missing: SAM training timesteps (default: train_cm's, 30000)",
     )
     p.add_argument("--seed", type=int, default=None, help="with --train-missing: random seed (default: train_cm's, 0)")
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        default=None,
-        metavar="K",
-        help="with --train-missing: SAMs voting in each module (default: train_cm's, 5; 1 trains five times faster)",
+    add_ensemble_argument(
+        p,
+        "with --train-missing: SAMs voting in each module (default: train_cm's, 5; 1 trains five times faster)",
     )
     p.add_argument(
         "--tensorboard-log",

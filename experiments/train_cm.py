@@ -21,7 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import OneLineParser, UserError, add_data_arguments, command, load_for_cli, parse_value, print_table
+from cryptorl.cli import (
+    OneLineParser,
+    UserError,
+    add_data_arguments,
+    add_ensemble_argument,
+    command,
+    load_for_cli,
+    parse_value,
+    print_table,
+)
 
 DESCRIPTION = __doc__
 
@@ -51,12 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
         "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only",
     )
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        default=None,
-        metavar="K",
-        help="train K SAMs with different seeds and let them vote (the module's crypto share is the "
+    add_ensemble_argument(
+        p,
+        "train K SAMs with different seeds and let them vote (the module's crypto share is the "
         "mean of their actions; K times the training time; default 5, 1 for a single SAM)",
     )
     p.add_argument(

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import OneLineParser, UserError, add_gaps_argument, command, parse_assets
+from cryptorl.cli import OneLineParser, UserError, add_ensemble_argument, add_gaps_argument, command, parse_assets
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
@@ -88,12 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="SAM training timesteps (default: the current version's, else 30000)",
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        default=None,
-        metavar="K",
-        help="SAMs voting in each module (default: the current version's, else train_cm's, 5)",
+    add_ensemble_argument(
+        p,
+        "SAMs voting in each module (default: the current version's, else train_cm's, 5)",
     )
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument(

@@ -38,6 +38,7 @@ from cryptorl.cli import (
     DEMO_END,
     OneLineParser,
     UserError,
+    add_ensemble_argument,
     add_gaps_argument,
     command,
     console,
@@ -78,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timesteps", type=int, default=30_000, help="SAM training timesteps per model (default 30000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every model (default 0)")
-    p.add_argument(
-        "--ensemble",
-        type=int,
-        default=None,
-        metavar="K",
-        help="SAMs voting in each module (default: train_cm's, 5; 1 trains five times faster)",
-    )
+    add_ensemble_argument(p)
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument(
         "--fee",
