@@ -245,7 +245,7 @@ def train_crypto_module(
         observe_position=config.observe_position,
         **env_kw,
     )
-    members, callbacks = [], []
+    members: list = []
     for k in range(config.ensemble):
         seed = config.seed + MEMBER_SEED_STRIDE * k
         sam = build_algo(
@@ -272,18 +272,18 @@ def train_crypto_module(
         if hasattr(sam, "replay_buffer"):  # hundreds of MB an off-policy member no longer needs
             sam.replay_buffer = None
         members.append(sam)
-        callbacks.append(callback)
+        if k == 0:
+            first = callback  # what is returned: its history and best score
     module = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict(), members=members)
-    callback = callbacks[0]
     if len(members) == 1:
-        module.validation = callback.best_metrics
+        module.validation = first.best_metrics
     else:
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
     if tensorboard_log:
         module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
         module.sam.logger.dump(module.sam.num_timesteps)
-    return module, callback
+    return module, first
 
 
 DEFAULT_EAM = {
