@@ -1,0 +1,84 @@
+"""The real-data learning guard: a trained Crypto Module must time its coin better than chance.
+
+Beating buy-and-hold in a falling market takes no skill: being out half of the time does it. So
+the guard compares ``train_cm``'s default module with random policies that hold the same
+exposure and trade at most as often (:func:`cryptorl.portfolio.skill.skill_test`), on folds the
+module was neither trained nor selected on: for each of four years, the module trains on 15
+months, keeps its best checkpoint on the next 2 (validation), and is then scored on the 2 months
+after (the check fold; the data beyond it are cut off). BTC and ETH, seed 0: eight check folds,
+pooled by Stouffer's method. A policy without skill passes with probability 5 % (the test's
+size; ``test_the_guard_fails_policies_without_skill`` shows a random and a do-nothing policy
+failing it); the default module must pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.crypto_module import CMConfig
+from agents.training import Split, train_crypto_module
+from cryptorl.data import load_data
+from cryptorl.portfolio.skill import combined_pvalue, skill_test
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+ALPHA = 0.05
+CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01")
+ASSETS = ("BTC", "ETH")
+
+
+def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Train 15 months, validate 2, check the 2 months after (inclusive UTC ranges)."""
+    c0 = pd.Timestamp(check_start, tz="UTC")
+    eps = pd.Timedelta(seconds=1)
+    v0, t0, c1 = c0 - pd.DateOffset(months=2), c0 - pd.DateOffset(months=17), c0 + pd.DateOffset(months=2)
+    return Split((t0, v0 - eps), (v0, c0 - eps)), (c0, c1 - eps)
+
+
+@pytest.fixture(scope="module")
+def markets(shared_data, tmp_path_factory):
+    store = tmp_path_factory.mktemp("data")
+    src = f"csv:{shared_data / 'prices' / 'daily'}"
+    return {a: load_data(a, "1d", "2017-12-01", "2022-09-30", source=src, store=store)[0] for a in ASSETS}
+
+
+def _check_pvalue(position: pd.Series, market: pd.DataFrame) -> float:
+    return skill_test(position, market, interval="1d", fee=0.001, n=999).pvalue
+
+
+def test_the_default_module_times_its_coin_better_than_chance(markets):
+    pvalues, rows = [], []
+    for asset in ASSETS:
+        for start in CHECK_STARTS:
+            split, (c0, c1) = folds(start)
+            market = markets[asset].loc[:c1]  # nothing after the check fold exists
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
+                module, _ = train_crypto_module(market.loc[: split.validation[1]], None, CMConfig(asset=asset), split)
+            position = module.decide_range(market, None, c0, c1)["crypto"]
+            p = _check_pvalue(position, market)
+            pvalues.append(p)
+            rows.append(f"{asset} {start}: exposure {position.mean():.2f}, p {p:.3f}")
+    pooled = combined_pvalue(pvalues)
+    assert pooled < ALPHA, f"no evidence of skill (pooled p {pooled:.3f}): " + "; ".join(rows)
+
+
+def test_the_guard_fails_policies_without_skill(markets):
+    rng = np.random.default_rng(0)
+    passed = 0
+    for _ in range(40):
+        pvalues = []
+        for asset in ASSETS:
+            for start in CHECK_STARTS:
+                _, (c0, c1) = folds(start)
+                idx = markets[asset].loc[c0:c1].index
+                flips = np.cumsum(rng.random(len(idx)) < 0.1) % 2  # a random policy, ~6 trades
+                pvalues.append(_check_pvalue(pd.Series(flips.astype("float64"), index=idx), markets[asset]))
+        passed += combined_pvalue(pvalues) < ALPHA
+    assert passed <= 6  # about 5 % of 40 (P(more than 6 of 40 at 5 %) is under 1 %)
+    idx = markets["BTC"].loc[folds(CHECK_STARTS[0])[1][0] :].index[:60]
+    assert _check_pvalue(pd.Series(0.0, index=idx), markets["BTC"]) == 1.0  # doing nothing
