@@ -5,10 +5,12 @@ the guard compares ``train_cm``'s default module with random policies that hold 
 exposure and trade at most as often (:func:`cryptorl.portfolio.skill.skill_test`), on folds the
 module was neither trained nor selected on: for each of four years, the module trains on 15
 months, keeps its best checkpoint on the next 2 (validation), and is then scored on the 2 months
-after (the check fold; the data beyond it are cut off). BTC and ETH, seed 0: eight check folds,
-pooled by Stouffer's method. A policy without skill passes with probability 5 % (the test's
-size; ``test_the_guard_fails_policies_without_skill`` shows a random and a do-nothing policy
-failing it); the default module must pass.
+after (the check fold; the data beyond it are cut off). BTC and ETH, seed 0, six years: the
+null shuffles a coin's holding periods across its six check folds (so being out in the falling
+years counts as skill, as it should), and the two coins' p-values are pooled by Stouffer's method.
+A policy without skill passes with probability 5 % (the test's size;
+``test_the_guard_fails_policies_without_skill`` shows random and do-nothing policies failing
+it); the default module must pass.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from cryptorl.portfolio.skill import combined_pvalue, skill_test
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 ALPHA = 0.05
-CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01")
+CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
 ASSETS = ("BTC", "ETH")
 
 
@@ -43,26 +45,27 @@ def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
 def markets(shared_data, tmp_path_factory):
     store = tmp_path_factory.mktemp("data")
     src = f"csv:{shared_data / 'prices' / 'daily'}"
-    return {a: load_data(a, "1d", "2017-12-01", "2022-09-30", source=src, store=store)[0] for a in ASSETS}
+    return {a: load_data(a, "1d", "2017-12-01", "2024-09-30", source=src, store=store)[0] for a in ASSETS}
 
 
-def _check_pvalue(position: pd.Series, market: pd.DataFrame) -> float:
-    return skill_test(position, market, interval="1d", fee=0.001, n=999).pvalue
+def _check_pvalue(folds_of_a_coin: list[tuple[pd.Series, pd.DataFrame]]) -> float:
+    return skill_test(folds_of_a_coin, interval="1d", fee=0.001, n=999).pvalue
 
 
 def test_the_default_module_times_its_coin_better_than_chance(markets):
     pvalues, rows = [], []
     for asset in ASSETS:
+        checks = []
         for start in CHECK_STARTS:
             split, (c0, c1) = folds(start)
             market = markets[asset].loc[:c1]  # nothing after the check fold exists
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
                 module, _ = train_crypto_module(market.loc[: split.validation[1]], None, CMConfig(asset=asset), split)
-            position = module.decide_range(market, None, c0, c1)["crypto"]
-            p = _check_pvalue(position, market)
-            pvalues.append(p)
-            rows.append(f"{asset} {start}: exposure {position.mean():.2f}, p {p:.3f}")
+            checks.append((module.decide_range(market, None, c0, c1)["crypto"], market))
+        pvalues.append(_check_pvalue(checks))
+        exposure = ", ".join(f"{c[0].mean():.2f}" for c in checks)
+        rows.append(f"{asset}: p {pvalues[-1]:.3f}, exposure by fold {exposure}")
     pooled = combined_pvalue(pvalues)
     assert pooled < ALPHA, f"no evidence of skill (pooled p {pooled:.3f}): " + "; ".join(rows)
 
@@ -73,12 +76,17 @@ def test_the_guard_fails_policies_without_skill(markets):
     for _ in range(40):
         pvalues = []
         for asset in ASSETS:
+            checks = []
             for start in CHECK_STARTS:
                 _, (c0, c1) = folds(start)
                 idx = markets[asset].loc[c0:c1].index
-                flips = np.cumsum(rng.random(len(idx)) < 0.1) % 2  # a random policy, ~6 trades
-                pvalues.append(_check_pvalue(pd.Series(flips.astype("float64"), index=idx), markets[asset]))
+                flips = np.cumsum(rng.random(len(idx)) < 0.1) % 2  # a random policy, ~6 trades a fold
+                checks.append((pd.Series(flips.astype("float64"), index=idx), markets[asset]))
+            pvalues.append(_check_pvalue(checks))
         passed += combined_pvalue(pvalues) < ALPHA
     assert passed <= 6  # about 5 % of 40 (P(more than 6 of 40 at 5 %) is under 1 %)
-    idx = markets["BTC"].loc[folds(CHECK_STARTS[0])[1][0] :].index[:60]
-    assert _check_pvalue(pd.Series(0.0, index=idx), markets["BTC"]) == 1.0  # doing nothing
+    for held in (0.0, 1.0):  # doing nothing, or holding: no evidence either way
+        checks = [
+            (pd.Series(held, index=markets["BTC"].loc[slice(*folds(s)[1])].index), markets["BTC"]) for s in CHECK_STARTS
+        ]
+        assert _check_pvalue(checks) == pytest.approx(0.5)

@@ -37,7 +37,7 @@ def test_paths_keep_exposure_and_do_not_trade_more(path, seed):
 def test_policy_sortino_is_the_engines():
     market = _market()
     pos = pd.Series((np.arange(len(market)) // 7) % 2, index=market.index, dtype="float64")
-    res = skill_test(pos, market, interval="1d", n=19)
+    res = skill_test((pos, market), interval="1d", n=19)
     weights = pd.DataFrame({"cash": 1 - pos, "X": pos})
     engine = backtest(weights, {"X": market}, interval="1d", fee=0.001).metrics()["Sortino"]
     assert res.sortino == pytest.approx(engine, rel=1e-9)
@@ -46,22 +46,34 @@ def test_policy_sortino_is_the_engines():
 def test_doing_nothing_or_holding_has_no_skill():
     market = _market()
     for value in (0.0, 1.0):
-        res = skill_test(pd.Series(value, index=market.index), market, interval="1d", n=99)
-        assert res.pvalue == 1.0
+        res = skill_test((pd.Series(value, index=market.index), market), interval="1d", n=99)
+        assert res.pvalue == pytest.approx(0.5)  # its null is itself: no evidence either way
 
 
 def test_an_oracle_is_skilled_and_random_policies_are_not():
     market = _market(300)
     up = (market["close"].shift(-1) > market["close"]).astype("float64").fillna(0.0)
-    assert skill_test(up, market, interval="1d", n=199).pvalue < 0.01
+    assert skill_test((up, market), interval="1d", n=199).pvalue < 0.01
     # random policies: the p-values are about uniform, so the 5 % test passes about 5 % of them
     rng = np.random.default_rng(1)
     pvals = []
     for i in range(60):
         pos = pd.Series(np.repeat(rng.integers(0, 2, 30), 10).astype("float64"), index=market.index)
-        pvals.append(skill_test(pos, market, interval="1d", n=99, seed=i).pvalue)
+        pvals.append(skill_test((pos, market), interval="1d", n=99, seed=i).pvalue)
     assert np.mean(np.array(pvals) < 0.05) <= 0.15
     assert 0.35 < np.mean(pvals) < 0.65
+
+
+def test_folds_are_stitched_and_exposure_across_folds_counts():
+    market = _market(400, seed=3)
+    a, b = market.iloc[:100], market.iloc[200:300]
+    rising = a if a["close"].iloc[-1] > a["close"].iloc[0] else b
+    falling = b if rising is a else a
+    # in during the rising fold, out during the falling one: per fold a constant, across folds skill
+    folds = [(pd.Series(1.0, index=rising.index), market), (pd.Series(0.0, index=falling.index), market)]
+    assert skill_test(folds, interval="1d", n=99).pvalue < 0.5
+    res = skill_test(folds, interval="1d", n=9)
+    assert len(res.null) == 9
 
 
 def test_combined_pvalue():
@@ -73,4 +85,4 @@ def test_combined_pvalue():
 def test_bad_input_is_refused():
     market = _market(20)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        skill_test(pd.Series(2.0, index=market.index), market, interval="1d")
+        skill_test((pd.Series(2.0, index=market.index), market), interval="1d")

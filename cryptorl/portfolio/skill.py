@@ -9,10 +9,13 @@ shuffled runs of equal position next to each other merge into one).
 
 :func:`skill_test` backtests the policy and ``n`` such paths on the same bars, fee and execution
 (:func:`cryptorl.portfolio.backtest.simulate`) and returns the policy's Sortino ratio, the null
-Sortinos and the permutation p-value ``(1 + #{null >= policy}) / (n + 1)``. A policy that never
-trades has only itself as its null and gets p = 1; a lucky random policy gets a p-value that is
-uniform on (0, 1]. :func:`combined_pvalue` pools the p-values of several folds or coins
-(Stouffer's method, :func:`scipy.stats.combine_pvalues`).
+Sortinos and the one-sided permutation mid-p-value ``(#{null > policy} + (#{null = policy} + 1)
+/ 2) / (n + 1)``. It takes several folds at once (``[(position, market), ...]``, e.g. forward
+validation folds of different periods or coins): the runs are shuffled across all of them, so a
+policy that is out of the market in the falling folds and in during the rising ones shows that
+as skill, and the Sortino ratio is that of the stitched returns (each fold starts in cash, as a
+backtest window does). A policy that never trades has only itself as its null and gets p = 1/2:
+no evidence either way; a lucky random policy gets a p-value about uniform on (0, 1).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class SkillResult:
 
     sortino: float  # the policy's
     null: np.ndarray  # the random same-exposure paths' Sortinos
-    pvalue: float  # (1 + #{null >= sortino}) / (n + 1)
+    pvalue: float  # the one-sided permutation mid-p-value
 
     @property
     def percentile(self) -> float:
@@ -61,27 +64,28 @@ class SkillResult:
         return float(np.mean(self.null < self.sortino))
 
 
-def _sortinos(paths: np.ndarray, close: np.ndarray, open_, *, fee: float, execution: str, ppy: float) -> np.ndarray:
+def _stitched_sortinos(
+    paths: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray | None]], *, fee: float, execution: str, ppy: float
+) -> np.ndarray:
+    """Sortino ratio of each path's stitched fold returns (paths ``(n, sum of fold lengths)``)."""
     import empyrical  # imported here: it pulls in scipy.stats
 
-    rets = []
-    for path in paths:
-        weights = np.column_stack([1.0 - path, path])
-        values, *_ = simulate(
-            weights, close[:, None], None if open_ is None else open_[:, None], cost=fee, execution=execution
-        )
-        rets.append(values[1:] / values[:-1] - 1.0)
-    r = np.array(rets).T  # (T - 1, paths)
+    rets = np.empty((len(paths), sum(len(close) - 1 for close, _ in folds)))
+    for i, path in enumerate(paths):
+        at, col = 0, 0
+        for close, open_ in folds:
+            p = path[at : at + len(close)]
+            values, *_ = simulate(np.column_stack([1.0 - p, p]), close[:, None], open_, cost=fee, execution=execution)
+            rets[i, col : col + len(close) - 1] = values[1:] / values[:-1] - 1.0
+            at, col = at + len(close), col + len(close) - 1
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.asarray(empyrical.sortino_ratio(r, required_return=0.0, annualization=ppy), dtype="float64")
-    flat = ~np.any(r, axis=0)
-    s[flat] = 0.0  # a path that never holds: no return, no risk (the metrics' convention)
+        s = np.asarray(empyrical.sortino_ratio(rets.T, required_return=0.0, annualization=ppy), dtype="float64")
+    s[~np.any(rets, axis=1)] = 0.0  # a path that never holds: no return, no risk (the metrics' convention)
     return np.nan_to_num(s, nan=0.0, posinf=np.finfo("float64").max)
 
 
 def skill_test(
-    position: pd.Series,
-    market: pd.DataFrame,
+    folds: list[tuple[pd.Series, pd.DataFrame]] | tuple[pd.Series, pd.DataFrame],
     *,
     interval: str,
     fee: float = 0.001,
@@ -89,27 +93,41 @@ def skill_test(
     n: int = 999,
     seed: int = 0,
 ) -> SkillResult:
-    """Test a one-coin timing policy (crypto share at each decision time) against ``n`` random
-    paths with its exposure and (at most) its number of trades on the same bars and costs."""
-    if not isinstance(position, pd.Series) or not len(position):
-        raise ValueError("position must be a non-empty pandas Series of crypto shares")
-    p = position.to_numpy(dtype="float64")
-    if np.isnan(p).any() or (p < -1e-12).any() or (p > 1 + 1e-12).any():
-        raise ValueError("position must be crypto shares in [0, 1]")
-    bars = market.reindex(position.index)
-    if bars["close"].isna().any():
-        raise ValueError("the market lacks bars at some of the policy's decision times")
-    close = bars["close"].to_numpy(dtype="float64")
-    open_ = bars["open"].to_numpy(dtype="float64") if execution == "next_open" else None
-    ppy = periods_per_year(interval)
-    paths = np.vstack([p, same_exposure_paths(p, n, np.random.default_rng(seed))])
-    s = _sortinos(np.clip(paths, 0.0, 1.0), close, open_, fee=fee, execution=execution, ppy=ppy)
+    """Test a one-coin timing policy against ``n`` random paths with its exposure and (at most)
+    its number of trades on the same bars and costs (see the module docstring).
+
+    ``folds``: ``(position, market)`` pairs, ``position`` the crypto share decided at each time
+    of a fold (a Series indexed by decision times, all in ``market``); one pair or a list.
+    """
+    if isinstance(folds, tuple):
+        folds = [folds]
+    if not folds:
+        raise ValueError("skill_test needs at least one (position, market) fold")
+    positions, bars = [], []
+    for position, market in folds:
+        if not isinstance(position, pd.Series) or len(position) < 2:
+            raise ValueError("a position must be a pandas Series of at least two crypto shares")
+        p = position.to_numpy(dtype="float64")
+        if np.isnan(p).any() or (p < -1e-12).any() or (p > 1 + 1e-12).any():
+            raise ValueError("position must be crypto shares in [0, 1]")
+        fold = market.reindex(position.index)
+        if fold["close"].isna().any():
+            raise ValueError("the market lacks bars at some of the policy's decision times")
+        close = fold["close"].to_numpy(dtype="float64")
+        open_ = fold["open"].to_numpy(dtype="float64")[:, None] if execution == "next_open" else None
+        positions.append(np.clip(p, 0.0, 1.0))
+        bars.append((close, open_))
+    own_path = np.concatenate(positions)
+    paths = np.vstack([own_path, same_exposure_paths(own_path, n, np.random.default_rng(seed))])
+    s = _stitched_sortinos(paths, bars, fee=fee, execution=execution, ppy=periods_per_year(interval))
     own, null = float(s[0]), s[1:]
-    return SkillResult(own, null, float((1 + np.sum(null >= own - 1e-12)) / (n + 1)))
+    tie = np.abs(null - own) <= 1e-12 * max(1.0, abs(own))
+    above = np.sum((null > own) & ~tie)
+    return SkillResult(own, null, float((above + (tie.sum() + 1) / 2) / (n + 1)))
 
 
 def combined_pvalue(pvalues) -> float:
-    """One p-value for several independent tests (Stouffer's z), e.g. folds or coins."""
+    """One p-value for several independent tests (Stouffer's z), e.g. coins tested apart."""
     from scipy.stats import combine_pvalues
 
     p = np.clip(np.asarray(list(pvalues), dtype="float64"), 1e-12, 1 - 1e-12)
