@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy import stats
 
-from agents.batched import StackedQ, dqn_hyperparams, stacked_decisions
+from agents.batched import CryptoCashQ, StackedQ, dqn_hyperparams, stacked_decisions
 from agents.crypto_module import (
     CMConfig,
     CryptoModule,
@@ -90,6 +90,31 @@ def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed):
     stacked = q(x.expand(4, *x.shape))
     for k, m in enumerate(members):
         torch.testing.assert_close(stacked[k], m.q_net(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("observe_position", [True, False])
+def test_the_training_forward_computes_the_q_networks(tiny, observe_position):
+    market, metrics, config, split = tiny
+    dru = DataRefinementUnit().fit(market, metrics, split.train[1], asset="BTC")
+    feats = module_features(dru, market, metrics, config)
+    env = CryptoModuleEnv(market, feats, window=config.window, observe_position=observe_position)
+    members = _random_members(config, env, 3, 1)
+    q = StackedQ([m.q_net for m in members], torch.device("cpu"))
+    table = torch.as_tensor(np.array(env.obs_tensor))
+    assert CryptoCashQ.cash_row_is_constant(env.obs_tensor, env.first_step, observe_position)
+    fast = CryptoCashQ(table, env.first_step, observe_position)
+    rng = np.random.default_rng(3)
+    bars = torch.as_tensor(rng.integers(env.first_step, env.last_step + 1, (3, 64)))
+    pos = torch.as_tensor(rng.integers(0, 2, (3, 64)), dtype=torch.float32)
+    x = table[bars]
+    if observe_position:
+        x = torch.as_tensor(with_position(x.numpy().copy(), pos.numpy()))
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            got = fast(q.params, bars, pos)
+        torch.testing.assert_close(got, q(x), rtol=1e-4, atol=1e-5)  # float32 sums in another order
+    for k, m in enumerate(members):
+        torch.testing.assert_close(got[k], m.q_net(x[k]), rtol=1e-4, atol=1e-5)
 
 
 def test_batched_module_round_trips_and_records_its_backend(tmp_path, tiny):
