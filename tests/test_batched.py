@@ -213,3 +213,20 @@ def test_batched_is_not_worse_than_sb3_on_daily_btc():
     split = paper_split(market.index)
     scores = _validation_sortinos(market, None, split, CMConfig(asset="BTC", **STAT), range(4))
     _not_worse(scores, tolerance=0.5)
+
+
+def test_one_vector_env_of_k_groups_steps_as_k_vector_envs():
+    template = CryptoModuleEnv(None, None, window=10, episode_length=16, observe_position=True)
+    joint = CryptoModuleVecEnv(template, 6, seed=[s + i for s in (0, 1000) for i in range(3)])
+    parts = [CryptoModuleVecEnv(template, 3, seed=s) for s in (0, 1000)]
+    obs = [joint.reset(), *[p.reset() for p in parts]]
+    assert np.array_equal(obs[0], np.concatenate(obs[1:]))
+    rng = np.random.default_rng(0)
+    for _ in range(40):  # past the episodes' ends: resets draw from each environment's generator
+        a = rng.integers(0, 2, size=6)
+        o, r, d, _ = joint.step(a)
+        outs = [p.step(a[3 * k : 3 * k + 3]) for k, p in enumerate(parts)]
+        assert np.array_equal(o, np.concatenate([x[0] for x in outs]))
+        assert np.array_equal(r, np.concatenate([x[1] for x in outs]))
+    with pytest.raises(ValueError, match="seeds"):
+        joint.seed([1, 2])
