@@ -182,10 +182,12 @@ def _validation_sortinos(market, metrics, split, config, seeds) -> np.ndarray:
 
 
 def _not_worse(scores: np.ndarray, tolerance: float) -> None:
+    """Batched no worse than SB3: the median gap above -tolerance, and a one-sided Mann-Whitney
+    test of "batched (+ tolerance) ranks below sb3" not significant (ranks: a validation Sortino
+    of a checkpoint with almost no downside can be in the hundreds)."""
     sb3, batched = scores
-    # one-sided Welch test of "batched is worse than sb3 by more than the tolerance"
-    gap = batched.mean() - sb3.mean()
-    test = stats.ttest_ind(batched + tolerance, sb3, equal_var=False, alternative="less")
+    gap = np.median(batched) - np.median(sb3)
+    test = stats.mannwhitneyu(batched + tolerance, sb3, alternative="less")
     assert gap > -tolerance and test.pvalue > 0.05, (sb3, batched)
 
 
