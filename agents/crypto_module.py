@@ -43,6 +43,7 @@ from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
 from envs.crypto_module import with_position
 from envs.features import market_features, parse_market_feature
 
+from .backends import BACKENDS, BATCHED_ALGOS
 from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qrdqn": QRDQN}
@@ -125,6 +126,8 @@ class CMConfig:
     # Number of SAMs trained with different seeds whose actions are averaged (a seed ensemble).
     ensemble: int = 5
     device: str = "cpu"
+    # How the members are trained (BACKENDS); algorithms outside BATCHED_ALGOS always use "sb3".
+    backend: str = "batched"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
@@ -146,10 +149,18 @@ class CMConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algorithm {self.algo!r}: choose among {sorted(ALGOS)}")
         interval_timedelta(self.interval)  # raises a clear error on a bad interval
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}: choose among {', '.join(BACKENDS)}")
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}: choose among {', '.join(DEVICES)}")
         if "device" in self.hyperparams:
             raise ValueError("the device is an option of its own (CMConfig.device, --device), not a hyper-parameter")
+
+    @property
+    def learner(self) -> str:
+        """The backend that trains this configuration: ``backend``, or "sb3" for an algorithm
+        without a batched learner."""
+        return self.backend if self.algo in BATCHED_ALGOS else "sb3"
 
     def algo_kwargs(self) -> dict[str, Any]:
         kw = {**DEFAULT_HYPERPARAMS[self.algo], **self.hyperparams}
@@ -160,7 +171,13 @@ class CMConfig:
 
 # Fields added to CMConfig after modules were first saved, with the value that reproduces the
 # behaviour of a module saved before them (which may differ from today's default).
-LEGACY_FIELDS: dict[str, Any] = {"features": [], "selection": "sortino", "observe_position": False, "ensemble": 1}
+LEGACY_FIELDS: dict[str, Any] = {
+    "features": [],
+    "selection": "sortino",
+    "observe_position": False,
+    "ensemble": 1,
+    "backend": "sb3",
+}
 
 
 def config_from_manifest(saved: dict[str, Any]) -> CMConfig:
@@ -332,17 +349,21 @@ class CryptoModule:
         return np.mean([_predict(sam, obs) for sam in self.members], axis=0)
 
     def _actions(self, obs: np.ndarray) -> np.ndarray:
-        """Crypto shares decided on consecutive bars' observations (the first starts in cash)."""
+        """Crypto shares decided on consecutive bars' observations (the first starts in cash).
+
+        With the position observed, each member's action at bar t depends only on the bar's
+        observation and its own previous action (0 or 1): every member decides every bar for
+        both positions in one forward pass, then :func:`position_walk` follows the recurrence
+        from cash, exactly the bar-by-bar walk.
+        """
         if not self.config.observe_position:
             return self._vote(obs)
-        paths = []
-        for sam in self.members:  # each member sees its own previous action
-            rows, path, position = np.array(obs, dtype=np.float32), np.empty(len(obs)), 0.0
-            for i in range(len(rows)):
-                with_position(rows[i], position)
-                path[i] = position = float(np.clip(_predict(sam, rows[i : i + 1])[0], 0.0, 1.0))
-            paths.append(path)
-        return np.mean(paths, axis=0)
+        rows = np.array(obs, dtype=np.float32)
+        both = np.concatenate([with_position(rows.copy(), 0.0), with_position(rows, 1.0)])
+        acts = np.stack([_predict(sam, both).reshape(2, len(obs)) for sam in self.members])
+        if not np.isin(acts, (0.0, 1.0)).all():
+            raise ValueError("a position-observing module needs all-cash / all-crypto (0 / 1) actions")
+        return position_walk(acts.astype(np.int64)).mean(axis=0)
 
     def decide(self, observation: np.ndarray) -> tuple[float, float]:
         """``(cash share, crypto share)`` for one observation of shape (f, 2, n) (with the
@@ -454,6 +475,23 @@ def _predict(sam: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
     return np.asarray(actions).reshape(len(obs), -1)[:, 0].astype("float64")
 
 
+def position_walk(actions: np.ndarray) -> np.ndarray:
+    """The position recurrence of K members over T bars: ``actions[k, p, t]`` is member k's
+    action (0 or 1) at bar t when it holds ``p``; from cash, ``a_t = actions[k, a_(t-1), t]``.
+    Returns the (K, T) path of actions as floats."""
+    acts = np.asarray(actions, dtype=np.int64)
+    k, _, t = acts.shape
+    path = np.empty((k, t))
+    for m in range(k):
+        cash, crypto = acts[m, 0].tolist(), acts[m, 1].tolist()
+        out, a = [0] * t, 0
+        for i in range(t):
+            a = crypto[i] if a else cash[i]
+            out[i] = a
+        path[m] = out
+    return path
+
+
 def module_features(
     dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig
 ) -> pd.DataFrame | None:
@@ -521,4 +559,14 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
     return sig.reindex(market.index).fillna(0.0)
 
 
-__all__ = ["ALGOS", "CMConfig", "CryptoModule", "build_algo", "config_from_manifest", "eam_signals", "module_features"]
+__all__ = [
+    "ALGOS",
+    "BACKENDS",
+    "CMConfig",
+    "CryptoModule",
+    "build_algo",
+    "config_from_manifest",
+    "eam_signals",
+    "module_features",
+    "position_walk",
+]

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import configure_logger
+from tqdm.auto import tqdm
 
 from cryptorl.features import DataRefinementUnit
 from cryptorl.portfolio.backtest import BacktestResult, backtest
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv
 
+from .batched import torch_threads
 from .crypto_module import (
     MEMBER_SEED_STRIDE,
     CMConfig,
@@ -36,7 +40,9 @@ from .crypto_module import (
     eam_signals,
     module_features,
 )
-from .networks import EAMCNN, SAMCNN
+from .networks import EAMCNN, SAMCNN, resolve_device
+
+TRAIN_THREADS = 1  # intra-op torch threads while training: the networks are tiny (see docs/crypto_modules.md)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,53 @@ def policy_backtest(
     )
 
 
+VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades")
+
+
+def validation_row(
+    module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto: np.ndarray, timesteps: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The validation figures of crypto shares decided at ``index`` (backtest engine): the row
+    logged and kept in the history, and the backtest's metrics."""
+    weights = pd.DataFrame({"cash": 1.0 - crypto, module.asset: crypto}, index=index)
+    res = backtest(
+        weights,
+        {module.asset: market},
+        interval=module.interval,
+        fee=module.config.fee,
+        execution=module.config.execution,
+    )
+    m = res.metrics()
+    trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
+    row = {
+        "timesteps": float(timesteps),
+        "value": float(res.values.iloc[-1]),
+        "ARR": m["ARR"],
+        "Sortino": m["Sortino"],
+        "MaxDrawdown": m["MaxDrawdown"],
+        "crypto_share": float(crypto[:-1].mean()),
+        "trades": float(trades),
+    }
+    return row, m
+
+
+def selection_score(row: dict[str, float], selection: str) -> float:
+    """What a checkpoint is ranked by (``CMConfig.selection``): its validation Sortino, minus a
+    large penalty under ``sortino_trading`` when it holds crypto on under 5 % or over 95 % of the
+    bars (a collapsed checkpoint is kept only while no trading one was seen)."""
+    score = row["Sortino"] if not np.isnan(row["Sortino"]) else -np.inf
+    if selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
+        score -= 1e6
+    return score
+
+
+def log_validation(logger: Logger, row: dict[str, float], best: float, timesteps: int) -> None:
+    for key in VALIDATION_KEYS:
+        logger.record(f"validation/{key}", row[key])
+    logger.record("validation/best_Sortino", float(best))
+    logger.dump(timesteps)
+
+
 class ValidationCallback(BaseCallback):
     """Evaluate on validation every ``eval_freq`` steps; log to TensorBoard; keep the best."""
 
@@ -137,37 +190,14 @@ class ValidationCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         crypto = np.clip(self.module._actions(self._obs), 0.0, 1.0)
-        weights = pd.DataFrame({"cash": 1.0 - crypto, self.module.asset: crypto}, index=self._index)
-        res = backtest(
-            weights,
-            {self.module.asset: self.market},
-            interval=self.module.interval,
-            fee=self.module.config.fee,
-            execution=self.module.config.execution,
-        )
-        m = res.metrics()
-        trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
-        row = {
-            "timesteps": float(self.num_timesteps),
-            "value": float(res.values.iloc[-1]),
-            "ARR": m["ARR"],
-            "Sortino": m["Sortino"],
-            "MaxDrawdown": m["MaxDrawdown"],
-            "crypto_share": float(crypto[:-1].mean()),
-            "trades": float(trades),
-        }
+        row, m = validation_row(self.module, self.market, self._index, crypto, self.num_timesteps)
         self.history.append(row)
-        for key in ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades"):
-            self.logger.record(f"validation/{key}", row[key])
-        score = m["Sortino"] if not np.isnan(m["Sortino"]) else -np.inf
-        if self.selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
-            score -= 1e6  # a collapsed checkpoint is kept only while no trading one was seen
+        score = selection_score(row, self.selection)
         if self.selection == "last" or score > self.best_score or self.best_state is None:
             self.best_score = score
             self.best_state = copy.deepcopy(self.module.sam.policy.state_dict())
             self.best_metrics = {k: float(v) for k, v in m.items()}
-        self.logger.record("validation/best_Sortino", float(self.best_score))
-        self.logger.dump(self.num_timesteps)
+        log_validation(self.logger, row, self.best_score, self.num_timesteps)
         if self.on_evaluate is not None:
             self.on_evaluate(row)
 
@@ -194,12 +224,17 @@ def train_crypto_module(
     run_name: str | None = None,
     progress_bar: bool = False,
     on_evaluate: Callable[[dict[str, float]], None] | None = None,
-) -> tuple[CryptoModule, ValidationCallback]:
-    """Train a Crypto Module on ``split``; returns it with its validation callback (history).
+    threads: int | None = TRAIN_THREADS,
+) -> tuple[CryptoModule, ValidationCallback | MemberValidation]:
+    """Train a Crypto Module on ``split``; returns it with its first member's validation record
+    (``history``, ``best_score``, ``best_metrics``).
 
-    ``on_evaluate`` is called with every validation row (timesteps, Sortino, ...) as it is computed;
-    an exception it raises stops training (the tuner prunes trials this way). An ensemble returns
-    its first member's callback; the module's ``validation`` figures are the ensemble's.
+    ``on_evaluate`` is called with every validation row of the first member (timesteps,
+    Sortino, ...) as it is computed (with the ``sb3`` backend: of every member, one after
+    another); an exception it raises stops training (the tuner prunes trials this way). The
+    module's ``validation`` figures are the ensemble's. ``config.learner`` says which backend
+    trains the members. Training runs with ``threads`` intra-op torch threads (None: as set);
+    ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
     """
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
@@ -232,7 +267,8 @@ def train_crypto_module(
             hyperparams=DEFAULT_EAM,
             device=config.device,
         )
-        eam.learn(config.eam_timesteps, tb_log_name=f"{run_name}_eam", progress_bar=progress_bar)
+        eam.set_logger(make_logger(tensorboard_log, f"{run_name}_eam"))
+        eam.learn(config.eam_timesteps, progress_bar=progress_bar)
         signals = eam_signals(eam, market, feats, config)
 
     template = CryptoModuleEnv(
@@ -245,35 +281,19 @@ def train_crypto_module(
         observe_position=config.observe_position,
         **env_kw,
     )
-    members: list = []
-    for k in range(config.ensemble):
-        seed = config.seed + MEMBER_SEED_STRIDE * k
-        sam = build_algo(
-            config.algo,
-            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
-            SAMCNN,
-            config.features_dim,
-            seed=seed,
-            tensorboard_log=tensorboard_log,
-            hyperparams=config.algo_kwargs(),
-            device=config.device,
-        )
-        callback = ValidationCallback(
-            CryptoModule(config, dru, sam, eam, ranges=split.as_dict()),
-            market,
-            metrics,
-            *split.validation,
-            eval_freq=eval_freq,
-            on_evaluate=on_evaluate,
-            selection=config.selection,
-        )
-        name = run_name if k == 0 else f"{run_name}_member{k}"
-        sam.learn(config.timesteps, callback=callback, tb_log_name=name, progress_bar=progress_bar)
-        if hasattr(sam, "replay_buffer"):  # hundreds of MB an off-policy member no longer needs
-            sam.replay_buffer = None
-        members.append(sam)
-        if k == 0:
-            first = callback  # what is returned: its history and best score
+    seeds = [config.seed + MEMBER_SEED_STRIDE * k for k in range(config.ensemble)]
+    names = [run_name] if config.ensemble == 1 else [f"{run_name}_m{k}" for k in range(config.ensemble)]
+    loggers = [make_logger(tensorboard_log, name) for name in names]
+    progress = ModuleProgress(config, run_name) if progress_bar else None
+    learn = _train_batched if config.learner == "batched" else _train_sb3
+    try:
+        with torch_threads(threads):
+            members, first = learn(
+                market, metrics, config, split, dru, eam, template, seeds, loggers, eval_freq, on_evaluate, progress
+            )
+    finally:
+        if progress is not None:
+            progress.close()
     module = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict(), members=members)
     if len(members) == 1:
         module.validation = first.best_metrics
@@ -284,6 +304,164 @@ def train_crypto_module(
         module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
         module.sam.logger.dump(module.sam.num_timesteps)
     return module, first
+
+
+def make_logger(tensorboard_log: str | None, name: str) -> Logger:
+    """An SB3 logger writing to ``tensorboard_log/name_N`` (N: the next run number, as SB3
+    numbers its runs), or one with no outputs and no folder without ``tensorboard_log`` (SB3
+    would otherwise make an empty ``SB3-<time>`` folder in the system temp folder)."""
+    if tensorboard_log:
+        return configure_logger(0, tensorboard_log, name, True)
+    return Logger(folder=None, output_formats=[])
+
+
+@dataclass
+class MemberValidation:
+    """One member's validation record under the batched learner (what ValidationCallback keeps)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float = -np.inf
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class ModuleProgress:
+    """One progress bar per module: members, steps (all members together), best validation Sortino."""
+
+    def __init__(self, config: CMConfig, name: str):
+        per_member = -(-config.timesteps // config.n_envs) * config.n_envs  # learners stop on a whole vector step
+        self.k = config.ensemble
+        self.bar = tqdm(total=per_member * self.k, desc=name, unit="step", unit_scale=True, dynamic_ncols=True)
+        self.best: list[float] = [np.nan] * self.k
+
+    def update(self, steps: int) -> None:
+        self.bar.update(steps)
+
+    def validated(self, member: int, best: float) -> None:
+        self.best[member] = best
+        seen = [b for b in self.best if np.isfinite(b)]
+        text = f"{np.mean(seen):.2f}" if seen else "n/a"
+        self.bar.set_postfix_str(f"{self.k} member{'s' if self.k > 1 else ''}, val Sortino {text}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _ProgressCallback(BaseCallback):
+    """Feeds an SB3 member's steps to its module's bar."""
+
+    def __init__(self, progress: ModuleProgress):
+        super().__init__()
+        self.progress = progress
+
+    def _on_step(self) -> bool:
+        self.progress.update(self.training_env.num_envs)
+        return True
+
+
+def _train_sb3(market, metrics, config, split, dru, eam, template, seeds, loggers, eval_freq, on_evaluate, progress):
+    """The members one after another, each an SB3 ``learn`` with its ValidationCallback."""
+    members: list = []
+    callbacks: list[ValidationCallback] = []
+    for k, (seed, logger) in enumerate(zip(seeds, loggers, strict=True)):
+        sam = build_algo(
+            config.algo,
+            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
+            SAMCNN,
+            config.features_dim,
+            seed=seed,
+            hyperparams=config.algo_kwargs(),
+            device=config.device,
+        )
+        sam.set_logger(logger)
+        callback = ValidationCallback(
+            CryptoModule(config, dru, sam, eam, ranges=split.as_dict()),
+            market,
+            metrics,
+            *split.validation,
+            eval_freq=eval_freq,
+            on_evaluate=on_evaluate,
+            selection=config.selection,
+        )
+        extra = []
+        if progress is not None:
+            extra = [_ProgressCallback(progress)]
+            callback.on_evaluate = _also(
+                on_evaluate, lambda row, k=k, cb=callback: progress.validated(k, cb.best_score)
+            )
+        sam.learn(config.timesteps, callback=CallbackList([callback, *extra]))
+        if hasattr(sam, "replay_buffer"):  # hundreds of MB an off-policy member no longer needs
+            sam.replay_buffer = None
+        members.append(sam)
+        callbacks.append(callback)
+    return members, callbacks[0]
+
+
+def _also(first, then):
+    def both(row):
+        if first is not None:
+            first(row)
+        then(row)
+
+    return both
+
+
+def _train_batched(
+    market, metrics, config, split, dru, eam, template, seeds, loggers, eval_freq, on_evaluate, progress
+):
+    """The members together (:func:`agents.batched.learn_dqn_members`), each selected on validation."""
+    from .batched import learn_dqn_members
+
+    members = []
+    for seed in seeds:  # each member's SB3 DQN, built (and initialised) as the sb3 backend builds it
+        sam = build_algo(
+            config.algo,
+            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
+            SAMCNN,
+            config.features_dim,
+            seed=seed,
+            hyperparams=config.algo_kwargs(),
+            device=config.device,
+        )
+        sam.replay_buffer = None  # the batched learner has its own
+        members.append(sam)
+    for sam, logger in zip(members, loggers, strict=True):
+        sam.set_logger(logger)
+    probe = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict())
+    val_env = probe.env(market, metrics, start=split.validation[0], end=split.validation[1])
+    obs = val_env.obs_tensor[val_env.first_step : val_env.last_step + 1]
+    index = val_env.index[val_env.first_step : val_env.last_step + 1]
+    records = [MemberValidation() for _ in members]
+
+    def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
+        keep = np.zeros(len(records), dtype=bool)
+        for k, rec in enumerate(records):
+            row, m = validation_row(probe, market, index, np.clip(crypto[k], 0.0, 1.0), timesteps)
+            rec.history.append(row)
+            score = selection_score(row, config.selection)
+            if config.selection == "last" or score > rec.best_score or not rec.best_metrics:
+                keep[k] = True
+                rec.best_score, rec.best_metrics = score, {key: float(v) for key, v in m.items()}
+            log_validation(loggers[k], row, rec.best_score, timesteps)
+            if progress is not None:
+                progress.validated(k, rec.best_score)
+            if k == 0 and on_evaluate is not None:
+                on_evaluate(row)
+        return keep
+
+    learn_dqn_members(
+        members,
+        template,
+        seeds,
+        config.timesteps,
+        config.algo_kwargs(),
+        n_envs=config.n_envs,
+        device=resolve_device(config.device),
+        validation_obs=obs,
+        evaluate=evaluate,
+        eval_freq=max(1, int(eval_freq)),
+        on_step=None if progress is None else lambda _t: progress.update(len(members) * config.n_envs),
+    )
+    return members, records[0]
 
 
 DEFAULT_EAM = {

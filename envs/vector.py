@@ -10,7 +10,9 @@ episode's first one and ``infos[i]["terminal_observation"]`` holds the last one,
 
 Seeding: environment i draws its episode starts from its own generator, seeded ``seed + i``
 exactly as ``CryptoModuleEnv.reset(seed=seed + i)`` would, so N single environments reset with
-those seeds and fed the same actions give the same rewards.
+those seeds and fed the same actions give the same rewards. ``seed`` may also be a list of N
+seeds, one per environment (K groups of environments stepped together, each seeded as its own
+vector environment would be).
 
 Speed: the per-step ``infos`` are empty dicts unless ``full_info=True`` (building N dicts of
 floats costs more than the step itself); the same figures are always in the arrays
@@ -46,7 +48,7 @@ class CryptoModuleVecEnv(VecEnv):
         env: CryptoModuleEnv | None = None,
         num_envs: int = 8,
         *,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         full_info: bool = False,
         **env_kwargs: Any,
     ):
@@ -78,6 +80,16 @@ class CryptoModuleVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         if seed is not None:
             self.seed(seed)
+
+    def seed(self, seed: int | Sequence[int] | None = None) -> Sequence[int | None]:
+        """Seeds for the next ``reset``: ``seed + i`` for environment i, or one seed per environment."""
+        if seed is None or isinstance(seed, (int, np.integer)):
+            return super().seed(None if seed is None else int(seed))
+        seeds = [int(s) for s in seed]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+        self._seeds = seeds
+        return seeds
 
     # ------------------------------------------------------------ episodes
     def _new_episode(self, i: int) -> int:

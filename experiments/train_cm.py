@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--episode-length", type=int, default=None, help="training episode length in bars (default 64)")
     p.add_argument("--eval-freq", type=int, default=None, help="validate every N timesteps (default 2000)")
+    from agents.backends import BACKENDS
+
+    p.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default=None,
+        help="how the ensemble's members train: "
+        + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items())
+        + " (default batched; algorithms without a batched learner use sb3)",
+    )
     p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
