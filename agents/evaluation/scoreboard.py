@@ -254,15 +254,14 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(width=160)
     for pname, g in stitched.groupby("portfolio", sort=False):
         table = Table(title=f"{pname}: stitched out-of-sample ({int(g['windows'].iloc[0])} windows)")
         cols = ["strategy", "Sortino", "Sharpe", "ARR", "MaxDD", "Sortino seeds", "DSR", "won vs EW", "p win", "p boot"]
         for c in cols:
             table.add_column(c, justify="left" if c == "strategy" else "right")
         v = versus[(versus.portfolio == pname) & (versus.baseline == EQUAL_WEIGHT)].set_index("strategy")
-        for row in g.itertuples(index=False):
-            d = row._asdict()
+        for d in g.to_dict("records"):
             if d["strategy"].startswith("B&H ") and d["strategy"] != EQUAL_WEIGHT:
                 continue
             vs = v.loc[d["strategy"]] if d["strategy"] in v.index else None
