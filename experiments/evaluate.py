@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-metrics", action="store_true", help="ignore the protocol's metrics source (an ablation: market data only)"
     )
+    p.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="train nothing: score the protocol's baselines alone (seconds; the scoreboard's reference figures)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -92,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"
-    n = len(protocol.windows) * len(protocol.configs) * len(protocol.seeds) * len(protocol.assets)
+    n = 0 if args.baselines_only else len(protocol.windows) * len(protocol.configs) * len(protocol.seeds)
+    n *= len(protocol.assets)
     print(
         f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
         f"configs x {len(protocol.windows)} windows = {n} modules; output {out}"
@@ -106,11 +112,18 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             progress=not args.no_progress,
             on=args.score_on,
+            baselines_only=args.baselines_only,
         )
     except (RuntimeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
-    targets = paths["targets"].read_text()
-    print(targets)
+    if "scoreboard" in paths:
+        import pandas as pd
+
+        from agents.evaluation.scoreboard import print_scoreboard
+
+        print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]))
+    elif "targets" in paths:
+        print(paths["targets"].read_text())
     print(f"report: {paths['report']}")
     return 0
 

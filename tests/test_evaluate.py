@@ -270,3 +270,73 @@ def test_train_fee_is_charged_in_training_only():
     assert module.env(market, None).fee == 0.001  # what the module is validated and backtested with
     with pytest.raises(ValueError, match="train_fee"):
         CMConfig(train_fee=0.7)
+
+
+DEMO_WF = ROOT / "experiments" / "protocols" / "demo_walk_forward.yml"
+
+
+def test_baselines_key_and_trials_before():
+    raw = raw_demo()
+    p = parse_protocol(raw)
+    assert (p.trend_sma, p.tsmom, p.donchian, p.inverse_vol, p.n_trials) == (20, None, None, None, 2)
+    raw.pop("baselines")  # no key: every baseline with its default
+    p = parse_protocol(raw)
+    assert (p.tsmom, p.donchian, p.inverse_vol) == (60, (10, 20, 30, 60, 90), 30)
+    raw.update(baselines={"tsmom": True, "donchian": [5, 10]}, trials_before=4)
+    p = parse_protocol(raw)
+    assert (p.trend_sma, p.tsmom, p.donchian, p.inverse_vol, p.n_trials) == (20, 60, (5, 10), None, 6)
+    assert p.subset(configs=["ohlcv"]).n_trials == 5
+    for bad, message in (({"sma": 3}, "baselines takes"), ({"donchian": [1]}, "donchian"), ({"tsmom": 0}, "tsmom")):
+        with pytest.raises(ValueError, match=message):
+            parse_protocol({**raw, "baselines": bad})
+    with pytest.raises(ValueError, match="trials_before"):
+        parse_protocol({**raw, "trials_before": -1})
+
+
+def test_walk_forward_train_from_shortens_only_the_first_trainings():
+    p = load_protocol(ROOT / "experiments" / "protocols" / "walk_forward_daily.yml")
+    assert len(p.windows) == 25 and p.windows[-1].backtest[1] == pd.Timestamp("2025-02-20 23:59:59", tz="UTC")
+    assert p.windows[0].train[0] == pd.Timestamp("2018-01-01", tz="UTC")  # clipped from 2017-10-01
+    assert p.windows[1].train[0] == pd.Timestamp("2018-01-01", tz="UTC")  # 12 months before 2019-01-01
+    assert p.windows[2].train[0] == pd.Timestamp("2018-04-01", tz="UTC")
+    for a, b in zip(p.windows, p.windows[1:]):
+        assert a.backtest[1] < b.backtest[0]  # disjoint out-of-sample windows
+
+
+@pytest.mark.slow
+def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
+    from agents.evaluation.scoreboard import SELECTED, select_configs
+
+    out = tmp_path / "wf"
+    assert evaluate_cmd.main([str(DEMO_WF), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "stitched out-of-sample (4 windows)" in printed
+    for name in ("scoreboard.csv", "versus.csv", "pbo.csv", "selection.csv", "stitched_btc_eth.png"):
+        assert (out / name).stat().st_size > 0, name
+    board = pd.read_csv(out / "scoreboard.csv").set_index("strategy")
+    assert {"ohlcv", "trend", SELECTED, "TSMOM 30", "Donchian 10/20/30 vol-target", "Inverse vol 20"} <= set(
+        board.index
+    )
+    assert board.loc[["ohlcv", "trend", SELECTED], "trials"].eq(5).all()  # 2 configs + trials_before 3
+    assert board.loc[["ohlcv", "trend"], "DSR"].between(0, 1).all()
+    # the stitched curve chains the windows: its growth is the product of the windows' growths
+    runs = pd.read_csv(out / "runs.csv")
+    ew = runs[(runs.strategy == "B&H equal weight") & (runs.kind == "baseline")]
+    assert board.loc["B&H equal weight", "ARR"] == pytest.approx(np.prod(1 + ew["ARR"].to_numpy()) - 1, rel=1e-5)
+    versus = pd.read_csv(out / "versus.csv")
+    assert versus["windows won"].between(0, 1).all() and versus["bootstrap p (Sortino)"].between(0, 1).all()
+    assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
+    # "selected" trades, in each window, the config with the best validation Sortino so far
+    protocol = load_protocol(DEMO_WF)
+    data = load_markets(protocol, progress=False)
+    scores = score(protocol, data, out)
+    sel = select_configs(protocol, scores, list(protocol.windows), ["BTC", "ETH"])
+    val = scores.cms.groupby(["window", "config"])["validation_Sortino"].mean().unstack()
+    first = protocol.windows[0].name
+    assert sel.config.iloc[0] == val.loc[first].idxmax()
+    # baselines only: nothing trained, the same baseline figures
+    only = tmp_path / "base"
+    assert evaluate_cmd.main([str(DEMO_WF), "--out", str(only), "--no-progress", "--baselines-only"]) == 0
+    assert not (only / "models").exists()
+    b = pd.read_csv(only / "scoreboard.csv").set_index("strategy")
+    assert b.loc["B&H equal weight", "Sortino"] == pytest.approx(board.loc["B&H equal weight", "Sortino"])

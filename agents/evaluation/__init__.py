@@ -10,7 +10,9 @@
    its validation end, saved in a model store per (config, window, seed) so that a rerun skips
    what is trained; then one backtest of each module, voted portfolio and baseline;
 3. :mod:`.report`: Markdown + CSV + PNG with means and spreads over seeds, seeds beating each
-   baseline, rank tests, collapsed modules and the issue's target figures.
+   baseline, rank tests, collapsed modules and the target figures;
+4. :mod:`.scoreboard`: with many disjoint windows, the stitched out-of-sample curves, windows won,
+   paired tests, block bootstrap, deflated Sharpe, PBO and the "selected" meta-strategy.
 """
 
 from __future__ import annotations
@@ -92,20 +94,24 @@ def evaluate(
     address: str | None = None,
     progress: bool = True,
     on: str = "backtest",
+    baselines_only: bool = False,
 ) -> dict[str, Path]:
     """Train what is missing, backtest everything once, write the report; returns its paths.
 
     ``on="validation"`` scores the validation ranges instead (choosing configurations without
     looking at a backtest). The backtests need every module, so a failed
     training ends the evaluation with a ``RuntimeError`` naming them (rerun to retry only those).
+    ``baselines_only``: train nothing and score the baselines alone (seconds, for the scoreboard's
+    reference figures).
     """
     out = Path(out)
     data = load_markets(protocol, store, progress=progress) if data is None else data
-    outcomes, _ = train_all(protocol, data, out, workers=workers, address=address, progress=progress)
-    failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
-    if failed:
-        raise RuntimeError(f"{len(failed)} training(s) failed, first: {failed[0]}")
-    scores = score(protocol, data, out, on=on)
+    if not baselines_only:
+        outcomes, _ = train_all(protocol, data, out, workers=workers, address=address, progress=progress)
+        failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
+        if failed:
+            raise RuntimeError(f"{len(failed)} training(s) failed, first: {failed[0]}")
+    scores = score(protocol, data, out, on=on, baselines_only=baselines_only)
     report = out if on == "backtest" else out / "validation"
     return write_evaluation_report(protocol, scores, report, on=on)
 

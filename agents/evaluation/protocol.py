@@ -21,7 +21,13 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
     configs:                                      # CMConfig fields (asset, seed, fee, interval,
       ppo_ohlcv: {algo: ppo, timesteps: 30000}    # execution come from the protocol)
       ppo_trend: {features: [ret_5, ret_20, sma_20]}
-    baselines: {trend_sma: 20}
+    baselines: {trend_sma: 20, tsmom: 60, donchian: [10, 20, 30, 60, 90], inverse_vol: 30}
+    trials_before: 0                              # configurations tried in earlier rounds (deflated Sharpe)
+
+``baselines``: the trend rule always runs (``trend_sma``, default 20 bars); time-series momentum
+(``tsmom``: lookback), the Donchian ensemble with volatility targeting (``donchian``: lookbacks)
+and inverse-volatility weights (``inverse_vol``: volatility window, rebalanced as often) run when
+named (``true`` takes the default). Without a ``baselines`` key every baseline runs with its default.
 
 :func:`load_protocol` checks everything before any work starts and raises ``ValueError`` with
 one line naming the key at fault.
@@ -30,7 +36,7 @@ one line naming the key at fault.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +64,9 @@ _KEYS = {
     "configs",
     "baselines",
     "description",
+    "trials_before",
 }
+BASELINE_DEFAULTS: dict[str, Any] = {"trend_sma": 20, "tsmom": 60, "donchian": (10, 20, 30, 60, 90), "inverse_vol": 30}
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,15 @@ class Protocol:
     configs: dict[str, dict[str, Any]]
     trend_sma: int = 20
     metrics: str | None = None
+    tsmom: int | None = None  # lookback of the time-series momentum baseline (None: not run)
+    donchian: tuple[int, ...] | None = None  # lookbacks of the Donchian ensemble baseline
+    inverse_vol: int | None = None  # volatility window (and rebalance period) of inverse-vol weights
+    trials_before: int = 0  # configurations tried before this protocol (counted by the deflated Sharpe)
+
+    @property
+    def n_trials(self) -> int:
+        """Configurations tried: this protocol's plus ``trials_before``."""
+        return len(self.configs) + self.trials_before
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
@@ -133,20 +150,13 @@ class Protocol:
         sds = pick("seed(s)", None if seeds is None else [int(s) for s in seeds], self.seeds)
         ass = pick("asset(s)", None if assets is None else [a.upper() for a in assets], self.assets)
         ports = {k: v for k, v in self.portfolios.items() if set(v) <= set(ass)}
-        return Protocol(
-            self.name,
-            self.interval,
-            self.source,
-            tuple(ass),
-            ports,
-            tuple(sds),
-            self.fee,
-            self.execution,
-            self.eval_freq,
-            tuple(w for w in self.windows if w.name in wins),
-            {k: self.configs[k] for k in cfgs},
-            self.trend_sma,
-            self.metrics,
+        return replace(
+            self,
+            assets=tuple(ass),
+            portfolios=ports,
+            seeds=tuple(sds),
+            windows=tuple(w for w in self.windows if w.name in wins),
+            configs={k: self.configs[k] for k in cfgs},
         )
 
 
@@ -183,10 +193,18 @@ def _window(name: str, spec: Any) -> Window:
 
 def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     """Consecutive windows: backtests of ``backtest_months`` every ``step_months`` from ``start``
-    to ``end``, each after ``validation_months`` of validation and ``train_months`` of training."""
+    to ``end``, each after ``validation_months`` of validation and ``train_months`` of training.
+
+    ``train_from`` (optional): the earliest training start, for data that begin late: a window
+    whose training would start before it trains from it (a shorter training range)."""
     need = {"start", "end", "train_months", "validation_months", "backtest_months"}
-    if not isinstance(spec, dict) or not need <= set(spec) or set(spec) - need - {"step_months"}:
-        raise ValueError(f"walk_forward must give {sorted(need)} (and optionally step_months)")
+    if not isinstance(spec, dict) or not need <= set(spec) or set(spec) - need - {"step_months", "train_from"}:
+        raise ValueError(f"walk_forward must give {sorted(need)} (and optionally step_months, train_from)")
+    floor = (
+        None
+        if spec.get("train_from") is None
+        else _date(spec["train_from"], end=False, where="walk_forward.train_from")
+    )
     start, end = (
         _date(spec["start"], end=False, where="walk_forward.start"),
         _date(spec["end"], end=True, where="walk_forward.end"),
@@ -201,6 +219,10 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
         bt1 = min(bt0 + pd.DateOffset(months=months["backtest_months"]) - eps, end)
         va0 = bt0 - pd.DateOffset(months=months["validation_months"])
         tr0 = va0 - pd.DateOffset(months=months["train_months"])
+        if floor is not None:
+            if floor >= va0:
+                raise ValueError(f"walk_forward.train_from {floor:%Y-%m-%d} leaves no training before {va0:%Y-%m-%d}")
+            tr0 = max(tr0, floor)
         out.append(Window(f"wf{len(out) + 1}-{bt0:%Y%m%d}", Split((tr0, va0 - eps), (va0, bt0 - eps), (bt0, bt1))))
         bt0 = bt0 + pd.DateOffset(months=step)
     return out
@@ -261,12 +283,10 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"configs.{cname}: {exc}") from None
         checked[str(cname)] = opts
-    base = raw.get("baselines") or {}
-    if set(base) - {"trend_sma"}:
-        raise ValueError(f"baselines takes trend_sma only, got {sorted(base)}")
-    trend_sma = int(base.get("trend_sma", 20))
-    if trend_sma < 2:
-        raise ValueError(f"baselines.trend_sma must be at least 2 bars, got {trend_sma}")
+    base = _baselines(raw["baselines"] if "baselines" in raw else dict(BASELINE_DEFAULTS))
+    trials_before = raw.get("trials_before", 0)
+    if not isinstance(trials_before, int) or trials_before < 0:
+        raise ValueError(f"trials_before must be a whole number >= 0, got {trials_before!r}")
     return Protocol(
         str(raw.get("name", name)),
         interval,
@@ -279,9 +299,33 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         int(raw.get("eval_freq", 2000)),
         tuple(windows),
         checked,
-        trend_sma,
+        base["trend_sma"],
         None if raw.get("metrics") is None else str(raw["metrics"]),
+        base.get("tsmom"),
+        base.get("donchian"),
+        base.get("inverse_vol"),
+        trials_before,
     )
+
+
+def _baselines(base: Any) -> dict[str, Any]:
+    """The checked ``baselines`` mapping (see the module docstring)."""
+    base = {} if base is None else base
+    if not isinstance(base, dict) or set(base) - set(BASELINE_DEFAULTS):
+        got = sorted(base) if isinstance(base, dict) else base
+        raise ValueError(f"baselines takes {sorted(BASELINE_DEFAULTS)}, got {got}")
+    out = {k: BASELINE_DEFAULTS[k] if v is True else v for k, v in base.items() if v is not None and v is not False}
+    out.setdefault("trend_sma", BASELINE_DEFAULTS["trend_sma"])
+    for key, least in (("trend_sma", 2), ("tsmom", 1), ("inverse_vol", 2)):
+        if key in out:
+            if not isinstance(out[key], int) or out[key] < least:
+                raise ValueError(f"baselines.{key} must be a whole number of bars >= {least}, got {out[key]!r}")
+    if "donchian" in out:
+        look = out["donchian"]
+        if not isinstance(look, (list, tuple)) or not look or not all(isinstance(n, int) and n >= 2 for n in look):
+            raise ValueError(f"baselines.donchian must be a list of lookbacks >= 2 bars, got {look!r}")
+        out["donchian"] = tuple(look)
+    return out
 
 
 def load_protocol(path: str | Path) -> Protocol:

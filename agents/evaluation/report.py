@@ -8,7 +8,10 @@
 * ``cms.csv``: per module (window, config, asset, seed): share of bars in crypto, trades,
   collapse flag (always in / always out), Sortino against its own buy-and-hold;
 * ``targets.csv``: the issue's "Done when" figures per window and config;
-* ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``.
+* ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``;
+* with two or more disjoint windows, the walk-forward scoreboard (:mod:`.scoreboard`):
+  ``scoreboard.csv`` (stitched figures), ``versus.csv`` (every strategy against every portfolio
+  baseline), ``pbo.csv``, ``selection.csv`` and ``stitched_<portfolio>.png``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from cryptorl.portfolio.report import slug
 
 from .protocol import Protocol
 from .runner import Scores
+from .scoreboard import Scoreboard, build_scoreboard, plot_stitched
 
 FIGURES = ("ARR", "Sortino", "MaxDrawdown", "Turnover")
 EQUAL_WEIGHT = "B&H equal weight"
@@ -129,18 +133,15 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table = portfolio_table(protocol, scores)
-    cmt = cm_table(scores)
-    tgt = targets(protocol, scores, table)
-    paths = {
-        "report": out / "report.md",
-        "portfolios": out / "portfolios.csv",
-        "cms": out / "cms.csv",
-        "targets": out / "targets.csv",
-        "runs": out / "runs.csv",
-    }
+    trained = not scores.cms.empty  # False when only the baselines were scored
+    cmt = cm_table(scores) if trained else pd.DataFrame()
+    tgt = targets(protocol, scores, table) if trained else pd.DataFrame()
+    paths = {"report": out / "report.md", "portfolios": out / "portfolios.csv", "runs": out / "runs.csv"}
+    if trained:
+        paths.update(cms=out / "cms.csv", targets=out / "targets.csv")
+        cmt.to_csv(paths["cms"], index=False, float_format="%.6g")
+        tgt.to_csv(paths["targets"], index=False, float_format="%.6g")
     table.to_csv(paths["portfolios"], index=False, float_format="%.6g")
-    cmt.to_csv(paths["cms"], index=False, float_format="%.6g")
-    tgt.to_csv(paths["targets"], index=False, float_format="%.6g")
     pd.concat([scores.runs, scores.cms.assign(kind="module")], ignore_index=True).to_csv(
         paths["runs"], index=False, float_format="%.6g"
     )
@@ -152,7 +153,9 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
         f"{', '.join(protocol.configs)}.",
         "",
         (
-            "Model selection never looked at a backtest range: every module was trained and selected on data "
+            "**Baselines only**: no Crypto Module was trained or scored."
+            if not trained
+            else "Model selection never looked at a backtest range: every module was trained and selected on data "
             "cut at its window's validation end (enforced in code), and the backtests ran once, after all "
             "training."
             if on == "backtest"
@@ -187,6 +190,8 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
                     f"![]({png.name})",
                     "",
                 ]
+        if not trained:
+            continue
         c = cmt[cmt.window == window.name].drop(columns=["window"])
         lines += [
             "### Crypto Modules",
@@ -197,6 +202,76 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
             _md(c),
             "",
         ]
-    lines += ["## Targets", "", _md(tgt), ""]
+    board = build_scoreboard(protocol, scores)
+    if board is not None:
+        lines += scoreboard_section(protocol, board, out, paths, on=on)
+    if trained:
+        lines += ["## Targets", "", _md(tgt), ""]
     paths["report"].write_text("\n".join(lines))
     return paths
+
+
+def scoreboard_section(
+    protocol: Protocol, board: Scoreboard, out: Path, paths: dict[str, Path], *, on: str
+) -> list[str]:
+    """Write the scoreboard's CSVs and PNGs into ``out`` (adding them to ``paths``); its Markdown lines."""
+    for name in ("stitched", "versus", "pbo", "selection"):
+        frame = getattr(board, name)
+        key = "scoreboard" if name == "stitched" else name
+        if not frame.empty:
+            paths[key] = out / f"{key}.csv"
+            frame.to_csv(paths[key], index=False, float_format="%.6g")
+    n = int(board.stitched["windows"].iloc[0])
+    lines = [
+        "## Walk-forward scoreboard",
+        "",
+        f"{n} disjoint {on} windows stitched into one out-of-sample curve per strategy (seed-mean value "
+        "paths, daily returns chained; every window starts from cash). Sortino and Sharpe are annualised; "
+        "DSR = deflated Sharpe ratio given "
+        f"{protocol.n_trials} configuration(s) tried ({len(protocol.configs)} here + {protocol.trials_before} "
+        "before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
+        "baseline's; p (windows) = Wilcoxon signed-rank over the windows' Sortino pairs; bootstrap p = "
+        "stationary block bootstrap (mean block 20 days, 1000 resamples) of the paired stitched daily returns, "
+        "for the difference of Sortino ratios. How to read it: docs/evaluation.md.",
+        "",
+    ]
+    for pname in protocol.portfolios:
+        st = board.stitched[board.stitched.portfolio == pname].drop(columns=["portfolio"])
+        png = out / f"stitched_{slug(pname)}.png"
+        plot_stitched(board, pname, png, f"{pname}: {n} stitched out-of-sample windows ({protocol.name})")
+        paths[png.stem] = png
+        vs = board.versus[board.versus.portfolio == pname].drop(columns=["portfolio"])
+        keep = [
+            "strategy",
+            "baseline",
+            "windows won",
+            "Wilcoxon p (windows)",
+            "Sortino diff",
+            "Sortino diff CI low",
+            "Sortino diff CI high",
+            "bootstrap p (Sortino)",
+            "bootstrap p (Sharpe)",
+        ]
+        lines += [
+            f"### {pname}",
+            "",
+            _md(st.dropna(axis=1, how="all")),
+            "",
+            f"![]({png.name})",
+            "",
+            "Against each portfolio baseline:",
+            "",
+            _md(vs[keep]),
+            "",
+        ]
+    if not board.pbo.empty:
+        lines += [
+            "### Probability of backtest overfitting (CSCV over windows x configurations)",
+            "",
+            _md(board.pbo),
+            "",
+        ]
+    if not board.selection.empty:
+        sel = board.selection.pivot(index="window", columns="portfolio", values="config").reset_index()
+        lines += ["### Configuration selected per window (best mean validation Sortino so far)", "", _md(sel), ""]
+    return lines

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,16 @@ from cryptorl.portfolio import (
     vote,
 )
 from cryptorl.portfolio.backtest import BacktestResult
-from cryptorl.portfolio.baselines import trend_name, trend_timing
+from cryptorl.portfolio.baselines import (
+    donchian_ensemble,
+    donchian_name,
+    inverse_vol_name,
+    inverse_volatility,
+    time_series_momentum,
+    trend_name,
+    trend_timing,
+    tsmom_name,
+)
 
 from .protocol import Protocol, Window
 
@@ -166,11 +175,24 @@ def trades(crypto: pd.Series) -> int:
 def baseline_weights(
     protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end
 ) -> dict[str, pd.DataFrame]:
-    """The protocol's baselines on ``assets``: B&H of each, equal-weight B&H, CRP, trend timing."""
+    """The protocol's baselines on ``assets``: B&H of each, equal-weight B&H, CRP, trend timing,
+    and time-series momentum, the Donchian ensemble and inverse-volatility weights when named."""
     out = {f"B&H {a}": buy_and_hold(markets, a, start=start, end=end) for a in assets}
     out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)
     out["CRP equal weight"] = constant_rebalanced(markets, assets, start=start, end=end)
     out[trend_name(protocol.trend_sma)] = trend_timing(markets, assets, sma=protocol.trend_sma, start=start, end=end)
+    if protocol.tsmom is not None:
+        out[tsmom_name(protocol.tsmom)] = time_series_momentum(
+            markets, assets, lookback=protocol.tsmom, start=start, end=end
+        )
+    if protocol.donchian is not None:
+        out[donchian_name(protocol.donchian)] = donchian_ensemble(
+            markets, assets, lookbacks=protocol.donchian, interval=protocol.interval, start=start, end=end
+        )
+    if protocol.inverse_vol is not None:
+        out[inverse_vol_name(protocol.inverse_vol)] = inverse_volatility(
+            markets, assets, window=protocol.inverse_vol, rebalance=protocol.inverse_vol, start=start, end=end
+        )
     return out
 
 
@@ -182,6 +204,8 @@ class Scores:
     runs: pd.DataFrame  # one row per (window, portfolio, strategy, seed); baselines have seed -1
     values: dict[tuple[str, str, str], pd.Series]  # (window, portfolio, strategy) -> seed-mean value path
     returns: dict[tuple[str, str, str], pd.Series]  # same keys: seed-mean bar returns
+    # (window, portfolio, strategy, seed) -> value path of one seed (baselines: seed -1)
+    seed_values: dict[tuple[str, str, str, int], pd.Series] = field(default_factory=dict)
 
 
 def _row(res: BacktestResult) -> dict[str, float]:
@@ -192,17 +216,21 @@ def _row(res: BacktestResult) -> dict[str, float]:
 SCORE_RANGES = ("backtest", "validation")
 
 
-def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") -> Scores:
+def score(
+    protocol: Protocol, data: Data, out: Path | None, *, on: str = "backtest", baselines_only: bool = False
+) -> Scores:
     """Backtest every trained module, portfolio and baseline of the protocol (after all training).
 
     ``on="validation"`` scores the validation ranges instead, where the modules were selected:
     in-sample figures for choosing between configurations without ever looking at a backtest.
+    ``baselines_only``: the baselines alone (nothing trained is needed; ``out`` is not read).
     """
     if on not in SCORE_RANGES:
         raise ValueError(f"score on one of {SCORE_RANGES}, not {on!r}")
     cms, runs = [], []
     values: dict[tuple[str, str, str], list[pd.Series]] = {}
     rets: dict[tuple[str, str, str], list[pd.Series]] = {}
+    seed_values: dict[tuple[str, str, str, int], pd.Series] = {}
     costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
     for window in protocol.windows:
         b0, b1 = window.backtest if on == "backtest" else window.validation
@@ -226,7 +254,8 @@ def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") ->
                 )
                 values[(window.name, pname, bname)] = [res.values]
                 rets[(window.name, pname, bname)] = [res.returns]
-        for cname in protocol.configs:
+                seed_values[(window.name, pname, bname, -1)] = res.values
+        for cname in [] if baselines_only else protocol.configs:
             for seed in protocol.seeds:
                 decisions = {}
                 for asset in protocol.assets:
@@ -269,9 +298,10 @@ def score(protocol: Protocol, data: Data, out: Path, *, on: str = "backtest") ->
                     )
                     values.setdefault((window.name, pname, cname), []).append(res.values)
                     rets.setdefault((window.name, pname, cname), []).append(res.returns)
+                    seed_values[(window.name, pname, cname, seed)] = res.values
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
     mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
-    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r)
+    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values)
 
 
 def _load(root: Path, asset: str, interval: str) -> CryptoModule:

@@ -9,7 +9,19 @@
 * CRP (constant rebalanced portfolio, the paper's named future baseline): equal weights
   restored at every bar;
 * trend timing: ``1/n`` of each asset held while its close is above its n-bar simple moving
-  average (default 20), its share in cash otherwise; decided at bar t's close on closes up to t.
+  average (default 20), its share in cash otherwise; decided at bar t's close on closes up to t;
+* time-series momentum (Moskowitz, Ooi & Pedersen 2012, long/cash on spot): ``1/n`` of each asset
+  held while its n-bar return ``close_t / close_{t-n} - 1`` is positive;
+* Donchian ensemble with volatility targeting (after Zarattini, Pagani & Barbon 2025): for each
+  lookback n, long from a close at the n-bar high (the highest of the last n closes, t included)
+  until a close at the n/2-bar low; the signals averaged over the lookbacks, times
+  ``min(1, target_vol / realised_vol)``, times the asset's ``1/n`` budget (no leverage);
+* inverse volatility (equal risk, no correlations): weights proportional to ``1 / vol`` of each
+  asset's last ``window`` bar returns, fully invested, set every ``rebalance`` bars and left to
+  drift with prices in between.
+
+Every weight at bar t is computed from closes up to t, on each asset's whole market frame (so the
+history before ``start`` warms the indicators up); an indicator not yet defined holds cash.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cryptorl.data.frames import DataError, to_utc_timestamp
+from cryptorl.data.frames import DataError, periods_per_year, to_utc_timestamp
 
 
 def common_index(
@@ -126,9 +138,134 @@ def trend_timing(
     return _frame(idx, assets, np.column_stack(held) / len(assets))
 
 
+def _closes(markets: Mapping[str, pd.DataFrame], asset: str) -> pd.Series:
+    return markets[asset]["close"].astype("float64")
+
+
+def time_series_momentum(
+    markets: Mapping[str, pd.DataFrame],
+    assets: Sequence[str] | None = None,
+    *,
+    lookback: int = 60,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """Each asset held at ``1/n`` while ``close_t / close_{t-lookback} - 1 > 0``, else that share in cash."""
+    if int(lookback) < 1:
+        raise ValueError(f"time-series momentum needs a lookback of at least 1 bar, got {lookback}")
+    assets = list(markets) if assets is None else list(assets)
+    idx = common_index(markets, assets, start, end)
+    held = []
+    for a in assets:
+        close = _closes(markets, a)
+        up = close / close.shift(int(lookback)) - 1.0 > 0.0  # NaN (no history yet) compares False
+        held.append(up.reindex(idx).fillna(False).to_numpy(dtype="float64"))
+    return _frame(idx, assets, np.column_stack(held) / len(assets))
+
+
+def donchian_signal(close: pd.Series, lookback: int) -> pd.Series:
+    """1 while long, 0 while out: in after a close at the ``lookback``-bar high (the highest of the
+    last ``lookback`` closes, t included), out after a close at the ``lookback // 2``-bar low; a
+    bar that is both (flat prices) exits. Undefined history (fewer bars than the window) is out."""
+    n = int(lookback)
+    if n < 2:
+        raise ValueError(f"a Donchian lookback needs at least 2 bars, got {lookback}")
+    entry = (close >= close.rolling(n, min_periods=n).max()).to_numpy()
+    exit_ = (close <= close.rolling(max(n // 2, 1), min_periods=max(n // 2, 1)).min()).to_numpy()
+    # the position is the last event (entry 1, exit 0) carried forward; out before any event
+    event = np.where(exit_, 0.0, np.where(entry, 1.0, np.nan))
+    return pd.Series(event, index=close.index).ffill().fillna(0.0)
+
+
+def realised_vol(close: pd.Series, window: int, interval: str = "1d") -> pd.Series:
+    """Annualised standard deviation (ddof 1) of the last ``window`` bar returns, up to and including t."""
+    r = close.pct_change()
+    return r.rolling(int(window), min_periods=int(window)).std(ddof=1) * np.sqrt(periods_per_year(interval))
+
+
+def donchian_ensemble(
+    markets: Mapping[str, pd.DataFrame],
+    assets: Sequence[str] | None = None,
+    *,
+    lookbacks: Sequence[int] = (10, 20, 30, 60, 90),
+    target_vol: float = 0.25,
+    vol_window: int = 90,
+    interval: str = "1d",
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """The mean of :func:`donchian_signal` over ``lookbacks``, sized to ``target_vol``.
+
+    Asset i's weight at t is ``signal_t * min(1, target_vol / vol_t) / n`` where ``vol_t`` is
+    :func:`realised_vol` over ``vol_window`` bars: positions are resized every bar, never above
+    the asset's budget ``1/n`` (Zarattini et al. allow leverage up to 2; spot has none).
+    """
+    if not lookbacks:
+        raise ValueError("the Donchian ensemble needs at least one lookback")
+    if not target_vol > 0:
+        raise ValueError(f"target_vol must be positive, got {target_vol}")
+    assets = list(markets) if assets is None else list(assets)
+    idx = common_index(markets, assets, start, end)
+    held = []
+    for a in assets:
+        close = _closes(markets, a)
+        signal = pd.concat([donchian_signal(close, n) for n in lookbacks], axis=1).mean(axis=1)
+        scale = (float(target_vol) / realised_vol(close, vol_window, interval)).clip(upper=1.0)
+        held.append((signal * scale).reindex(idx).fillna(0.0).to_numpy(dtype="float64"))
+    return _frame(idx, assets, np.column_stack(held) / len(assets))
+
+
+def inverse_volatility(
+    markets: Mapping[str, pd.DataFrame],
+    assets: Sequence[str] | None = None,
+    *,
+    window: int = 30,
+    rebalance: int = 30,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """Weights ``(1/vol_i) / sum_j (1/vol_j)`` set at bars ``0, rebalance, 2 rebalance, ...`` of the
+    range and drifted with prices in between (so the engine trades only at a rebalance under
+    ``execution="close"``); ``vol_i`` is the std of asset i's last ``window`` bar returns up to the
+    rebalance bar. A rebalance where some asset has no volatility yet holds cash until the next."""
+    if int(window) < 2 or int(rebalance) < 1:
+        raise ValueError(f"inverse volatility needs window >= 2 and rebalance >= 1, got {window}, {rebalance}")
+    assets = list(markets) if assets is None else list(assets)
+    idx = common_index(markets, assets, start, end)
+    close = np.column_stack([_closes(markets, a).reindex(idx).to_numpy() for a in assets])
+    vol = np.column_stack(
+        [_closes(markets, a).pct_change().rolling(int(window)).std(ddof=1).reindex(idx).to_numpy() for a in assets]
+    )
+    w = np.zeros_like(close)
+    for r0 in range(0, len(idx), int(rebalance)):
+        r1 = min(r0 + int(rebalance), len(idx))
+        v = vol[r0]
+        if not np.all(np.isfinite(v) & (v > 0)):
+            continue  # cash until a rebalance where every asset has a volatility
+        target = (1.0 / v) / (1.0 / v).sum()
+        grown = target * close[r0:r1] / close[r0]
+        w[r0:r1] = grown / grown.sum(axis=1, keepdims=True)
+    return _frame(idx, assets, w)
+
+
 def trend_name(sma: int = 20) -> str:
     """The report name of :func:`trend_timing`'s baseline."""
     return f"Trend SMA{int(sma)}"
+
+
+def tsmom_name(lookback: int = 60) -> str:
+    """The report name of :func:`time_series_momentum`'s baseline."""
+    return f"TSMOM {int(lookback)}"
+
+
+def donchian_name(lookbacks: Sequence[int] = (10, 20, 30, 60, 90)) -> str:
+    """The report name of :func:`donchian_ensemble`'s baseline."""
+    return "Donchian " + "/".join(str(int(n)) for n in lookbacks) + " vol-target"
+
+
+def inverse_vol_name(window: int = 30) -> str:
+    """The report name of :func:`inverse_volatility`'s baseline."""
+    return f"Inverse vol {int(window)}"
 
 
 def baselines(
