@@ -152,6 +152,14 @@ def _digest(root: Path) -> dict[str, str]:
     return out
 
 
+def _tree(root: Path) -> dict[str, str]:
+    """Every file (sha256, as :func:`_digest`) and every folder (``"dir"``) under ``root``: a refused
+    command must not leave a new empty folder either."""
+    out = _digest(root)
+    out.update({p.relative_to(root).as_posix(): "dir" for p in root.rglob("*") if p.is_dir()})
+    return out
+
+
 # ---------------------------------------------------------------------------------------- breakers
 def _csv_edit(asset: str, row: int, **values) -> Callable[[Path], None]:
     def setup(w: Path) -> None:
@@ -736,3 +744,58 @@ def test_close_x1000_warns_naming_the_bar(copy, capsys):
     assert _run("fetch_data", argv) == 0
     err = capsys.readouterr().err
     assert "warning: [BTC] suspicious close" in err and day in err
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+def _holey_csv(folder: Path, hole: tuple[str, str]) -> Path:
+    """A daily BTC file in the layout of the shared price files, with the days of ``hole`` missing."""
+    market, _ = demo_data("BTC", "1d", "2020-03-01", "2021-09-30")
+    frame = market.reset_index().rename(columns={"time": "datetime"})
+    days = frame["datetime"].dt.strftime("%Y-%m-%d")
+    frame = frame[(days < hole[0]) | (days > hole[1])].assign(datetime=days)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "BTC-USD_1d.csv", index=False)
+    return folder
+
+
+def _protocol(path: Path, source: str, extra: str = "") -> Path:
+    path.write_text(
+        f"name: holey\nsource: {source}\nassets: [BTC]\nseeds: [0]\neval_freq: 64\n{extra}"
+        "windows:\n  w1: {train: [2020-10-01, 2021-06-30], validation: [2021-07-01, 2021-07-31], "
+        "backtest: [2021-08-01, 2021-08-31]}\n"
+        "configs:\n  tiny: {algo: ppo, timesteps: 64, window: 10, n_envs: 2, episode_length: 16, ensemble: 1, "
+        "observe_position: false, features: []}\n"
+    )
+    return path
+
+
+def test_evaluate_hole_before_the_first_training_day_needs_no_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2020-07-10", "2020-09-15"))
+    proto = _protocol(tmp_path / "p.yml", f"csv:{csv}")
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "out"), "--no-progress"]) == 0, capsys.readouterr()
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_evaluate_hole_inside_the_windows_names_its_own_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2021-03-10", "2021-03-14"))
+    proto = _protocol(tmp_path / "p.yml", f"csv:{csv}")
+    before = _tree(tmp_path)
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "5 bar(s) missing" in err[0], err
+    assert "--gaps fill" in err[0] and "gaps: fill" in err[0] and "--gaps keep" not in err[0]
+    assert _tree(tmp_path) == before
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "flag"), "--no-progress", "--gaps", "fill"]) == 0
+    keyed = _protocol(tmp_path / "k.yml", f"csv:{csv}", "gaps: fill\n")
+    from agents.evaluation import load_markets, load_protocol
+
+    market, _ = load_markets(load_protocol(keyed), tmp_path / "store", progress=False)["BTC"]
+    filled = market.loc["2021-03-10":"2021-03-14"]
+    assert len(filled) == 5 and (filled.volume == 0).all() and market.index.freq is not None
+
+
+def test_train_cm_offers_no_gaps_keep(copy, capsys):
+    assert _run("train_cm", ["--asset", "BTC", "--gaps", "keep", "--models", str(copy / "m")]) == 2
+    assert "invalid choice: 'keep'" in capsys.readouterr().err

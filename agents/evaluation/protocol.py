@@ -12,6 +12,7 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
     fee: 0.001
     execution: close
     eval_freq: 2000                               # validation every N training steps
+    gaps: error                                   # missing bars inside the range: error or fill
     windows:                                      # inclusive dates; a bare date is the whole day
       bear: {train: [2020-10-01, 2021-12-31], validation: [2022-01-01, 2022-02-28],
              backtest: [2022-03-01, 2022-09-30]}
@@ -58,6 +59,7 @@ _KEYS = {
     "configs",
     "baselines",
     "description",
+    "gaps",
 }
 
 
@@ -99,6 +101,7 @@ class Protocol:
     configs: dict[str, dict[str, Any]]
     trend_sma: int = 20
     metrics: str | None = None
+    gaps: str = "error"
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
@@ -147,6 +150,7 @@ class Protocol:
             {k: self.configs[k] for k in cfgs},
             self.trend_sma,
             self.metrics,
+            self.gaps,
         )
 
 
@@ -267,6 +271,9 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     trend_sma = int(base.get("trend_sma", 20))
     if trend_sma < 2:
         raise ValueError(f"baselines.trend_sma must be at least 2 bars, got {trend_sma}")
+    gaps = str(raw.get("gaps", "error"))
+    if gaps not in ("error", "fill"):
+        raise ValueError(f"gaps must be error or fill, got {gaps!r}")
     return Protocol(
         str(raw.get("name", name)),
         interval,
@@ -281,6 +288,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         checked,
         trend_sma,
         None if raw.get("metrics") is None else str(raw["metrics"]),
+        gaps,
     )
 
 
