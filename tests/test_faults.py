@@ -373,6 +373,11 @@ def W(id, argv, message, setup=None):  # walk-forward evaluation
     return Case(id, "walk_forward", (*base, *argv), message, setup)
 
 
+def R(id, argv, message, setup=None):  # tune on the stored bars, study and report under {w}/tune
+    base = ("--asset", "BTC", "--source", "store", "--store", "{w}/store", "--out", "{w}/tune", "--trials", "1")
+    return Case(id, "tune", (*base, *argv), message, setup)
+
+
 NEW_ACCOUNT = ("--paper-db", "{w}/new-paper.sqlite")
 x1000 = {"close": lambda r: r["close"] * 1000, "high": lambda r: r["close"] * 1000}
 
@@ -410,6 +415,7 @@ CASES = [
     F("csv-path-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     F("unknown-source", ("--source", "ftp"), "'ftp'"),
     F("outlier-z-zero", ("--outlier-z", "0"), "--outlier-z"),
+    F("source-typo-new-store", ("--source", "csvv:x", "--store", "{w}/new-store"), "'csvv:x'"),
     # --- train_cm: hyper-parameters, options, config files, paths - all before any training
     T("hp-unknown-key", ("--hyperparams", "learnin_rate=1e-4"), "did you mean learning_rate"),
     T("hp-wrong-type", ("--hyperparams", "learning_rate=fast"), "learning_rate must be a number"),
@@ -596,6 +602,7 @@ CASES = [
     U("source-csv-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     U("eval-freq-0", ("--eval-freq", "0"), "--eval-freq must be >= 1"),
     U("history-corrupt", (), "history.jsonl", _file("models/BTC_1d/history.jsonl", "{not json\n")),
+    U("at-after-the-data", ("--at", "2030-01-01"), "no 1d market data"),
     # --- walk_forward
     W("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
     W("fee-2", ("--fee", "2"), "--fee must be"),
@@ -606,6 +613,10 @@ CASES = [
     W("duplicate-assets", ("--assets", "BTC,BTC"), "twice"),
     W("missing-assets", ("--assets",), "argument --assets: expected one argument"),
     W("empty-store", ("--store", "{w}/empty-store"), "no 1d market data"),
+    # --- tune
+    R("ray-client-not-there", ("--address", "ray://127.0.0.1:10999"), "no Ray cluster answers"),
+    R("ray-gcs-not-there", ("--address", "127.0.0.1:6399"), "no Ray cluster answers"),
+    R("ray-address-malformed", ("--address", "somewhere"), "is not auto, HOST:PORT"),
 ]
 
 
@@ -630,7 +641,7 @@ def test_fault_is_one_line_exit_2_and_changes_nothing(case, copy, capsys, monkey
         case.setup(copy)
     for key, value in case.env:
         monkeypatch.setenv(key, value.replace("{w}", str(copy)))
-    before = _digest(copy)
+    before = _tree(copy)
     capsys.readouterr()
     rc = _run(case.command, _argv(case, copy))
     out, err = capsys.readouterr()
@@ -639,12 +650,12 @@ def test_fault_is_one_line_exit_2_and_changes_nothing(case, copy, capsys, monkey
     assert "Traceback" not in err + out
     assert len(lines) == 1, err
     assert case.message in lines[0], lines[0]
-    assert _digest(copy) == before
+    assert _tree(copy) == before
 
 
 def test_cases_cover_every_command_and_are_many():
     commands = {c.command for c in CASES}
-    assert commands == {"fetch_data", "train_cm", "compose", "compare", "live", "update", "walk_forward"}
+    assert commands == {"fetch_data", "train_cm", "compose", "compare", "live", "update", "walk_forward", "tune"}
     assert len({(c.command, c.id) for c in CASES}) == len(CASES) >= 60
 
 
@@ -682,7 +693,7 @@ def test_cases_cover_every_command_and_are_many():
 )
 def test_faults_from_the_shell(command, argv, message, copy):
     _csv_edit("BTC", 100, close=np.inf, high=np.inf)(copy)
-    before = _digest(copy)
+    before = _tree(copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTORL_", "BINANCE_"))}
     proc = subprocess.run(
         [sys.executable, "-m", f"experiments.{command}", *[a.replace("{w}", str(copy)) for a in argv]],
@@ -696,7 +707,7 @@ def test_faults_from_the_shell(command, argv, message, copy):
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, (
         proc.stderr
     )
-    assert _digest(copy) == before
+    assert _tree(copy) == before
 
 
 # ---------------------------------------------------------------------------------------- fixed, not refused
