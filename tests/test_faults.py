@@ -810,3 +810,36 @@ def test_evaluate_hole_inside_the_windows_names_its_own_options(tmp_path, monkey
 def test_train_cm_offers_no_gaps_keep(copy, capsys):
     assert _run("train_cm", ["--asset", "BTC", "--gaps", "keep", "--models", str(copy / "m")]) == 2
     assert "invalid choice: 'keep'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- live
+@pytest.mark.parametrize("rerun", [("--assets", "ETH,BTC"), ("--portfolio-id", "another")], ids=["order", "id"])
+def test_live_rerun_of_an_interval_on_the_same_account_places_no_order_twice(copy, rerun):
+    from cryptorl.live import PaperExchange
+
+    def orders() -> list[tuple]:
+        paper = PaperExchange(copy / "paper.sqlite")
+        try:
+            return sorted((o["clientOrderId"], o["symbol"], o["side"]) for o in paper.fetch_orders())
+        finally:
+            paper.close()
+
+    argv = [
+        *LIVE,
+        "--markets-file",
+        str(copy / "markets.json"),
+        "--paper-db",
+        str(copy / "paper.sqlite"),
+        "--journal",
+        str(copy / "journal.sqlite"),
+        "--kill-switch",
+        str(copy / "KILL"),
+        "--now",
+        "2024-03-06T00:00:10",
+    ]
+    first = orders()
+    assert _run("live", argv) == 0  # the next interval: rebalancing orders stay open until the next bar
+    before = orders()
+    assert len(before) > len(first)
+    assert _run("live", [*argv, *rerun]) == 0
+    assert orders() == before
