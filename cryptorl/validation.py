@@ -279,7 +279,10 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
             interval_seconds(options["interval"])
         except ValueError as exc:
             raise UserError(f"--interval: {exc}") from None
-    check_hyperparams(options.get("algo") or "ppo", options.get("hyperparams") or {})
+    from agents.crypto_module import CMConfig
+
+    # the learner that will take them: the given algo, else the module's default (DQN)
+    check_hyperparams(options.get("algo") or CMConfig.algo, options.get("hyperparams") or {})
 
 
 def check_costs(args: Any) -> None:

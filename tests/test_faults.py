@@ -421,11 +421,12 @@ CASES = [
     T("hp-wrong-type", ("--hyperparams", "learning_rate=fast"), "learning_rate must be a number"),
     T("hp-batch-size-0", ("--hyperparams", "batch_size=0"), "batch_size must be >= 1"),
     T("hp-gamma-1.5", ("--hyperparams", "gamma=1.5"), "gamma must be"),
-    T("hp-n-steps-negative", ("--hyperparams", "n_steps=-8"), "n_steps must be >= 1"),
+    T("hp-n-steps-negative", ("--algo", "ppo", "--hyperparams", "n_steps=-8"), "n_steps must be >= 1"),
     T("hp-set-by-command", ("--hyperparams", "seed=3"), "set by the command"),
     T("hp-not-key-value", ("--hyperparams", "lr"), "KEY=VALUE"),
-    T("hp-dqn-key-for-ppo", ("--hyperparams", "buffer_size=100"), "unknown PPO hyper-parameter"),
-    T("hp-float-for-int", ("--hyperparams", "n_epochs=2.5"), "n_epochs must be an integer"),
+    T("hp-dqn-key-for-ppo", ("--algo", "ppo", "--hyperparams", "buffer_size=100"), "unknown PPO hyper-parameter"),
+    T("hp-ppo-key-for-default-dqn", ("--hyperparams", "n_epochs=2"), "unknown DQN hyper-parameter 'n_epochs'"),
+    T("hp-float-for-int", ("--algo", "ppo", "--hyperparams", "n_epochs=2.5"), "n_epochs must be an integer"),
     T(
         "config-episode-length-long",
         ("--config", "{w}/cfg.yml"),
@@ -443,7 +444,7 @@ CASES = [
     T(
         "config-hp-unknown",
         ("--config", "{w}/cfg.yml"),
-        "unknown PPO hyper-parameter",
+        "unknown DQN hyper-parameter",
         _yaml("hyperparams:\n  learnin_rate: 0.1\n"),
     ),
     T("config-not-mapping", ("--config", "{w}/cfg.yml"), "must hold a mapping", _yaml("- 1\n- 2\n")),
@@ -843,3 +844,8 @@ def test_live_rerun_of_an_interval_on_the_same_account_places_no_order_twice(cop
     assert len(before) > len(first)
     assert _run("live", [*argv, *rerun]) == 0
     assert orders() == before
+
+
+def test_train_cm_takes_a_dqn_key_for_the_default_dqn(copy, capsys):
+    argv = ["--asset", "BTC", "--source", "store", "--store", str(copy / "store"), "--models", str(copy / "m")]
+    assert _run("train_cm", [*argv, *TRAIN, "--hyperparams", "buffer_size=500", "--no-save"]) == 0, capsys.readouterr()
