@@ -407,8 +407,26 @@ def check_update_options(args: Any, store: Any, assets: list[str], at: Any) -> N
             )
 
 
+def check_not_older(models: str | Path | None, asset: str, interval: str, last_bar) -> None:
+    """``experiments.train_cm``: a module saved (and promoted) into ``models`` must not have been
+    trained on data older than what the family's current version (or a later retrain) has seen."""
+    from agents.updating import latest_time
+    from cryptorl.data.frames import interval_timedelta
+    from cryptorl.modelstore import ModelStore
+
+    store = ModelStore(models)
+    seen = latest_time(store, asset, interval)
+    if seen is not None and last_bar + interval_timedelta(interval) <= seen:
+        raise UserError(
+            f"the data end at {last_bar:%Y-%m-%d %H:%M}, before {seen:%Y-%m-%d %H:%M}, the latest time the {asset} "
+            f"{interval} modules in {store.root} have seen; saving would promote a module trained on older data "
+            "(give a later --end, another --models, or --no-save)"
+        )
+
+
 __all__ = [
     "check_assets",
+    "check_not_older",
     "check_cm_options",
     "check_costs",
     "check_date",

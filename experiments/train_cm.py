@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
     from agents.pipeline import train_and_save
-    from cryptorl.validation import check_train_options
+    from cryptorl.validation import check_not_older, check_train_options
 
     options = _config_from(args)
     check_train_options(args, options)  # every option and output folder before any data or training
@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)
+    if not args.no_save:
+        check_not_older(args.models, config.asset, config.interval, market.index[-1])
     split = make_split(args, market.index)
     print(
         f"{config.asset} {config.interval}: {len(market)} bars {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}; "

@@ -481,6 +481,7 @@ CASES = [
     T("timesteps-not-a-number", ("--timesteps", "lots"), "argument --timesteps: invalid int value: 'lots'"),
     T("algo-not-a-choice", ("--algo", "sac"), "argument --algo: invalid choice: 'sac'"),
     T("unknown-flag", ("--learning-rate", "1e-4"), "unrecognized arguments: --learning-rate"),
+    T("end-before-current-module", ("--end", "2022-06-30"), "saving would promote a module trained on older data"),
     T("csv-with-inf", ("--source", "csv:{w}/csv"), "infinite", _csv_edit("BTC", 100, close=np.inf, high=np.inf)),
     # --- compose: the model store's integrity, pointers, options
     C("manifest-ranges-moved-back", (), "manifest.json does not match", _edit_manifest(_ranges_back)),
