@@ -368,8 +368,11 @@ def check_report_options(args: Any, assets: list[str], *, models: str | Path | N
     (``--out``, ``--store``, ``--log-dir``; the model store with ``--train-missing``), and the
     model store's ``CURRENT`` pointers of ``assets`` when it is read."""
     from cryptorl.modelstore import ModelStore
+    from cryptorl.parallel import check_address
 
     check_costs(args)
+    check_number(getattr(args, "workers", None), "--workers", low=1, integer=True, optional=True)
+    check_address(getattr(args, "address", None))
     check_number(getattr(args, "timesteps", None), "--timesteps", low=1, integer=True, optional=True)
     check_number(getattr(args, "seed", None), "--seed", low=0, integer=True, optional=True)
     check_number(getattr(args, "ensemble", None), "--ensemble", low=1, high=32, integer=True, optional=True)

@@ -87,6 +87,13 @@ def _list(text: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.evaluation import evaluate, load_markets, load_protocol
+    from cryptorl.parallel import check_address
+    from cryptorl.validation import check_dir, check_number
+
+    check_number(args.workers, "--workers", low=1, integer=True, optional=True)
+    check_address(args.address)
+    check_dir(args.out, "--out")
+    check_dir(args.store, "--store")
 
     try:
         protocol = load_protocol(args.protocol).subset(

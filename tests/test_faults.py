@@ -378,6 +378,18 @@ def R(id, argv, message, setup=None):  # tune on the stored bars, study and repo
     return Case(id, "tune", (*base, *argv), message, setup)
 
 
+PROTOCOL = (
+    "source: demo\nassets: [BTC]\nseeds: [0]\n"
+    "windows:\n  w1: {train: [2021-01-01, 2021-06-30], validation: [2021-07-01, 2021-08-31], "
+    "backtest: [2021-09-01, 2021-10-31]}\n"
+)
+
+
+def E(id, extra, message, config="timesteps: 64", argv=()):  # evaluate a protocol at {w}/cfg.yml
+    text = PROTOCOL + extra + f"configs:\n  c: {{{config}}}\n"
+    return Case(id, "evaluate", ("{w}/cfg.yml", "--out", "{w}/eval", "--no-progress", *argv), message, _yaml(text))
+
+
 NEW_ACCOUNT = ("--paper-db", "{w}/new-paper.sqlite")
 x1000 = {"close": lambda r: r["close"] * 1000, "high": lambda r: r["close"] * 1000}
 
@@ -615,6 +627,17 @@ CASES = [
     W("duplicate-assets", ("--assets", "BTC,BTC"), "twice"),
     W("missing-assets", ("--assets",), "argument --assets: expected one argument"),
     W("empty-store", ("--store", "{w}/empty-store"), "no 1d market data"),
+    # --- evaluate: the whole protocol and the options before any work
+    E("timesteps-negative", "", "configs.c: timesteps must be >= 1", config="timesteps: -512"),
+    E("eval-freq-0", "eval_freq: 0\n", "eval_freq must be an integer >= 1"),
+    E("seed-negative", "seeds: [0, -3]\n", "seeds must be distinct integers"),
+    E("metrics-folder-missing", "metrics: csv:/nonexistent/onchain\n", "no such file or folder"),
+    E("gaps-keep", "gaps: keep\n", "gaps must be error or fill"),
+    E("out-is-a-file", "", "is a file, not a folder", argv=("--out", "{w}/markets.json")),
+    E("store-is-a-file", "", "is a file, not a folder", argv=("--store", "{w}/markets.json")),
+    E("workers-0", "", "--workers must be >= 1", argv=("--workers", "0")),
+    C("workers-0", ("--workers", "0"), "--workers must be >= 1"),
+    P("workers-0", ("--workers", "0"), "--workers must be >= 1"),
     # --- tune
     R("ray-client-not-there", ("--address", "ray://127.0.0.1:10999"), "no Ray cluster answers"),
     R("ray-gcs-not-there", ("--address", "127.0.0.1:6399"), "no Ray cluster answers"),
@@ -657,7 +680,17 @@ def test_fault_is_one_line_exit_2_and_changes_nothing(case, copy, capsys, monkey
 
 def test_cases_cover_every_command_and_are_many():
     commands = {c.command for c in CASES}
-    assert commands == {"fetch_data", "train_cm", "compose", "compare", "live", "update", "walk_forward", "tune"}
+    assert commands == {
+        "fetch_data",
+        "train_cm",
+        "compose",
+        "compare",
+        "live",
+        "update",
+        "walk_forward",
+        "tune",
+        "evaluate",
+    }
     assert len({(c.command, c.id) for c in CASES}) == len(CASES) >= 60
 
 

@@ -31,6 +31,7 @@ one line naming the key at fault.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ import yaml
 
 from agents.crypto_module import CMConfig
 from agents.training import Split
+from cryptorl.cli import UserError
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+from cryptorl.validation import check_cm_options
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
 _KEYS = {
@@ -237,6 +240,11 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    if any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers in [0, 2**32), got {seeds!r}")
+    eval_freq = raw.get("eval_freq", 2000)
+    if isinstance(eval_freq, bool) or not isinstance(eval_freq, int) or eval_freq < 1:
+        raise ValueError(f"eval_freq must be an integer >= 1 (validation every N training steps), got {eval_freq!r}")
     fee = float(raw.get("fee", 0.001))
     if not 0.0 <= fee < 0.5:
         raise ValueError(f"fee must be a rate in [0, 0.5), got {fee}")
@@ -261,9 +269,11 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
             why = f"unknown option(s) {sorted(bad)}" if bad else f"{sorted(fixed)} are set by the protocol"
             raise ValueError(f"configs.{cname}: {why}")
         try:
+            check_cm_options(opts)  # the rules of train_cm's flags, named as the protocol's keys
             CMConfig(**opts)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"configs.{cname}: {exc}") from None
+        except (TypeError, ValueError, UserError) as exc:
+            text = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+            raise ValueError(f"configs.{cname}: {text}") from None
         checked[str(cname)] = opts
     base = raw.get("baselines") or {}
     if set(base) - {"trend_sma"}:
@@ -271,6 +281,10 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     trend_sma = int(base.get("trend_sma", 20))
     if trend_sma < 2:
         raise ValueError(f"baselines.trend_sma must be at least 2 bars, got {trend_sma}")
+    for key in ("source", "metrics"):
+        value = raw.get(key)
+        if isinstance(value, str) and value.startswith("csv:") and not Path(value[4:]).expanduser().exists():
+            raise ValueError(f"{key} {value}: no such file or folder")
     gaps = str(raw.get("gaps", "error"))
     if gaps not in ("error", "fill"):
         raise ValueError(f"gaps must be error or fill, got {gaps!r}")
@@ -283,7 +297,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         tuple(int(s) for s in seeds),
         fee,
         execution,
-        int(raw.get("eval_freq", 2000)),
+        eval_freq,
         tuple(windows),
         checked,
         trend_sma,
