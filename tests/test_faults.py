@@ -883,3 +883,45 @@ def test_live_rerun_of_an_interval_on_the_same_account_places_no_order_twice(cop
 def test_train_cm_takes_a_dqn_key_for_the_default_dqn(copy, capsys):
     argv = ["--asset", "BTC", "--source", "store", "--store", str(copy / "store"), "--models", str(copy / "m")]
     assert _run("train_cm", [*argv, *TRAIN, "--hyperparams", "buffer_size=500", "--no-save"]) == 0, capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------------------- first use
+@pytest.fixture(scope="module")
+def demo_tiny_run(tmp_path_factory):
+    """``evaluate experiments/protocols/demo_tiny.yml`` into a temporary folder, from an empty working
+    folder, with listings of the system temporary folder, the working folder and the checkout
+    before and after."""
+    import tempfile
+
+    system_tmp = Path(tempfile.gettempdir())
+
+    def listing() -> set[str]:
+        skip = ("pytest-of-", "bash_jobs", "ray")
+        return {p.name for p in system_tmp.iterdir() if not p.name.startswith(skip)}
+
+    base = tmp_path_factory.mktemp("demo-tiny")
+    work = base / "work"
+    work.mkdir()
+    before = listing(), {p.name for p in ROOT.iterdir()}
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        argv = [str(ROOT / "experiments/protocols/demo_tiny.yml"), "--out", str(base / "out"), "--no-progress"]
+        rc = _run("evaluate", [*argv, "--workers", "1"])
+    finally:
+        os.chdir(cwd)
+    after = listing(), {p.name for p in ROOT.iterdir()}
+    return rc, work, before, after
+
+
+def test_evaluate_demo_tiny_leaves_nothing_in_the_working_folder_or_the_checkout(demo_tiny_run):
+    rc, work, before, after = demo_tiny_run
+    assert rc == 0
+    assert list(work.iterdir()) == []
+    assert after[1] == before[1]
+
+
+def test_evaluate_demo_tiny_leaves_nothing_in_the_system_temporary_folder(demo_tiny_run):
+    rc, _, before, after = demo_tiny_run
+    assert rc == 0
+    assert after[0] - before[0] == set()
