@@ -238,7 +238,15 @@ def main(argv: list[str] | None = None) -> int:
             note=f"train_cm seed {config.seed}",
         )
     except ValueError as exc:  # DataError is a ValueError
-        raise UserError(str(exc)) from None
+        text = str(exc)
+        if "rows up to train_end" in text:  # too little training data: say where the range came from
+            text += (
+                f"; the data loaded are {len(market)} bars from {market.index[0]:%Y-%m-%d %H:%M} (without --start "
+                "they begin after the last gap in the stored bars: --gaps fill goes across it) and the default "
+                "split gives training the first 15/24 of them (give --start, or --train-start, --val-start and "
+                "--backtest-start)"
+            )
+        raise UserError(" ".join(text.split())) from None
     _print_results(trained)
     if tb:
         print(f"TensorBoard: tensorboard --logdir {tb}")

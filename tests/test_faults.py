@@ -925,3 +925,18 @@ def test_evaluate_demo_tiny_leaves_nothing_in_the_system_temporary_folder(demo_t
     rc, _, before, after = demo_tiny_run
     assert rc == 0
     assert after[0] - before[0] == set()
+
+
+def test_train_cm_hourly_file_with_a_missing_bar_names_the_gap_and_the_split(tmp_path, capsys):
+    market, _ = demo_data("BTC", "1h", "2022-01-01", "2022-03-31")
+    frame = market.reset_index().rename(columns={"time": "date"})
+    frame = frame.drop(index=len(frame) - 200)  # one bar missing near the end
+    (tmp_path / "csv").mkdir()
+    frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(
+        tmp_path / "csv" / "BTC-USD_1h.csv", index=False
+    )
+    argv = ["--asset", "BTC", "--interval", "1h", "--source", f"csv:{tmp_path / 'csv'}", "--store", str(tmp_path / "s")]
+    rc = _run("train_cm", [*argv, "--no-save", "--timesteps", "64", "--tensorboard-log", "", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "after the last gap" in err[0] and "--gaps fill" in err[0] and "default split" in err[0]
