@@ -359,11 +359,18 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OutlierWarning)
             run(args, console)
+        flagged = 0
         for w in caught:
             if issubclass(w.category, OutlierWarning):
+                flagged += getattr(w.message, "bars", 1)
                 print(f"fetch_data: warning: {w.message}", file=sys.stderr)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if flagged:
+            console.print(
+                f"{flagged} suspicious bar(s) flagged and stored as they are (see the warnings; --outliers error "
+                "refuses such files)"
+            )
     except KeyboardInterrupt:
         print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

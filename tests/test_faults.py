@@ -788,8 +788,9 @@ def test_close_x1000_warns_naming_the_bar(copy, capsys):
     day = pd.read_csv(copy / "csv" / "BTC-USD_1d.csv").loc[200, "datetime"]
     argv = ["--assets", "BTC", "--source", f"csv:{copy / 'csv'}", "--store", str(copy / "fresh"), "--no-progress"]
     assert _run("fetch_data", argv) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "warning: [BTC] suspicious close" in err and day in err
+    assert "2 suspicious bar(s) flagged" in out  # the bad print and the move back
 
 
 # ---------------------------------------------------------------------------------------- evaluate

@@ -313,7 +313,9 @@ def check_outliers(market: pd.DataFrame, asset: str | None = None, *, z: float =
             raise DataError(asset, problem + "; fix the data or raise the threshold", str(t))
         import warnings
 
-        warnings.warn(str(DataError(asset, problem, str(t))), OutlierWarning, stacklevel=3)
+        warning = OutlierWarning(str(DataError(asset, problem, str(t))))
+        warning.bars = len(found)  # how many bars were flagged (the message names the first)
+        warnings.warn(warning, stacklevel=3)
     return found
 
 
