@@ -34,6 +34,17 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` with ``(default: X)`` after each option whose help does not already say its
+    default (and whose default is not None or empty): each default is shown once."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, [], "", argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """The one exit path of every ``python -m experiments.*`` command.
 

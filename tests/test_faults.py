@@ -941,3 +941,12 @@ def test_train_cm_hourly_file_with_a_missing_bar_names_the_gap_and_the_split(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert "after the last gap" in err[0] and "--gaps fill" in err[0] and "default split" in err[0]
+
+
+def test_compare_help_shows_each_default_once():
+    from experiments.compare import build_parser
+
+    text = build_parser().format_help()
+    blocks = [b for b in text.split("\n  -")[1:]]
+    assert blocks and all(b.count("(default") <= 1 for b in blocks), [b for b in blocks if b.count("(default") > 1]
+    assert "(default: None)" not in text and "(default: 0.001)" in " ".join(text.split())
