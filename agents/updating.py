@@ -499,8 +499,12 @@ def run_round(
     dues: dict[str, pd.Timestamp | None] | None = None,
     on_error: Callable[[str, Exception], None] | None = None,
     batch: BatchJob | None = None,
+    record_failures: bool = True,
 ) -> dict[str, Any]:
     """Run ``job(asset, now)`` for each asset and write its next due time to the store.
+
+    ``record_failures=False`` writes nothing for an asset whose job failed (a one-off round
+    asked for on the command line: a refused round leaves the store as it was).
 
     A job that fails with a data or model-store error (ValueError, ModelStoreError) is recorded
     and reported through ``on_error``; the other assets still run. With ``batch``, the round
@@ -525,6 +529,8 @@ def run_round(
             entry.update(ok=False, error=str(exc))
             if on_error is not None:
                 on_error(asset, exc)
+        if not entry["ok"] and not record_failures:
+            continue
         entry["next_due"] = str(following(min(due, now), now, every))
         store.family(asset, interval).mkdir(parents=True, exist_ok=True)
         store.record(asset, interval, entry)

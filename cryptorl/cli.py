@@ -34,6 +34,17 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` with ``(default: X)`` after each option whose help does not already say its
+    default (and whose default is not None or empty): each default is shown once."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, [], "", argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """The one exit path of every ``python -m experiments.*`` command.
 
@@ -123,14 +134,24 @@ def add_ensemble_argument(
 
 
 def add_gaps_argument(p: argparse.ArgumentParser) -> None:
-    """``--gaps error|fill|keep``: what to do with missing bars in the range loaded."""
+    """``--gaps error|fill``: what to do with missing bars in the range loaded (the commands train
+    or backtest on regular bars, so the library's third policy, ``keep``, is not offered)."""
     p.add_argument(
         "--gaps",
-        choices=["error", "fill", "keep"],
+        choices=["error", "fill"],
         default="error",
-        help="missing bars inside the range loaded: error (default: stop and say where), fill (flat "
-        "zero-volume bars at the last close) or keep (leave them out); gaps outside the range never matter",
+        help="missing bars inside the range loaded: error (default: stop and say where) or fill (flat "
+        "zero-volume bars at the last close); gaps before the range loaded never matter",
     )
+
+
+def gap_message(exc: Exception, fix: str = "add --gaps fill (flat zero-volume bars at the last close)") -> str:
+    """The one line of a command stopped by missing bars: what is missing and the command's own fix."""
+    from cryptorl.data.frames import GapError
+
+    if isinstance(exc, GapError):
+        return f"{exc.found}; {fix}, or load a range without them (a later --start)"
+    return one_line(exc)
 
 
 def add_metrics(args: argparse.Namespace, asset: str, interval: str, start, end) -> None:
@@ -168,7 +189,7 @@ def load_for_cli(
             asset, interval, start, end, source=source, store=args.store, gaps=getattr(args, "gaps", "error")
         )
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(gap_message(exc)) from None
     if metrics is not None and metrics.shape[1] == 0:
         metrics = None
     return market, metrics

@@ -84,6 +84,28 @@ def _local_runtime_env() -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """A Ray cluster ``address`` (``"HOST:PORT"`` or ``"ray://HOST:PORT"``) must accept a connection
+    within ``timeout`` seconds: ``ray.init`` itself retries an unreachable address for minutes.
+    ``None`` (a local instance) and ``"auto"`` (Ray's own lookup, which fails at once) pass."""
+    import socket
+
+    from cryptorl.cli import UserError
+
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
+            "ray start --head, or leave --address out to run on this machine"
+        ) from None
+
+
 def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
     """Start (or join) Ray unless this process is connected already.
 
@@ -96,6 +118,7 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
 
     if ray.is_initialized():
         return
+    check_address(address)
     kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
         kw.update(num_cpus=workers or os.cpu_count() or 1, runtime_env=_local_runtime_env())

@@ -279,7 +279,10 @@ def check_cm_options(options: Mapping[str, Any]) -> None:
             interval_seconds(options["interval"])
         except ValueError as exc:
             raise UserError(f"--interval: {exc}") from None
-    check_hyperparams(options.get("algo") or "ppo", options.get("hyperparams") or {})
+    from agents.crypto_module import CMConfig
+
+    # the learner that will take them: the given algo, else the module's default (DQN)
+    check_hyperparams(options.get("algo") or CMConfig.algo, options.get("hyperparams") or {})
 
 
 def check_costs(args: Any) -> None:
@@ -365,8 +368,11 @@ def check_report_options(args: Any, assets: list[str], *, models: str | Path | N
     (``--out``, ``--store``, ``--log-dir``; the model store with ``--train-missing``), and the
     model store's ``CURRENT`` pointers of ``assets`` when it is read."""
     from cryptorl.modelstore import ModelStore
+    from cryptorl.parallel import check_address
 
     check_costs(args)
+    check_number(getattr(args, "workers", None), "--workers", low=1, integer=True, optional=True)
+    check_address(getattr(args, "address", None))
     check_number(getattr(args, "timesteps", None), "--timesteps", low=1, integer=True, optional=True)
     check_number(getattr(args, "seed", None), "--seed", low=0, integer=True, optional=True)
     check_number(getattr(args, "ensemble", None), "--ensemble", low=1, high=32, integer=True, optional=True)
@@ -404,8 +410,26 @@ def check_update_options(args: Any, store: Any, assets: list[str], at: Any) -> N
             )
 
 
+def check_not_older(models: str | Path | None, asset: str, interval: str, last_bar) -> None:
+    """``experiments.train_cm``: a module saved (and promoted) into ``models`` must not have been
+    trained on data older than what the family's current version (or a later retrain) has seen."""
+    from agents.updating import latest_time
+    from cryptorl.data.frames import interval_timedelta
+    from cryptorl.modelstore import ModelStore
+
+    store = ModelStore(models)
+    seen = latest_time(store, asset, interval)
+    if seen is not None and last_bar + interval_timedelta(interval) <= seen:
+        raise UserError(
+            f"the data end at {last_bar:%Y-%m-%d %H:%M}, before {seen:%Y-%m-%d %H:%M}, the latest time the {asset} "
+            f"{interval} modules in {store.root} have seen; saving would promote a module trained on older data "
+            "(give a later --end, another --models, or --no-save)"
+        )
+
+
 __all__ = [
     "check_assets",
+    "check_not_older",
     "check_cm_options",
     "check_costs",
     "check_date",

@@ -24,6 +24,7 @@ import pandas as pd
 
 from agents.catalog import AGENT_NAMES
 from cryptorl.cli import (
+    DefaultsHelpFormatter,
     OneLineParser,
     UserError,
     add_data_arguments,
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
             "same training range, backtest them with the same fees, and write one report: metrics table, "
             "cumulative returns, forecaster errors and the reliability analysis of Chen & Zheng (2025) (TOPSIS)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         conflict_handler="resolve",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers")

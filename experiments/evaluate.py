@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="data store folder for the protocol's source (default: a temporary "
         "folder for csv: sources, ./data or $CRYPTORL_DATA for store)",
     )
+    p.add_argument(
+        "--gaps",
+        choices=["error", "fill"],
+        default=None,
+        help="missing bars inside the protocol's windows: error (stop and say where) or fill (flat zero-volume "
+        "bars at the last close); default: the protocol's 'gaps' key, else error. Holes before the first "
+        "training day never matter",
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel trainings (default: all cores)")
     p.add_argument("--address", default=None, help="a Ray cluster to train on, e.g. auto or ray://HOST:10001")
     p.add_argument(
@@ -84,6 +92,13 @@ def _list(text: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.evaluation import evaluate, load_markets, load_protocol
+    from cryptorl.parallel import check_address
+    from cryptorl.validation import check_dir, check_number
+
+    check_number(args.workers, "--workers", low=1, integer=True, optional=True)
+    check_address(args.address)
+    check_dir(args.out, "--out")
+    check_dir(args.store, "--store")
 
     try:
         protocol = load_protocol(args.protocol).subset(
@@ -93,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             protocol = replace(protocol, metrics=None)
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
-        data = load_markets(protocol, args.store, progress=not args.no_progress)
+        data = load_markets(protocol, args.store, progress=not args.no_progress, gaps=args.gaps)
     except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"

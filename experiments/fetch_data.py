@@ -217,21 +217,29 @@ def _fetch_metrics(
     return {a: sorted(fetch_metrics(store, a, args.interval, start, end, slugs=slugs, **kw).refused) for a in assets}
 
 
-def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: DataStore) -> None:
-    """Bars from an exchange through ccxt into the store."""
+def _exchange(args: argparse.Namespace):
+    """The ccxt exchange of an exchange source, checked (known id, the interval offered) before
+    anything is written."""
     ex_id = _exchange_id(args)
     if ex_id is None:
         raise UserError(
             f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
             "coinmetrics, demo or csv:PATH"
         )
-    from cryptorl.data.exchange import check_timeframe, fetch_market, make_exchange
+    from cryptorl.data.exchange import check_timeframe, make_exchange
 
     try:
         ex = make_exchange(ex_id)
         check_timeframe(ex, args.interval)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    return ex
+
+
+def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: DataStore, ex) -> None:
+    """Bars from an exchange through ccxt into the store."""
+    from cryptorl.data.exchange import fetch_market
+
     for a in assets:
         try:
             fetch_market(
@@ -255,6 +263,8 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
     """Fetch or import as the arguments say; return the summary rows."""
     assets, start, end = _check(args)
     items = _read_csv(args, assets, start, end) if args.source.startswith("csv:") else None
+    metrics_source = args.source in ("coinmetrics", "santiment")
+    ex = _exchange(args) if items is None and not metrics_source and args.source != "demo" else None
     store = DataStore(args.store) if args.store else DataStore(default_root())
     refused_now: dict[str, list[str]] = {}
     try:
@@ -265,10 +275,10 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
                 store.upsert_metrics(a, args.interval, metrics, "demo", replace=args.replace)
         elif items is not None:
             _store_files(args, items, store, console)
-        elif args.source in ("coinmetrics", "santiment"):
+        elif metrics_source:
             refused_now = _fetch_metrics(args, assets, start, end, store, console)
         else:
-            _fetch_bars(args, assets, start, end, store)
+            _fetch_bars(args, assets, start, end, store, ex)
         rows = []
         for a in assets:
             s = store.summary(a, args.interval, start, end)
@@ -349,11 +359,18 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", OutlierWarning)
             run(args, console)
+        flagged = 0
         for w in caught:
             if issubclass(w.category, OutlierWarning):
+                flagged += getattr(w.message, "bars", 1)
                 print(f"fetch_data: warning: {w.message}", file=sys.stderr)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if flagged:
+            console.print(
+                f"{flagged} suspicious bar(s) flagged and stored as they are (see the warnings; --outliers error "
+                "refuses such files)"
+            )
     except KeyboardInterrupt:
         print("fetch_data: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -8,7 +8,7 @@
 At each close of the interval: feed the closed bar to the paper account (paper trading), decide
 target weights (trained Crypto Modules voted as in the paper, or a clearly named placeholder
 strategy), turn them into orders (ccxt precision, exchange minimums, sells first, a cash buffer
-for fees) and place each order at most once (client order ids derived from portfolio, interval
+for fees) and place each order at most once (client order ids derived from account, interval
 and asset; a SQLite journal; look-up on the exchange after a restart). Paper trading is the
 default; ``--live`` needs API keys in the environment and a confirmation. While the kill-switch
 file exists nothing is placed. User errors print one line and exit with code 2.
@@ -98,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--history", type=int, default=400, help="bars of history given to each decision (default: %(default)s)"
     )
-    p.add_argument("--portfolio-id", default=None, help="name used in client order ids (default: ASSETS_INTERVAL)")
+    p.add_argument(
+        "--portfolio-id", default=None, help="name of the portfolio's runs in the journal (default: ASSETS_INTERVAL)"
+    )
     p.add_argument(
         "--paper-db",
         type=Path,

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
     from agents.pipeline import train_and_save
-    from cryptorl.validation import check_train_options
+    from cryptorl.validation import check_not_older, check_train_options
 
     options = _config_from(args)
     check_train_options(args, options)  # every option and output folder before any data or training
@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)
+    if not args.no_save:
+        check_not_older(args.models, config.asset, config.interval, market.index[-1])
     split = make_split(args, market.index)
     print(
         f"{config.asset} {config.interval}: {len(market)} bars {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}; "
@@ -246,7 +248,15 @@ def main(argv: list[str] | None = None) -> int:
             note=f"train_cm seed {config.seed}",
         )
     except ValueError as exc:  # DataError is a ValueError
-        raise UserError(str(exc)) from None
+        text = str(exc)
+        if "rows up to train_end" in text:  # too little training data: say where the range came from
+            text += (
+                f"; the data loaded are {len(market)} bars from {market.index[0]:%Y-%m-%d %H:%M} (without --start "
+                "they begin after the last gap in the stored bars: --gaps fill goes across it) and the default "
+                "split gives training the first 15/24 of them (give --start, or --train-start, --val-start and "
+                "--backtest-start)"
+            )
+        raise UserError(" ".join(text.split())) from None
     _print_results(trained)
     if tb:
         print(f"TensorBoard: tensorboard --logdir {tb}")

@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from agents.crypto_module import CMConfig
     from agents.tuning import TuneSpec, default_storage, open_study, tune, write_report
+    from cryptorl.parallel import check_address
+
+    check_address(args.address)  # a cluster that does not answer: before the study database exists
 
     interval = args.interval or "1d"
     try:

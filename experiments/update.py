@@ -32,7 +32,15 @@ from typing import Any
 
 import pandas as pd
 
-from cryptorl.cli import OneLineParser, UserError, add_ensemble_argument, add_gaps_argument, command, parse_assets
+from cryptorl.cli import (
+    OneLineParser,
+    UserError,
+    add_ensemble_argument,
+    add_gaps_argument,
+    command,
+    gap_message,
+    parse_assets,
+)
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
@@ -221,10 +229,10 @@ def main(
     )
     if args.now:
         now = at or to_utc_timestamp((clock or utc_now)())
-        results = run_round(store, assets, args.interval, every, job, now, on_error=on_error, batch=batch)
-        failed = [a for a, r in results.items() if isinstance(r, Exception)]
+        results = run_round(store, assets, args.interval, every, job, now, batch=batch, record_failures=False)
+        failed = [f"{a}: {gap_message(r)}" for a, r in results.items() if isinstance(r, Exception)]
         if failed:
-            raise UserError(f"retraining failed for {', '.join(failed)}")
+            raise UserError(f"retraining failed for {'; '.join(failed)}")
         return 0
 
     def on_round(now: pd.Timestamp, results: dict[str, Any]) -> None:

@@ -47,3 +47,15 @@ def ray_local():
     parallel.ensure_ray(workers=2)
     yield ray
     parallel.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_folders_outside_the_checkout(tmp_path_factory):
+    """The commands' default data and model stores (./data, ./models) point into a temporary folder,
+    so that no test leaves them in the checkout (a test that means a default sets its own)."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("defaults")
+    mp.setenv("CRYPTORL_DATA", str(root / "data"))
+    mp.setenv("CRYPTORL_MODELS", str(root / "models"))
+    yield
+    mp.undo()

@@ -152,6 +152,14 @@ def _digest(root: Path) -> dict[str, str]:
     return out
 
 
+def _tree(root: Path) -> dict[str, str]:
+    """Every file (sha256, as :func:`_digest`) and every folder (``"dir"``) under ``root``: a refused
+    command must not leave a new empty folder either."""
+    out = _digest(root)
+    out.update({p.relative_to(root).as_posix(): "dir" for p in root.rglob("*") if p.is_dir()})
+    return out
+
+
 # ---------------------------------------------------------------------------------------- breakers
 def _csv_edit(asset: str, row: int, **values) -> Callable[[Path], None]:
     def setup(w: Path) -> None:
@@ -365,6 +373,23 @@ def W(id, argv, message, setup=None):  # walk-forward evaluation
     return Case(id, "walk_forward", (*base, *argv), message, setup)
 
 
+def R(id, argv, message, setup=None):  # tune on the stored bars, study and report under {w}/tune
+    base = ("--asset", "BTC", "--source", "store", "--store", "{w}/store", "--out", "{w}/tune", "--trials", "1")
+    return Case(id, "tune", (*base, *argv), message, setup)
+
+
+PROTOCOL = (
+    "source: demo\nassets: [BTC]\nseeds: [0]\n"
+    "windows:\n  w1: {train: [2021-01-01, 2021-06-30], validation: [2021-07-01, 2021-08-31], "
+    "backtest: [2021-09-01, 2021-10-31]}\n"
+)
+
+
+def E(id, extra, message, config="timesteps: 64", argv=()):  # evaluate a protocol at {w}/cfg.yml
+    text = PROTOCOL + extra + f"configs:\n  c: {{{config}}}\n"
+    return Case(id, "evaluate", ("{w}/cfg.yml", "--out", "{w}/eval", "--no-progress", *argv), message, _yaml(text))
+
+
 NEW_ACCOUNT = ("--paper-db", "{w}/new-paper.sqlite")
 x1000 = {"close": lambda r: r["close"] * 1000, "high": lambda r: r["close"] * 1000}
 
@@ -402,16 +427,18 @@ CASES = [
     F("csv-path-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     F("unknown-source", ("--source", "ftp"), "'ftp'"),
     F("outlier-z-zero", ("--outlier-z", "0"), "--outlier-z"),
+    F("source-typo-new-store", ("--source", "csvv:x", "--store", "{w}/new-store"), "'csvv:x'"),
     # --- train_cm: hyper-parameters, options, config files, paths - all before any training
     T("hp-unknown-key", ("--hyperparams", "learnin_rate=1e-4"), "did you mean learning_rate"),
     T("hp-wrong-type", ("--hyperparams", "learning_rate=fast"), "learning_rate must be a number"),
     T("hp-batch-size-0", ("--hyperparams", "batch_size=0"), "batch_size must be >= 1"),
     T("hp-gamma-1.5", ("--hyperparams", "gamma=1.5"), "gamma must be"),
-    T("hp-n-steps-negative", ("--hyperparams", "n_steps=-8"), "n_steps must be >= 1"),
+    T("hp-n-steps-negative", ("--algo", "ppo", "--hyperparams", "n_steps=-8"), "n_steps must be >= 1"),
     T("hp-set-by-command", ("--hyperparams", "seed=3"), "set by the command"),
     T("hp-not-key-value", ("--hyperparams", "lr"), "KEY=VALUE"),
-    T("hp-dqn-key-for-ppo", ("--hyperparams", "buffer_size=100"), "unknown PPO hyper-parameter"),
-    T("hp-float-for-int", ("--hyperparams", "n_epochs=2.5"), "n_epochs must be an integer"),
+    T("hp-dqn-key-for-ppo", ("--algo", "ppo", "--hyperparams", "buffer_size=100"), "unknown PPO hyper-parameter"),
+    T("hp-ppo-key-for-default-dqn", ("--hyperparams", "n_epochs=2"), "unknown DQN hyper-parameter 'n_epochs'"),
+    T("hp-float-for-int", ("--algo", "ppo", "--hyperparams", "n_epochs=2.5"), "n_epochs must be an integer"),
     T(
         "config-episode-length-long",
         ("--config", "{w}/cfg.yml"),
@@ -429,7 +456,7 @@ CASES = [
     T(
         "config-hp-unknown",
         ("--config", "{w}/cfg.yml"),
-        "unknown PPO hyper-parameter",
+        "unknown DQN hyper-parameter",
         _yaml("hyperparams:\n  learnin_rate: 0.1\n"),
     ),
     T("config-not-mapping", ("--config", "{w}/cfg.yml"), "must hold a mapping", _yaml("- 1\n- 2\n")),
@@ -466,6 +493,7 @@ CASES = [
     T("timesteps-not-a-number", ("--timesteps", "lots"), "argument --timesteps: invalid int value: 'lots'"),
     T("algo-not-a-choice", ("--algo", "sac"), "argument --algo: invalid choice: 'sac'"),
     T("unknown-flag", ("--learning-rate", "1e-4"), "unrecognized arguments: --learning-rate"),
+    T("end-before-current-module", ("--end", "2022-06-30"), "saving would promote a module trained on older data"),
     T("csv-with-inf", ("--source", "csv:{w}/csv"), "infinite", _csv_edit("BTC", 100, close=np.inf, high=np.inf)),
     # --- compose: the model store's integrity, pointers, options
     C("manifest-ranges-moved-back", (), "manifest.json does not match", _edit_manifest(_ranges_back)),
@@ -588,6 +616,7 @@ CASES = [
     U("source-csv-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     U("eval-freq-0", ("--eval-freq", "0"), "--eval-freq must be >= 1"),
     U("history-corrupt", (), "history.jsonl", _file("models/BTC_1d/history.jsonl", "{not json\n")),
+    U("at-after-the-data", ("--at", "2030-01-01"), "no 1d market data"),
     # --- walk_forward
     W("out-is-a-file", ("--out", "{w}/markets.json"), "--out"),
     W("fee-2", ("--fee", "2"), "--fee must be"),
@@ -598,6 +627,21 @@ CASES = [
     W("duplicate-assets", ("--assets", "BTC,BTC"), "twice"),
     W("missing-assets", ("--assets",), "argument --assets: expected one argument"),
     W("empty-store", ("--store", "{w}/empty-store"), "no 1d market data"),
+    # --- evaluate: the whole protocol and the options before any work
+    E("timesteps-negative", "", "configs.c: timesteps must be >= 1", config="timesteps: -512"),
+    E("eval-freq-0", "eval_freq: 0\n", "eval_freq must be an integer >= 1"),
+    E("seed-negative", "seeds: [0, -3]\n", "seeds must be distinct integers"),
+    E("metrics-folder-missing", "metrics: csv:/nonexistent/onchain\n", "no such file or folder"),
+    E("gaps-keep", "gaps: keep\n", "gaps must be error or fill"),
+    E("out-is-a-file", "", "is a file, not a folder", argv=("--out", "{w}/markets.json")),
+    E("store-is-a-file", "", "is a file, not a folder", argv=("--store", "{w}/markets.json")),
+    E("workers-0", "", "--workers must be >= 1", argv=("--workers", "0")),
+    C("workers-0", ("--workers", "0"), "--workers must be >= 1"),
+    P("workers-0", ("--workers", "0"), "--workers must be >= 1"),
+    # --- tune
+    R("ray-client-not-there", ("--address", "ray://127.0.0.1:10999"), "no Ray cluster answers"),
+    R("ray-gcs-not-there", ("--address", "127.0.0.1:6399"), "no Ray cluster answers"),
+    R("ray-address-malformed", ("--address", "somewhere"), "is not auto, HOST:PORT"),
 ]
 
 
@@ -622,7 +666,7 @@ def test_fault_is_one_line_exit_2_and_changes_nothing(case, copy, capsys, monkey
         case.setup(copy)
     for key, value in case.env:
         monkeypatch.setenv(key, value.replace("{w}", str(copy)))
-    before = _digest(copy)
+    before = _tree(copy)
     capsys.readouterr()
     rc = _run(case.command, _argv(case, copy))
     out, err = capsys.readouterr()
@@ -631,12 +675,22 @@ def test_fault_is_one_line_exit_2_and_changes_nothing(case, copy, capsys, monkey
     assert "Traceback" not in err + out
     assert len(lines) == 1, err
     assert case.message in lines[0], lines[0]
-    assert _digest(copy) == before
+    assert _tree(copy) == before
 
 
 def test_cases_cover_every_command_and_are_many():
     commands = {c.command for c in CASES}
-    assert commands == {"fetch_data", "train_cm", "compose", "compare", "live", "update", "walk_forward"}
+    assert commands == {
+        "fetch_data",
+        "train_cm",
+        "compose",
+        "compare",
+        "live",
+        "update",
+        "walk_forward",
+        "tune",
+        "evaluate",
+    }
     assert len({(c.command, c.id) for c in CASES}) == len(CASES) >= 60
 
 
@@ -674,7 +728,7 @@ def test_cases_cover_every_command_and_are_many():
 )
 def test_faults_from_the_shell(command, argv, message, copy):
     _csv_edit("BTC", 100, close=np.inf, high=np.inf)(copy)
-    before = _digest(copy)
+    before = _tree(copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTORL_", "BINANCE_"))}
     proc = subprocess.run(
         [sys.executable, "-m", f"experiments.{command}", *[a.replace("{w}", str(copy)) for a in argv]],
@@ -688,7 +742,7 @@ def test_faults_from_the_shell(command, argv, message, copy):
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, (
         proc.stderr
     )
-    assert _digest(copy) == before
+    assert _tree(copy) == before
 
 
 # ---------------------------------------------------------------------------------------- fixed, not refused
@@ -734,5 +788,165 @@ def test_close_x1000_warns_naming_the_bar(copy, capsys):
     day = pd.read_csv(copy / "csv" / "BTC-USD_1d.csv").loc[200, "datetime"]
     argv = ["--assets", "BTC", "--source", f"csv:{copy / 'csv'}", "--store", str(copy / "fresh"), "--no-progress"]
     assert _run("fetch_data", argv) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "warning: [BTC] suspicious close" in err and day in err
+    assert "2 suspicious bar(s) flagged" in out  # the bad print and the move back
+
+
+# ---------------------------------------------------------------------------------------- evaluate
+def _holey_csv(folder: Path, hole: tuple[str, str]) -> Path:
+    """A daily BTC file in the layout of the shared price files, with the days of ``hole`` missing."""
+    market, _ = demo_data("BTC", "1d", "2020-03-01", "2021-09-30")
+    frame = market.reset_index().rename(columns={"time": "datetime"})
+    days = frame["datetime"].dt.strftime("%Y-%m-%d")
+    frame = frame[(days < hole[0]) | (days > hole[1])].assign(datetime=days)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "BTC-USD_1d.csv", index=False)
+    return folder
+
+
+def _protocol(path: Path, source: str, extra: str = "") -> Path:
+    path.write_text(
+        f"name: holey\nsource: {source}\nassets: [BTC]\nseeds: [0]\neval_freq: 64\n{extra}"
+        "windows:\n  w1: {train: [2020-10-01, 2021-06-30], validation: [2021-07-01, 2021-07-31], "
+        "backtest: [2021-08-01, 2021-08-31]}\n"
+        "configs:\n  tiny: {algo: ppo, timesteps: 64, window: 10, n_envs: 2, episode_length: 16, ensemble: 1, "
+        "observe_position: false, features: []}\n"
+    )
+    return path
+
+
+def test_evaluate_hole_before_the_first_training_day_needs_no_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2020-07-10", "2020-09-15"))
+    proto = _protocol(tmp_path / "p.yml", f"csv:{csv}")
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "out"), "--no-progress"]) == 0, capsys.readouterr()
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_evaluate_hole_inside_the_windows_names_its_own_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2021-03-10", "2021-03-14"))
+    proto = _protocol(tmp_path / "p.yml", f"csv:{csv}")
+    before = _tree(tmp_path)
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "5 bar(s) missing" in err[0], err
+    assert "--gaps fill" in err[0] and "gaps: fill" in err[0] and "--gaps keep" not in err[0]
+    assert _tree(tmp_path) == before
+    assert _run("evaluate", [str(proto), "--out", str(tmp_path / "flag"), "--no-progress", "--gaps", "fill"]) == 0
+    keyed = _protocol(tmp_path / "k.yml", f"csv:{csv}", "gaps: fill\n")
+    from agents.evaluation import load_markets, load_protocol
+
+    market, _ = load_markets(load_protocol(keyed), tmp_path / "store", progress=False)["BTC"]
+    filled = market.loc["2021-03-10":"2021-03-14"]
+    assert len(filled) == 5 and (filled.volume == 0).all() and market.index.freq is not None
+
+
+def test_train_cm_offers_no_gaps_keep(copy, capsys):
+    assert _run("train_cm", ["--asset", "BTC", "--gaps", "keep", "--models", str(copy / "m")]) == 2
+    assert "invalid choice: 'keep'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- live
+@pytest.mark.parametrize("rerun", [("--assets", "ETH,BTC"), ("--portfolio-id", "another")], ids=["order", "id"])
+def test_live_rerun_of_an_interval_on_the_same_account_places_no_order_twice(copy, rerun):
+    from cryptorl.live import PaperExchange
+
+    def orders() -> list[tuple]:
+        paper = PaperExchange(copy / "paper.sqlite")
+        try:
+            return sorted((o["clientOrderId"], o["symbol"], o["side"]) for o in paper.fetch_orders())
+        finally:
+            paper.close()
+
+    argv = [
+        *LIVE,
+        "--markets-file",
+        str(copy / "markets.json"),
+        "--paper-db",
+        str(copy / "paper.sqlite"),
+        "--journal",
+        str(copy / "journal.sqlite"),
+        "--kill-switch",
+        str(copy / "KILL"),
+        "--now",
+        "2024-03-06T00:00:10",
+    ]
+    first = orders()
+    assert _run("live", argv) == 0  # the next interval: rebalancing orders stay open until the next bar
+    before = orders()
+    assert len(before) > len(first)
+    assert _run("live", [*argv, *rerun]) == 0
+    assert orders() == before
+
+
+def test_train_cm_takes_a_dqn_key_for_the_default_dqn(copy, capsys):
+    argv = ["--asset", "BTC", "--source", "store", "--store", str(copy / "store"), "--models", str(copy / "m")]
+    assert _run("train_cm", [*argv, *TRAIN, "--hyperparams", "buffer_size=500", "--no-save"]) == 0, capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------------------- first use
+@pytest.fixture(scope="module")
+def demo_tiny_run(tmp_path_factory):
+    """``evaluate experiments/protocols/demo_tiny.yml`` into a temporary folder, from an empty working
+    folder, with listings of the system temporary folder, the working folder and the checkout
+    before and after."""
+    import tempfile
+
+    system_tmp = Path(tempfile.gettempdir())
+
+    def listing() -> set[str]:
+        skip = ("pytest-of-", "bash_jobs", "ray")
+        return {p.name for p in system_tmp.iterdir() if not p.name.startswith(skip)}
+
+    base = tmp_path_factory.mktemp("demo-tiny")
+    work = base / "work"
+    work.mkdir()
+    before = listing(), {p.name for p in ROOT.iterdir()}
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        argv = [str(ROOT / "experiments/protocols/demo_tiny.yml"), "--out", str(base / "out"), "--no-progress"]
+        rc = _run("evaluate", [*argv, "--workers", "1"])
+    finally:
+        os.chdir(cwd)
+    after = listing(), {p.name for p in ROOT.iterdir()}
+    return rc, work, before, after
+
+
+def test_evaluate_demo_tiny_leaves_nothing_in_the_working_folder_or_the_checkout(demo_tiny_run):
+    rc, work, before, after = demo_tiny_run
+    assert rc == 0
+    assert list(work.iterdir()) == []
+    assert after[1] == before[1]
+
+
+def test_evaluate_demo_tiny_leaves_nothing_in_the_system_temporary_folder(demo_tiny_run):
+    rc, _, before, after = demo_tiny_run
+    assert rc == 0
+    assert after[0] - before[0] == set()
+
+
+def test_train_cm_hourly_file_with_a_missing_bar_names_the_gap_and_the_split(tmp_path, capsys):
+    market, _ = demo_data("BTC", "1h", "2022-01-01", "2022-03-31")
+    frame = market.reset_index().rename(columns={"time": "date"})
+    frame = frame.drop(index=len(frame) - 200)  # one bar missing near the end
+    (tmp_path / "csv").mkdir()
+    frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(
+        tmp_path / "csv" / "BTC-USD_1h.csv", index=False
+    )
+    argv = ["--asset", "BTC", "--interval", "1h", "--source", f"csv:{tmp_path / 'csv'}", "--store", str(tmp_path / "s")]
+    rc = _run("train_cm", [*argv, "--no-save", "--timesteps", "64", "--tensorboard-log", "", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "after the last gap" in err[0] and "--gaps fill" in err[0] and "default split" in err[0]
+
+
+def test_compare_help_shows_each_default_once():
+    from experiments.compare import build_parser
+
+    text = build_parser().format_help()
+    blocks = [b for b in text.split("\n  -")[1:]]
+    assert blocks and all(b.count("(default") <= 1 for b in blocks), [b for b in blocks if b.count("(default") > 1]
+    assert "(default: None)" not in text and "(default: 0.001)" in " ".join(text.split())

@@ -28,6 +28,7 @@ from cryptorl.live import (
     Limits,
     LiveTrader,
     PaperExchange,
+    account_id,
     client_order_id,
     equal_weight,
     last_closed,
@@ -101,9 +102,9 @@ def test_one_run_places_the_plan_sells_first_with_deterministic_ids(tmp_path):
     assert report.status == "done" and report.close_time == CLOSE
     # value = 10 000 + 0.1 x 43 210.55 = 14 321.055; BTC target 20 % = 0.066286 BTC -> sell 0.03371
     assert sim.placed() == [
-        ("BTCUSDT", "SELL", "0.03371000", client_order_id("pf", CLOSE, "BTC")),
-        ("ETHUSDT", "BUY", "1.90930000", client_order_id("pf", CLOSE, "ETH")),
-        ("LINKUSDT", "BUY", "98.35000000", client_order_id("pf", CLOSE, "LINK")),
+        ("BTCUSDT", "SELL", "0.03371000", client_order_id(account_id(ex), CLOSE, "BTC")),
+        ("ETHUSDT", "BUY", "1.90930000", client_order_id(account_id(ex), CLOSE, "ETH")),
+        ("LINKUSDT", "BUY", "98.35000000", client_order_id(account_id(ex), CLOSE, "LINK")),
     ]
     journal = make_trader(ex, tmp_path, decide).journal.orders("pf")
     assert set(journal["status"]) == {"placed"} and journal["exchange_order_id"].tolist() == ["1000", "1001", "1002"]
@@ -329,7 +330,7 @@ def test_paper_portfolio_runs_across_restarts_and_fills_at_next_open(tmp_path):
         assert trader.run_once().status == "done"
         trader.run_once()  # idempotent within the interval
     fills = paper.fills()
-    first = fills[fills["client_order_id"] == client_order_id("demo", days[0].floor("1D"), "BTC")].iloc[0]
+    first = fills[fills["client_order_id"] == client_order_id(account_id(paper), days[0].floor("1D"), "BTC")].iloc[0]
     btc = bars.market("BTC", "2024-03-02", 3)
     # decided on the bar of Feb 29 (closed Mar 1 00:00) at its close, filled at the open of the Mar 1 bar
     assert first["status"] == "closed" and first["price"] == btc.loc["2024-03-01", "open"]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cryptorl.live.orders import (
     CLIENT_ID_PATTERN,
+    account_id,
     client_order_id,
     plan_orders,
     target_weights,
@@ -53,7 +54,7 @@ def test_client_order_id_is_deterministic_short_and_binance_valid():
         client_order_id("pf", CLOSE + pd.Timedelta("6h"), "BTC"),
     }
     assert a not in others and len(others) == 3
-    with pytest.raises(ValueError, match="portfolio_id"):
+    with pytest.raises(ValueError, match="account"):
         client_order_id(" ", CLOSE, "BTC")
 
 
@@ -67,7 +68,7 @@ def test_amounts_are_rounded_down_by_ccxt_to_the_lot_step(binance):
     assert got == {"BTC": 0.11571, "ETH": 1.3332, "LINK": 68.68}
     for o in plan.orders:
         assert o.side == "buy" and o.amount == float(binance.amount_to_precision(o.symbol, o.amount))
-        assert o.client_order_id == client_order_id("pf", CLOSE, o.asset)
+        assert o.client_order_id == client_order_id(account_id(binance), CLOSE, o.asset)
     assert plan.value == pytest.approx(10_000) and plan.buy_scale == 1.0
 
 

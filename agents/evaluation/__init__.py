@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryptorl.data import load_data
-from cryptorl.data.frames import DataError, interval_timedelta
+from cryptorl.data.frames import DataError, fill_gaps, find_gaps, interval_timedelta
 
 from .protocol import (
     Protocol,
@@ -51,24 +51,54 @@ def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> 
         print(f"note: {asset}: no metrics from {protocol.metrics} ({' '.join(str(exc).split())})", file=sys.stderr)
 
 
-def load_markets(protocol: Protocol, store: str | Path | None = None, *, progress: bool = True) -> Data:
+def _without_old_holes(market: pd.DataFrame, asset: str, interval: str, first_day: pd.Timestamp, gaps: str):
+    """The loaded bars from after the last hole that ends by ``first_day`` (the first training day:
+    warm-up history across a hole would be made up), with the holes inside the windows filled
+    under ``gaps="fill"`` and refused under ``gaps="error"``."""
+    old = [g for g in find_gaps(market.index, interval) if g.before <= first_day]
+    if old:
+        market = market[market.index >= old[-1].before]
+    holes = find_gaps(market.index, interval)
+    if holes and gaps == "error":
+        more = f" and {len(holes) - 1} more" if len(holes) > 1 else ""
+        raise DataError(
+            asset,
+            f"{interval} market data has gaps inside the protocol's windows: {holes[0]}{more}; set 'gaps: fill' "
+            "in the protocol or add --gaps fill (flat zero-volume bars at the last close), or choose windows "
+            "without them",
+        )
+    if holes:
+        market = fill_gaps(market, interval)
+    market.index = pd.DatetimeIndex(market.index, freq=interval_timedelta(interval), name="time")
+    return market
+
+
+def load_markets(
+    protocol: Protocol, store: str | Path | None = None, *, progress: bool = True, gaps: str | None = None
+) -> Data:
     """``{asset: (market, metrics)}`` for the protocol, from the data start to its last backtest bar.
 
-    A ``csv:`` source is imported into ``store`` (a temporary folder when None).
+    A ``csv:`` source is imported into ``store`` (a temporary folder when None). Holes before the
+    first training day never matter (the bars begin after the last of them); holes inside the
+    windows stop with a :class:`DataError` unless ``gaps`` (default: the protocol's ``gaps``) is
+    ``"fill"``.
     """
+    gaps = protocol.gaps if gaps is None else gaps
     tmp = None
     if store is None and protocol.source.startswith("csv:"):
         tmp = tempfile.TemporaryDirectory(prefix="cryptorl-evaluate-")
         store = tmp.name
-    first = min(w.train[0] for w in protocol.windows) - pd.Timedelta(days=400)  # warm-up history
+    first_day = min(w.train[0] for w in protocol.windows)
+    first = first_day - pd.Timedelta(days=400)  # warm-up history
     out = {}
     try:
         for asset in tqdm(protocol.assets, desc="data", unit="asset", disable=not progress):
             if protocol.metrics is not None:
                 _add_metrics(protocol, asset, first, store)
             market, metrics = load_data(
-                asset, protocol.interval, first, protocol.data_end, source=protocol.source, store=store
+                asset, protocol.interval, first, protocol.data_end, source=protocol.source, store=store, gaps="keep"
             )
+            market = _without_old_holes(market, asset, protocol.interval, first_day, gaps)
             out[asset] = (market, metrics if metrics is not None and metrics.shape[1] else None)
     finally:
         if tmp is not None:

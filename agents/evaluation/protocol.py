@@ -12,6 +12,7 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
     fee: 0.001
     execution: close
     eval_freq: 2000                               # validation every N training steps
+    gaps: error                                   # missing bars inside the range: error or fill
     windows:                                      # inclusive dates; a bare date is the whole day
       bear: {train: [2020-10-01, 2021-12-31], validation: [2022-01-01, 2022-02-28],
              backtest: [2022-03-01, 2022-09-30]}
@@ -36,6 +37,7 @@ one line naming the key at fault.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,9 @@ import yaml
 
 from agents.crypto_module import CMConfig
 from agents.training import Split
+from cryptorl.cli import UserError
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+from cryptorl.validation import check_cm_options
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
 _KEYS = {
@@ -65,6 +69,7 @@ _KEYS = {
     "baselines",
     "description",
     "trials_before",
+    "gaps",
 }
 BASELINE_DEFAULTS: dict[str, Any] = {"trend_sma": 20, "tsmom": 60, "donchian": (10, 20, 30, 60, 90), "inverse_vol": 30}
 
@@ -111,6 +116,7 @@ class Protocol:
     donchian: tuple[int, ...] | None = None  # lookbacks of the Donchian ensemble baseline
     inverse_vol: int | None = None  # volatility window (and rebalance period) of inverse-vol weights
     trials_before: int = 0  # configurations tried before this protocol (counted by the deflated Sharpe)
+    gaps: str = "error"
 
     @property
     def n_trials(self) -> int:
@@ -255,6 +261,11 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    if any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers in [0, 2**32), got {seeds!r}")
+    eval_freq = raw.get("eval_freq", 2000)
+    if isinstance(eval_freq, bool) or not isinstance(eval_freq, int) or eval_freq < 1:
+        raise ValueError(f"eval_freq must be an integer >= 1 (validation every N training steps), got {eval_freq!r}")
     fee = float(raw.get("fee", 0.001))
     if not 0.0 <= fee < 0.5:
         raise ValueError(f"fee must be a rate in [0, 0.5), got {fee}")
@@ -279,14 +290,23 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
             why = f"unknown option(s) {sorted(bad)}" if bad else f"{sorted(fixed)} are set by the protocol"
             raise ValueError(f"configs.{cname}: {why}")
         try:
+            check_cm_options(opts)  # the rules of train_cm's flags, named as the protocol's keys
             CMConfig(**opts)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"configs.{cname}: {exc}") from None
+        except (TypeError, ValueError, UserError) as exc:
+            text = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
+            raise ValueError(f"configs.{cname}: {text}") from None
         checked[str(cname)] = opts
     base = _baselines(raw["baselines"] if "baselines" in raw else dict(BASELINE_DEFAULTS))
     trials_before = raw.get("trials_before", 0)
     if not isinstance(trials_before, int) or trials_before < 0:
         raise ValueError(f"trials_before must be a whole number >= 0, got {trials_before!r}")
+    for key in ("source", "metrics"):
+        value = raw.get(key)
+        if isinstance(value, str) and value.startswith("csv:") and not Path(value[4:]).expanduser().exists():
+            raise ValueError(f"{key} {value}: no such file or folder")
+    gaps = str(raw.get("gaps", "error"))
+    if gaps not in ("error", "fill"):
+        raise ValueError(f"gaps must be error or fill, got {gaps!r}")
     return Protocol(
         str(raw.get("name", name)),
         interval,
@@ -296,7 +316,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         tuple(int(s) for s in seeds),
         fee,
         execution,
-        int(raw.get("eval_freq", 2000)),
+        eval_freq,
         tuple(windows),
         checked,
         base["trend_sma"],
@@ -305,6 +325,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         base.get("donchian"),
         base.get("inverse_vol"),
         trials_before,
+        gaps,
     )
 
 

@@ -48,6 +48,21 @@ class DataError(ValueError):
         super().__init__(" ".join(parts))
 
 
+class GapError(DataError):
+    """A range with missing bars asked for under the strict gap policy; ``gaps`` lists them."""
+
+    def __init__(self, asset: str | None, interval: str, gaps: list[Gap], where: str | None = None):
+        self.interval, self.gaps = interval, gaps
+        more = f" and {len(gaps) - 1} more" if len(gaps) > 1 else ""
+        self.found = f"[{asset}] {interval} market data has gaps: {gaps[0]}{more}"
+        super().__init__(
+            asset,
+            f"{interval} market data has gaps: {gaps[0]}{more}; ask for gaps='fill' (flat zero-volume bars) "
+            "or gaps='keep', or load a range without them",
+            where,
+        )
+
+
 def interval_seconds(interval: str) -> int:
     """Length of an interval such as ``"1m"``, ``"6h"``, ``"1d"``, ``"1w"`` in seconds."""
     m = _INTERVAL_RE.match(str(interval).strip())
@@ -298,7 +313,9 @@ def check_outliers(market: pd.DataFrame, asset: str | None = None, *, z: float =
             raise DataError(asset, problem + "; fix the data or raise the threshold", str(t))
         import warnings
 
-        warnings.warn(str(DataError(asset, problem, str(t))), OutlierWarning, stacklevel=3)
+        warning = OutlierWarning(str(DataError(asset, problem, str(t))))
+        warning.bars = len(found)  # how many bars were flagged (the message names the first)
+        warnings.warn(warning, stacklevel=3)
     return found
 
 

@@ -42,6 +42,7 @@ from .frames import (
     OHLCV,
     DataError,
     Gap,
+    GapError,
     fill_gaps,
     find_gaps,
     interval_seconds,
@@ -317,13 +318,7 @@ class DataStore:
         out = pd.DataFrame(arr[:, 1:], index=_index(arr[:, 0].astype(np.int64)), columns=OHLCV)
         found = find_gaps(out.index, interval)
         if found and gaps == "raise":
-            more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-            raise DataError(
-                asset,
-                f"{interval} market data has gaps: {found[0]}{more}; ask for gaps='fill' (flat zero-volume bars) or gaps='keep' "
-                "(on the command line: --gaps fill or --gaps keep), or load a range without them",
-                f"store {self.root}",
-            )
+            raise GapError(asset, interval, found, f"store {self.root}")
         if found and gaps == "fill":
             out = fill_gaps(out, interval)
         if not found or gaps == "fill":  # regular: say so, like the demo frames do

@@ -116,7 +116,8 @@ class LiveTrader:
     assets:
         The portfolio's assets (``["BTC", "ETH"]``), traded against ``quote``.
     interval, portfolio_id, journal_path, kill_switch_path, limits:
-        Bar size; the portfolio's name (part of every client order id); the SQLite journal; the
+        Bar size; the portfolio's name (its runs in the journal; client order ids are per account and
+        interval close, see :func:`~cryptorl.live.orders.account_id`); the SQLite journal; the
         file whose presence stops all order placement; :class:`~cryptorl.live.executor.Limits`.
     clock:
         ``now()`` / ``sleep(seconds)``; :class:`SystemClock` by default, a fake one in tests.

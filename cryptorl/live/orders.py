@@ -11,8 +11,10 @@ one market order per asset:
   ``limits.cost.min`` (Binance's LOT_SIZE / NOTIONAL filters) is skipped and reported;
 * sells come before buys, and buys are scaled down so that their cost plus a buffer for fees
   and price moves never exceeds the free cash plus the sells' net proceeds;
-* every order carries a deterministic client order id derived from (portfolio id, interval
-  close time, asset), so a restarted loop can recognise orders it already sent.
+* every order carries a deterministic client order id derived from (account, interval close
+  time, asset), so a restarted loop recognises orders it already sent, and so does a rerun of
+  the same interval on the same account under another portfolio id or with the assets in
+  another order (:func:`account_id` names the account).
 """
 
 from __future__ import annotations
@@ -35,16 +37,27 @@ CLIENT_ID_PREFIX = "crl-"
 _WEIGHT_TOL = 1e-6
 
 
-def client_order_id(portfolio_id: str, close_time: Any, asset: str) -> str:
-    """Deterministic client order id for one asset's order at one interval close.
+def account_id(exchange: Any) -> str:
+    """The account an exchange object trades for: a paper account's own id (kept in its file, so
+    it survives a move), else the exchange id and a digest of the API key (never the key itself)."""
+    own = getattr(exchange, "account_id", None)
+    if isinstance(own, str) and own:
+        return own
+    key = str(getattr(exchange, "apiKey", "") or "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16] if key else "public"
+    return f"{getattr(exchange, 'id', 'exchange')}:{digest}"
 
-    ``"crl-"`` + the first 28 hex digits of sha256("portfolio|close time ISO|ASSET"): 32
+
+def client_order_id(account: str, close_time: Any, asset: str) -> str:
+    """Deterministic client order id for one asset's order at one interval close on one account.
+
+    ``"crl-"`` + the first 28 hex digits of sha256("account|close time ISO|ASSET"): 32
     characters, valid for Binance's ``newClientOrderId`` (36 max) and ccxt's ``clientOrderId``.
     """
-    if not str(portfolio_id).strip():
-        raise ValueError("portfolio_id must be a non-empty string")
+    if not str(account).strip():
+        raise ValueError("account must be a non-empty string")
     ts = to_utc_timestamp(close_time)
-    key = f"{portfolio_id}|{ts.isoformat()}|{asset.upper()}"
+    key = f"{account}|{ts.isoformat()}|{asset.upper()}"
     return CLIENT_ID_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:28]
 
 
@@ -233,6 +246,7 @@ def plan_orders(
     current = {a: held[a] * px[a] / value for a in weights}
 
     plan = OrderPlan(portfolio_id, close_ts, quote, value, px, current, dict(weights))
+    account = account_id(exchange)
     sells: list[PlannedOrder] = []
     wanted_buys: dict[str, float] = {}
 
@@ -244,7 +258,7 @@ def plan_orders(
         if reason:
             plan.skipped.append(SkippedOrder(asset, symbol, side, want, want * px[asset], reason))
             return None
-        return PlannedOrder(asset, symbol, side, amount, px[asset], client_order_id(portfolio_id, close_ts, asset))
+        return PlannedOrder(asset, symbol, side, amount, px[asset], client_order_id(account, close_ts, asset))
 
     proceeds = 0.0
     for asset in weights:

@@ -200,6 +200,11 @@ class PaperExchange:
             if not math.isfinite(float(amount)) or float(amount) < 0:
                 raise ValueError(f"[{code}] initial balance must be >= 0, got {amount!r}")
 
+    @property
+    def account_id(self) -> str:
+        """This account's id in client order ids: ``paper:`` and the time it was created."""
+        return f"paper:{self._meta()['created_at']}"
+
     def _meta(self) -> dict[str, str]:
         return {r["key"]: r["value"] for r in self._db.execute("SELECT key, value FROM meta")}
 
