@@ -358,20 +358,25 @@ class _ProgressCallback(BaseCallback):
         return True
 
 
+def _member(config: CMConfig, template: CryptoModuleEnv, seed: int):
+    """One ensemble member's SB3 algorithm on its own seeded vector env (both backends start here)."""
+    return build_algo(
+        config.algo,
+        CryptoModuleVecEnv(template, config.n_envs, seed=seed),
+        SAMCNN,
+        config.features_dim,
+        seed=seed,
+        hyperparams=config.algo_kwargs(),
+        device=config.device,
+    )
+
+
 def _train_sb3(market, metrics, config, split, dru, eam, template, seeds, loggers, eval_freq, on_evaluate, progress):
     """The members one after another, each an SB3 ``learn`` with its ValidationCallback."""
     members: list = []
     callbacks: list[ValidationCallback] = []
     for k, (seed, logger) in enumerate(zip(seeds, loggers, strict=True)):
-        sam = build_algo(
-            config.algo,
-            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
-            SAMCNN,
-            config.features_dim,
-            seed=seed,
-            hyperparams=config.algo_kwargs(),
-            device=config.device,
-        )
+        sam = _member(config, template, seed)
         sam.set_logger(logger)
         callback = ValidationCallback(
             CryptoModule(config, dru, sam, eam, ranges=split.as_dict()),
@@ -413,15 +418,7 @@ def _train_batched(
 
     members = []
     for seed in seeds:  # each member's SB3 DQN, built (and initialised) as the sb3 backend builds it
-        sam = build_algo(
-            config.algo,
-            CryptoModuleVecEnv(template, config.n_envs, seed=seed),
-            SAMCNN,
-            config.features_dim,
-            seed=seed,
-            hyperparams=config.algo_kwargs(),
-            device=config.device,
-        )
+        sam = _member(config, template, seed)
         sam.replay_buffer = None  # the batched learner has its own
         members.append(sam)
     for sam, logger in zip(members, loggers, strict=True):

@@ -128,18 +128,20 @@ def trend_timing(
     """
     if int(sma) < 2:
         raise ValueError(f"the trend baseline's moving average needs at least 2 bars, got {sma}")
-    assets = list(markets) if assets is None else list(assets)
-    idx = common_index(markets, assets, start, end)
-    held = []
-    for a in assets:
-        close = markets[a]["close"].astype("float64")
-        above = close > close.rolling(int(sma), min_periods=int(sma)).mean()
-        held.append(above.reindex(idx).fillna(False).to_numpy(dtype="float64"))
-    return _frame(idx, assets, np.column_stack(held) / len(assets))
+    n = int(sma)
+    return _timing(markets, assets, start, end, lambda close: close > close.rolling(n, min_periods=n).mean())
 
 
 def _closes(markets: Mapping[str, pd.DataFrame], asset: str) -> pd.Series:
     return markets[asset]["close"].astype("float64")
+
+
+def _timing(markets, assets, start, end, held_when) -> pd.DataFrame:
+    """Each asset at ``1/n`` on the bars where ``held_when(its whole close series)`` is true, else cash."""
+    assets = list(markets) if assets is None else list(assets)
+    idx = common_index(markets, assets, start, end)
+    held = [held_when(_closes(markets, a)).reindex(idx).fillna(False).to_numpy(dtype="float64") for a in assets]
+    return _frame(idx, assets, np.column_stack(held) / len(assets))
 
 
 def time_series_momentum(
@@ -153,14 +155,9 @@ def time_series_momentum(
     """Each asset held at ``1/n`` while ``close_t / close_{t-lookback} - 1 > 0``, else that share in cash."""
     if int(lookback) < 1:
         raise ValueError(f"time-series momentum needs a lookback of at least 1 bar, got {lookback}")
-    assets = list(markets) if assets is None else list(assets)
-    idx = common_index(markets, assets, start, end)
-    held = []
-    for a in assets:
-        close = _closes(markets, a)
-        up = close / close.shift(int(lookback)) - 1.0 > 0.0  # NaN (no history yet) compares False
-        held.append(up.reindex(idx).fillna(False).to_numpy(dtype="float64"))
-    return _frame(idx, assets, np.column_stack(held) / len(assets))
+    n = int(lookback)
+    # NaN (no history yet) compares False
+    return _timing(markets, assets, start, end, lambda close: close / close.shift(n) - 1.0 > 0.0)
 
 
 def donchian_signal(close: pd.Series, lookback: int) -> pd.Series:
