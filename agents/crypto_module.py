@@ -39,6 +39,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
+from cryptorl.portfolio.baselines import donchian_position, sma_position, vol_target_position
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
 from envs.crypto_module import with_position
 from envs.features import market_features, parse_market_feature
@@ -81,6 +82,14 @@ ON_POLICY = {"ppo", "a2c"}
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last")
+# Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
+# close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
+PRIORS: dict[str, Any] = {
+    "none": None,
+    "vol_target": lambda close, interval: vol_target_position(close, interval=interval),
+    "donchian": lambda close, interval: donchian_position(close, interval=interval),
+    "sma20": lambda close, interval: sma_position(close, 20),
+}
 MEMBER_SEED_STRIDE = 1000  # ensemble member k trains with seed + k * MEMBER_SEED_STRIDE
 MAX_ENSEMBLE = 32
 
@@ -128,6 +137,10 @@ class CMConfig:
     device: str = "cpu"
     # How the members are trained (BACKENDS); algorithms outside BATCHED_ALGOS always use "sb3".
     backend: str = "batched"
+    # A rule's position the actions scale (PRIORS): "none" all-in / all-out; "vol_target" the
+    # share that runs at 25 % annual volatility; "donchian" the vol-targeted Donchian ensemble;
+    # "sma20" the 20-bar moving-average rule. The prior is also an observation row.
+    prior: str = "none"
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
@@ -141,6 +154,8 @@ class CMConfig:
             raise ValueError(f"observe_position must be true or false, got {self.observe_position!r}")
         if self.train_fee is not None and not 0.0 <= float(self.train_fee) < 0.5:
             raise ValueError(f"train_fee must be a rate in [0, 0.5), got {self.train_fee}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
         self.features = [str(f) for f in self.features]
@@ -177,6 +192,7 @@ LEGACY_FIELDS: dict[str, Any] = {
     "observe_position": False,
     "ensemble": 1,
     "backend": "sb3",
+    "prior": "none",
 }
 
 
@@ -341,6 +357,7 @@ class CryptoModule:
             episode_length=episode_length,
             signals=self.signals(market, feats),
             observe_position=self.config.observe_position,
+            scale=prior_position(market, self.config),
         )
 
     # -- decisions -----------------------------------------------------------------------------
@@ -388,7 +405,7 @@ class CryptoModule:
                 f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}",
             )
         first = env.first_step if self.config.observe_position else lo  # a path starts in cash
-        crypto = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0)
+        crypto = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0) * env.scale[lo:hi]
         return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=index[lo:hi])
 
     # -- persistence ---------------------------------------------------------------------------
@@ -492,13 +509,26 @@ def position_walk(actions: np.ndarray) -> np.ndarray:
     return path
 
 
+def prior_position(market: pd.DataFrame, config: CMConfig) -> pd.Series | None:
+    """The position of ``config.prior`` at each bar of ``market`` (closes up to t; NaN while it
+    warms up), or None without a prior."""
+    rule = PRIORS[config.prior]
+    if rule is None:
+        return None
+    return rule(market["close"].astype("float64"), config.interval).rename("prior")
+
+
 def module_features(
     dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig
 ) -> pd.DataFrame | None:
-    """DRU output beside ``config.features`` (market features); None when both are empty."""
+    """DRU output beside ``config.features`` (market features) and the prior's position; None
+    when there are none."""
     feats = dru.transform(market, metrics, asset=config.asset)
     if config.features:
         feats = pd.concat([feats, market_features(market, config.features)], axis=1)
+    prior = prior_position(market, config)
+    if prior is not None:
+        feats = pd.concat([feats, prior], axis=1)
     return feats if feats.shape[1] else None
 
 
@@ -569,4 +599,5 @@ __all__ = [
     "eam_signals",
     "module_features",
     "position_walk",
+    "prior_position",
 ]

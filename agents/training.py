@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import configure_logger
@@ -39,6 +41,7 @@ from .crypto_module import (
     build_algo,
     eam_signals,
     module_features,
+    prior_position,
 )
 from .networks import EAMCNN, SAMCNN, resolve_device
 
@@ -187,9 +190,10 @@ class ValidationCallback(BaseCallback):
         env = module.env(market, metrics, start=start, end=end)
         self._obs = env.obs_tensor[env.first_step : env.last_step + 1]
         self._index = env.index[env.first_step : env.last_step + 1]
+        self._scale = env.scale[env.first_step : env.last_step + 1]
 
     def _evaluate(self) -> None:
-        crypto = np.clip(self.module._actions(self._obs), 0.0, 1.0)
+        crypto = np.clip(self.module._actions(self._obs), 0.0, 1.0) * self._scale
         row, m = validation_row(self.module, self.market, self._index, crypto, self.num_timesteps)
         self.history.append(row)
         score = selection_score(row, self.selection)
@@ -279,6 +283,7 @@ def train_crypto_module(
         episode_length=config.episode_length,
         signals=signals,
         observe_position=config.observe_position,
+        scale=prior_position(market, config),
         **env_kw,
     )
     seeds = [config.seed + MEMBER_SEED_STRIDE * k for k in range(config.ensemble)]
@@ -300,10 +305,47 @@ def train_crypto_module(
     else:
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
+    if config.prior != "none":
+        keep_prior_unless_beaten(module, market, metrics, split)
     if tensorboard_log:
         module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
         module.sam.logger.dump(module.sam.num_timesteps)
     return module, first
+
+
+def follow_prior(sam: BaseAlgorithm) -> None:
+    """Make ``sam`` answer action 1 (take the prior's position) on every observation: its output
+    layer's weights become 0 and its bias prefers action 1 (for every quantile of a QR-DQN)."""
+    if hasattr(sam.policy, "q_net"):  # DQN
+        layers = [sam.q_net.q_net[-1], sam.q_net_target.q_net[-1]]
+    elif hasattr(sam.policy, "quantile_net"):  # QR-DQN
+        layers = [sam.policy.quantile_net.quantile_net[-1], sam.policy.quantile_net_target.quantile_net[-1]]
+    else:  # an actor-critic policy's action logits
+        layers = [sam.policy.action_net]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.zero_()
+            layer.bias.copy_(torch.tensor([0.0, 1.0]).repeat(layer.bias.numel() // 2))
+
+
+def keep_prior_unless_beaten(
+    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, split: Split
+) -> None:
+    """With a prior, the module keeps what it learned only when that beats the prior alone on the
+    validation range (Sortino); otherwise every member follows the prior (:func:`follow_prior`),
+    so that a module that learned nothing useful costs nothing against its rule.
+    ``module.validation["follows_prior"]`` says which (1.0: the prior was kept)."""
+    env = module.env(market, metrics, start=split.validation[0], end=split.validation[1])
+    index = env.index[env.first_step : env.last_step + 1]
+    _, prior = validation_row(module, market, index, env.scale[env.first_step : env.last_step + 1], 0)
+    learned = module.validation.get("Sortino", float("nan"))
+    if np.isnan(learned) or prior["Sortino"] >= learned:
+        for sam in module.members:
+            follow_prior(sam)
+        module.validation = {k: float(v) for k, v in prior.items()}
+        module.validation["follows_prior"] = 1.0
+    else:
+        module.validation["follows_prior"] = 0.0
 
 
 def make_logger(tensorboard_log: str | None, name: str) -> Logger:
@@ -427,12 +469,13 @@ def _train_batched(
     val_env = probe.env(market, metrics, start=split.validation[0], end=split.validation[1])
     obs = val_env.obs_tensor[val_env.first_step : val_env.last_step + 1]
     index = val_env.index[val_env.first_step : val_env.last_step + 1]
+    scale = val_env.scale[val_env.first_step : val_env.last_step + 1]
     records = [MemberValidation() for _ in members]
 
     def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
         keep = np.zeros(len(records), dtype=bool)
         for k, rec in enumerate(records):
-            row, m = validation_row(probe, market, index, np.clip(crypto[k], 0.0, 1.0), timesteps)
+            row, m = validation_row(probe, market, index, np.clip(crypto[k], 0.0, 1.0) * scale, timesteps)
             rec.history.append(row)
             score = selection_score(row, config.selection)
             if config.selection == "last" or score > rec.best_score or not rec.best_metrics:

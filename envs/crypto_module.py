@@ -10,6 +10,11 @@ since the policy sees whether an action trades.
 Action: ``Discrete(2)``, 0 = all cash, 1 = all crypto (weights (cash, crypto) = (1, 0) or
 (0, 1)); or, with ``action_type="continuous"``, ``Box([0], [1])``: the crypto share.
 
+Prior (``scale``): an optional series ``s_t`` in [0, 1] known at bar t (e.g. a trend rule's or a
+volatility target's position): action ``a`` at bar t then holds ``a * s_t`` crypto, so the
+action says how much of the prior's position to take (1: follow it, 0: stay out), and the
+position row observes the action ``a``, not the scaled weight.
+
 Reward: log growth of the module's value over the step, net of the cost on the traded amount,
 with the shared accounting (:mod:`envs.accounting`). The decision taken on ``obs[t]`` trades
 at bar t's close (``execution="close"``) or at bar t+1's open (``execution="next_open"``).
@@ -70,6 +75,7 @@ class CryptoModuleEnv(RangeEnv):
         slippage: float = 0.0,
         allow_gaps: bool = False,
         observe_position: bool = False,
+        scale: pd.Series | None = None,
     ):
         super().__init__()
         if action_type not in ACTION_TYPES:
@@ -97,6 +103,14 @@ class CryptoModuleEnv(RangeEnv):
         self.y_close = np.r_[np.nan, self.closes[1:] / self.closes[:-1]]
         self.y_gap = np.r_[np.nan, self.opens[1:] / self.closes[:-1]]
         self.y_intra = self.closes / self.opens
+        self.scaled = scale is not None
+        self.scale = np.ones(len(self.market))
+        if self.scaled:
+            s = pd.Series(scale, dtype="float64").reindex(self.market.index).to_numpy()
+            if np.any(s[np.isfinite(s)] < 0) or np.any(s[np.isfinite(s)] > 1 + 1e-12):
+                raise ValueError("scale (the prior position) must lie in [0, 1]")
+            self.scale = np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)  # unknown prior: no position
+        self.scale.flags.writeable = False
         self._init_range(self.market.index, block.first_valid, start, end, episode_length, self.asset, seed)
 
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=self.obs_tensor.shape[1:], dtype=np.float32)
@@ -107,6 +121,7 @@ class CryptoModuleEnv(RangeEnv):
         # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
         self._yc, self._yg, self._yi = self.y_close.tolist(), self.y_gap.tolist(), self.y_intra.tolist()
         self._open_l, self._close_l = self.opens.tolist(), self.closes.tolist()
+        self._scale_l = self.scale.tolist()
         self._rows = list(self.obs_tensor)  # per-bar views: a step copies one, no indexing cost
         self._discrete = action_type == "discrete"
         self._at_close = self.execution == "close"
@@ -136,14 +151,15 @@ class CryptoModuleEnv(RangeEnv):
             a = _DISCRETE_WEIGHT[action] if self._discrete else self.action_weight(action)
         except (KeyError, TypeError):
             a = self.action_weight(action)
+        w = a * self._scale_l[t] if self.scaled else a
         if self._at_close:
             value, drifted, fee, turnover, growth = one_asset_close(
-                self._value, self._drifted, a, self._yc[t + 1], self.cost
+                self._value, self._drifted, w, self._yc[t + 1], self.cost
             )
             trade_price = self._close_l[t]
         else:
             value, drifted, fee, turnover, growth = one_asset_next_open(
-                self._value, self._drifted, a, self._yg[t + 1], self._yi[t + 1], self.cost
+                self._value, self._drifted, w, self._yg[t + 1], self._yi[t + 1], self.cost
             )
             trade_price = self._open_l[t + 1]
         self._value, self._drifted = value, drifted
@@ -153,7 +169,7 @@ class CryptoModuleEnv(RangeEnv):
             "time": self._times[t],
             "decision_time": self._times[t - 1],
             "value": value,
-            "position": a,
+            "position": w,
             "drifted_position": drifted,
             "fee": fee,
             "turnover": turnover,

@@ -147,13 +147,14 @@ class CryptoModuleVecEnv(VecEnv):
         self._actions = None
         t = self.steps
         env = self.env
+        w = a * env.scale.take(t) if env.scaled else a  # the prior's share the actions take
         if self._next_open:
             y_gap, y_intra = self._gap_next.take(t), self._intra_next.take(t)
-            step = one_asset_next_open(self.values, self.positions, a, y_gap, y_intra, env.cost)
+            step = one_asset_next_open(self.values, self.positions, w, y_gap, y_intra, env.cost)
         else:
-            step = one_asset_close(self.values, self.positions, a, self._close_next.take(t), env.cost)
+            step = one_asset_close(self.values, self.positions, w, self._close_next.take(t), env.cost)
         self.values, self.positions, self.fees, self.turnovers, growth = step
-        self.weights = a
+        self.weights = w
         rewards = np.log(growth)
         t = t + 1
         self.steps = t

@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         + " (default batched; algorithms without a batched learner use sb3)",
     )
     p.add_argument(
+        "--prior",
+        choices=["none", "vol_target", "donchian", "sma20"],
+        default=None,
+        help="a rule's position the actions scale: action 1 takes it, 0 stays out (default none: "
+        "all-in / all-out); vol_target runs at 25%% annual volatility, donchian is the vol-targeted "
+        "Donchian ensemble, sma20 the 20-bar moving-average rule",
+    )
+    p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default=None,

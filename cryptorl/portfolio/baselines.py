@@ -203,13 +203,50 @@ def donchian_ensemble(
         raise ValueError(f"target_vol must be positive, got {target_vol}")
     assets = list(markets) if assets is None else list(assets)
     idx = common_index(markets, assets, start, end)
-    held = []
-    for a in assets:
-        close = _closes(markets, a)
-        signal = pd.concat([donchian_signal(close, n) for n in lookbacks], axis=1).mean(axis=1)
-        scale = (float(target_vol) / realised_vol(close, vol_window, interval)).clip(upper=1.0)
-        held.append((signal * scale).reindex(idx).fillna(0.0).to_numpy(dtype="float64"))
+    held = [
+        donchian_position(
+            _closes(markets, a), lookbacks, target_vol=target_vol, vol_window=vol_window, interval=interval
+        )
+        .reindex(idx)
+        .fillna(0.0)
+        .to_numpy(dtype="float64")
+        for a in assets
+    ]
     return _frame(idx, assets, np.column_stack(held) / len(assets))
+
+
+def vol_target_position(
+    close: pd.Series, *, target_vol: float = 0.25, vol_window: int = 90, interval: str = "1d"
+) -> pd.Series:
+    """``min(1, target_vol / vol_t)``: the share of one asset that runs at ``target_vol``
+    annualised (:func:`realised_vol` over ``vol_window`` bars up to t); NaN before the window fills."""
+    if not target_vol > 0:
+        raise ValueError(f"target_vol must be positive, got {target_vol}")
+    return (float(target_vol) / realised_vol(close, vol_window, interval)).clip(upper=1.0)
+
+
+def donchian_position(
+    close: pd.Series,
+    lookbacks: Sequence[int] = (10, 20, 30, 60, 90),
+    *,
+    target_vol: float = 0.25,
+    vol_window: int = 90,
+    interval: str = "1d",
+) -> pd.Series:
+    """One asset's share in [0, 1] in :func:`donchian_ensemble` before its ``1/n`` budget: the
+    mean Donchian signal times :func:`vol_target_position`; NaN before the volatility is known."""
+    if not lookbacks:
+        raise ValueError("the Donchian ensemble needs at least one lookback")
+    signal = pd.concat([donchian_signal(close, n) for n in lookbacks], axis=1).mean(axis=1)
+    return signal * vol_target_position(close, target_vol=target_vol, vol_window=vol_window, interval=interval)
+
+
+def sma_position(close: pd.Series, sma: int = 20) -> pd.Series:
+    """1 while ``close_t`` is above its ``sma``-bar simple moving average, else 0 (NaN before it is defined)."""
+    if int(sma) < 2:
+        raise ValueError(f"the trend baseline's moving average needs at least 2 bars, got {sma}")
+    avg = close.rolling(int(sma), min_periods=int(sma)).mean()
+    return (close > avg).astype("float64").where(avg.notna())
 
 
 def inverse_volatility(

@@ -1,0 +1,153 @@
+"""A Crypto Module on top of a rule's position (CMConfig.prior): the environment trades the
+action times the prior, decisions are the vote times the prior, the prior uses no future bar,
+and a module that does not beat its prior on validation follows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from envs_helpers import market_from
+
+from agents.crypto_module import PRIORS, CMConfig, CryptoModule, config_from_manifest, prior_position
+from agents.training import (
+    Split,
+    _member,
+    follow_prior,
+    keep_prior_unless_beaten,
+    policy_backtest,
+    train_crypto_module,
+)
+from cryptorl.data.demo import demo_market
+from cryptorl.data.frames import to_utc_timestamp as utc
+from cryptorl.features import DataRefinementUnit
+from cryptorl.portfolio.backtest import backtest
+from cryptorl.portfolio.baselines import donchian_ensemble, donchian_position
+from envs import CryptoModuleEnv, CryptoModuleVecEnv
+
+SPLIT = Split(
+    (utc("2019-06-01"), utc("2020-05-31")),
+    (utc("2020-06-01"), utc("2020-08-31")),
+    (utc("2020-09-01"), utc("2020-12-31")),
+)
+
+
+@pytest.fixture(scope="module")
+def market():
+    return demo_market("BTC", "1d", "2019-01-01", "2020-12-31")
+
+
+def test_env_holds_the_action_times_the_prior_by_hand():
+    m = market_from([100.0, 100.0, 110.0, 99.0, 99.0])
+    scale = pd.Series([0.0, 0.5, 0.25, 1.0, 0.0], index=m.index)
+    env = CryptoModuleEnv(m, asset="TST", window=1, fee=0.0, scale=scale, observe_position=True)
+    obs, _ = env.reset()
+    assert env.first_step == 1
+    rewards, positions = [], []
+    for action in (1, 1, 0):
+        obs, r, _, _, info = env.step(action)
+        rewards.append(r)
+        positions.append(info["position"])
+        assert obs[-1, 0, -1] == action  # the position row observes the action, not the weight
+    assert positions == [0.5, 0.25, 0.0]
+    # bar 0 -> 1: half in, +10 %; bar 1 -> 2: the 0.25 target of a value whose crypto drifted, -10 %
+    assert rewards[0] == pytest.approx(np.log(1.05))
+    assert rewards[1] == pytest.approx(np.log(0.75 + 0.25 * 0.9))
+    assert rewards[2] == pytest.approx(0.0)
+
+
+def test_env_refuses_a_prior_outside_zero_one():
+    m = market_from([100.0, 101.0, 102.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        CryptoModuleEnv(m, asset="TST", window=1, scale=pd.Series(2.0, index=m.index))
+
+
+def test_vector_env_with_a_prior_equals_single_envs(market):
+    scale = donchian_position(market["close"])
+    kw = dict(window=7, episode_length=13, fee=0.003, scale=scale, observe_position=True)
+    vec = CryptoModuleVecEnv(CryptoModuleEnv(market, **kw), 4, seed=3, full_info=True)
+    singles = [CryptoModuleEnv(market, **kw) for _ in range(4)]
+    vec.reset()
+    for i, e in enumerate(singles):
+        e.reset(seed=3 + i)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        actions = rng.integers(0, 2, 4)
+        _, rewards, _, infos = vec.step(actions)
+        for i, e in enumerate(singles):
+            _, r, _, trunc, info = e.step(actions[i])
+            assert rewards[i] == pytest.approx(r, rel=1e-12, abs=1e-15)
+            assert infos[i]["position"] == pytest.approx(info["position"])
+            if trunc:
+                e.reset()
+
+
+@pytest.mark.parametrize("prior", [p for p in PRIORS if p != "none"])
+def test_prior_uses_no_future_bar(market, prior):
+    config = CMConfig(prior=prior)
+    cut = utc("2020-06-01")
+    before = prior_position(market, config).loc[:cut]
+    m2 = market.copy()
+    m2.loc[m2.index > cut, ["open", "high", "low", "close"]] *= 0.3
+    pd.testing.assert_series_equal(before, prior_position(m2, config).loc[:cut])
+    assert before.dropna().between(0.0, 1.0).all()
+
+
+def _untrained(market, prior: str, answer: tuple[float, float] | None = None) -> CryptoModule:
+    """A two-member module with ``prior``, its networks built on the module's own observations;
+    ``answer``: the output bias every member then answers with (Q of cash, Q of crypto)."""
+    config = CMConfig(prior=prior, ensemble=2)
+    dru = DataRefinementUnit().fit(market, None, SPLIT.train[1], asset="BTC")
+    env = CryptoModule(config, dru, None).env(market, None)
+    members = [_member(config, env, seed) for seed in range(2)]
+    for sam in members:
+        follow_prior(sam)
+        if answer is not None:
+            with torch.no_grad():
+                sam.q_net.q_net[-1].bias.copy_(torch.tensor(answer))
+    return CryptoModule(config, dru, members[0], members=members, ranges=SPLIT.as_dict())
+
+
+def _prior_sortino(module: CryptoModule, market) -> tuple[float, np.ndarray]:
+    env = module.env(market, None, start=SPLIT.validation[0], end=SPLIT.validation[1])
+    lo, hi = env.first_step, env.last_step + 1
+    rule = pd.DataFrame({"cash": 1 - env.scale[lo:hi], "BTC": env.scale[lo:hi]}, index=env.index[lo:hi])
+    return backtest(rule, {"BTC": market}, interval="1d").metrics()["Sortino"], env.scale[lo:hi]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_module_that_follows_its_prior_is_the_donchian_rule(market):
+    module = _untrained(market, "donchian")
+    decided = module.decide_range(market, None, *SPLIT.backtest)["crypto"]
+    rule = donchian_ensemble({"BTC": market}, start=SPLIT.backtest[0], end=SPLIT.backtest[1])["BTC"]
+    assert decided.max() > 0.1  # the rule holds crypto in this range: the comparison means something
+    pd.testing.assert_series_equal(decided, rule.loc[decided.index], check_names=False)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_module_worse_than_its_prior_on_validation_follows_the_prior(market):
+    module = _untrained(market, "sma20", answer=(1.0, 0.0))  # always cash
+    prior_sortino, prior = _prior_sortino(module, market)
+    assert prior_sortino > 0.5  # the rule gains on this validation range, staying out does not
+    module.validation = policy_backtest(module, market, None, *SPLIT.validation).metrics()
+    keep_prior_unless_beaten(module, market, None, SPLIT)
+    assert module.validation["follows_prior"] == 1.0
+    assert module.validation["Sortino"] == pytest.approx(prior_sortino)
+    np.testing.assert_allclose(module.decide_range(market, None, *SPLIT.validation)["crypto"], prior)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_training_with_a_prior_is_never_worse_than_it_on_validation(market):
+    config = CMConfig(prior="sma20", ensemble=2, timesteps=1_500)
+    module, _ = train_crypto_module(market, None, config, SPLIT, eval_freq=500)
+    prior_sortino, _ = _prior_sortino(module, market)
+    kept = policy_backtest(module, market, None, *SPLIT.validation).metrics()["Sortino"]
+    assert kept >= prior_sortino - 1e-9
+    assert module.validation["Sortino"] == pytest.approx(kept)
+
+
+def test_config_refuses_an_unknown_prior_and_old_modules_have_none():
+    with pytest.raises(ValueError, match="unknown prior"):
+        CMConfig(prior="moon")
+    assert config_from_manifest({"asset": "BTC"}).prior == "none"
