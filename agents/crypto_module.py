@@ -391,9 +391,20 @@ class CryptoModule:
     def decide_range(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> pd.DataFrame:
         """Decisions at every bar close in [start, end] with a complete observation, in one pass.
 
-        Returns a frame indexed by decision time with columns ``cash, crypto``. The decision at
-        the last bar is included (what a live loop acts on); ``start == end`` decides one bar.
+        Returns a frame indexed by decision time with columns ``cash, crypto``: the crypto share
+        is the members' vote times the prior's position (:meth:`votes`; 1 without a prior). The
+        decision at the last bar is included (what a live loop acts on); ``start == end``
+        decides one bar.
         """
+        votes, prior = self.votes(market, metrics, start, end)
+        crypto = votes * prior
+        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=votes.index)
+
+    def votes(
+        self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None
+    ) -> tuple[pd.Series, np.ndarray]:
+        """The members' mean action at every bar close in [start, end] (in [0, 1]) and the prior's
+        position at those bars (ones without a prior): what :meth:`decide_range` multiplies."""
         env = self.env(market, metrics)
         index = env.index
         lo = env.first_step if start is None else max(env.first_step, int(index.searchsorted(to_utc_timestamp(start))))
@@ -405,8 +416,8 @@ class CryptoModule:
                 f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}",
             )
         first = env.first_step if self.config.observe_position else lo  # a path starts in cash
-        crypto = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0) * env.scale[lo:hi]
-        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=index[lo:hi])
+        votes = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0)
+        return pd.Series(votes, index=index[lo:hi], name="votes"), env.scale[lo:hi]
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, store: ModelStore | str | Path | None = None, *, promote: bool = True, note: str = "") -> Path:

@@ -86,3 +86,26 @@ def test_bad_input_is_refused():
     market = _market(20)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         skill_test((pd.Series(2.0, index=market.index), market), interval="1d")
+
+
+def test_a_prior_is_not_skill_of_its_filter():
+    market = _market(300, seed=5)
+    # a prior that knows tomorrow: following it all the time is skill of the rule, not of the filter
+    oracle = (market["close"].shift(-1) > market["close"]).astype("float64").fillna(0.0)
+    always = pd.Series(1.0, index=market.index)
+    assert skill_test((oracle, market), interval="1d", n=99).pvalue < 0.01
+    assert skill_test((always, market, oracle), interval="1d", n=99).pvalue == pytest.approx(0.5)
+    # random filters of the oracle: about uniform p-values
+    rng = np.random.default_rng(2)
+    pvals = []
+    for i in range(40):
+        act = pd.Series(np.repeat(rng.integers(0, 2, 30), 10).astype("float64"), index=market.index)
+        pvals.append(skill_test((act, market, oracle), interval="1d", n=99, seed=i).pvalue)
+    assert np.mean(np.array(pvals) < 0.05) <= 0.2 and 0.3 < np.mean(pvals) < 0.7
+    # the policy's position is action * prior: the engine's Sortino of that product
+    half = pd.Series(0.5, index=market.index)
+    res = skill_test((always, market, half), interval="1d", n=9)
+    weights = pd.DataFrame({"cash": 1 - half, "X": half})
+    assert res.sortino == pytest.approx(backtest(weights, {"X": market}, interval="1d").metrics()["Sortino"], rel=1e-9)
+    with pytest.raises(ValueError, match="prior"):
+        skill_test((always, market, half.iloc[:-1]), interval="1d", n=9)

@@ -14,7 +14,10 @@ Sortinos and the one-sided permutation mid-p-value ``(#{null > policy} + (#{null
 validation folds of different periods or coins): the runs are shuffled across all of them, so a
 policy that is out of the market in the falling folds and in during the rising ones shows that
 as skill, and the Sortino ratio is that of the stitched returns (each fold starts in cash, as a
-backtest window does). A policy that never trades has only itself as its null and gets p = 1/2:
+backtest window does). A fold may carry a prior, ``(action, market, prior)``: the position is then
+``action * prior`` (a rule's position the policy filters, e.g. a trend rule's) and the null
+shuffles the actions over the same prior, so the test asks whether the filter beats random
+filters of the same rule, not whether the rule beats random timing. A policy that never trades has only itself as its null and gets p = 1/2:
 no evidence either way; a lucky random policy gets a p-value about uniform on (0, 1).
 """
 
@@ -97,14 +100,16 @@ def skill_test(
     its number of trades on the same bars and costs (see the module docstring).
 
     ``folds``: ``(position, market)`` pairs, ``position`` the crypto share decided at each time
-    of a fold (a Series indexed by decision times, all in ``market``); one pair or a list.
+    of a fold (a Series indexed by decision times, all in ``market``); one pair or a list; or
+    ``(action, market, prior)`` triples (see the module docstring), ``prior`` in [0, 1] at the
+    same times.
     """
     if isinstance(folds, tuple):
         folds = [folds]
     if not folds:
         raise ValueError("skill_test needs at least one (position, market) fold")
-    positions, bars = [], []
-    for position, market in folds:
+    positions, bars, priors = [], [], []
+    for position, market, *prior in folds:
         if not isinstance(position, pd.Series) or len(position) < 2:
             raise ValueError("a position must be a pandas Series of at least two crypto shares")
         p = position.to_numpy(dtype="float64")
@@ -117,8 +122,13 @@ def skill_test(
         open_ = fold["open"].to_numpy(dtype="float64")[:, None] if execution == "next_open" else None
         positions.append(np.clip(p, 0.0, 1.0))
         bars.append((close, open_))
+        s = np.asarray(prior[0], dtype="float64") if prior else np.ones(len(p))
+        if s.shape != p.shape or np.isnan(s).any() or (s < -1e-12).any() or (s > 1 + 1e-12).any():
+            raise ValueError("a fold's prior must be one share in [0, 1] per decision time")
+        priors.append(s)
     own_path = np.concatenate(positions)
     paths = np.vstack([own_path, same_exposure_paths(own_path, n, np.random.default_rng(seed))])
+    paths = paths * np.concatenate(priors)
     s = _stitched_sortinos(paths, bars, fee=fee, execution=execution, ppy=periods_per_year(interval))
     own, null = float(s[0]), s[1:]
     tie = np.abs(null - own) <= 1e-12 * max(1.0, abs(own))
