@@ -141,6 +141,9 @@ class CMConfig:
     # share that runs at 25 % annual volatility; "donchian" the vol-targeted Donchian ensemble;
     # "sma20" the 20-bar moving-average rule. The prior is also an observation row.
     prior: str = "none"
+    # Other assets whose training-range bars add training episodes (one policy learned on several
+    # coins' experience; observations are scale-free). Validation and the prior stay this asset's.
+    pool: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
@@ -154,6 +157,11 @@ class CMConfig:
             raise ValueError(f"observe_position must be true or false, got {self.observe_position!r}")
         if self.train_fee is not None and not 0.0 <= float(self.train_fee) < 0.5:
             raise ValueError(f"train_fee must be a rate in [0, 0.5), got {self.train_fee}")
+        if isinstance(self.pool, str) or not isinstance(self.pool, (list, tuple)):
+            raise ValueError(f"pool must be a list of assets, got {self.pool!r}")
+        self.pool = [a for a in dict.fromkeys(str(a).upper() for a in self.pool) if a != self.asset]
+        if self.pool and self.with_eam:
+            raise ValueError("pool and with_eam do not go together: the EAM is trained on the module's asset alone")
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
         if self.selection not in SELECTIONS:

@@ -70,6 +70,7 @@ class TrainJob:
     split: Split
     eval_freq: int = 2_000
     tensorboard_log: str | None = None
+    pool: dict[str, pd.DataFrame] | None = None  # the markets of config.pool's assets
 
     @property
     def label(self) -> str:
@@ -96,11 +97,17 @@ def train_job(job: TrainJob) -> TrainResult:
     """
     if job.split.backtest is None:
         val_end = job.split.validation[1]
-        for frame in (job.market, job.metrics):
+        for frame in (job.market, job.metrics, *(job.pool or {}).values()):
             if frame is not None and len(frame) and frame.index[-1] > val_end:
                 raise ValueError(f"{job.label}: training data reach past the validation end {val_end}")
     module, callback = train_crypto_module(
-        job.market, job.metrics, job.config, job.split, eval_freq=job.eval_freq, tensorboard_log=job.tensorboard_log
+        job.market,
+        job.metrics,
+        job.config,
+        job.split,
+        eval_freq=job.eval_freq,
+        tensorboard_log=job.tensorboard_log,
+        pool=job.pool,
     )
     result = TrainResult(PackedModule.pack(module), callback.history, float(callback.best_score))
     del module, callback

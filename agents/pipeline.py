@@ -52,13 +52,22 @@ def train_and_save(
     tensorboard_log: str | None = None,
     progress_bar: bool = False,
     note: str | None = None,
+    pool: Mapping[str, pd.DataFrame] | None = None,
 ) -> TrainedModule:
     """Train a Crypto Module on ``split`` (default: the paper's 15/2/7-month split of the data),
     backtest it against buy-and-hold on the split's backtest range, log that to TensorBoard and
-    save it in the model store ``models`` (unless ``save=False``)."""
+    save it in the model store ``models`` (unless ``save=False``). ``pool``: the markets of
+    ``config.pool``'s assets."""
     split = split or paper_split(market.index)
     module, callback = train_crypto_module(
-        market, metrics, config, split, eval_freq=eval_freq, tensorboard_log=tensorboard_log, progress_bar=progress_bar
+        market,
+        metrics,
+        config,
+        split,
+        eval_freq=eval_freq,
+        tensorboard_log=tensorboard_log,
+        progress_bar=progress_bar,
+        pool=pool,
     )
     results: dict[str, BacktestResult] = {}
     if split.backtest is not None:

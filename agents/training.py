@@ -17,8 +17,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +32,9 @@ from stable_baselines3.common.utils import configure_logger
 from tqdm.auto import tqdm
 
 from cryptorl.features import DataRefinementUnit
+from cryptorl.features.dru import RefinementWarning
 from cryptorl.portfolio.backtest import BacktestResult, backtest
-from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv
+from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv, pooled
 
 from .batched import torch_threads
 from .crypto_module import (
@@ -229,6 +232,7 @@ def train_crypto_module(
     progress_bar: bool = False,
     on_evaluate: Callable[[dict[str, float]], None] | None = None,
     threads: int | None = TRAIN_THREADS,
+    pool: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[CryptoModule, ValidationCallback | MemberValidation]:
     """Train a Crypto Module on ``split``; returns it with its first member's validation record
     (``history``, ``best_score``, ``best_metrics``).
@@ -237,7 +241,8 @@ def train_crypto_module(
     Sortino, ...) as it is computed (with the ``sb3`` backend: of every member, one after
     another); an exception it raises stops training (the tuner prunes trials this way). The
     module's ``validation`` figures are the ensemble's. ``config.learner`` says which backend
-    trains the members. Training runs with ``threads`` intra-op torch threads (None: as set);
+    trains the members. ``pool``: the markets of ``config.pool``'s assets (bars after the
+    training end are not used). Training runs with ``threads`` intra-op torch threads (None: as set);
     ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
     """
     train_start, train_end = split.train
@@ -286,6 +291,8 @@ def train_crypto_module(
         scale=prior_position(market, config),
         **env_kw,
     )
+    if config.pool:
+        template = pooled([template, *pool_templates(config, dru, pool, split, env_kw)])
     seeds = [config.seed + MEMBER_SEED_STRIDE * k for k in range(config.ensemble)]
     names = [run_name] if config.ensemble == 1 else [f"{run_name}_m{k}" for k in range(config.ensemble)]
     loggers = [make_logger(tensorboard_log, name) for name in names]
@@ -311,6 +318,44 @@ def train_crypto_module(
         module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
         module.sam.logger.dump(module.sam.num_timesteps)
     return module, first
+
+
+def pool_templates(
+    config: CMConfig,
+    dru: DataRefinementUnit,
+    pool: Mapping[str, pd.DataFrame] | None,
+    split: Split,
+    env_kw: dict[str, Any],
+) -> list[CryptoModuleEnv]:
+    """The training environments of ``config.pool``'s assets over the module's training range."""
+    missing = [a for a in config.pool if a not in (pool or {})]
+    if missing:
+        raise ValueError(f"config.pool names {missing}: pass their markets (pool={{asset: market}})")
+    if dru.metrics:
+        raise ValueError(
+            f"pooling needs the same observation rows for every coin; this module's DRU chose metrics "
+            f"{list(dru.metrics)}: train it without metrics (market features only) or without pool"
+        )
+    out = []
+    for asset in config.pool:
+        cfg = replace(config, asset=asset, pool=[])
+        market = pool[asset]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RefinementWarning)  # no metrics: said once, for the module's own
+            no_metrics = DataRefinementUnit(**config.dru).fit(market, None, split.train[1], asset=asset)
+        out.append(
+            CryptoModuleEnv(
+                market,
+                module_features(no_metrics, market, None, cfg),
+                start=split.train[0],
+                end=split.train[1],
+                episode_length=config.episode_length,
+                observe_position=config.observe_position,
+                scale=prior_position(market, cfg),
+                **{**env_kw, "asset": asset},
+            )
+        )
+    return out
 
 
 def follow_prior(sam: BaseAlgorithm) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from .accounting import EXECUTIONS, cost_rate
-from .crypto_module import CryptoModuleEnv
+from .crypto_module import CryptoModuleEnv, pooled
 from .features import OHLCV_FEATURES
 from .portfolio import PortfolioEnv
 from .signal import ACTIONS, SignalEnv, signals_from_actions
@@ -50,5 +50,6 @@ __all__ = [
     "PortfolioEnv",
     "SignalEnv",
     "cost_rate",
+    "pooled",
     "signals_from_actions",
 ]

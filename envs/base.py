@@ -92,6 +92,8 @@ class RangeEnv(gym.Env):
         self.index = index
         self.first_step, self.last_step = episode_range(index, first_valid, start, end, episode_length, asset)
         self.episode_length = None if episode_length is None else int(episode_length)
+        # the bars a training episode may start at (None: first_step .. last_step - episode_length)
+        self.episode_starts: np.ndarray | None = None
         self._times = list(index)  # Timestamps, so that a step does not build one
         self._pending_seed = seed
         self._t = -1
@@ -110,6 +112,9 @@ class RangeEnv(gym.Env):
         super().reset(seed=seed)
         if self.episode_length is None:
             t0, stop = self.first_step, self.last_step
+        elif self.episode_starts is not None:
+            t0 = int(self.episode_starts[self.np_random.integers(0, len(self.episode_starts))])
+            stop = t0 + self.episode_length
         else:
             t0 = int(self.np_random.integers(self.first_step, self.last_step - self.episode_length + 1))
             stop = t0 + self.episode_length

@@ -22,7 +22,9 @@ at bar t's close (``execution="close"``) or at bar t+1's open (``execution="next
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -118,15 +120,19 @@ class CryptoModuleEnv(RangeEnv):
             self.action_space = spaces.Discrete(2)
         else:
             self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self._lists()
+        self._discrete = action_type == "discrete"
+        self._at_close = self.execution == "close"
+        self._value = 1.0
+        self._drifted = 0.0
+
+    def _lists(self) -> None:
         # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
         self._yc, self._yg, self._yi = self.y_close.tolist(), self.y_gap.tolist(), self.y_intra.tolist()
         self._open_l, self._close_l = self.opens.tolist(), self.closes.tolist()
         self._scale_l = self.scale.tolist()
         self._rows = list(self.obs_tensor)  # per-bar views: a step copies one, no indexing cost
-        self._discrete = action_type == "discrete"
-        self._at_close = self.execution == "close"
-        self._value = 1.0
-        self._drifted = 0.0
+        self._times = list(self.index)
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -214,3 +220,55 @@ class CryptoModuleEnv(RangeEnv):
     def position(self) -> float:
         """The crypto weight held now, after prices drifted it."""
         return self._drifted
+
+
+def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
+    """One training environment whose episodes come from several (e.g. several coins over the same
+    range): their complete observations, bars ``first_step .. last_step`` of each, one after
+    another, with episodes drawn uniformly over every start that does not cross from one to the
+    next (``episode_starts``). The environments must observe the same rows and share window,
+    costs, execution, action type and episode length; the result is for training (its times
+    repeat and its ``market`` is the first environment's)."""
+    envs = list(envs)
+    if len(envs) == 1:
+        return envs[0]
+    first = envs[0]
+    length = first.episode_length
+    if length is None:
+        raise ValueError("pooling environments needs an episode_length: evaluation runs one range")
+    for e in envs[1:]:
+        same = (e.feature_names, e.window, e.cost, e.execution, e.action_type, e.observe_position, e.episode_length)
+        if same != (
+            first.feature_names,
+            first.window,
+            first.cost,
+            first.execution,
+            first.action_type,
+            first.observe_position,
+            length,
+        ):
+            raise ValueError(
+                f"cannot pool {e.asset} with {first.asset}: observation rows, window, costs, execution, "
+                "action type and episode length must be the same"
+            )
+    out = copy.copy(first)
+    parts = [slice(e.first_step, e.last_step + 1) for e in envs]
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(e, name)[part] for e, part in zip(envs, parts, strict=True)])
+
+    out.obs_tensor = cat("obs_tensor")
+    out.obs_tensor.flags.writeable = False
+    for name in ("opens", "closes", "y_close", "y_gap", "y_intra", "scale"):
+        setattr(out, name, cat(name))
+    out.scaled = any(e.scaled for e in envs)
+    out.index = pd.DatetimeIndex(np.concatenate([e.index[part] for e, part in zip(envs, parts, strict=True)]))
+    out.first_step, out.last_step = 0, len(out.index) - 1
+    starts, offset = [], 0
+    for e in envs:
+        bars = e.last_step - e.first_step + 1
+        starts.append(offset + np.arange(bars - length))  # the episode ends at most on the part's last bar
+        offset += bars
+    out.episode_starts = np.concatenate(starts)
+    out._lists()
+    return out

@@ -99,6 +99,9 @@ class CryptoModuleVecEnv(VecEnv):
             self._rngs[i], _ = seeding.np_random(None)
         if env.episode_length is None:
             t0, stop = env.first_step, env.last_step
+        elif env.episode_starts is not None:
+            t0 = int(env.episode_starts[self._rngs[i].integers(0, len(env.episode_starts))])
+            stop = t0 + env.episode_length
         else:
             t0 = int(self._rngs[i].integers(env.first_step, env.last_step - env.episode_length + 1))
             stop = t0 + env.episode_length

@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Donchian ensemble, sma20 the 20-bar moving-average rule",
     )
     p.add_argument(
+        "--pool",
+        type=lambda text: [a.strip().upper() for a in text.split(",") if a.strip()],
+        default=None,
+        metavar="ASSETS",
+        help="comma-separated other assets whose training-range bars add training episodes (one "
+        "policy learned on several coins, on market features only: metrics are left out); validation "
+        "stays --asset's (default none)",
+    )
+    p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default=None,
@@ -232,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc)) from None
     market, metrics = load_for_cli(args, config.asset, config.interval)
+    pool = {a: load_for_cli(args, a, config.interval)[0] for a in config.pool}
+    if pool and metrics is not None:
+        print(f"--pool: training on market features only ({metrics.shape[1]} metrics left out)", file=sys.stderr)
+        metrics = None
     if not args.no_save:
         check_not_older(args.models, config.asset, config.interval, market.index[-1])
     split = make_split(args, market.index)
@@ -254,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             tensorboard_log=tb,
             progress_bar=not args.no_progress,
             note=f"train_cm seed {config.seed}",
+            pool=pool,
         )
     except ValueError as exc:  # DataError is a ValueError
         text = str(exc)

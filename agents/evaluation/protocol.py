@@ -124,10 +124,14 @@ class Protocol:
         return len(self.configs) + self.trials_before
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
-        """The CMConfig of one training job: the named config, then the protocol's fixed fields."""
+        """The CMConfig of one training job: the named config, then the protocol's fixed fields
+        (``pool: all`` pools the protocol's assets)."""
+        options = dict(self.configs[config])
+        if options.get("pool") == "all":
+            options["pool"] = list(self.assets)
         return CMConfig(
             **{
-                **self.configs[config],
+                **options,
                 "asset": asset,
                 "seed": int(seed),
                 "fee": self.fee,
@@ -291,7 +295,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
             raise ValueError(f"configs.{cname}: {why}")
         try:
             check_cm_options(opts)  # the rules of train_cm's flags, named as the protocol's keys
-            CMConfig(**opts)
+            CMConfig(**{**opts, **({"pool": list(assets)} if opts.get("pool") == "all" else {})})
         except (TypeError, ValueError, UserError) as exc:
             text = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
             raise ValueError(f"configs.{cname}: {text}") from None

@@ -61,6 +61,7 @@ class TrainJob:
     metrics: pd.DataFrame | None
     eval_freq: int
     store: str
+    pool: dict[str, pd.DataFrame] | None = None  # markets of config.pool's assets, cut as market
 
     @property
     def label(self) -> str:
@@ -69,7 +70,7 @@ class TrainJob:
     @property
     def core(self) -> jobs.TrainJob:
         """The training itself, as the execution layer runs it (the store stays with the caller)."""
-        return jobs.TrainJob(self.market, self.metrics, self.config, self.split, self.eval_freq)
+        return jobs.TrainJob(self.market, self.metrics, self.config, self.split, self.eval_freq, pool=self.pool)
 
 
 def store_root(out: Path, config_name: str, window: str, seed: int) -> Path:
@@ -128,6 +129,7 @@ def training_jobs(protocol: Protocol, data: Data, out: Path) -> tuple[list[Train
                             _cut(metrics, val_end),
                             protocol.eval_freq,
                             str(root),
+                            {a: _cut(data[a][0], val_end) for a in config.pool} or None,
                         )
                     )
     return jobs, done
