@@ -950,3 +950,64 @@ def test_compare_help_shows_each_default_once():
     blocks = [b for b in text.split("\n  -")[1:]]
     assert blocks and all(b.count("(default") <= 1 for b in blocks), [b for b in blocks if b.count("(default") > 1]
     assert "(default: None)" not in text and "(default: 0.001)" in " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------------------- offline
+def _no_network(monkeypatch) -> list[str]:
+    """Every HTTP request fails to connect, as on a machine without network (the transport is the
+    only thing replaced)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    calls: list[str] = []
+
+    def send(self, request, **kwargs):
+        calls.append(request.url)
+        raise requests.exceptions.ConnectionError(
+            f"HTTPSConnectionPool(host='community-api.coinmetrics.io', port=443): Max retries exceeded "
+            f"(Caused by NameResolutionError(\"Failed to resolve 'community-api.coinmetrics.io'\"))",
+            request=request,
+        )
+
+    monkeypatch.setattr(HTTPAdapter, "send", send)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "command, argv, rc",
+    [
+        ("fetch_data", ("--assets", "BTC", "--source", "coinmetrics", "--store", "{w}/store", "--no-progress"), 1),
+        (
+            "train_cm",
+            (
+                "--asset",
+                "BTC",
+                "--source",
+                "store",
+                "--store",
+                "{w}/store",
+                "--models",
+                "{w}/models",
+                *TRAIN,
+                "--metrics",
+                "coinmetrics",
+            ),
+            2,
+        ),
+    ],
+    ids=["fetch_data", "train_cm"],
+)
+def test_coinmetrics_offline_is_one_line_within_seconds(command, argv, rc, copy, capsys, monkeypatch):
+    import time
+
+    calls = _no_network(monkeypatch)
+    before = _tree(copy)
+    capsys.readouterr()
+    began = time.monotonic()
+    got = _run(command, [a.replace("{w}", str(copy)) for a in argv])
+    took = time.monotonic() - began
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert got == rc and len(lines) == 1 and "cannot reach the Coin Metrics API" in lines[0], (got, err)
+    assert "Traceback" not in out + err and took < 10 and len(calls) == 1
+    assert _tree(copy) == before
