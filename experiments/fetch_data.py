@@ -311,6 +311,7 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
         include=_names(args.include),
         exclude=_names(args.exclude),
         allow_non_daily=args.allow_non_daily,
+        required=True,
     )
     if not items:
         raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")

@@ -258,6 +258,29 @@ def _yaml(text: str) -> Callable[[Path], None]:
     return _file("cfg.yml", text)
 
 
+def _onchain(name: str, columns: dict[str, Callable[[pd.DatetimeIndex], np.ndarray]], rows: bool = True):
+    """A wide on-chain table ``oc/<name>`` (Coin Metrics' ``BTC / Tx Cnt`` layout), 180 days."""
+
+    def setup(w: Path) -> None:
+        days = pd.date_range("2021-03-01", periods=180 if rows else 0, freq="D")
+        (w / "oc").mkdir()
+        frame = pd.DataFrame({"time": days.strftime("%Y-%m-%d"), **{c: f(days) for c, f in columns.items()}})
+        frame.to_csv(w / "oc" / name, index=False)
+
+    return setup
+
+
+def _counts(days: pd.DatetimeIndex) -> np.ndarray:
+    return 1000.0 + (np.arange(len(days)) * 37) % 101
+
+
+def _monthly(days: pd.DatetimeIndex) -> np.ndarray:  # a monthly value spread over its days
+    return days.month.to_numpy(dtype="float64") * 10.0
+
+
+TWO = {"BTC / Tx Cnt": _counts, "BTC / Adr Act Cnt": _counts}
+
+
 # ---------------------------------------------------------------------------------------- the cases
 @dataclass(frozen=True)
 class Case:
@@ -428,6 +451,37 @@ CASES = [
     F("unknown-source", ("--source", "ftp"), "'ftp'"),
     F("outlier-z-zero", ("--outlier-z", "0"), "--outlier-z"),
     F("source-typo-new-store", ("--source", "csvv:x", "--store", "{w}/new-store"), "'csvv:x'"),
+    # --- fetch_data: on-chain tables that give nothing, each for its own reason
+    F(
+        "onchain-only-non-daily",
+        ("--source", "csv:{w}/oc"),
+        "no column of btc_onchain.csv is a daily observation: BTC / Google Trends (values repeat",
+        _onchain("btc_onchain.csv", {"BTC / Google Trends": _monthly}),
+    ),
+    F(
+        "onchain-mixed-assets",
+        ("--source", "csv:{w}/oc"),
+        "columns of several assets (BTC, ETH)",
+        _onchain("onchain.csv", {"BTC / Tx Cnt": _counts, "ETH / Tx Cnt": _counts}),
+    ),
+    F(
+        "onchain-include-missing",
+        ("--source", "csv:{w}/oc", "--include", "hash_rate"),
+        "include (hash_rate) names none of the columns of btc_onchain.csv",
+        _onchain("btc_onchain.csv", TWO),
+    ),
+    F(
+        "onchain-exclude-all",
+        ("--source", "csv:{w}/oc", "--exclude", "tx_cnt,adr_act_cnt"),
+        "leaves out every metric column of btc_onchain.csv",
+        _onchain("btc_onchain.csv", TWO),
+    ),
+    F(
+        "onchain-header-only",
+        ("--source", "csv:{w}/oc"),
+        "btc_onchain.csv has a header but no rows",
+        _onchain("btc_onchain.csv", TWO, rows=False),
+    ),
     # --- train_cm: hyper-parameters, options, config files, paths - all before any training
     T("hp-unknown-key", ("--hyperparams", "learnin_rate=1e-4"), "did you mean learning_rate"),
     T("hp-wrong-type", ("--hyperparams", "learning_rate=fast"), "learning_rate must be a number"),
@@ -964,8 +1018,8 @@ def _no_network(monkeypatch) -> list[str]:
     def send(self, request, **kwargs):
         calls.append(request.url)
         raise requests.exceptions.ConnectionError(
-            f"HTTPSConnectionPool(host='community-api.coinmetrics.io', port=443): Max retries exceeded "
-            f"(Caused by NameResolutionError(\"Failed to resolve 'community-api.coinmetrics.io'\"))",
+            "HTTPSConnectionPool(host='community-api.coinmetrics.io', port=443): Max retries exceeded "
+            "(Caused by NameResolutionError(\"Failed to resolve 'community-api.coinmetrics.io'\"))",
             request=request,
         )
 
