@@ -1065,3 +1065,48 @@ def test_coinmetrics_offline_is_one_line_within_seconds(command, argv, rc, copy,
     assert got == rc and len(lines) == 1 and "cannot reach the Coin Metrics API" in lines[0], (got, err)
     assert "Traceback" not in out + err and took < 10 and len(calls) == 1
     assert _tree(copy) == before
+
+
+# ---------------------------------------------------------------------------------------- outliers, warnings
+def test_train_cm_warns_again_in_one_line_of_its_own_of_flagged_bars_it_uses(copy, capsys):
+    _csv_edit("BTC", 200, **x1000)(copy)
+    day = pd.read_csv(copy / "csv" / "BTC-USD_1d.csv").loc[200, "datetime"]
+    store = str(copy / "fresh")
+    imported = ["--assets", "BTC", "--source", f"csv:{copy / 'csv'}", "--store", store, "--no-progress"]
+    assert _run("fetch_data", imported) == 0
+    capsys.readouterr()
+    argv = ["--asset", "BTC", "--source", "store", "--store", store, "--models", str(copy / "m"), *TRAIN, "--no-save"]
+    assert _run("train_cm", argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    flagged = [line for line in err if "suspicious bar" in line]
+    assert len(flagged) == 1, err
+    assert flagged[0].startswith(
+        f"train_cm: warning: [BTC] 2 suspicious bar(s) in the range used ({DATA_RANGE[0]} .. {DATA_RANGE[1]}), "
+        f"the first at {day}: a +"
+    ), flagged
+    assert all(line.startswith(("train_cm: warning: ", "warning: ")) for line in err if "Warning" in line), err
+    assert not any(".py:" in line for line in err), err  # no source file:line of a raw Python warning
+
+
+def test_evaluate_warns_of_flagged_bars_inside_its_windows_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2020-07-10", "2020-07-09"))  # no hole
+    path = csv / "BTC-USD_1d.csv"
+    frame = pd.read_csv(path)
+    before = frame.index[frame["datetime"] == "2020-06-15"][0]  # before the first training day
+    frame.loc[before, ["close", "high"]] *= 1000
+    path.write_text(frame.to_csv(index=False))
+    argv = [str(_protocol(tmp_path / "p.yml", f"csv:{csv}")), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert _run("evaluate", [*argv, "--baselines-only"]) == 0
+    err = capsys.readouterr().err.splitlines()  # the import's own warning, then nothing: outside every window
+    assert [line for line in err if "suspicious" in line] == [
+        "evaluate: warning: [BTC] suspicious close: a +99887.7% move from the bar before, robust z-score 224 > 30 "
+        "and 1 more bar(s) (at 2020-06-15)"
+    ], err
+    inside = frame.index[frame["datetime"] == "2021-08-10"][0]  # a backtest day
+    frame.loc[inside, ["close", "high"]] *= 1000
+    path.write_text(frame.to_csv(index=False))
+    assert _run("evaluate", [*argv, "--baselines-only", "--out", str(tmp_path / "o2")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "in the range used" in line]
+    assert len(err) == 1 and err[0].startswith("evaluate: warning: [BTC] 2 suspicious bar(s) in the range used"), err
+    assert "(2020-10-01 .. 2021-08-31), the first at 2021-08-10" in err[0]
