@@ -171,9 +171,11 @@ def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, 
 
 
 def _describe(portfolio, bt, fee: float, execution: str) -> None:
+    from cryptorl.data.frames import when
+
     print(
-        f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {bt.start} .. {bt.end} "
-        f"(fee {fee:g}, execution {execution}):"
+        f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {when(bt.start)} .. "
+        f"{when(bt.end)} (fee {fee:.2%}, execution {execution}):"
     )
     for asset, module in portfolio.modules.items():
         trained = module.ranges.get("train", ("?", "?"))
@@ -184,8 +186,8 @@ def _describe(portfolio, bt, fee: float, execution: str) -> None:
         )
         if (module.config.fee, module.config.execution) != (fee, execution):
             print(
-                f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
-                f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}"
+                f"  note: CM {asset} was trained with fee {module.config.fee:.2%}, execution "
+                f"{module.config.execution}; the backtest uses fee {fee:.2%}, execution {execution}"
             )
 
 

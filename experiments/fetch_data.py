@@ -29,9 +29,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import OneLineParser, UserError, command
+from cryptorl.cli import DEMO_END, DEMO_START, OneLineParser, UserError, command
 from cryptorl.cli import console as wide_console
-from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
+from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
 from cryptorl.data.store import DataStore, default_root
 
@@ -45,8 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(prices.sqlite, metrics.sqlite), then print a summary per asset.",
         epilog="Sources: 'binance' (or 'exchange', or any ccxt exchange id) downloads OHLCV through ccxt; "
         "'santiment' downloads metrics through sanpy (API key from $SANPY_APIKEY; without it only free metrics); "
-        "'demo' writes the built-in synthetic market and metrics; 'csv:PATH' imports a file or folder of "
-        "CSV/Parquet files (generic OHLCV, Binance klines, two-column metric series). Dates are UTC; "
+        "'coinmetrics' downloads daily network metrics from the Coin Metrics API (keyless community endpoint "
+        "unless $COINMETRICS_API_KEY is set); 'demo' writes the built-in synthetic market and metrics; 'csv:PATH' "
+        "imports a file or folder: generic OHLCV CSV/Parquet, Binance klines (CSV or the monthly/daily ZIP dumps), "
+        "freqtrade files (user_data/data/<exchange>/*.json or .feather), wide on-chain exports (Coin Metrics "
+        "'BTC / Tx Cnt' tables and community CSVs, Messari, Etherscan; columns that are not daily observations are "
+        "left out with the reason) and two-column metric series. Dates are UTC; "
         "start and end are bar open times, both included.",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
@@ -59,12 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--start",
         default=None,
-        help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; csv: the first bar of the files)",
+        help=f"first bar, UTC date or timestamp (default: {DEMO_START}; csv: the first bar of the files)",
     )
     p.add_argument(
         "--end",
         default=None,
-        help=f"last bar, UTC date or timestamp (default: {DEFAULT_END}; csv: the last bar of the files)",
+        help=f"last bar, UTC date or timestamp (default: {DEMO_END}; csv: the last bar of the files)",
     )
     p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance (default: binance)")
     p.add_argument(
@@ -117,8 +121,8 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
     check_number(args.outlier_z, "--outlier-z", low=0, low_open=True)
     csv = args.source.startswith("csv:")
     if not csv:
-        args.start = DEFAULT_START if args.start is None else args.start
-        args.end = DEFAULT_END if args.end is None else args.end
+        args.start = DEMO_START if args.start is None else args.start  # the same defaults as train_cm's
+        args.end = DEMO_END if args.end is None else args.end
     try:
         interval_seconds(args.interval)
     except ValueError as exc:

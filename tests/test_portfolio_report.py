@@ -41,7 +41,8 @@ def test_report_writes_every_file(results, tmp_path):
         assert table.loc[name, "ARR"] == pytest.approx(m["ARR"], rel=1e-9)
         assert table.loc[name, "Sortino"] == pytest.approx(m["Sortino"], rel=1e-9)
     md = paths["table_md"].read_text()
-    assert "| Strategy | ARR (%) | DRR (%) | SR (Sortino) |" in md
+    assert "| Strategy | ARR: total return (%) | DRR (%) | SR (Sortino) |" in md
+    assert "fee 0.10%, slippage 0.00%; 2022-02-01 .. 2022-04-30." in md
     arr_btc = f"{results['B&H BTC'].metrics()['ARR'] * 100:.2f}"
     assert f"| B&H BTC | {arr_btc} |" in md
     printed = out.getvalue()

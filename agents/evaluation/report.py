@@ -102,9 +102,17 @@ def _md(frame: pd.DataFrame) -> str:
             return "nan" if np.isnan(v) else f"{v:.3f}"
         return str(v)
 
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    def percent(v):  # ARR: the total return over the range, as every command shows it
+        return "nan" if not np.isfinite(v) else f"{v:.2%}"
+
+    total = [isinstance(c, str) and "ARR" in c for c in frame.columns]
+    names = [f"{c} (total return)" if t else str(c) for c, t in zip(frame.columns, total)]
+    head = "| " + " | ".join(names) + " |"
     sep = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(percent(v) if t else fmt(v) for v, t in zip(row, total)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([head, sep, *body])
 
 
@@ -149,7 +157,7 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
         f"# Evaluation: {protocol.name}",
         "",
         f"Assets {', '.join(protocol.assets)}; {protocol.interval} bars from `{protocol.source}`; fee "
-        f"{protocol.fee:g}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
+        f"{protocol.fee:.2%}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
         f"{', '.join(protocol.configs)}.",
         "",
         (

@@ -27,14 +27,14 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.data.frames import interval_seconds, periods_per_year
+from cryptorl.data.frames import interval_seconds, periods_per_year, when
 
 from .backtest import BacktestResult
 from .metrics import METRIC_KEYS, bar_returns, daily_returns
 
 # (metric key, column title, scale, decimals); scale 100 shows a percentage.
 COLUMNS = [
-    ("ARR", "ARR (%)", 100, 2),
+    ("ARR", "ARR: total return (%)", 100, 2),
     ("DRR", "DRR (%)", 100, 4),
     ("Sortino", "SR (Sortino)", 1, 4),
     ("Sharpe", "Sharpe", 1, 4),
@@ -191,9 +191,9 @@ def write_report(
     table = metrics_table(results)
     first = next(iter(results.values()))
     notes = [
-        f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:g}, slippage {first.slippage:g}; "
-        f"{first.values.index[0]} .. {first.values.index[-1]}.",
-        "ARR = V_end/V_0 - 1; DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
+        f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:.2%}, slippage "
+        f"{first.slippage:.2%}; {when(first.values.index[0])} .. {when(first.values.index[-1])}.",
+        "ARR = total return over the range, V_end/V_0 - 1 (the paper's accumulated rate of return, not annualised); DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
         "annualised with a 365-day year; MaxDD per bar; CVaR95 = mean loss of the worst 5 % of bars (positive = loss); Turnover = traded fraction per year.",
     ]
     paths: dict[str, Path] = {}
