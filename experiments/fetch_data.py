@@ -288,7 +288,7 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
             s = store.summary(a, args.interval, start, end)
             s["refused"] = sorted(set(s["refused"]) | set(refused_now.get(a, [])))
             rows.append(s)
-        _print_summary(rows, args, store, console)
+        _print_summary(rows, args, store, console, items)
         return rows
     finally:
         store.close()
@@ -328,29 +328,66 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
     return items
 
 
-def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console) -> None:
-    table = Table(
-        title=f"{args.source} -> {store.root}  ({args.interval}, {args.start or 'all'} .. {args.end or 'all'})"
+def _left_out(items: list | None, store: DataStore, asset: str, interval: str, refused_now: list[str]) -> str:
+    """The metrics a source refused and the file columns left out, grouped by reason: ``-`` for none."""
+    why: dict[str, str] = {}
+    for item in items or []:
+        if item.asset == asset:
+            why.update(item.skipped)
+    refused = store.refused(asset, interval)
+    why.update({m: r for m, r in zip(refused["metric"], refused["reason"])})
+    why.update({m: "refused by the source" for m in refused_now if m not in why})
+    if not why:
+        return "-"
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in why.items():
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(
+        f"{', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''} ({reason})"
+        for reason, names in by_reason.items()
     )
-    for col in ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused"):
+
+
+def _print_summary(
+    rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console, items: list | None = None
+) -> None:
+    metrics_only = args.source in ("coinmetrics", "santiment") or bool(items) and all(
+        i.kind == "metrics" for i in items
+    )
+    span = f"{args.start} .. {args.end}" if args.start or args.end else "every date in the files"
+    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {span})")
+    if metrics_only:  # a metrics import: the prices already stored are not this command's news
+        columns = ("asset", "metrics stored", "values stored", "first", "last", "metrics refused or left out")
+    else:
+        columns = ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused or left out")
+    for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
-            no_wrap=col != "metrics refused",
+            justify="right" if col in ("rows stored", "gaps found", "metrics", "metrics stored", "values stored")
+            else "left",
+            no_wrap=not col.startswith("metrics refused"),
         )
     fmt = "%Y-%m-%d" if interval_seconds(args.interval) % 86400 == 0 else "%Y-%m-%d %H:%M"
+
+    def day(t) -> str:
+        return f"{t:{fmt}}" if t is not None else "-"
+
     for s in rows:
+        left = _left_out(items, store, s["asset"], args.interval, s["refused"])
+        if metrics_only:
+            table.add_row(s["asset"], str(s["metrics"]), str(s["metric_values"]), day(s["metrics_first"]),
+                          day(s["metrics_last"]), left)
+            continue
         gaps = s["gaps"]
         missing = sum(g.missing for g in gaps)
-        refused = ", ".join(s["refused"]) if s["refused"] else "-"
         table.add_row(
             s["asset"],
             str(s["rows"]),
-            f"{s['first']:{fmt}}" if s["first"] is not None else "-",
-            f"{s['last']:{fmt}}" if s["last"] is not None else "-",
+            day(s["first"]),
+            day(s["last"]),
             f"{len(gaps)} ({missing} bars)" if gaps else "0",
             str(s["metrics"]),
-            refused,
+            left,
         )
     console.print(table)
 

@@ -177,3 +177,22 @@ def test_data_errors_exit_2_from_the_shell(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "[BTC] inconsistent bar" in proc.stderr and "BTC-USD_1d.csv, 2021-01-05" in proc.stderr
+
+
+def test_metrics_import_summary_counts_metrics_and_names_what_was_left_out(tmp_path, capsys):
+    days = pd.date_range("2021-01-01", "2021-06-30", freq="D")
+    table = pd.DataFrame(
+        {
+            "time": days.strftime("%Y-%m-%d"),
+            "BTC / Tx Cnt": 1000.0 + (pd.Series(range(len(days))) * 37 % 101).to_numpy(),
+            "BTC / Google Trends": days.month.to_numpy(dtype="float64"),  # monthly values spread over days
+        }
+    )
+    (tmp_path / "oc").mkdir()
+    table.to_csv(tmp_path / "oc" / "btc_onchain.csv", index=False)
+    store = tmp_path / "store"
+    code, out, _ = run(capsys, "--assets", "BTC", "--source", f"csv:{tmp_path / 'oc'}", "--store", str(store))
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "rows stored" not in out and "all .. all" not in out, out
+    assert "every date in the files" in text, out
+    assert "BTC 1 181 2021-01-01 2021-06-30 BTC / Google Trends (values repeat over calendar periods" in text, out
