@@ -139,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]))
     elif "targets" in paths:
-        print(paths["targets"].read_text())
+        import pandas as pd
+
+        from agents.evaluation.report import print_targets
+        from cryptorl.cli import console
+
+        print_targets(pd.read_csv(paths["targets"]), protocol, console())
     print(f"report: {paths['report']}")
     return 0
 

@@ -93,25 +93,49 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
     )
 
 
+def line_styles(n: int) -> list[tuple[tuple[float, float, float, float], str]]:
+    """``n`` (colour, line style) pairs, every colour distinct: tab10's strong colours first, then
+    tab20's light ones (dashed), then evenly spaced hues (dotted) for more than 20 lines."""
+    from matplotlib import colormaps
+
+    tab20 = colormaps["tab20"].colors
+    styles = [(tuple(tab20[i]) + (1.0,), "-") for i in range(0, 20, 2)]
+    styles += [(tuple(tab20[i]) + (1.0,), "--") for i in range(1, 20, 2)]
+    if n > len(styles):
+        hues = colormaps["hsv"]
+        extra = n - len(styles)
+        styles += [(tuple(hues((k + 0.5) / extra)), ":") for k in range(extra)]
+    return styles[:n]
+
+
+def legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the axes, off the data (two columns for many entries)."""
+    n = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+              ncol=2 if n > 16 else 1, **kwargs)
+
+
 def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
     """Cumulative return of every strategy in one figure (the paper's Figs 6-8; also logged to
-    TensorBoard by training)."""
-    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
+    TensorBoard by training): a distinct colour per line, the legend beside the axes."""
+    fig = Figure(figsize=(12, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
-    for name, res in results.items():
+    for (name, res), (colour, style) in zip(results.items(), line_styles(len(results))):
         cum = (res.values / res.values.iloc[0] - 1.0) * 100
-        ax.plot(cum.index, cum.to_numpy(), label=name, linewidth=1.6 if not name.startswith("B&H") else 1.1)
+        ax.plot(cum.index, cum.to_numpy(), label=name, color=colour, linestyle=style,
+                linewidth=1.6 if not name.startswith("B&H") else 1.1)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title(f"{title}: cumulative return")
     ax.set_ylabel("cumulative return (%)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    legend_outside(ax)
     ax.tick_params(axis="x", labelrotation=30)
     return fig
 
 
-def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
-    fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
+def weights_figure(name: str, res: BacktestResult) -> Figure:
+    """A strategy's weights over time, stacked; the legend beside the axes."""
+    fig = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     w = res.weights
     ax.stackplot(w.index, *(w[c].to_numpy() for c in w.columns), labels=list(w.columns), step="post")
@@ -119,9 +143,15 @@ def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
     ax.set_xlim(w.index[0], w.index[-1])
     ax.set_title(f"{name}: weights over time (decided at each bar's close)")
     ax.set_ylabel("weight")
-    ax.legend(loc="upper left", fontsize=8, ncol=min(len(w.columns), 6))
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              fontsize=8)  # top of the stack first
     ax.tick_params(axis="x", labelrotation=30)
-    fig.savefig(path)
+    return fig
+
+
+def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
+    weights_figure(name, res).savefig(path)
 
 
 def _tearsheet_returns(res: BacktestResult) -> tuple[pd.Series, int]:
