@@ -188,12 +188,29 @@ def _tearsheet(
                 output=str(path),
                 title=f"{title}: {name}",
                 periods_per_year=ppy,
+                strategy_title=name,  # the legends and columns name the strategy, not "Strategy"
+                **({"benchmark_title": bench[0]} if bench is not None else {}),
             )
     finally:
         font_logger.setLevel(level)
         import matplotlib.pyplot as plt
 
         plt.close("all")
+    _drop_longer_periods(path, res.values.index[-1] - res.values.index[0])
+
+
+# quantstats' trailing-period rows and how long a backtest must be for each to mean anything
+_PERIOD_ROWS = {"3M": 91, "6M": 182, "1Y": 365, "3Y (ann.)": 3 * 365, "5Y (ann.)": 5 * 365, "10Y (ann.)": 10 * 365}
+
+
+def _drop_longer_periods(path: Path, span: pd.Timedelta) -> None:
+    """Remove the tear sheet's trailing-period rows longer than the backtest (a 7-month backtest has
+    no 3Y figure; quantstats would repeat the all-time one)."""
+    text = path.read_text(encoding="utf-8")
+    for label, days in _PERIOD_ROWS.items():
+        if span < pd.Timedelta(days=days):
+            text = re.sub(rf"<tr><td>{re.escape(label)}</td>(<td>[^<]*</td>)*</tr>\s*", "", text)
+    path.write_text(text, encoding="utf-8")
 
 
 def write_report(
