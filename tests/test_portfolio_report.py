@@ -87,15 +87,18 @@ def _legend_outside_the_axes(fig) -> bool:
 
 @pytest.mark.parametrize("n", [5, 20, 26])
 def test_cumulative_figure_gives_every_line_its_own_colour_and_keeps_the_legend_off_the_data(results, n):
+    from matplotlib.colors import to_rgba
+
     from cryptorl.portfolio.report import equity_figure
 
     one = next(iter(results.values()))
-    many = {f"strategy {k}": one for k in range(n)}
+    many = {f"strategy {k}": one for k in range(n - 2)} | {"B&H BTC": one, "CryptoRLPM": one}
     fig = equity_figure(many, "Many")
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if line.get_label() in many]
-    colours = {tuple(round(c, 6) for c in line.get_color()) for line in lines}
+    colours = {tuple(round(c, 6) for c in to_rgba(line.get_color())) for line in lines}
     assert len(lines) == n and len(colours) == n
+    assert to_rgba(lines[-1].get_color()) == to_rgba("black")  # the voted portfolio stands out
     assert ax.get_ylabel() == "cumulative return (%)"
     assert _legend_outside_the_axes(fig)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(many)

@@ -93,6 +93,9 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
     )
 
 
+HIGHLIGHT = "CryptoRLPM"  # the voted portfolio of Crypto Modules (agents.pipeline.STRATEGY)
+
+
 def line_styles(n: int) -> list[tuple[tuple[float, float, float, float], str]]:
     """``n`` (colour, line style) pairs, every colour distinct: tab10's strong colours first, then
     tab20's light ones (dashed), then evenly spaced hues (dotted) for more than 20 lines."""
@@ -120,10 +123,16 @@ def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
     TensorBoard by training): a distinct colour per line, the legend beside the axes."""
     fig = Figure(figsize=(12, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
-    for (name, res), (colour, style) in zip(results.items(), line_styles(len(results))):
+    # the strong colours go to the strategies, the light ones to the buy-and-holds; the voted
+    # portfolio of Crypto Modules is black and on top
+    ranked = sorted((n for n in results if n != HIGHLIGHT), key=lambda n: n.startswith("B&H"))
+    style = dict(zip(ranked, line_styles(len(ranked))))
+    for name, res in results.items():
         cum = (res.values / res.values.iloc[0] - 1.0) * 100
-        ax.plot(cum.index, cum.to_numpy(), label=name, color=colour, linestyle=style,
-                linewidth=1.6 if not name.startswith("B&H") else 1.1)
+        colour, dash = style.get(name, ("black", "-"))
+        width = 2.4 if name == HIGHLIGHT else 1.6 if not name.startswith("B&H") else 1.1
+        ax.plot(cum.index, cum.to_numpy(), label=name, color=colour, linestyle=dash, linewidth=width,
+                zorder=3 if name == HIGHLIGHT else 2)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title(f"{title}: cumulative return")
     ax.set_ylabel("cumulative return (%)")
