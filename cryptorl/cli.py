@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -51,7 +52,9 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
     :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError` and
     :class:`~cryptorl._sqlite.DatabaseFileError`)
-    becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
+    becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback. Python
+    warnings raised while it runs are one line each, ``NAME: warning: ...`` (without the source
+    line), each distinct message once.
     """
     from cryptorl._sqlite import DatabaseFileError
     from cryptorl.data.frames import DataError
@@ -60,15 +63,30 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(argv: list[str] | None = None, *args, **kwargs) -> int:
-            try:
-                return main(argv, *args, **kwargs)
-            except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
-                print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
-                return 2
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warnings(name)
+                try:
+                    return main(argv, *args, **kwargs)
+                except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
+                    print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+                    return 2
 
         return run
 
     return wrap
+
+
+def _one_line_warnings(name: str) -> Callable[..., None]:
+    """A :func:`warnings.showwarning` that prints ``NAME: warning: <message>`` once per message."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = one_line(message)
+        if text not in seen:
+            seen.add(text)
+            print(f"{name}: warning: {text}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def parse_assets(text: str) -> list[str]:
@@ -168,7 +186,7 @@ def load_for_cli(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(market, metrics) for ``asset`` from ``args.source``; user errors exit with one line."""
     from cryptorl.data import load_data
-    from cryptorl.data.frames import DataError
+    from cryptorl.data.frames import DataError, warn_outliers
     from cryptorl.data.retry import FetchError
 
     interval = interval or args.interval or "1d"
@@ -190,6 +208,7 @@ def load_for_cli(
         )
     except (DataError, ValueError, FileNotFoundError, FetchError) as exc:
         raise UserError(gap_message(exc)) from None
+    warn_outliers(market, asset)  # bars flagged on import, now inside the range this command uses
     if metrics is not None and metrics.shape[1] == 0:
         metrics = None
     return market, metrics

@@ -124,6 +124,8 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
         kw.update(num_cpus=workers or os.cpu_count() or 1, runtime_env=_local_runtime_env())
     else:
         kw.update(address=address)
+    # Ray 2.5x logs a notice on token authentication at every start: not news for the user of a command
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     try:
         ray.init(**kw)
     except Exception as exc:  # a wrong address, no cluster there, a version mismatch

@@ -109,9 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="trade at the decision bar's close (default) or at the next bar's open",
     )
-    p.add_argument("--out", type=Path, default=None, help="report folder (default reports/compose-<assets>-<interval>)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="report folder; one that holds an earlier report is refused (default reports/compose-<assets>-<interval>, "
+        "numbered -2, -3, ... when an earlier report is there: a rerun never overwrites one)",
+    )
     p.add_argument("--title", default=None, help="report title (default 'Portfolio <assets> (<interval>)')")
-    p.add_argument("--html", action="store_true", help="also write a quantstats HTML tear sheet of the portfolio")
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write a quantstats HTML tear sheet of the portfolio, against equal-weight buy-and-hold of its coins",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_parallel_arguments(p)
     return p
@@ -170,10 +180,37 @@ def _train_missing(args: argparse.Namespace, missing: list[str], interval: str, 
     )
 
 
+def _report_folder(args: argparse.Namespace, assets: list[str], interval: str) -> Path:
+    """``--out``, refused if it holds an earlier report; else the default folder, numbered past the
+    ones that hold earlier reports."""
+
+    def has_report(folder: Path) -> bool:
+        return (folder / "metrics.md").exists() or (folder / "metrics.csv").exists()
+
+    if args.out is not None:
+        if has_report(args.out):
+            raise UserError(f"--out {args.out} holds an earlier report: choose another folder, or remove that one")
+        return args.out
+    base = Path("reports") / f"compose-{'-'.join(a.lower() for a in assets)}-{interval}"
+    out, k = base, 1
+    while has_report(out):
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def _benchmark(results: dict, assets: list[str]) -> str:
+    """The tear sheet's benchmark: equal-weight buy-and-hold of the portfolio's coins (B&H of the
+    coin for a one-coin portfolio)."""
+    return "B&H equal weight" if "B&H equal weight" in results else f"B&H {assets[0]}"
+
+
 def _describe(portfolio, bt, fee: float, execution: str) -> None:
+    from cryptorl.data.frames import when
+
     print(
-        f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {bt.start} .. {bt.end} "
-        f"(fee {fee:g}, execution {execution}):"
+        f"Portfolio {'+'.join(portfolio.assets)} on {portfolio.interval} bars, backtest {when(bt.start)} .. "
+        f"{when(bt.end)} (fee {fee:.2%}, execution {execution}):"
     )
     for asset, module in portfolio.modules.items():
         trained = module.ranges.get("train", ("?", "?"))
@@ -184,8 +221,8 @@ def _describe(portfolio, bt, fee: float, execution: str) -> None:
         )
         if (module.config.fee, module.config.execution) != (fee, execution):
             print(
-                f"  note: CM {asset} was trained with fee {module.config.fee:g}, execution "
-                f"{module.config.execution}; the backtest uses fee {fee:g}, execution {execution}"
+                f"  note: CM {asset} was trained with fee {module.config.fee:.2%}, execution "
+                f"{module.config.execution}; the backtest uses fee {fee:.2%}, execution {execution}"
             )
 
 
@@ -200,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     from cryptorl.validation import check_report_options
 
     check_report_options(args, assets, models=args.models)  # before any training or report
+    out = _report_folder(args, assets, interval)
     plugged = _plugged(args.cm, assets)
     missing = [a for a in assets if a not in plugged and store.current(a, interval) is None]
     if missing:
@@ -228,14 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, KeyError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     _describe(portfolio, bt, fee, execution)
-    out = args.out or Path("reports") / f"compose-{'-'.join(a.lower() for a in assets)}-{interval}"
     title = args.title or f"Portfolio {'+'.join(assets)} ({interval})"
     write_report(
         bt.results,
         out,
         title=title,
         html=[STRATEGY] if args.html else False,
-        benchmark=f"B&H {assets[0]}" if args.html else None,
+        benchmark=_benchmark(bt.results, assets) if args.html else None,
         console=console(),
     )
     print(f"report folder: {out}")

@@ -92,6 +92,7 @@ def _list(text: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.evaluation import evaluate, load_markets, load_protocol
+    from cryptorl.data.retry import FetchError
     from cryptorl.parallel import check_address
     from cryptorl.validation import check_dir, check_number
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress, gaps=args.gaps)
-    except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
+    except (ValueError, FileNotFoundError, FetchError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"
     n = 0 if args.baselines_only else len(protocol.windows) * len(protocol.configs) * len(protocol.seeds)
@@ -138,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]))
     elif "targets" in paths:
-        print(paths["targets"].read_text())
+        import pandas as pd
+
+        from agents.evaluation.report import print_targets
+        from cryptorl.cli import console
+
+        print_targets(pd.read_csv(paths["targets"]), protocol, console())
     print(f"report: {paths['report']}")
     return 0
 

@@ -29,9 +29,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.cli import OneLineParser, UserError, command
+from cryptorl.cli import DEMO_END, DEMO_START, OneLineParser, UserError, command
 from cryptorl.cli import console as wide_console
-from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_data
+from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
 from cryptorl.data.store import DataStore, default_root
 
@@ -45,8 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(prices.sqlite, metrics.sqlite), then print a summary per asset.",
         epilog="Sources: 'binance' (or 'exchange', or any ccxt exchange id) downloads OHLCV through ccxt; "
         "'santiment' downloads metrics through sanpy (API key from $SANPY_APIKEY; without it only free metrics); "
-        "'demo' writes the built-in synthetic market and metrics; 'csv:PATH' imports a file or folder of "
-        "CSV/Parquet files (generic OHLCV, Binance klines, two-column metric series). Dates are UTC; "
+        "'coinmetrics' downloads daily network metrics from the Coin Metrics API (keyless community endpoint "
+        "unless $COINMETRICS_API_KEY is set); 'demo' writes the built-in synthetic market and metrics; 'csv:PATH' "
+        "imports a file or folder: generic OHLCV CSV/Parquet, Binance klines (CSV or the monthly/daily ZIP dumps), "
+        "freqtrade files (user_data/data/<exchange>/*.json or .feather), wide on-chain exports (Coin Metrics "
+        "'BTC / Tx Cnt' tables and community CSVs, Messari, Etherscan; columns that are not daily observations are "
+        "left out with the reason) and two-column metric series. Dates are UTC; "
         "start and end are bar open times, both included.",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
@@ -59,12 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--start",
         default=None,
-        help=f"first bar, UTC date or timestamp (default: {DEFAULT_START}; csv: the first bar of the files)",
+        help=f"first bar, UTC date or timestamp (default: {DEMO_START}; csv: the first bar of the files)",
     )
     p.add_argument(
         "--end",
         default=None,
-        help=f"last bar, UTC date or timestamp (default: {DEFAULT_END}; csv: the last bar of the files)",
+        help=f"last bar, UTC date or timestamp (default: {DEMO_END}; csv: the last bar of the files)",
     )
     p.add_argument("--exchange", default=None, help="ccxt exchange id for --source exchange/binance (default: binance)")
     p.add_argument(
@@ -117,8 +121,8 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
     check_number(args.outlier_z, "--outlier-z", low=0, low_open=True)
     csv = args.source.startswith("csv:")
     if not csv:
-        args.start = DEFAULT_START if args.start is None else args.start
-        args.end = DEFAULT_END if args.end is None else args.end
+        args.start = DEMO_START if args.start is None else args.start  # the same defaults as train_cm's
+        args.end = DEMO_END if args.end is None else args.end
     try:
         interval_seconds(args.interval)
     except ValueError as exc:
@@ -284,7 +288,7 @@ def run(args: argparse.Namespace, console: Console) -> list[dict]:
             s = store.summary(a, args.interval, start, end)
             s["refused"] = sorted(set(s["refused"]) | set(refused_now.get(a, [])))
             rows.append(s)
-        _print_summary(rows, args, store, console)
+        _print_summary(rows, args, store, console, items)
         return rows
     finally:
         store.close()
@@ -311,6 +315,7 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
         include=_names(args.include),
         exclude=_names(args.exclude),
         allow_non_daily=args.allow_non_daily,
+        required=True,
     )
     if not items:
         raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
@@ -323,29 +328,66 @@ def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
     return items
 
 
-def _print_summary(rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console) -> None:
-    table = Table(
-        title=f"{args.source} -> {store.root}  ({args.interval}, {args.start or 'all'} .. {args.end or 'all'})"
+def _left_out(items: list | None, store: DataStore, asset: str, interval: str, refused_now: list[str]) -> str:
+    """The metrics a source refused and the file columns left out, grouped by reason: ``-`` for none."""
+    why: dict[str, str] = {}
+    for item in items or []:
+        if item.asset == asset:
+            why.update(item.skipped)
+    refused = store.refused(asset, interval)
+    why.update({m: r for m, r in zip(refused["metric"], refused["reason"])})
+    why.update({m: "refused by the source" for m in refused_now if m not in why})
+    if not why:
+        return "-"
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in why.items():
+        by_reason.setdefault(reason, []).append(name)
+    return "; ".join(
+        f"{', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''} ({reason})"
+        for reason, names in by_reason.items()
     )
-    for col in ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused"):
+
+
+def _print_summary(
+    rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console, items: list | None = None
+) -> None:
+    metrics_only = args.source in ("coinmetrics", "santiment") or bool(items) and all(
+        i.kind == "metrics" for i in items
+    )
+    span = f"{args.start} .. {args.end}" if args.start or args.end else "every date in the files"
+    table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {span})")
+    if metrics_only:  # a metrics import: the prices already stored are not this command's news
+        columns = ("asset", "metrics stored", "values stored", "first", "last", "metrics refused or left out")
+    else:
+        columns = ("asset", "rows stored", "first", "last", "gaps found", "metrics", "metrics refused or left out")
+    for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("rows stored", "gaps found", "metrics") else "left",
-            no_wrap=col != "metrics refused",
+            justify="right" if col in ("rows stored", "gaps found", "metrics", "metrics stored", "values stored")
+            else "left",
+            no_wrap=not col.startswith("metrics refused"),
         )
     fmt = "%Y-%m-%d" if interval_seconds(args.interval) % 86400 == 0 else "%Y-%m-%d %H:%M"
+
+    def day(t) -> str:
+        return f"{t:{fmt}}" if t is not None else "-"
+
     for s in rows:
+        left = _left_out(items, store, s["asset"], args.interval, s["refused"])
+        if metrics_only:
+            table.add_row(s["asset"], str(s["metrics"]), str(s["metric_values"]), day(s["metrics_first"]),
+                          day(s["metrics_last"]), left)
+            continue
         gaps = s["gaps"]
         missing = sum(g.missing for g in gaps)
-        refused = ", ".join(s["refused"]) if s["refused"] else "-"
         table.add_row(
             s["asset"],
             str(s["rows"]),
-            f"{s['first']:{fmt}}" if s["first"] is not None else "-",
-            f"{s['last']:{fmt}}" if s["last"] is not None else "-",
+            day(s["first"]),
+            day(s["last"]),
             f"{len(gaps)} ({missing} bars)" if gaps else "0",
             str(s["metrics"]),
-            refused,
+            left,
         )
     console.print(table)
 

@@ -219,12 +219,12 @@ def _print_results(trained) -> None:
         print_table(
             f"Backtest {b0:%Y-%m-%d} .. {b1:%Y-%m-%d} (fee {module.config.fee:.2%}, "
             f"execution {module.config.execution})",
-            ["strategy", "ARR", "DRR", "Sortino", "Sharpe", "MaxDD"],
+            ["strategy", "ARR: total return", "DRR", "Sortino", "Sharpe", "MaxDD"],
             rows,
         )
     v = module.validation
     if v:
-        print(f"best validation: Sortino {v['Sortino']:.3f}, ARR {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
+        print(f"best validation: Sortino {v['Sortino']:.3f}, total return (ARR) {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
 
 
 @command("train_cm")

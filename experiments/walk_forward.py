@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
             f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
-            f"{args.timesteps} steps; fee {args.fee:g}, slippage {args.slippage:g}, execution {args.execution}"
+            f"{args.timesteps} steps; fee {args.fee:.2%}, slippage {args.slippage:.2%}, execution {args.execution}"
         )
         wf = run_walk_forward(
             markets,

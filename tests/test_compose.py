@@ -282,3 +282,24 @@ def test_default_range_starts_after_the_latest_train_end(trained, data):
     assert backtest_range(p, markets, end="2022-07-01") == (utc("2022-05-11"), utc("2022-07-01"))
     with pytest.raises(ValueError, match="ends"):
         backtest_range(p, markets, start="2022-07-01", end="2022-06-01")
+
+
+def test_html_tear_sheet_and_a_second_compose_keeps_the_first_report(trained, tmp_path, monkeypatch, capsys):
+    root, _ = trained
+    monkeypatch.chdir(tmp_path)
+    argv = ["--assets", "BTC,ETH", "--models", str(root), *QUIET, "--html"]
+    assert main(argv) == 0
+    first = tmp_path / "reports" / "compose-btc-eth-1d"
+    sheet = (first / "tearsheet_cryptorlpm.html").read_text()
+    assert "Benchmark: B&H EQUAL WEIGHT" in sheet and "B&amp;H BTC" not in sheet and "B&H BTC" not in sheet
+    assert "<td>Strategy</td>" not in sheet and ">Strategy<" not in sheet and "CryptoRLPM" in sheet
+    assert "<td>All-time (ann.)</td>" in sheet and "<td>6M</td>" in sheet  # a 7-month backtest:
+    assert not any(f"<td>{p}</td>" in sheet for p in ("1Y", "3Y (ann.)", "5Y (ann.)", "10Y (ann.)"))
+    before = (first / "metrics.csv").read_bytes()
+    assert main(argv) == 0  # again: numbered, the first report is kept
+    assert (tmp_path / "reports" / "compose-btc-eth-1d-2" / "metrics.md").is_file()
+    assert (first / "metrics.csv").read_bytes() == before
+    capsys.readouterr()
+    assert main([*argv, "--out", str(first)]) == 2
+    assert "holds an earlier report" in _err_line(capsys)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["compose-btc-eth-1d", "compose-btc-eth-1d-2"]

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import _data_fakes as fakes
+import pandas as pd
 import pytest
 
+from cryptorl.cli import DEMO_END, DEMO_START
 from cryptorl.data import DataStore
 from cryptorl.data.demo import demo_data, demo_market
 from experiments.fetch_data import main
@@ -23,14 +25,25 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def test_fetch_data_and_train_cm_share_the_default_range():
+    from experiments import fetch_data, train_cm
+
+    args = fetch_data.parse_args(["--assets", "BTC"])
+    fetch_data._check(args)
+    assert (args.start, args.end) == (DEMO_START, DEMO_END)
+    help_text = " ".join(train_cm.build_parser().format_help().split())
+    assert f"demo default {DEMO_START}" in help_text and f"demo default {DEMO_END}" in help_text
+
+
 def test_demo_source_fills_the_store_and_prints_the_summary(tmp_path, capsys):
     code, out, _ = run(capsys, "--assets", "BTC,ETH,LINK", "--source", "demo", "--store", str(tmp_path))
     assert code == 0
     for asset in ("BTC", "ETH", "LINK"):
         assert f"│ {asset}" in out
-    assert "730" in out and "2020-10-01" in out and "2022-09-30" in out
+    days = len(pd.date_range(DEMO_START, DEMO_END, freq="D"))
+    assert f" {days} " in out and DEMO_START in out and DEMO_END in out
     with DataStore(tmp_path) as s:
-        market, metrics = demo_data("ETH")
+        market, metrics = demo_data("ETH", "1d", DEMO_START, DEMO_END)
         assert s.market("ETH", "1d").equals(market) and s.metrics("ETH", "1d").shape == metrics.shape
     assert run(capsys, "--assets", "BTC", "--source", "demo", "--store", str(tmp_path))[0] == 0  # again: fine
 
@@ -164,3 +177,22 @@ def test_data_errors_exit_2_from_the_shell(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "[BTC] inconsistent bar" in proc.stderr and "BTC-USD_1d.csv, 2021-01-05" in proc.stderr
+
+
+def test_metrics_import_summary_counts_metrics_and_names_what_was_left_out(tmp_path, capsys):
+    days = pd.date_range("2021-01-01", "2021-06-30", freq="D")
+    table = pd.DataFrame(
+        {
+            "time": days.strftime("%Y-%m-%d"),
+            "BTC / Tx Cnt": 1000.0 + (pd.Series(range(len(days))) * 37 % 101).to_numpy(),
+            "BTC / Google Trends": days.month.to_numpy(dtype="float64"),  # monthly values spread over days
+        }
+    )
+    (tmp_path / "oc").mkdir()
+    table.to_csv(tmp_path / "oc" / "btc_onchain.csv", index=False)
+    store = tmp_path / "store"
+    code, out, _ = run(capsys, "--assets", "BTC", "--source", f"csv:{tmp_path / 'oc'}", "--store", str(store))
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "rows stored" not in out and "all .. all" not in out, out
+    assert "every date in the files" in text, out
+    assert "BTC 1 181 2021-01-01 2021-06-30 BTC / Google Trends (values repeat over calendar periods" in text, out

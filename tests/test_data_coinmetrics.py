@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
+import requests
 
 from cryptorl.data.coinmetrics import fetch_metrics, make_client
 from cryptorl.data.retry import Backoff, FetchError
@@ -162,3 +163,63 @@ def test_coinmetrics_is_a_metrics_source_not_a_price_source():
 
     with pytest.raises(ValueError, match="--metrics coinmetrics"):
         load_data("BTC", "6h", source="coinmetrics")
+
+
+def _offline(calls: list):
+    """The transport of a machine without network: every connection fails as urllib3 reports it."""
+    from urllib3.connection import HTTPSConnection
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+    def send(request):
+        calls.append(request.url)
+        conn = HTTPSConnection("community-api.coinmetrics.io")
+        reason = NameResolutionError(
+            "community-api.coinmetrics.io", conn, OSError("Temporary failure in name resolution")
+        )
+        raise requests.exceptions.ConnectionError(MaxRetryError(None, request.url, reason), request=request)
+
+    return send
+
+
+def test_offline_stops_at_the_catalog_within_seconds_with_one_line(store, monkeypatch):
+    import time
+
+    calls: list[str] = []
+    install(monkeypatch, _offline(calls))
+    monkeypatch.setenv("COINMETRICS_API_KEY", "secret-key-123")
+    began = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        fetch_metrics(store, "BTC", "2021-01-01", "2021-03-31", client=make_client(), progress=False)
+    assert time.monotonic() - began < 5
+    message = str(err.value)
+    assert message.startswith("cannot reach the Coin Metrics API (Failed to resolve 'community-api.coinmetrics.io'")
+    assert "\n" not in message and "secret-key-123" not in message and "object at 0x" not in message
+    assert len(calls) == 1 and "/catalog-v2/" in calls[0]  # one probe, no retries
+    assert store.metrics("BTC", "1d").empty
+
+
+def test_connection_lost_after_the_catalog_is_retried_with_backoff(store, monkeypatch):
+    fake = FakeCoinMetrics(rate_limit_first=False)
+    lost = {"n": 0}
+
+    def flaky(request):
+        if "/timeseries/" in request.url and lost["n"] < 2:
+            lost["n"] += 1
+            return _offline([])(request)
+        return fake(request)
+
+    install(monkeypatch, flaky)
+    monkeypatch.delenv("COINMETRICS_API_KEY", raising=False)
+    waits: list[float] = []
+    rep = fetch_metrics(
+        store,
+        "BTC",
+        "2021-01-01",
+        "2021-03-31",
+        client=make_client(),
+        chunk_days=90,
+        page_size=100,
+        backoff=Backoff(retries=3, sleep=waits.append),
+        progress=False,
+    )
+    assert rep.retries == 2 and waits == [1.0, 2.0] and len(store.metrics("BTC", "1d")) == len(DAYS)

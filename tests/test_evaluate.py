@@ -340,3 +340,53 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert not (only / "models").exists()
     b = pd.read_csv(only / "scoreboard.csv").set_index("strategy")
     assert b.loc["B&H equal weight", "Sortino"] == pytest.approx(board.loc["B&H equal weight", "Sortino"])
+
+
+def test_evaluation_figure_has_a_y_label_each_coins_buy_and_hold_and_distinct_colours():
+    from types import SimpleNamespace
+
+    from agents.evaluation.report import evaluation_figure
+
+    days = pd.date_range("2022-01-01", periods=60, freq="D", tz="UTC")
+    names = ["cfg_a", "cfg_b", "B&H equal weight", "CRP equal weight", "Trend SMA20", "B&H BTC", "B&H ETH", "B&H LINK"]
+    values = {
+        ("w1", "P", n): pd.Series(np.linspace(1, 1 + 0.01 * k, len(days)), index=days) for k, n in enumerate(names)
+    }
+    values[("w2", "P", "cfg_a")] = values[("w1", "P", "cfg_a")]  # another window: not drawn
+    fig = evaluation_figure(SimpleNamespace(values=values), "w1", "P")
+    ax = fig.axes[0]
+    drawn = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert drawn == names  # the per-coin buy-and-holds too
+    assert len({tuple(np.round(line.get_color(), 6)) for line in ax.get_lines()[: len(names)]}) == len(names)
+    assert ax.get_ylabel() == "value (start = 1)"
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_evaluate_console_summary_is_a_table_not_csv(capsys):
+    from types import SimpleNamespace
+
+    from agents.evaluation.report import print_targets
+    from cryptorl.cli import console
+
+    tgt = pd.DataFrame(
+        [
+            {
+                "window": "w1",
+                "config": "c",
+                "CMs": 3,
+                "trading share": 2 / 3,
+                "beats own B&H share": 1 / 3,
+                "P: seeds beating EW B&H": 1,
+                "P: mean Sortino": 1.23456,
+                "P: EW B&H Sortino": 0.5,
+                "P: Trend SMA20 Sortino": 0.25,
+                "P: mean ARR": 0.1234,
+            }
+        ]
+    )
+    print_targets(tgt, SimpleNamespace(portfolios={"P": ("BTC",)}, trend_sma=20), console())
+    out = capsys.readouterr().out
+    row = " ".join(out.replace("│", " ").split())
+    assert "w1 c 3 67% 33% 1 1.23 0.50 0.25 +12.34%" in row, out
+    assert "trading share," not in out and "P: mean ARR" not in out  # no CSV header line

@@ -258,6 +258,29 @@ def _yaml(text: str) -> Callable[[Path], None]:
     return _file("cfg.yml", text)
 
 
+def _onchain(name: str, columns: dict[str, Callable[[pd.DatetimeIndex], np.ndarray]], rows: bool = True):
+    """A wide on-chain table ``oc/<name>`` (Coin Metrics' ``BTC / Tx Cnt`` layout), 180 days."""
+
+    def setup(w: Path) -> None:
+        days = pd.date_range("2021-03-01", periods=180 if rows else 0, freq="D")
+        (w / "oc").mkdir()
+        frame = pd.DataFrame({"time": days.strftime("%Y-%m-%d"), **{c: f(days) for c, f in columns.items()}})
+        frame.to_csv(w / "oc" / name, index=False)
+
+    return setup
+
+
+def _counts(days: pd.DatetimeIndex) -> np.ndarray:
+    return 1000.0 + (np.arange(len(days)) * 37) % 101
+
+
+def _monthly(days: pd.DatetimeIndex) -> np.ndarray:  # a monthly value spread over its days
+    return days.month.to_numpy(dtype="float64") * 10.0
+
+
+TWO = {"BTC / Tx Cnt": _counts, "BTC / Adr Act Cnt": _counts}
+
+
 # ---------------------------------------------------------------------------------------- the cases
 @dataclass(frozen=True)
 class Case:
@@ -428,6 +451,37 @@ CASES = [
     F("unknown-source", ("--source", "ftp"), "'ftp'"),
     F("outlier-z-zero", ("--outlier-z", "0"), "--outlier-z"),
     F("source-typo-new-store", ("--source", "csvv:x", "--store", "{w}/new-store"), "'csvv:x'"),
+    # --- fetch_data: on-chain tables that give nothing, each for its own reason
+    F(
+        "onchain-only-non-daily",
+        ("--source", "csv:{w}/oc"),
+        "no column of btc_onchain.csv is a daily observation: BTC / Google Trends (values repeat",
+        _onchain("btc_onchain.csv", {"BTC / Google Trends": _monthly}),
+    ),
+    F(
+        "onchain-mixed-assets",
+        ("--source", "csv:{w}/oc"),
+        "columns of several assets (BTC, ETH)",
+        _onchain("onchain.csv", {"BTC / Tx Cnt": _counts, "ETH / Tx Cnt": _counts}),
+    ),
+    F(
+        "onchain-include-missing",
+        ("--source", "csv:{w}/oc", "--include", "hash_rate"),
+        "include (hash_rate) names none of the columns of btc_onchain.csv",
+        _onchain("btc_onchain.csv", TWO),
+    ),
+    F(
+        "onchain-exclude-all",
+        ("--source", "csv:{w}/oc", "--exclude", "tx_cnt,adr_act_cnt"),
+        "leaves out every metric column of btc_onchain.csv",
+        _onchain("btc_onchain.csv", TWO),
+    ),
+    F(
+        "onchain-header-only",
+        ("--source", "csv:{w}/oc"),
+        "btc_onchain.csv has a header but no rows",
+        _onchain("btc_onchain.csv", TWO, rows=False),
+    ),
     # --- train_cm: hyper-parameters, options, config files, paths - all before any training
     T("hp-unknown-key", ("--hyperparams", "learnin_rate=1e-4"), "did you mean learning_rate"),
     T("hp-wrong-type", ("--hyperparams", "learning_rate=fast"), "learning_rate must be a number"),
@@ -950,3 +1004,109 @@ def test_compare_help_shows_each_default_once():
     blocks = [b for b in text.split("\n  -")[1:]]
     assert blocks and all(b.count("(default") <= 1 for b in blocks), [b for b in blocks if b.count("(default") > 1]
     assert "(default: None)" not in text and "(default: 0.001)" in " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------------------- offline
+def _no_network(monkeypatch) -> list[str]:
+    """Every HTTP request fails to connect, as on a machine without network (the transport is the
+    only thing replaced)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    calls: list[str] = []
+
+    def send(self, request, **kwargs):
+        calls.append(request.url)
+        raise requests.exceptions.ConnectionError(
+            "HTTPSConnectionPool(host='community-api.coinmetrics.io', port=443): Max retries exceeded "
+            "(Caused by NameResolutionError(\"Failed to resolve 'community-api.coinmetrics.io'\"))",
+            request=request,
+        )
+
+    monkeypatch.setattr(HTTPAdapter, "send", send)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "command, argv, rc",
+    [
+        ("fetch_data", ("--assets", "BTC", "--source", "coinmetrics", "--store", "{w}/store", "--no-progress"), 1),
+        (
+            "train_cm",
+            (
+                "--asset",
+                "BTC",
+                "--source",
+                "store",
+                "--store",
+                "{w}/store",
+                "--models",
+                "{w}/models",
+                *TRAIN,
+                "--metrics",
+                "coinmetrics",
+            ),
+            2,
+        ),
+    ],
+    ids=["fetch_data", "train_cm"],
+)
+def test_coinmetrics_offline_is_one_line_within_seconds(command, argv, rc, copy, capsys, monkeypatch):
+    import time
+
+    calls = _no_network(monkeypatch)
+    before = _tree(copy)
+    capsys.readouterr()
+    began = time.monotonic()
+    got = _run(command, [a.replace("{w}", str(copy)) for a in argv])
+    took = time.monotonic() - began
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert got == rc and len(lines) == 1 and "cannot reach the Coin Metrics API" in lines[0], (got, err)
+    assert "Traceback" not in out + err and took < 10 and len(calls) == 1
+    assert _tree(copy) == before
+
+
+# ---------------------------------------------------------------------------------------- outliers, warnings
+def test_train_cm_warns_again_in_one_line_of_its_own_of_flagged_bars_it_uses(copy, capsys):
+    _csv_edit("BTC", 200, **x1000)(copy)
+    day = pd.read_csv(copy / "csv" / "BTC-USD_1d.csv").loc[200, "datetime"]
+    store = str(copy / "fresh")
+    imported = ["--assets", "BTC", "--source", f"csv:{copy / 'csv'}", "--store", store, "--no-progress"]
+    assert _run("fetch_data", imported) == 0
+    capsys.readouterr()
+    argv = ["--asset", "BTC", "--source", "store", "--store", store, "--models", str(copy / "m"), *TRAIN, "--no-save"]
+    assert _run("train_cm", argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    flagged = [line for line in err if "suspicious bar" in line]
+    assert len(flagged) == 1, err
+    assert flagged[0].startswith(
+        f"train_cm: warning: [BTC] 2 suspicious bar(s) in the range used ({DATA_RANGE[0]} .. {DATA_RANGE[1]}), "
+        f"the first at {day}: a +"
+    ), flagged
+    assert all(line.startswith(("train_cm: warning: ", "warning: ")) for line in err if "Warning" in line), err
+    assert not any(".py:" in line for line in err), err  # no source file:line of a raw Python warning
+
+
+def test_evaluate_warns_of_flagged_bars_inside_its_windows_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    csv = _holey_csv(tmp_path / "csv", ("2020-07-10", "2020-07-09"))  # no hole
+    path = csv / "BTC-USD_1d.csv"
+    frame = pd.read_csv(path)
+    before = frame.index[frame["datetime"] == "2020-06-15"][0]  # before the first training day
+    frame.loc[before, ["close", "high"]] *= 1000
+    path.write_text(frame.to_csv(index=False))
+    argv = [str(_protocol(tmp_path / "p.yml", f"csv:{csv}")), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert _run("evaluate", [*argv, "--baselines-only"]) == 0
+    err = capsys.readouterr().err.splitlines()  # the import's own warning, then nothing: outside every window
+    assert [line for line in err if "suspicious" in line] == [
+        "evaluate: warning: [BTC] suspicious close: a +99887.7% move from the bar before, robust z-score 224 > 30 "
+        "and 1 more bar(s) (at 2020-06-15)"
+    ], err
+    inside = frame.index[frame["datetime"] == "2021-08-10"][0]  # a backtest day
+    frame.loc[inside, ["close", "high"]] *= 1000
+    path.write_text(frame.to_csv(index=False))
+    assert _run("evaluate", [*argv, "--baselines-only", "--out", str(tmp_path / "o2")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "in the range used" in line]
+    assert len(err) == 1 and err[0].startswith("evaluate: warning: [BTC] 2 suspicious bar(s) in the range used"), err
+    assert "(2020-10-01 .. 2021-08-31), the first at 2021-08-10" in err[0]

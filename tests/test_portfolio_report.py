@@ -41,7 +41,8 @@ def test_report_writes_every_file(results, tmp_path):
         assert table.loc[name, "ARR"] == pytest.approx(m["ARR"], rel=1e-9)
         assert table.loc[name, "Sortino"] == pytest.approx(m["Sortino"], rel=1e-9)
     md = paths["table_md"].read_text()
-    assert "| Strategy | ARR (%) | DRR (%) | SR (Sortino) |" in md
+    assert "| Strategy | ARR: total return (%) | DRR (%) | SR (Sortino) |" in md
+    assert "fee 0.10%, slippage 0.00%; 2022-02-01 .. 2022-04-30." in md
     arr_btc = f"{results['B&H BTC'].metrics()['ARR'] * 100:.2f}"
     assert f"| B&H BTC | {arr_btc} |" in md
     printed = out.getvalue()
@@ -75,3 +76,36 @@ def test_report_refuses_unknown_names(results, tmp_path):
         write_report(results, tmp_path, benchmark="X", console=Console(file=io.StringIO()))
     with pytest.raises(ValueError, match="at least one"):
         write_report({}, tmp_path)
+
+
+def _legend_outside_the_axes(fig) -> bool:
+    fig.canvas.draw()  # lay out (constrained) before reading the boxes
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    return legend.x0 >= ax.get_window_extent().x1
+
+
+@pytest.mark.parametrize("n", [5, 20, 26])
+def test_cumulative_figure_gives_every_line_its_own_colour_and_keeps_the_legend_off_the_data(results, n):
+    from matplotlib.colors import to_rgba
+
+    from cryptorl.portfolio.report import equity_figure
+
+    one = next(iter(results.values()))
+    many = {f"strategy {k}": one for k in range(n - 2)} | {"B&H BTC": one, "CryptoRLPM": one}
+    fig = equity_figure(many, "Many")
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label() in many]
+    colours = {tuple(round(c, 6) for c in to_rgba(line.get_color())) for line in lines}
+    assert len(lines) == n and len(colours) == n
+    assert to_rgba(lines[-1].get_color()) == to_rgba("black")  # the voted portfolio stands out
+    assert ax.get_ylabel() == "cumulative return (%)"
+    assert _legend_outside_the_axes(fig)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(many)
+
+
+def test_weights_figure_legend_sits_beside_the_data(results):
+    from cryptorl.portfolio.report import weights_figure
+
+    fig = weights_figure("B&H equal weight", results["B&H equal weight"])
+    assert _legend_outside_the_axes(fig) and fig.axes[0].get_ylabel() == "weight"

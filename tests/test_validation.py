@@ -40,7 +40,7 @@ def test_one_bad_print_is_found_and_the_clean_series_is_quiet():
     bad.loc[t, ["close", "high"]] = bad.loc[t, "close"] * 1000
     found = outlier_bars(bad)
     assert found.index[0] == t and found["ret"].iloc[0] == pytest.approx(999, rel=0.2)
-    with pytest.warns(OutlierWarning, match=re.escape(str(t))):
+    with pytest.warns(OutlierWarning, match=re.escape(f"at {t:%Y-%m-%d})")):
         check_outliers(bad, "BTC")
     with pytest.raises(DataError, match="suspicious close"):
         validate_market(bad, "BTC", "1d", outliers="error")

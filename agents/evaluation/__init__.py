@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cryptorl.data import load_data
-from cryptorl.data.frames import DataError, fill_gaps, find_gaps, interval_timedelta
+from cryptorl.data.frames import DataError, fill_gaps, find_gaps, interval_timedelta, warn_outliers
 
 from .protocol import (
     Protocol,
@@ -99,6 +99,7 @@ def load_markets(
                 asset, protocol.interval, first, protocol.data_end, source=protocol.source, store=store, gaps="keep"
             )
             market = _without_old_holes(market, asset, protocol.interval, first_day, gaps)
+            warn_outliers(market, asset, first_day, protocol.data_end)
             out[asset] = (market, metrics if metrics is not None and metrics.shape[1] else None)
     finally:
         if tmp is not None:

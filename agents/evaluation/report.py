@@ -94,6 +94,35 @@ def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def print_targets(tgt: pd.DataFrame, protocol: Protocol, console=None) -> None:
+    """The target figures on the console: per portfolio one table, a row per (window, config)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=160)
+    trend = trend_name(protocol.trend_sma)
+    head = ["window", "config", "CMs", "trading", "beat own B&H", "seeds > EW B&H", "Sortino", "EW B&H Sortino",
+            f"{trend} Sortino", "total return (ARR)"]
+    for pname in protocol.portfolios:
+        table = Table(title=f"{pname}: target figures (modules: means over seeds)")
+        for h in head:
+            table.add_column(h, justify="left" if h in ("window", "config") else "right")
+        for r in tgt.to_dict("records"):
+            table.add_row(
+                str(r["window"]),
+                str(r["config"]),
+                str(int(r["CMs"])),
+                f"{r['trading share']:.0%}",
+                f"{r['beats own B&H share']:.0%}",
+                str(int(r[f"{pname}: seeds beating EW B&H"])),
+                f"{r[f'{pname}: mean Sortino']:.2f}",
+                f"{r[f'{pname}: EW B&H Sortino']:.2f}",
+                f"{r[f'{pname}: {trend} Sortino']:.2f}",
+                f"{r[f'{pname}: mean ARR']:+.2%}",
+            )
+        console.print(table)
+
+
 def _md(frame: pd.DataFrame) -> str:
     def fmt(v):
         if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 1e6:
@@ -102,30 +131,47 @@ def _md(frame: pd.DataFrame) -> str:
             return "nan" if np.isnan(v) else f"{v:.3f}"
         return str(v)
 
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    def percent(v):  # ARR: the total return over the range, as every command shows it
+        return "nan" if not np.isfinite(v) else f"{v:.2%}"
+
+    total = [isinstance(c, str) and "ARR" in c for c in frame.columns]
+    names = [f"{c} (total return)" if t else str(c) for c, t in zip(frame.columns, total)]
+    head = "| " + " | ".join(names) + " |"
     sep = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(percent(v) if t else fmt(v) for v, t in zip(row, total)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([head, sep, *body])
 
 
-def _plot(scores: Scores, window: str, pname: str, path: Path) -> None:
-    import matplotlib
+def evaluation_figure(scores: Scores, window: str, pname: str):
+    """Value (start = 1) of every strategy of one portfolio and window: the voted portfolios
+    (means over seeds), the baselines and each coin's buy-and-hold (thin), a distinct colour per
+    line and the legend beside the axes."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cryptorl.portfolio.report import legend_outside, line_styles
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for (w, p, strategy), v in scores.values.items():
-        if (w, p) != (window, pname) or (strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT):
-            continue
-        ax.plot(v.index, v.to_numpy(), label=strategy, lw=1 if strategy.startswith(("B&H", "CRP", "Trend")) else 2)
-    ax.set_title(f"{pname}, window {window}: value (start = 1), portfolios averaged over seeds")
+    lines = [(strategy, v) for (w, p, strategy), v in scores.values.items() if (w, p) == (window, pname)]
+    fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    for (strategy, v), (colour, style) in zip(lines, line_styles(len(lines))):
+        own = strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT
+        baseline = strategy.startswith(("B&H", "CRP", "Trend"))
+        ax.plot(v.index, v.to_numpy(), label=strategy, color=colour, linestyle=style,
+                lw=0.9 if own else 1.2 if baseline else 2, alpha=0.8 if own else 1.0)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_title(f"{pname}, window {window}: portfolios averaged over seeds, baselines, each coin's buy-and-hold")
+    ax.set_ylabel("value (start = 1)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    legend_outside(ax)
+    ax.tick_params(axis="x", labelrotation=30)
+    return fig
+
+
+def _plot(scores: Scores, window: str, pname: str, path: Path) -> None:
+    evaluation_figure(scores, window, pname).savefig(path)
 
 
 def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on: str = "backtest") -> dict[str, Path]:
@@ -149,7 +195,7 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
         f"# Evaluation: {protocol.name}",
         "",
         f"Assets {', '.join(protocol.assets)}; {protocol.interval} bars from `{protocol.source}`; fee "
-        f"{protocol.fee:g}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
+        f"{protocol.fee:.2%}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
         f"{', '.join(protocol.configs)}.",
         "",
         (

@@ -13,6 +13,11 @@ resumes after the last chunk stored.
 * **Rate limits**: the client itself waits out a 429 for the ``x-ratelimit-reset`` seconds the
   server sends; server and network errors are retried here with exponential backoff; a rejected
   key (401) stops the run; metrics the plan does not serve (403) are recorded as refused.
+* **Offline**: the client's session has a connect timeout (:data:`TIMEOUT`) and hands connection
+  failures straight to :func:`fetch_metrics` (the client would retry them on its own for about
+  five minutes, whatever its ``max_retries``). The catalog request is the probe: when it cannot
+  connect, the run stops at once with one :class:`~cryptorl.data.retry.FetchError`; a connection
+  lost later is retried with the backoff like any network error.
 * Metric names are normalised like the file importers' (``AdrActCnt`` -> ``adr_act_cnt``), so a
   Coin Metrics community CSV and the API give the same store. Values are daily, stamped at the
   day they cover (UTC): :func:`cryptorl.data.load_data` makes them point in time.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -47,7 +53,46 @@ API_KEY_ENV = "COINMETRICS_API_KEY"
 SOURCE = "coinmetrics"
 FREQUENCY = "1d"
 DAY = pd.Timedelta(days=1)
-RETRYABLE = (requests.exceptions.HTTPError, requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+TIMEOUT = (5.0, 120.0)  # seconds: to connect, and between bytes of a reply
+
+
+class Unreachable(Exception):
+    """The client's request could not connect (no network, name not resolved, refused, timed out)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(_reason(error))
+        self.error = error
+
+
+RETRYABLE = (requests.exceptions.HTTPError, requests.exceptions.Timeout, Unreachable)
+
+
+class _Session(requests.Session):
+    """A :class:`requests.Session` with :data:`TIMEOUT` whose connection failures surface as
+    :class:`Unreachable`: the client's own retry decorator catches ``requests.ConnectionError``
+    and sleeps 30-120 s between five attempts; it lets other exceptions through."""
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", TIMEOUT)
+        try:
+            return super().request(method, url, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise Unreachable(exc) from None
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost reason of a connection failure, without object addresses or the URL (which may
+    hold the API key): ``Failed to resolve 'community-api.coinmetrics.io' (...)``."""
+    inner = error
+    while True:
+        nxt = getattr(inner, "reason", None) or (
+            inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None
+        )
+        if nxt is None or nxt is inner:
+            break
+        inner = nxt
+    text = re.sub(r"<[^>]*>:\s*|^\w*Connection\([^)]*\):\s*", "", str(inner))  # urllib3's object prefixes
+    return _first_line(_scrub(text)) or type(error).__name__
 
 
 @dataclass
@@ -65,7 +110,13 @@ class CoinMetricsFetch:
 
 
 def make_client(api_key_env: str = API_KEY_ENV, session: requests.Session | None = None) -> CoinMetricsClient:
-    """A client on the community endpoint, or the pro one when ``$COINMETRICS_API_KEY`` is set."""
+    """A client on the community endpoint, or the pro one when ``$COINMETRICS_API_KEY`` is set.
+
+    Without ``session``, one with :data:`TIMEOUT` that reports connection failures as
+    :class:`Unreachable` (so that :func:`fetch_metrics` stops within seconds when offline)."""
+    if session is None:
+        session = _Session()
+        session.headers.update({"User-Agent": "cryptorl (coinmetrics-api-client)"})
     return CoinMetricsClient(api_key=os.environ.get(api_key_env) or "", session=session)
 
 
@@ -97,8 +148,12 @@ def _chunks(start: pd.Timestamp, end: pd.Timestamp, days: int) -> Iterator[tuple
 def _frame(rows: list[dict], metrics: Sequence[str]) -> pd.DataFrame:
     """Rows ``{"asset", "time", <metric>: "<number>", ...}`` as a metrics frame (normalised names)."""
     index = pd.DatetimeIndex(pd.to_datetime([r["time"] for r in rows], utc=True, format="ISO8601"), name="time")
-    data = {normalise(m): pd.to_numeric(pd.Series([r.get(m) for r in rows], dtype="object"), errors="coerce")
-            .astype("float64").to_numpy() for m in metrics}
+    data = {
+        normalise(m): pd.to_numeric(pd.Series([r.get(m) for r in rows], dtype="object"), errors="coerce")
+        .astype("float64")
+        .to_numpy()
+        for m in metrics
+    }
     return pd.DataFrame(data, index=index)
 
 
@@ -133,9 +188,11 @@ def fetch_metrics(
         try:
             return backoff.call(fn, f"coinmetrics {what}", RETRYABLE, describe=_scrub)
         except _Unauthorized as exc:
-            raise FetchError(f"Coin Metrics rejected the API key from ${API_KEY_ENV}: {_first_line(_scrub(exc.error))}"
-                             if os.environ.get(API_KEY_ENV) else
-                             f"Coin Metrics refused a request without a key: {_first_line(_scrub(exc.error))}") from None
+            raise FetchError(
+                f"Coin Metrics rejected the API key from ${API_KEY_ENV}: {_first_line(_scrub(exc.error))}"
+                if os.environ.get(API_KEY_ENV)
+                else f"Coin Metrics refused a request without a key: {_first_line(_scrub(exc.error))}"
+            ) from None
 
     def no_retry_on_refusal(fn):  # refusals are answers, not failures: retrying cannot change them
         def run():
@@ -145,10 +202,22 @@ def fetch_metrics(
                 raise _Unauthorized(exc) from None
             except CoinMetricsClientForbiddenError as exc:
                 raise _Refused(exc) from None
+
         return run
 
+    def probe():  # a catalog request that cannot connect means offline, not a blip worth retrying
+        try:
+            return available_metrics(client, asset)
+        except Unreachable as exc:
+            raise _Offline(exc.error) from None
+
     try:
-        report.available = call(no_retry_on_refusal(lambda: available_metrics(client, asset)), f"catalog of {asset}")
+        report.available = call(no_retry_on_refusal(probe), f"catalog of {asset}")
+    except _Offline as exc:
+        raise FetchError(
+            f"cannot reach the Coin Metrics API ({_reason(exc.error)}): check the network "
+            "connection, or import exported files with csv:PATH"
+        ) from None
     except _Refused as exc:
         raise FetchError(f"Coin Metrics refused its catalog for {asset}: {_first_line(_scrub(exc.error))}") from None
     if not report.available:
@@ -167,10 +236,21 @@ def fetch_metrics(
     report.resumed_from = since if done is not None else None
     chunks = list(_chunks(since, end_ts, chunk_days))
     for lo, hi in tqdm(chunks, desc=f"{asset} coinmetrics", unit="chunk", disable=not progress, leave=False):
+
         def get(a=lo, b=hi):
-            return list(client.get_asset_metrics(
-                assets=asset.lower(), metrics=todo, frequency=FREQUENCY, start_time=a.strftime("%Y-%m-%d"),
-                end_time=b.strftime("%Y-%m-%d"), page_size=page_size, paging_from="start", format="json"))
+            return list(
+                client.get_asset_metrics(
+                    assets=asset.lower(),
+                    metrics=todo,
+                    frequency=FREQUENCY,
+                    start_time=a.strftime("%Y-%m-%d"),
+                    end_time=b.strftime("%Y-%m-%d"),
+                    page_size=page_size,
+                    paging_from="start",
+                    format="json",
+                )
+            )
+
         try:
             rows = call(no_retry_on_refusal(get), f"{asset} {lo:%Y-%m-%d}..{hi:%Y-%m-%d}")
         except _Refused as exc:
@@ -184,9 +264,18 @@ def fetch_metrics(
         if rows:
             frame = _frame(rows, todo)
             for m in todo:
-                report.fetched[normalise(m)] = report.fetched.get(normalise(m), 0) + int(frame[normalise(m)].notna().sum())
-            report.written += store.upsert_metrics(asset, interval, frame, SOURCE, covered=(series, since, hi),
-                                                  replace=replace, labels={normalise(m): m for m in todo})
+                report.fetched[normalise(m)] = report.fetched.get(normalise(m), 0) + int(
+                    frame[normalise(m)].notna().sum()
+                )
+            report.written += store.upsert_metrics(
+                asset,
+                interval,
+                frame,
+                SOURCE,
+                covered=(series, since, hi),
+                replace=replace,
+                labels={normalise(m): m for m in todo},
+            )
         else:
             store.record_coverage("metrics", asset, interval, SOURCE, series, since, hi)
     report.retries = backoff.used
@@ -203,4 +292,17 @@ class _Unauthorized(_Refused):
     pass
 
 
-__all__ = ["API_KEY_ENV", "SOURCE", "CoinMetricsFetch", "available_metrics", "fetch_metrics", "make_client"]
+class _Offline(_Refused):
+    pass
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "SOURCE",
+    "TIMEOUT",
+    "Unreachable",
+    "CoinMetricsFetch",
+    "available_metrics",
+    "fetch_metrics",
+    "make_client",
+]

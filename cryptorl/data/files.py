@@ -44,7 +44,7 @@ from .frames import (
     validate_market,
     validate_metrics,
 )
-from .onchain import asset_from_names, read_metrics_table, sniff_text
+from .onchain import _CM_PREFIX, asset_from_names, read_metrics_table, sniff_text
 from .resample import can_resample, resample_market
 from .store import DataStore
 
@@ -363,7 +363,18 @@ def _maybe_for(path: Path, keep: set[str]) -> bool:
     mentioned = asset_from_names(path.stem, path.parent.name)
     if {named[0] if named else None, mentioned, folder_asset(path.parent)} & keep:
         return True
-    return named is None and mentioned is None and path.suffix.lower() in CSV_SUFFIXES  # e.g. "BTC / ..." columns
+    if path.suffix.lower() not in CSV_SUFFIXES:
+        return False
+    return (named is None and mentioned is None) or bool(set(_prefix_assets(path)) & keep)  # "BTC / ..." columns
+
+
+def _prefix_assets(path: Path) -> list[str]:
+    """The assets a CSV file's ``BTC / Tx Cnt`` column names name (Coin Metrics wide exports)."""
+    try:
+        columns = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError):
+        return []
+    return sorted({m.group("asset").upper() for c in columns if (m := _CM_PREFIX.match(str(c)))})
 
 
 def _pick_by_interval(paths: list[Path], interval: str) -> list[Path]:
@@ -402,8 +413,13 @@ def read_path(
     start=None,
     end=None,
     outliers: str = "warn",
+    required: bool = False,
 ) -> list[ImportedFile]:
     """Read and validate every file under ``root`` (nothing is stored).
+
+    ``required=True`` raises :class:`DataError` when nothing is left to import, saying why for
+    each file read (another asset, no rows, ``include`` naming none of the columns, ``exclude``
+    naming all, no column a daily observation).
 
     ``start`` / ``end`` keep only the rows in ``[start, end]`` (bar open times, UTC); ``outliers``
     as in :func:`read_file`.
@@ -426,14 +442,17 @@ def read_path(
     if interval is not None:
         paths = _pick_by_interval(paths, interval)
     out: list[ImportedFile] = []
+    left: list[str] = []  # why a file read gave nothing (for the error when nothing is left)
     for path in tqdm(paths, desc="reading files", unit="file", disable=not progress, leave=False):
         named = parse_name(path.stem)
         own = named[2] if named and named[2] else interval
         item = read_file(path, asset=asset, interval=own, metrics_interval=metrics_interval,
                          include=include, exclude=exclude, allow_non_daily=allow_non_daily, outliers=outliers)
         if keep is not None and item.asset not in keep:
+            left.append(f"{item.path.name} holds {item.asset} data")
             continue
         if item.kind == "metrics" and not item.frame.shape[1]:
+            left.append(_why_no_metrics(item, include, exclude))
             continue  # every column skipped (reported by read_file's caller through skipped)
         if interval is not None and item.kind == "market" and item.interval != interval \
                 and not can_resample(item.interval, interval):
@@ -460,7 +479,38 @@ def read_path(
             inside = (t >= lo if lo is not None else True) & (t <= hi if hi is not None else True)
             item.frame = item.frame[inside]
             item.gaps = find_gaps(item.frame.index, item.interval) if item.kind == "market" else []
+    if required and not merged:
+        who = ", ".join(sorted(keep)) if keep else asset
+        if not left:
+            raise DataError(who, f"no {interval + ' ' if interval else ''}files for {who or 'any asset'} under {root}")
+        more = f" (and {len(left) - 3} more files)" if len(left) > 3 else ""
+        raise DataError(who, f"nothing to import from {root}: {'; '.join(left[:3])}{more}")
     return merged
+
+
+def _why_no_metrics(item: ImportedFile, include: Iterable[str] | None, exclude: Iterable[str] | None) -> str:
+    """Why a metrics file gave no column: no rows, include naming none of its columns, exclude
+    naming all of them, or no column a daily observation."""
+    name = item.path.name
+    columns = [c for c in item.skipped] + list(item.originals.values())
+    if item.layout == "metrics-table" and not columns:  # include/exclude chose none: see what the file has
+        table = read_metrics_table(_read_table(item.path)[0], path=item.path, asset=item.asset)
+        if table.frame.empty and set(table.skipped.values()) <= {"empty"}:
+            return f"{name} has a header but no rows"
+        has = list(table.originals.values()) + [c for c in table.skipped if table.skipped[c] != "empty"]
+        shown = ", ".join(has[:8]) + (f" and {len(has) - 8} more" if len(has) > 8 else "")
+        if include is not None and has:
+            return f"include ({', '.join(include)}) names none of the columns of {name} ({shown})"
+        if exclude is not None and table.originals:
+            return f"exclude ({', '.join(exclude)}) leaves out every metric column of {name} ({shown})"
+    if item.frame.empty and set(item.skipped.values()) <= {"empty"}:
+        return f"{name} has a header but no rows"
+    reasons = "; ".join(f"{c} ({why})" for c, why in list(item.skipped.items())[:3])
+    more = f" and {len(item.skipped) - 3} more" if len(item.skipped) > 3 else ""
+    return (
+        f"no column of {name} is a daily observation: {reasons}{more}; to import one anyway, name it "
+        "with --include and add --allow-non-daily"
+    )
 
 
 def import_path(

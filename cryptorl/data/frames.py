@@ -91,6 +91,12 @@ def to_utc_timestamp(value: str | pd.Timestamp | None) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def when(t: pd.Timestamp) -> str:
+    """A bar time for people: ``2021-03-05`` for a whole UTC day, else ``2021-03-05 06:00`` (UTC)."""
+    t = pd.Timestamp(t)
+    return f"{t:%Y-%m-%d}" if t == t.normalize() else f"{t:%Y-%m-%d %H:%M}"
+
+
 @dataclass(frozen=True)
 class Gap:
     """A stretch of missing bars: the last bar before it, the first after it, bars missing."""
@@ -100,7 +106,7 @@ class Gap:
     missing: int
 
     def __str__(self) -> str:
-        return f"{self.missing} bar(s) missing between {self.after} and {self.before}"
+        return f"{self.missing} bar(s) missing between {when(self.after)} and {when(self.before)}"
 
 
 def find_gaps(index: pd.DatetimeIndex, interval: str) -> list[Gap]:
@@ -243,16 +249,16 @@ def validate_market(
     if nan_rows.any():
         t = out.index[np.flatnonzero(nan_rows)[0]]
         cols_nan = [c for c in OHLCV if np.isnan(out.at[t, c])]
-        raise DataError(asset, f"NaN in {cols_nan} ({int(nan_rows.sum())} row(s) in all)", str(t))
+        raise DataError(asset, f"NaN in {cols_nan} ({int(nan_rows.sum())} row(s) in all)", when(t))
     inf_rows = np.isinf(values).any(axis=1)
     if inf_rows.any():
         t = out.index[np.flatnonzero(inf_rows)[0]]
         cols_inf = [c for c in OHLCV if np.isinf(out.at[t, c])]
-        raise DataError(asset, f"infinite value in {cols_inf} ({int(inf_rows.sum())} row(s) in all)", str(t))
+        raise DataError(asset, f"infinite value in {cols_inf} ({int(inf_rows.sum())} row(s) in all)", when(t))
     prices = values[:, :4]
     if (prices <= 0).any():
         t = out.index[np.flatnonzero((prices <= 0).any(axis=1))[0]]
-        raise DataError(asset, "non-positive price", str(t))
+        raise DataError(asset, "non-positive price", when(t))
     if (values[:, 4] < 0).any():
         raise DataError(asset, "negative volume", str(out.index[np.flatnonzero(values[:, 4] < 0)[0]]))
     o, h, l, c = prices.T
@@ -310,13 +316,39 @@ def check_outliers(market: pd.DataFrame, asset: str | None = None, *, z: float =
         problem = (f"suspicious close: a {row['ret']:+.1%} move from the bar before, robust z-score {row['z']:.0f} "
                    f"> {z:g}{more}")
         if action == "error":
-            raise DataError(asset, problem + "; fix the data or raise the threshold", str(t))
+            raise DataError(asset, problem + "; fix the data or raise the threshold", when(t))
         import warnings
 
-        warning = OutlierWarning(str(DataError(asset, problem, str(t))))
+        warning = OutlierWarning(str(DataError(asset, problem, when(t))))
         warning.bars = len(found)  # how many bars were flagged (the message names the first)
         warnings.warn(warning, stacklevel=3)
     return found
+
+
+def warn_outliers(market: pd.DataFrame, asset: str | None = None, start=None, end=None, *,
+                  z: float = OUTLIER_Z) -> int:
+    """One :class:`OutlierWarning` when bars flagged by :func:`outlier_bars` (the check the file
+    importers run) lie in ``[start, end]`` (default: the whole frame), the range a command is about
+    to train or backtest on; returns how many lie there."""
+    found = outlier_bars(market, z)
+    lo, hi = to_utc_timestamp(start), to_utc_timestamp(end)
+    if lo is not None:
+        found = found[found.index >= lo]
+    if hi is not None:
+        found = found[found.index <= hi]
+    if len(found):
+        import warnings
+
+        t, row = found.index[0], found.iloc[0]
+        used = market.index[(market.index >= (lo if lo is not None else market.index[0]))
+                            & (market.index <= (hi if hi is not None else market.index[-1]))]
+        warning = OutlierWarning(
+            f"[{asset or 'data'}] {len(found)} suspicious bar(s) in the range used ({when(used[0])} .. "
+            f"{when(used[-1])}), the first at {when(t)}: a {row['ret']:+.1%} move from the bar before (robust z-score {row['z']:.0f} > "
+            f"{z:g}); they are used as they are: fix the data or choose a range without them")
+        warning.bars = len(found)
+        warnings.warn(warning, stacklevel=2)
+    return len(found)
 
 
 def validate_metrics(

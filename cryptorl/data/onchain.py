@@ -202,6 +202,12 @@ def read_metrics_table(
         asset = found[0] if len(found) == 1 else None
     if asset is None and path is not None:
         asset = asset_from_names(path.stem, path.parent.name)
+    several = sorted({m.group("asset").upper() for m in prefixed.values()})
+    if asset is None and len(several) > 1:
+        example = f"{several[0].lower()}_{path.name}" if path is not None else f"asset={several[0]!r}"
+        raise DataError(None, f"the table has columns of several assets ({', '.join(several)}) and neither its "
+                              f"name nor its folder's tells which one to import: name it after one (e.g. {example})",
+                        where)
     metric_cols = [c for c in df.columns if c not in drop]
     stem = re.sub(r"^(export|chart|data)[-_ ]+", "", path.stem, flags=re.IGNORECASE) if path else ""
     generic = bool(stem) and len(metric_cols) == 1 and (

@@ -572,8 +572,9 @@ class DataStore:
             "SELECT min(time), max(time) FROM prices WHERE asset = ? AND interval = ? AND time >= ? AND time <= ?",
             (asset, interval, lo, hi),
         ).fetchone()
-        n_metrics, n_values = self._metrics.execute(
-            "SELECT count(DISTINCT metric), count(*) FROM metrics WHERE asset = ? AND interval = ? AND time >= ? AND time <= ?",
+        n_metrics, n_values, m_first, m_last = self._metrics.execute(
+            "SELECT count(DISTINCT metric), count(*), min(time), max(time) FROM metrics "
+            "WHERE asset = ? AND interval = ? AND time >= ? AND time <= ?",
             (asset, interval, lo, hi),
         ).fetchone()
         return {
@@ -585,5 +586,7 @@ class DataStore:
             "gaps": self.gaps(asset, interval, start, end),
             "metrics": n_metrics,
             "metric_values": n_values,
+            "metrics_first": None if m_first is None else _index([m_first])[0],
+            "metrics_last": None if m_last is None else _index([m_last])[0],
             "refused": self.refused(asset, interval)["metric"].tolist(),
         }

@@ -27,14 +27,14 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from cryptorl.data.frames import interval_seconds, periods_per_year
+from cryptorl.data.frames import interval_seconds, periods_per_year, when
 
 from .backtest import BacktestResult
 from .metrics import METRIC_KEYS, bar_returns, daily_returns
 
 # (metric key, column title, scale, decimals); scale 100 shows a percentage.
 COLUMNS = [
-    ("ARR", "ARR (%)", 100, 2),
+    ("ARR", "ARR: total return (%)", 100, 2),
     ("DRR", "DRR (%)", 100, 4),
     ("Sortino", "SR (Sortino)", 1, 4),
     ("Sharpe", "Sharpe", 1, 4),
@@ -93,25 +93,58 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
     )
 
 
+HIGHLIGHT = "CryptoRLPM"  # the voted portfolio of Crypto Modules (agents.pipeline.STRATEGY)
+
+
+def line_styles(n: int) -> list[tuple[tuple[float, float, float, float], str]]:
+    """``n`` (colour, line style) pairs, every colour distinct: tab10's strong colours first, then
+    tab20's light ones (dashed), then evenly spaced hues (dotted) for more than 20 lines."""
+    from matplotlib import colormaps
+
+    tab20 = colormaps["tab20"].colors
+    styles = [(tuple(tab20[i]) + (1.0,), "-") for i in range(0, 20, 2)]
+    styles += [(tuple(tab20[i]) + (1.0,), "--") for i in range(1, 20, 2)]
+    if n > len(styles):
+        hues = colormaps["hsv"]
+        extra = n - len(styles)
+        styles += [(tuple(hues((k + 0.5) / extra)), ":") for k in range(extra)]
+    return styles[:n]
+
+
+def legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the axes, off the data (two columns for many entries)."""
+    n = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
+              ncol=2 if n > 16 else 1, **kwargs)
+
+
 def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
     """Cumulative return of every strategy in one figure (the paper's Figs 6-8; also logged to
-    TensorBoard by training)."""
-    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
+    TensorBoard by training): a distinct colour per line, the legend beside the axes."""
+    fig = Figure(figsize=(12, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
+    # the strong colours go to the strategies, the light ones to the buy-and-holds; the voted
+    # portfolio of Crypto Modules is black and on top
+    ranked = sorted((n for n in results if n != HIGHLIGHT), key=lambda n: n.startswith("B&H"))
+    style = dict(zip(ranked, line_styles(len(ranked))))
     for name, res in results.items():
         cum = (res.values / res.values.iloc[0] - 1.0) * 100
-        ax.plot(cum.index, cum.to_numpy(), label=name, linewidth=1.6 if not name.startswith("B&H") else 1.1)
+        colour, dash = style.get(name, ("black", "-"))
+        width = 2.4 if name == HIGHLIGHT else 1.6 if not name.startswith("B&H") else 1.1
+        ax.plot(cum.index, cum.to_numpy(), label=name, color=colour, linestyle=dash, linewidth=width,
+                zorder=3 if name == HIGHLIGHT else 2)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title(f"{title}: cumulative return")
     ax.set_ylabel("cumulative return (%)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    legend_outside(ax)
     ax.tick_params(axis="x", labelrotation=30)
     return fig
 
 
-def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
-    fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
+def weights_figure(name: str, res: BacktestResult) -> Figure:
+    """A strategy's weights over time, stacked; the legend beside the axes."""
+    fig = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     w = res.weights
     ax.stackplot(w.index, *(w[c].to_numpy() for c in w.columns), labels=list(w.columns), step="post")
@@ -119,9 +152,15 @@ def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
     ax.set_xlim(w.index[0], w.index[-1])
     ax.set_title(f"{name}: weights over time (decided at each bar's close)")
     ax.set_ylabel("weight")
-    ax.legend(loc="upper left", fontsize=8, ncol=min(len(w.columns), 6))
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              fontsize=8)  # top of the stack first
     ax.tick_params(axis="x", labelrotation=30)
-    fig.savefig(path)
+    return fig
+
+
+def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
+    weights_figure(name, res).savefig(path)
 
 
 def _tearsheet_returns(res: BacktestResult) -> tuple[pd.Series, int]:
@@ -158,12 +197,29 @@ def _tearsheet(
                 output=str(path),
                 title=f"{title}: {name}",
                 periods_per_year=ppy,
+                strategy_title=name,  # the legends and columns name the strategy, not "Strategy"
+                **({"benchmark_title": bench[0]} if bench is not None else {}),
             )
     finally:
         font_logger.setLevel(level)
         import matplotlib.pyplot as plt
 
         plt.close("all")
+    _drop_longer_periods(path, res.values.index[-1] - res.values.index[0])
+
+
+# quantstats' trailing-period rows and how long a backtest must be for each to mean anything
+_PERIOD_ROWS = {"3M": 91, "6M": 182, "1Y": 365, "3Y (ann.)": 3 * 365, "5Y (ann.)": 5 * 365, "10Y (ann.)": 10 * 365}
+
+
+def _drop_longer_periods(path: Path, span: pd.Timedelta) -> None:
+    """Remove the tear sheet's trailing-period rows longer than the backtest (a 7-month backtest has
+    no 3Y figure; quantstats would repeat the all-time one)."""
+    text = path.read_text(encoding="utf-8")
+    for label, days in _PERIOD_ROWS.items():
+        if span < pd.Timedelta(days=days):
+            text = re.sub(rf"<tr><td>{re.escape(label)}</td>(<td>[^<]*</td>)*</tr>\s*", "", text)
+    path.write_text(text, encoding="utf-8")
 
 
 def write_report(
@@ -191,9 +247,9 @@ def write_report(
     table = metrics_table(results)
     first = next(iter(results.values()))
     notes = [
-        f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:g}, slippage {first.slippage:g}; "
-        f"{first.values.index[0]} .. {first.values.index[-1]}.",
-        "ARR = V_end/V_0 - 1; DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
+        f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:.2%}, slippage "
+        f"{first.slippage:.2%}; {when(first.values.index[0])} .. {when(first.values.index[-1])}.",
+        "ARR = total return over the range, V_end/V_0 - 1 (the paper's accumulated rate of return, not annualised); DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
         "annualised with a 365-day year; MaxDD per bar; CVaR95 = mean loss of the worst 5 % of bars (positive = loss); Turnover = traded fraction per year.",
     ]
     paths: dict[str, Path] = {}
