@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+import types
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -49,20 +52,21 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """The one exit path of every ``python -m experiments.*`` command.
 
     Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
-    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError` and
-    :class:`~cryptorl._sqlite.DatabaseFileError`)
+    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError`,
+    :class:`~cryptorl._sqlite.DatabaseFileError` and :class:`~cryptorl.parallel.ClusterError`)
     becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
     """
     from cryptorl._sqlite import DatabaseFileError
     from cryptorl.data.frames import DataError
     from cryptorl.modelstore import ModelStoreError
+    from cryptorl.parallel import ClusterError
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(argv: list[str] | None = None, *args, **kwargs) -> int:
             try:
                 return main(argv, *args, **kwargs)
-            except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
+            except (UserError, DataError, ModelStoreError, DatabaseFileError, ClusterError) as exc:
                 print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
                 return 2
 
@@ -123,6 +127,112 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
         "keyless community endpoint unless $COINMETRICS_API_KEY is set)",
     )
+
+
+def comma_list(text: str) -> list[str]:
+    """``"ret_5, vol_20"`` -> ``["ret_5", "vol_20"]``; ``""`` -> ``[]``."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def show_default(value: Any) -> str:
+    """A library default as ``--help`` writes it: lists comma-separated, booleans on / off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "''"
+    return str(value)
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default (its factory's value for a list or dict)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _flag_type(hint: Any) -> tuple[type | None, bool]:
+    """``(value type, optional)`` of a field's annotation: ``int``, ``float | None``, ``list[str]``..."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else None), True
+    return (typing.get_origin(hint) or hint), False
+
+
+def config_flags(config_cls: type, *, exclude: Iterable[str] = ()) -> list[dataclasses.Field]:
+    """The fields of a config dataclass that are command-line flags: every field with a value
+    type a flag can hold (text, number, boolean, list of names) and ``help`` metadata."""
+    hints = typing.get_type_hints(config_cls)
+    skip = set(exclude)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        kind, _ = _flag_type(hints[f.name])
+        if f.name in skip or "help" not in f.metadata or kind not in (str, int, float, bool, list):
+            continue
+        out.append(f)
+    return out
+
+
+def add_config_arguments(
+    p: argparse.ArgumentParser,
+    config_cls: type,
+    *,
+    only: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    required: Iterable[str] = (),
+    default_text: str = "{default}",
+) -> list[str]:
+    """One flag per field of the dataclass ``config_cls`` (``--n-envs`` for ``n_envs``); returns their dests.
+
+    Each flag defaults to None (given means given, so a config file or a saved recipe fills the
+    rest); its help is the field's ``metadata["help"]`` followed by the library default
+    (``default_text`` with ``{default}``), its choices ``metadata["choices"]`` (a sequence, or a
+    callable returning one: a registry read when the parser is built). A boolean field gets
+    ``--flag`` / ``--no-flag``; a list field takes comma-separated names. New fields with ``help``
+    metadata become flags without touching the commands.
+    """
+    hints = typing.get_type_hints(config_cls)
+    names = None if only is None else list(only)
+    chosen = config_flags(config_cls, exclude=exclude)
+    if names is not None:
+        by_name = {f.name: f for f in chosen}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ValueError(f"{config_cls.__name__} has no flag field(s) {missing}")
+        chosen = [by_name[n] for n in names]
+    needed = set(required)
+    dests = []
+    for f in chosen:
+        kind, _ = _flag_type(hints[f.name])
+        meta = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        kw: dict[str, Any] = {"dest": f.name, "default": None}
+        choices = meta.get("choices")
+        if callable(choices):
+            choices = choices()
+        if choices is not None:
+            kw["choices"] = list(choices)
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif kind is list:
+            kw["type"] = comma_list
+            kw["metavar"] = meta.get("metavar", "NAME,...")
+        else:
+            kw["type"] = kind
+            if "metavar" in meta:
+                kw["metavar"] = meta["metavar"]
+        if f.name in needed:
+            kw["required"] = True
+            kw["help"] = meta["help"].replace("%", "%%")
+        else:
+            shown = meta.get("default_help") or show_default(field_default(f))
+            text = f"{meta['help']} (default: {default_text.format(default=shown)})"
+            kw["help"] = text.replace("%", "%%")  # argparse formats help with %
+        p.add_argument(flag, **kw)
+        dests.append(f.name)
+    return dests
 
 
 def add_ensemble_argument(

@@ -206,10 +206,10 @@ def main(
     args = build_parser().parse_args(argv)
     from tqdm.auto import tqdm
 
+    from agents.options import check_update_options
     from agents.updating import next_due, run_round, run_schedule, utc_now
     from cryptorl.data.frames import to_utc_timestamp
     from cryptorl.modelstore import ModelStore
-    from cryptorl.validation import check_update_options
 
     assets = parse_assets(args.assets)
     every, window, val_window, at = _options(args)
