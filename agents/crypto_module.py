@@ -216,8 +216,8 @@ def space_from_manifest(saved: Any) -> gym.Space:
     if saved["type"] == "Discrete":
         return gym.spaces.Discrete(int(saved["n"]), start=int(saved.get("start", 0)))
     if saved["type"] == "Box":
-        low, high = np.asarray(saved["low"]), np.asarray(saved["high"])
-        return gym.spaces.Box(low, high, dtype=np.dtype(saved.get("dtype", "float32")))
+        dtype = np.dtype(saved.get("dtype", "float32"))
+        return gym.spaces.Box(np.asarray(saved["low"], dtype), np.asarray(saved["high"], dtype), dtype=dtype)
     raise ValueError(f"unknown action space {saved!r}")
 
 

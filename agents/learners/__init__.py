@@ -6,21 +6,27 @@ settings), whether the batched backend (:mod:`agents.batched`) can train it, and
 hyper-parameter search space for :mod:`agents.tuning`. Every command takes its ``--algo``
 choices from :data:`LEARNERS`.
 
-Adding a learner is one file that calls :func:`register_learner`::
+Adding a learner is one file that calls :func:`register_learner` (copy ``agents/learners/sb3.py``)::
 
     from agents.learners import register_learner
 
     register_learner("trpo", "sb3_contrib:TRPO", defaults={"n_steps": 8, "gamma": 0.5}, on_policy=True)
 
-The class is named ``"module:Class"`` (or given as the class itself) and imported only when a
-module is built or loaded with it, so listing the learners imports neither torch nor SB3.
+Every module of this package is imported with it, so a file dropped here is registered; an
+installed package registers its own through the ``cryptorl.learners`` entry point group (the
+entry point names the module to import). The class is named ``"module:Class"`` (or given as the
+class itself) and imported only when a module is built or loaded with it, so listing the learners
+imports neither torch nor SB3. A saved module names its learner: loading it needs that learner
+registered (no code is ever taken from a saved module).
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 # How the members of a Crypto Module are trained (``CMConfig.backend``, ``train_cm --backend``).
@@ -30,36 +36,11 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def _common_space(trial) -> dict[str, Any]:
+def common_space(trial) -> dict[str, Any]:
+    """The search space every learner has: learning rate and discount (an Optuna trial -> values)."""
     return {
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
         "gamma": trial.suggest_float("gamma", 0.3, 0.99),
-    }
-
-
-def ppo_space(trial) -> dict[str, Any]:
-    """The PPO search space of :mod:`agents.tuning` (an Optuna trial -> hyper-parameters)."""
-    return {
-        **_common_space(trial),
-        "gae_lambda": trial.suggest_float("gae_lambda", 0.8, 0.99),
-        "n_epochs": trial.suggest_int("n_epochs", 2, 8),
-        "clip_range": trial.suggest_float("clip_range", 0.1, 0.3),
-        "ent_coef": trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True),
-    }
-
-
-def a2c_space(trial) -> dict[str, Any]:
-    """The A2C search space."""
-    return {**_common_space(trial), "ent_coef": trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True)}
-
-
-def dqn_space(trial) -> dict[str, Any]:
-    """The search space of DQN-like (replay buffer, target network, epsilon-greedy) learners."""
-    return {
-        **_common_space(trial),
-        "exploration_fraction": trial.suggest_float("exploration_fraction", 0.1, 0.5),
-        "target_update_interval": trial.suggest_categorical("target_update_interval", [100, 250, 500]),
-        "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
     }
 
 
@@ -92,7 +73,7 @@ class Learner:
 
     def suggest(self, trial) -> dict[str, Any]:
         """The hyper-parameters of an Optuna trial for this learner."""
-        return (self.search_space or _common_space)(trial)
+        return (self.search_space or common_space)(trial)
 
 
 LEARNERS: dict[str, Learner] = {}
@@ -141,71 +122,27 @@ def get_learner(name: str) -> Learner:
         raise ValueError(f"unknown algorithm {name!r}: choose among {', '.join(sorted(LEARNERS))}") from None
 
 
-# Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
-_DQN_DEFAULTS = {
-    "learning_rate": 5e-4,
-    "buffer_size": 50_000,
-    "learning_starts": 500,
-    "batch_size": 128,
-    "gamma": 0.8,  # with the position observed a trade's fee is weighed against the bars after it
-    "train_freq": 1,
-    "gradient_steps": 2,
-    "target_update_interval": 250,
-    "exploration_fraction": 0.3,
-    "exploration_final_eps": 0.02,
-}
-register_learner(
-    "dqn",
-    "stable_baselines3:DQN",
-    defaults=_DQN_DEFAULTS,
-    batched=True,
-    search_space=dqn_space,
-    description="DQN (stable-baselines3)",
-)
-register_learner(
-    "ppo",
-    "stable_baselines3:PPO",
-    defaults={
-        "n_steps": 8,
-        "batch_size": 256,
-        "n_epochs": 4,
-        "learning_rate": 1e-3,
-        "gamma": 0.5,
-        "gae_lambda": 0.9,
-        "ent_coef": 0.0,
-        "clip_range": 0.2,
-    },
-    on_policy=True,
-    search_space=ppo_space,
-    description="PPO (stable-baselines3)",
-)
-register_learner(
-    "a2c",
-    "stable_baselines3:A2C",
-    defaults={"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.0},
-    on_policy=True,
-    search_space=a2c_space,
-    description="A2C (stable-baselines3)",
-)
-register_learner(
-    "qrdqn",
-    "sb3_contrib:QRDQN",
-    defaults=_DQN_DEFAULTS,
-    search_space=dqn_space,
-    description="QR-DQN (sb3-contrib; DQN's budget and schedule)",
-)
-
-
 def batched_algos() -> tuple[str, ...]:
     """The learners :mod:`agents.batched` can train."""
     return tuple(name for name, learner in LEARNERS.items() if learner.batched)
 
+
+def _discover() -> None:
+    """Register the learners of this package's modules and of the installed entry points."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    for entry in metadata.entry_points(group="cryptorl.learners"):
+        entry.load()
+
+
+_discover()
 
 __all__ = [
     "BACKENDS",
     "LEARNERS",
     "Learner",
     "batched_algos",
+    "common_space",
     "get_learner",
     "register_learner",
 ]
