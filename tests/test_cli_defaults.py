@@ -58,7 +58,6 @@ def _sources():
     from agents.updating import retrain_all
     from agents.walk_forward import run_walk_forward
     from cryptorl.portfolio import backtest
-
     from experiments import update
 
     cm = library_defaults(CMConfig)
