@@ -105,14 +105,16 @@ def parse_value(text: str):
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--source``, ``--interval``, ``--start``, ``--end``, ``--store``, ``--gaps`` and ``--metrics``
+    of a command that loads data (the choices from :mod:`cryptorl.data.sources`)."""
+    from cryptorl.data.sources import describe
+
     p.add_argument(
         "--source",
         default=None,
-        help="where the data come from: demo (built-in synthetic market, no network), store "
-        "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
-        "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
-        "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
-        "(default: demo, with a warning that its prices are synthetic)",
+        help="where the bars come from: " + describe("market") + "; a download or an import fills the store "
+        "first (downloads add Santiment metrics when $SANPY_APIKEY is set) (default: demo, with a warning "
+        "that its prices are synthetic)",
     )
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
@@ -123,9 +125,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         "--metrics",
         default=None,
         metavar="SOURCE",
-        help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
-        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
-        "keyless community endpoint unless $COINMETRICS_API_KEY is set)",
+        help="on-chain metrics to add to the store first: " + describe("metrics", fills=True),
     )
 
 
@@ -280,6 +280,7 @@ def load_for_cli(
     from cryptorl.data import load_data
     from cryptorl.data.frames import DataError
     from cryptorl.data.retry import FetchError
+    from cryptorl.data.sources import get_source
 
     interval = interval or args.interval or "1d"
     start, end = args.start, args.end
@@ -287,9 +288,10 @@ def load_for_cli(
     if source == "demo":
         start, end = start or DEMO_START, end or DEMO_END
     try:
-        if source == "binance" or source.startswith("exchange:"):
+        src, argument = get_source(source, serves="market")
+        if src.needs_range:  # a download: into the store first, then read from there
             start = start or DEMO_START
-            download(asset, interval, start, end, exchange=source.split(":", 1)[-1], store=args.store)
+            download(asset, interval, start, end, source=source, store=args.store)
             source = "store"
         if getattr(args, "metrics", None):
             if source == "demo":
@@ -341,21 +343,19 @@ def console():
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def download(asset: str, interval: str, start, end, *, exchange: str = "binance", store=None) -> None:
-    """Bars through ccxt (and Santiment metrics when ``SANPY_APIKEY`` is set) into the data store.
-
-    Idempotent and resumable: what is stored already is not downloaded again.
-    """
+def download(asset: str, interval: str, start, end, *, source: str = "binance", store=None) -> None:
+    """Bars from a download ``source`` (and Santiment metrics when ``SANPY_APIKEY`` is set) into the
+    data store. Idempotent and resumable: what is stored already is not downloaded again."""
     import os
 
-    from cryptorl.data.exchange import fetch_market
-    from cryptorl.data.santiment import API_KEY_ENV, fetch_metrics
+    from cryptorl.data.santiment import API_KEY_ENV
+    from cryptorl.data.sources import FetchRequest, get_source
     from cryptorl.data.store import DataStore
 
-    data_store = DataStore(store)
-    fetch_market(data_store, asset, interval, start, end, exchange=exchange)
-    if os.environ.get(API_KEY_ENV):
-        fetch_metrics(data_store, asset, interval, start, end)
+    with DataStore(store) as data_store:
+        for spec in [source, "santiment"] if os.environ.get(API_KEY_ENV) else [source]:
+            src, argument = get_source(spec)
+            src.prepare(FetchRequest((asset,), interval, start, end, argument=argument))(data_store)
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -52,12 +52,21 @@ def check_date(value: Any, flag: str):
         raise UserError(f"{flag} {value!r} is not a date or UTC time such as 2022-01-31 or 2022-01-31T06:00") from None
 
 
-def check_source(source: str, flag: str = "--source", allowed: tuple[str, ...] = ("demo", "store", "csv:PATH")) -> str:
-    """A data source among ``allowed`` (``csv:PATH`` stands for any path that exists)."""
-    ok = source in allowed or (source.startswith("csv:") and "csv:PATH" in allowed)
-    if not ok:
-        raise UserError(f"{flag} {source!r}: use one of {', '.join(allowed)}")
-    if source.startswith("csv:") and not Path(source[4:]).expanduser().exists():
+def check_source(source: str, flag: str = "--source") -> str:
+    """A source :func:`cryptorl.data.load_data` reads (the demo, the store, a local file source such
+    as ``csv:PATH`` whose path exists); a download must fill the store first."""
+    from cryptorl.data.sources import get_source
+
+    try:
+        src, argument = get_source(source, serves="market")
+    except ValueError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+    if src.needs_range and src.name != "demo":
+        raise UserError(
+            f"{flag} {source} downloads bars: fill the store first (python -m experiments.fetch_data "
+            f"--source {source}), then use --source store"
+        )
+    if src.argument == "PATH" and not Path(argument).expanduser().exists():
         raise UserError(f"{flag} {source}: no such file or folder")
     return source
 

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="promote only if new Sortino >= current Sortino + this (default 0.0: not worse)",
     )
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
-    p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
+    from cryptorl.data.sources import describe
+
+    p.add_argument("--source", default="demo", help=f"data source: {describe('market', local=True)} (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")

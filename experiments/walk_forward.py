@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
-    p.add_argument(
-        "--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)"
-    )
+    from cryptorl.data.sources import describe
+
+    p.add_argument("--source", default=None, help=f"data source: {describe('market')} (default: demo, with a warning)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
