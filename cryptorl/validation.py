@@ -60,7 +60,7 @@ def check_source(source: str, flag: str = "--source") -> str:
     try:
         src, argument = get_source(source, serves="market")
     except ValueError as exc:
-        raise UserError(f"{flag}: {exc}") from None
+        raise UserError(f"{flag} {source!r}: {str(exc).removeprefix(f'unknown source {source!r}: ')}") from None
     if src.needs_range and src.name != "demo":
         raise UserError(
             f"{flag} {source} downloads bars: fill the store first (python -m experiments.fetch_data "

@@ -118,7 +118,9 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
     try:
         source, _ = get_source(args.source, fills=True)
     except ValueError as exc:
-        raise UserError(f"--source: {exc}") from None
+        raise UserError(
+            f"--source {args.source!r}: {str(exc).removeprefix(f'unknown source {args.source!r}: ')}"
+        ) from None
     if source.needs_range:
         args.start = DEFAULT_START if args.start is None else args.start
         args.end = DEFAULT_END if args.end is None else args.end

@@ -219,8 +219,8 @@ def _prepare_csv(request: FetchRequest) -> Writer:
     empty = [i for i in items if i.kind == "market" and i.frame.empty]
     if empty:
         raise ValueError(
-            f"csv:{request.argument}: {empty[0].path.name} has no bars between the start and the end asked "
-            f"for ({request.start or '-'} .. {request.end or '-'})"
+            f"csv:{request.argument}: {empty[0].path.name} has no bars in the range asked for "
+            f"({request.start or '-'} .. {request.end or '-'})"
         )
 
     def write(store: DataStore) -> Fetched:
@@ -353,20 +353,20 @@ register_source(
 register_source("binance", "download the bars from Binance through ccxt", prepare=_prepare_binance)
 register_source(
     "exchange",
-    "download the bars through ccxt from exchange ID (default binance; any ccxt id also works alone)",
+    "download the bars through ccxt from exchange ID, binance when none is named; a ccxt id alone also works",
     prepare=_prepare_exchange,
     argument="ID",
     claims=_is_ccxt_id,
 )
 register_source(
     "santiment",
-    "on-chain and social metrics through sanpy ($SANPY_APIKEY; without it only free metrics)",
+    "on-chain and social metrics through sanpy, with $SANPY_APIKEY or only the free ones",
     serves=("metrics",),
     prepare=_prepare_santiment,
 )
 register_source(
     "coinmetrics",
-    "daily on-chain metrics from the Coin Metrics API (keyless community endpoint unless $COINMETRICS_API_KEY is set)",
+    "daily on-chain metrics from the Coin Metrics API, the keyless community endpoint unless $COINMETRICS_API_KEY is set",
     serves=("metrics",),
     prepare=_prepare_coinmetrics,
 )
