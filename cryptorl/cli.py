@@ -163,13 +163,14 @@ def _flag_type(hint: Any) -> tuple[type | None, bool]:
 
 def config_flags(config_cls: type, *, exclude: Iterable[str] = ()) -> list[dataclasses.Field]:
     """The fields of a config dataclass that are command-line flags: every field with a value
-    type a flag can hold (text, number, boolean, list of names) and ``help`` metadata."""
+    type a flag can hold (text, number, boolean, list of names), unless its metadata says
+    ``flag=False``."""
     hints = typing.get_type_hints(config_cls)
     skip = set(exclude)
     out = []
     for f in dataclasses.fields(config_cls):
         kind, _ = _flag_type(hints[f.name])
-        if f.name in skip or "help" not in f.metadata or kind not in (str, int, float, bool, list):
+        if f.name in skip or not f.metadata.get("flag", True) or kind not in (str, int, float, bool, list):
             continue
         out.append(f)
     return out
@@ -190,8 +191,8 @@ def add_config_arguments(
     rest); its help is the field's ``metadata["help"]`` followed by the library default
     (``default_text`` with ``{default}``), its choices ``metadata["choices"]`` (a sequence, or a
     callable returning one: a registry read when the parser is built). A boolean field gets
-    ``--flag`` / ``--no-flag``; a list field takes comma-separated names. New fields with ``help``
-    metadata become flags without touching the commands.
+    ``--flag`` / ``--no-flag``; a list field takes comma-separated names. A new field becomes a
+    flag without touching the commands.
     """
     hints = typing.get_type_hints(config_cls)
     names = None if only is None else list(only)
@@ -206,7 +207,7 @@ def add_config_arguments(
     dests = []
     for f in chosen:
         kind, _ = _flag_type(hints[f.name])
-        meta = f.metadata
+        meta = {"help": f.name.replace("_", " "), **f.metadata}  # a field without help text still is a flag
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": None}
         choices = meta.get("choices")
