@@ -291,22 +291,28 @@ def _prepare_binance(request: FetchRequest) -> Writer:
     return _prepare_exchange(FetchRequest(**{**request.__dict__, "argument": "binance"}))
 
 
+def _metrics_writer(request: FetchRequest, fetch: Callable[..., Any]) -> Writer:
+    """The writer of a metrics download: ``fetch(store, asset, **kw)`` per asset, with the request's
+    metric names, progress and replace; its report's ``fetched`` and ``refused`` are kept."""
+
+    def write(store: DataStore) -> Fetched:
+        out = Fetched()
+        kw = {"metrics": request.options.get("metrics"), "progress": request.progress, "replace": request.replace}
+        for asset in request.assets:
+            rep = fetch(store, asset, **kw)
+            out.metrics[asset], out.refused[asset] = sorted(rep.fetched), sorted(rep.refused)
+        return out
+
+    return write
+
+
 def _prepare_coinmetrics(request: FetchRequest) -> Writer:
     from .coinmetrics import API_KEY_ENV, fetch_metrics
 
     if not os.environ.get(API_KEY_ENV):
         request.say(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
-    names = request.options.get("metrics")
-
-    def write(store: DataStore) -> Fetched:
-        out = Fetched()
-        for asset in request.assets:
-            kw = {"metrics": names, "progress": request.progress, "replace": request.replace}
-            rep = fetch_metrics(store, asset, request.start, request.end, interval=request.interval, **kw)
-            out.metrics[asset], out.refused[asset] = sorted(rep.fetched), sorted(rep.refused)
-        return out
-
-    return write
+    r = request
+    return _metrics_writer(r, lambda st, a, **kw: fetch_metrics(st, a, r.start, r.end, interval=r.interval, **kw))
 
 
 def _prepare_santiment(request: FetchRequest) -> Writer:
@@ -317,17 +323,8 @@ def _prepare_santiment(request: FetchRequest) -> Writer:
         slug_for(asset, slugs)  # a ValueError for a ticker without a known slug
     if not os.environ.get(API_KEY_ENV):
         request.say(f"{API_KEY_ENV} is not set: Santiment serves only its free metrics")
-    names = request.options.get("metrics")
-
-    def write(store: DataStore) -> Fetched:
-        out = Fetched()
-        for asset in request.assets:
-            kw = {"metrics": names, "progress": request.progress, "replace": request.replace}
-            rep = fetch_metrics(store, asset, request.interval, request.start, request.end, slugs=slugs, **kw)
-            out.metrics[asset], out.refused[asset] = sorted(rep.fetched), sorted(rep.refused)
-        return out
-
-    return write
+    r = request
+    return _metrics_writer(r, lambda st, a, **kw: fetch_metrics(st, a, r.interval, r.start, r.end, slugs=slugs, **kw))
 
 
 register_source(
