@@ -25,6 +25,8 @@ time range in one batched forward pass. Two options change this:
 
 from __future__ import annotations
 
+import inspect
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,51 +34,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-from sb3_contrib import QRDQN
-from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
 from cryptorl.portfolio.baselines import donchian_position, sma_position, vol_target_position
+from cryptorl.portfolio.costs import EXECUTIONS
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
 from envs.crypto_module import with_position
-from envs.features import market_features, parse_market_feature
+from envs.features import MARKET_FEATURES, market_features, parse_market_feature
 
-from .backends import BACKENDS, BATCHED_ALGOS
+from .learners import BACKENDS, LEARNERS, get_learner
 from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "ppo": PPO, "a2c": A2C, "qrdqn": QRDQN}
-
-# Defaults tuned for a fast, stable start on daily bars; override with hyperparams.
-DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
-    "ppo": {
-        "n_steps": 8,
-        "batch_size": 256,
-        "n_epochs": 4,
-        "learning_rate": 1e-3,
-        "gamma": 0.5,
-        "gae_lambda": 0.9,
-        "ent_coef": 0.0,
-        "clip_range": 0.2,
-    },
-    "a2c": {"n_steps": 8, "learning_rate": 7e-4, "gamma": 0.5, "ent_coef": 0.0},
-    "dqn": {
-        "learning_rate": 5e-4,
-        "buffer_size": 50_000,
-        "learning_starts": 500,
-        "batch_size": 128,
-        "gamma": 0.8,  # with the position observed a trade's fee is weighed against the bars after it
-        "train_freq": 1,
-        "gradient_steps": 2,
-        "target_update_interval": 250,
-        "exploration_fraction": 0.3,
-        "exploration_final_eps": 0.02,
-    },
-}
-DEFAULT_HYPERPARAMS["qrdqn"] = dict(DEFAULT_HYPERPARAMS["dqn"])  # the same budget and schedule
-ON_POLICY = {"ppo", "a2c"}
 # The market features of the default configuration (the best of the validation screen in
 # docs/decision_quality.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
 # 60-bar high and from the 20- and 50-bar averages.
@@ -104,46 +75,98 @@ class CMConfig:
     ``ensemble=1`` trains five times faster.
     """
 
-    asset: str = "BTC"
-    interval: str = "1d"
-    algo: str = "dqn"
-    window: int = 30
-    fee: float = 0.001
-    execution: str = "close"
-    timesteps: int = 30_000
-    episode_length: int = 64
-    n_envs: int = 64
-    seed: int = 0
-    with_eam: bool = False
-    eam_timesteps: int = 10_000
-    features_dim: int = 64
+    # Each field's help is the command-line help of its flag (train_cm --<field-name>).
+    asset: str = field(default="BTC", metadata={"help": "ticker of the crypto, e.g. BTC"})
+    interval: str = field(default="1d", metadata={"help": "bar interval, e.g. 1d, 6h, 1h"})
+    algo: str = field(default="dqn", metadata={"help": "SAM algorithm (agents.learners)", "choices": lambda: LEARNERS})
+    window: int = field(default=30, metadata={"help": "observation window n in bars"})
+    fee: float = field(default=0.001, metadata={"help": "transaction cost rate on traded value"})
+    execution: str = field(
+        default="close",
+        metadata={
+            "help": "trade at the decision bar's close or at the next bar's open",
+            "choices": EXECUTIONS,
+        },
+    )
+    timesteps: int = field(default=30_000, metadata={"help": "SAM training timesteps"})
+    episode_length: int = field(default=64, metadata={"help": "training episode length in bars"})
+    n_envs: int = field(default=64, metadata={"help": "parallel training episodes in the batched env"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    with_eam: bool = field(
+        default=False, metadata={"help": "train an EAM (DQN signals) first and feed its signals to the SAM"}
+    )
+    eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
+    features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
     hyperparams: dict[str, Any] = field(default_factory=dict)
     dru: dict[str, Any] = field(default_factory=dict)
-    # Extra observation rows computed from the market alone (envs.features.market_features),
-    # e.g. ["ret_5", "ret_20", "vol_20", "dd_60", "sma_20"]; empty: OHLCV (+ DRU) only.
-    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
-    # Which validation checkpoint the module keeps (agents.training.ValidationCallback):
-    # "sortino" the best validation Sortino; "sortino_trading" the best among checkpoints that
-    # hold crypto on 5-95 % of the validation bars (the best overall when none does);
-    # "last" no selection, the final weights.
-    selection: str = "sortino"
-    # Fee rate charged in the training episodes only (a fee-aware reward: a higher rate than
-    # ``fee`` teaches fewer, surer trades); None: ``fee``. Validation and backtests use ``fee``.
-    train_fee: float | None = None
-    # The module's own position as an observation row (envs.CryptoModuleEnv observe_position).
-    observe_position: bool = True
-    # Number of SAMs trained with different seeds whose actions are averaged (a seed ensemble).
-    ensemble: int = 5
-    device: str = "cpu"
-    # How the members are trained (BACKENDS); algorithms outside BATCHED_ALGOS always use "sb3".
-    backend: str = "batched"
-    # A rule's position the actions scale (PRIORS): "none" all-in / all-out; "vol_target" the
-    # share that runs at 25 % annual volatility; "donchian" the vol-targeted Donchian ensemble;
-    # "sma20" the 20-bar moving-average rule. The prior is also an observation row.
-    prior: str = "none"
-    # Other assets whose training-range bars add training episodes (one policy learned on several
-    # coins' experience; observations are scale-free). Validation and the prior stay this asset's.
-    pool: list[str] = field(default_factory=list)
+    features: list[str] = field(
+        default_factory=lambda: list(DEFAULT_FEATURES),
+        metadata={
+            "help": "market features in the observation (envs.features.market_features), comma-separated "
+            "KIND_H names: " + ", ".join(f"{k}_H" for k in MARKET_FEATURES) + "; '' for OHLCV (+ DRU) only",
+            "metavar": "KIND_H,...",
+        },
+    )
+    selection: str = field(
+        default="sortino",
+        metadata={
+            "help": "which validation checkpoint the module keeps: sortino the best validation Sortino; "
+            "sortino_trading the best among checkpoints that hold crypto on 5-95 % of the validation bars "
+            "(the best overall when none does); last the final weights",
+            "choices": SELECTIONS,
+        },
+    )
+    train_fee: float | None = field(
+        default=None,
+        metadata={
+            "help": "fee rate charged in the training episodes only (a higher rate than --fee teaches fewer, "
+            "surer trades); validation and backtests use --fee",
+            "default_help": "--fee",
+        },
+    )
+    observe_position: bool = field(
+        default=True,
+        metadata={"help": "put the module's own position in its observation (so the fee of a trade can be learned)"},
+    )
+    ensemble: int = field(
+        default=5,
+        metadata={
+            "help": "train K SAMs with different seeds and let them vote (the module's crypto share is the mean "
+            "of their actions; K times the training time; 1 for a single SAM)",
+            "metavar": "K",
+        },
+    )
+    device: str = field(
+        default="cpu",
+        metadata={"help": "torch device of the networks (cpu: the small CNNs train fastest there)", "choices": DEVICES},
+    )
+    backend: str = field(
+        default="batched",
+        metadata={
+            "help": "how the ensemble's members train: "
+            + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items())
+            + " (a learner without a batched learner uses sb3)",
+            "choices": BACKENDS,
+        },
+    )
+    prior: str = field(
+        default="none",
+        metadata={
+            "help": "a rule's position the actions scale: action 1 takes it, 0 stays out (none: all-in / "
+            "all-out); vol_target runs at 25 % annual volatility, donchian is the vol-targeted Donchian "
+            "ensemble, sma20 the 20-bar moving-average rule; a module that does not beat its prior on "
+            "validation follows it",
+            "choices": lambda: PRIORS,
+        },
+    )
+    pool: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "other assets whose training-range bars add training episodes (one policy learned on "
+            "several coins, on market features only); validation and the prior stay the asset's",
+            "metavar": "ASSET,...",
+        },
+    )
 
     def __post_init__(self) -> None:
         self.asset = self.asset.upper()
@@ -169,8 +192,7 @@ class CMConfig:
         self.features = [str(f) for f in self.features]
         for name in self.features:
             parse_market_feature(name)  # raises a clear error on a bad name
-        if self.algo not in ALGOS:
-            raise ValueError(f"unknown algorithm {self.algo!r}: choose among {sorted(ALGOS)}")
+        get_learner(self.algo)  # raises a clear error on an unknown algorithm
         interval_timedelta(self.interval)  # raises a clear error on a bad interval
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}: choose among {', '.join(BACKENDS)}")
@@ -183,11 +205,11 @@ class CMConfig:
     def learner(self) -> str:
         """The backend that trains this configuration: ``backend``, or "sb3" for an algorithm
         without a batched learner."""
-        return self.backend if self.algo in BATCHED_ALGOS else "sb3"
+        return self.backend if get_learner(self.algo).batched else "sb3"
 
     def algo_kwargs(self) -> dict[str, Any]:
-        kw = {**DEFAULT_HYPERPARAMS[self.algo], **self.hyperparams}
-        if self.algo in ON_POLICY and "batch_size" in kw:
+        kw = {**get_learner(self.algo).defaults, **self.hyperparams}
+        if get_learner(self.algo).on_policy and "batch_size" in kw:
             kw["batch_size"] = min(kw["batch_size"], kw.get("n_steps", 64) * self.n_envs)
         return kw
 
@@ -209,6 +231,31 @@ def config_from_manifest(saved: dict[str, Any]) -> CMConfig:
     return CMConfig(**{**LEGACY_FIELDS, **saved})
 
 
+def space_to_manifest(space: gym.Space) -> dict[str, Any]:
+    """A SAM's action space as the manifest stores it (Discrete or Box)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "low": space.low.tolist(), "high": space.high.tolist(), "dtype": str(space.dtype)}
+    raise ValueError(f"a Crypto Module's action space must be Discrete or Box, got {space}")
+
+
+def space_from_manifest(saved: Any) -> gym.Space:
+    """The action space a manifest stores; a manifest from before it was stored (absent, or the
+    text ``"Discrete(2)"``) means the all-cash / all-crypto ``Discrete(2)``."""
+    if saved is None or isinstance(saved, str):
+        n = re.fullmatch(r"Discrete\((\d+)\)", saved or "Discrete(2)")
+        if n is None:
+            raise ValueError(f"unknown action space {saved!r}")
+        return gym.spaces.Discrete(int(n.group(1)))
+    if saved["type"] == "Discrete":
+        return gym.spaces.Discrete(int(saved["n"]), start=int(saved.get("start", 0)))
+    if saved["type"] == "Box":
+        dtype = np.dtype(saved.get("dtype", "float32"))
+        return gym.spaces.Box(np.asarray(saved["low"], dtype), np.asarray(saved["high"], dtype), dtype=dtype)
+    raise ValueError(f"unknown action space {saved!r}")
+
+
 class _SpacesEnv(gym.Env):
     """Only carries spaces: lets an SB3 algorithm be rebuilt to receive saved weights."""
 
@@ -227,7 +274,7 @@ def policy_kwargs(algo: str, extractor: type, features_dim: int) -> dict[str, An
         "features_extractor_class": extractor,
         "features_extractor_kwargs": {"features_dim": features_dim},
     }
-    kw["net_arch"] = dict(pi=[64], vf=[64]) if algo in ON_POLICY else [64]
+    kw["net_arch"] = dict(pi=[64], vf=[64]) if get_learner(algo).on_policy else [64]
     return kw
 
 
@@ -243,7 +290,7 @@ def build_algo(
     device: str = "cpu",
 ) -> BaseAlgorithm:
     """An SB3 algorithm with the paper's CNN extractor (what training and loading both use)."""
-    return ALGOS[algo](
+    return get_learner(algo).algorithm_class(
         "MlpPolicy",
         env,
         policy_kwargs=policy_kwargs(algo, extractor, features_dim),
@@ -459,7 +506,7 @@ class CryptoModule:
             },
             "feature_spec": {
                 "observation_shape": list(obs.shape),
-                "action_space": str(self.sam.action_space),
+                "action_space": space_to_manifest(self.sam.action_space),
                 "metrics": list(self.dru.metrics),
                 "components": int(self.dru.n_components),
                 "eam": self.eam is not None,
@@ -481,9 +528,9 @@ class CryptoModule:
             config = config_from_manifest(dict(manifest["config"]))
             spec = manifest["feature_spec"]
             obs_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["observation_shape"]), dtype=np.float32)
+            act_space = space_from_manifest(spec.get("action_space"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelStoreError(f"{folder}: manifest.json is incomplete or malformed ({exc})") from None
-        act_space = gym.spaces.Discrete(2)
         members = [
             _rebuild(config.algo, obs_space, act_space, SAMCNN, config, folder / member_file(k))
             for k in range(config.ensemble)
@@ -572,11 +619,15 @@ def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path:
 
 def _load_safe_kwargs(algo: str, config: CMConfig) -> dict[str, Any]:
     """Hyper-parameters that shape the networks (the rest only matter for training)."""
-    kw = config.algo_kwargs() if algo == config.algo else DEFAULT_HYPERPARAMS[algo]
-    if algo in ON_POLICY:
+    learner = get_learner(algo)
+    kw = config.algo_kwargs() if algo == config.algo else dict(learner.defaults)
+    if learner.on_policy:
         n = kw.get("n_steps", 64)
-        return {"n_steps": n, "batch_size": n} if algo == "ppo" else {"n_steps": n}
-    return {"buffer_size": 1, "learning_starts": 0}
+        shaping = {"n_steps": n, "batch_size": n}  # a rollout of n steps, nothing to train on
+    else:
+        shaping = {"buffer_size": 1, "learning_starts": 0}  # no replay buffer worth the memory
+    accepted = inspect.signature(learner.algorithm_class.__init__).parameters
+    return {k: v for k, v in shaping.items() if k in accepted}
 
 
 def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame | None, config: CMConfig) -> pd.Series:
@@ -609,8 +660,8 @@ def eam_signals(eam: BaseAlgorithm, market: pd.DataFrame, features: pd.DataFrame
 
 
 __all__ = [
-    "ALGOS",
     "BACKENDS",
+    "LEARNERS",
     "CMConfig",
     "CryptoModule",
     "build_algo",

@@ -130,62 +130,10 @@ def train_many(
     )
 
 
-@dataclass(frozen=True)
-class WindowJob:
-    """:func:`agents.updating.fit_on_window` as a task."""
-
-    asset: str
-    market: pd.DataFrame
-    metrics: pd.DataFrame | None
-    config: CMConfig
-    now: pd.Timestamp
-    train: pd.Timedelta
-    validation: pd.Timedelta
-    eval_freq: int = 2_000
-    max_lag: pd.Timedelta | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.asset} seed {self.config.seed} at {self.now:%Y-%m-%d %H:%M}"
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """A module trained on a window (packed), its split and the last bar it saw."""
-
-    packed: PackedModule
-    split: Split
-    data_end: pd.Timestamp
-
-    def module(self) -> CryptoModule:
-        return self.packed.module()
-
-
-def window_job(job: WindowJob) -> WindowResult:
-    """Run a :class:`WindowJob` (a top-level function: what Ray ships to a worker)."""
-    from .updating import fit_on_window
-
-    fit = fit_on_window(
-        job.asset,
-        job.market,
-        job.metrics,
-        job.config,
-        now=job.now,
-        train=job.train,
-        validation=job.validation,
-        eval_freq=job.eval_freq,
-        max_lag=job.max_lag,
-    )
-    return WindowResult(PackedModule.pack(fit.module), fit.split, fit.data_end)
-
-
 __all__ = [
     "PackedModule",
     "TrainJob",
     "TrainResult",
-    "WindowJob",
-    "WindowResult",
     "train_job",
     "train_many",
-    "window_job",
 ]

@@ -31,6 +31,7 @@ import pandas as pd
 from cryptorl.parallel import TaskOutcome, run_tasks
 
 from .crypto_module import CMConfig
+from .learners import get_learner
 from .training import Split, train_crypto_module
 
 NO_SORTINO = -10.0  # the score of a run without a validation Sortino (e.g. no downside at all)
@@ -39,23 +40,9 @@ PRUNERS = ("median", "asha", "none")
 
 # -- the search space ------------------------------------------------------------------------------
 def suggest_hyperparams(trial: optuna.Trial, algo: str) -> dict[str, Any]:
-    """The SB3 hyper-parameters of a trial, for ``algo`` (the rest keep the module's defaults)."""
-    hp: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
-        "gamma": trial.suggest_float("gamma", 0.3, 0.99),
-    }
-    if algo == "ppo":
-        hp["gae_lambda"] = trial.suggest_float("gae_lambda", 0.8, 0.99)
-        hp["n_epochs"] = trial.suggest_int("n_epochs", 2, 8)
-        hp["clip_range"] = trial.suggest_float("clip_range", 0.1, 0.3)
-        hp["ent_coef"] = trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True)
-    elif algo == "a2c":
-        hp["ent_coef"] = trial.suggest_float("ent_coef", 1e-5, 1e-2, log=True)
-    else:  # dqn, qrdqn
-        hp["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.1, 0.5)
-        hp["target_update_interval"] = trial.suggest_categorical("target_update_interval", [100, 250, 500])
-        hp["batch_size"] = trial.suggest_categorical("batch_size", [64, 128, 256])
-    return hp
+    """The SB3 hyper-parameters of a trial, for ``algo`` (its learner's search space, see
+    :mod:`agents.learners`; the rest keep the module's defaults)."""
+    return get_learner(algo).suggest(trial)
 
 
 # -- what every trial trains -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from cryptorl.modelstore import ModelStore, ModelStoreError
 from cryptorl.parallel import run_tasks
 
 from .crypto_module import CMConfig, CryptoModule, config_from_manifest
+from .jobs import PackedModule
 from .training import Split, policy_backtest, train_crypto_module
 
 EPS = pd.Timedelta(seconds=1)
@@ -125,6 +126,53 @@ def fit_on_window(
     )
     module, _ = train_crypto_module(cut, cut_metrics, config, split, eval_freq=eval_freq, progress_bar=progress_bar)
     return WindowFit(module, split, cut, cut_metrics)
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """:func:`fit_on_window` as a task."""
+
+    asset: str
+    market: pd.DataFrame
+    metrics: pd.DataFrame | None
+    config: CMConfig
+    now: pd.Timestamp
+    train: pd.Timedelta
+    validation: pd.Timedelta
+    eval_freq: int = 2_000
+    max_lag: pd.Timedelta | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.asset} seed {self.config.seed} at {self.now:%Y-%m-%d %H:%M}"
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """A module trained on a window (packed), its split and the last bar it saw."""
+
+    packed: PackedModule
+    split: Split
+    data_end: pd.Timestamp
+
+    def module(self) -> CryptoModule:
+        return self.packed.module()
+
+
+def window_job(job: WindowJob) -> WindowResult:
+    """Run a :class:`WindowJob` (a top-level function: what Ray ships to a worker)."""
+    fit = fit_on_window(
+        job.asset,
+        job.market,
+        job.metrics,
+        job.config,
+        now=job.now,
+        train=job.train,
+        validation=job.validation,
+        eval_freq=job.eval_freq,
+        max_lag=job.max_lag,
+    )
+    return WindowResult(PackedModule.pack(fit.module), fit.split, fit.data_end)
 
 
 def window_inputs(
@@ -389,8 +437,6 @@ def retrain_all(
         raise ValueError(f"the validation window ({validation}) must be shorter than the whole window ({window})")
     if not math.isfinite(min_improvement):
         raise ValueError(f"min_improvement must be a finite number, got {min_improvement!r}")
-    from .jobs import WindowJob, window_job
-
     now = to_utc_timestamp(now)
     out: dict[str, UpdateDecision | Exception] = {}
     jobs: dict[str, WindowJob] = {}
@@ -593,6 +639,8 @@ def run_schedule(
 __all__ = [
     "UpdateDecision",
     "WindowFit",
+    "WindowJob",
+    "WindowResult",
     "closed_bars",
     "current_config",
     "fit_on_window",
@@ -608,5 +656,6 @@ __all__ = [
     "score",
     "should_promote",
     "window_inputs",
+    "window_job",
     "window_split",
 ]

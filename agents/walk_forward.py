@@ -30,9 +30,8 @@ from cryptorl.portfolio import Portfolio, backtest, baselines, common_markets
 from cryptorl.portfolio.backtest import BacktestResult
 
 from .crypto_module import CMConfig, CryptoModule
-from .jobs import WindowJob, window_job
 from .training import Split
-from .updating import history_bars, parse_duration
+from .updating import WindowJob, history_bars, parse_duration, window_job
 
 STRATEGY = "Walk-forward CryptoRLPM"
 

@@ -30,7 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.crypto_module import DEFAULT_HYPERPARAMS, CMConfig, build_algo  # noqa: E402
+from agents.crypto_module import CMConfig, build_algo  # noqa: E402
+from agents.learners import get_learner  # noqa: E402
 from agents.networks import SAMCNN  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
@@ -54,7 +55,7 @@ def same_budget(algo: str, n_envs: int) -> dict:
     PPO: the rollout holds 512 timesteps (n_steps x n_envs). DQN: one gradient step per 32
     timesteps (train_freq counts vector steps).
     """
-    hp = dict(DEFAULT_HYPERPARAMS[algo])
+    hp = dict(get_learner(algo).defaults)
     if algo == "ppo":
         hp["n_steps"] = 512 // n_envs
     elif n_envs <= 32:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
+import types
+import typing
 import warnings
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 import pandas as pd
 
@@ -50,8 +53,8 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """The one exit path of every ``python -m experiments.*`` command.
 
     Wraps a ``main(argv) -> int``: a :class:`UserError` (and the library's own user-facing errors,
-    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError` and
-    :class:`~cryptorl._sqlite.DatabaseFileError`)
+    :class:`~cryptorl.data.frames.DataError`, :class:`~cryptorl.modelstore.ModelStoreError`,
+    :class:`~cryptorl._sqlite.DatabaseFileError` and :class:`~cryptorl.parallel.ClusterError`)
     becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback. Python
     warnings raised while it runs are one line each, ``NAME: warning: ...`` (without the source
     line), each distinct message once.
@@ -59,6 +62,7 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     from cryptorl._sqlite import DatabaseFileError
     from cryptorl.data.frames import DataError
     from cryptorl.modelstore import ModelStoreError
+    from cryptorl.parallel import ClusterError
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -67,7 +71,7 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 warnings.showwarning = _one_line_warnings(name)
                 try:
                     return main(argv, *args, **kwargs)
-                except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
+                except (UserError, DataError, ModelStoreError, DatabaseFileError, ClusterError) as exc:
                     print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
                     return 2
 
@@ -119,14 +123,16 @@ def parse_value(text: str):
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--source``, ``--interval``, ``--start``, ``--end``, ``--store``, ``--gaps`` and ``--metrics``
+    of a command that loads data (the choices from :mod:`cryptorl.data.sources`)."""
+    from cryptorl.data.sources import describe
+
     p.add_argument(
         "--source",
         default=None,
-        help="where the data come from: demo (built-in synthetic market, no network), store "
-        "(the SQLite stores filled by experiments.fetch_data), csv:PATH (import a folder of "
-        "CSV/Parquet files first), binance or exchange:ID (download the bars through ccxt "
-        "into the store first, plus Santiment metrics when SANPY_APIKEY is set) "
-        "(default: demo, with a warning that its prices are synthetic)",
+        help="where the bars come from: " + describe("market") + "; a download or an import fills the store "
+        "first (downloads add Santiment metrics when $SANPY_APIKEY is set) (default: demo, with a warning "
+        "that its prices are synthetic)",
     )
     p.add_argument("--interval", default=None, help="bar interval, e.g. 1d, 6h, 1h (default 1d)")
     p.add_argument("--start", default=None, help=f"first date of the data to load (demo default {DEMO_START})")
@@ -137,10 +143,115 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         "--metrics",
         default=None,
         metavar="SOURCE",
-        help="on-chain metrics to add to the store first: csv:DIR (a folder or file of metric files, "
-        "e.g. Coin Metrics CSV exports) or coinmetrics (download through the Coin Metrics API, "
-        "keyless community endpoint unless $COINMETRICS_API_KEY is set)",
+        help="on-chain metrics to add to the store first: " + describe("metrics", fills=True),
     )
+
+
+def comma_list(text: str) -> list[str]:
+    """``"ret_5, vol_20"`` -> ``["ret_5", "vol_20"]``; ``""`` -> ``[]``."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def show_default(value: Any) -> str:
+    """A library default as ``--help`` writes it: lists comma-separated, booleans on / off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "''"
+    return str(value)
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A dataclass field's default (its factory's value for a list or dict)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _flag_type(hint: Any) -> tuple[type | None, bool]:
+    """``(value type, optional)`` of a field's annotation: ``int``, ``float | None``, ``list[str]``..."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return (inner[0] if len(inner) == 1 else None), True
+    return (typing.get_origin(hint) or hint), False
+
+
+def config_flags(config_cls: type, *, exclude: Iterable[str] = ()) -> list[dataclasses.Field]:
+    """The fields of a config dataclass that are command-line flags: every field with a value
+    type a flag can hold (text, number, boolean, list of names), unless its metadata says
+    ``flag=False``."""
+    hints = typing.get_type_hints(config_cls)
+    skip = set(exclude)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        kind, _ = _flag_type(hints[f.name])
+        if f.name in skip or not f.metadata.get("flag", True) or kind not in (str, int, float, bool, list):
+            continue
+        out.append(f)
+    return out
+
+
+def add_config_arguments(
+    p: argparse.ArgumentParser,
+    config_cls: type,
+    *,
+    only: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    required: Iterable[str] = (),
+    default_text: str = "{default}",
+) -> list[str]:
+    """One flag per field of the dataclass ``config_cls`` (``--n-envs`` for ``n_envs``); returns their dests.
+
+    Each flag defaults to None (given means given, so a config file or a saved recipe fills the
+    rest); its help is the field's ``metadata["help"]`` followed by the library default
+    (``default_text`` with ``{default}``), its choices ``metadata["choices"]`` (a sequence, or a
+    callable returning one: a registry read when the parser is built). A boolean field gets
+    ``--flag`` / ``--no-flag``; a list field takes comma-separated names. A new field becomes a
+    flag without touching the commands.
+    """
+    hints = typing.get_type_hints(config_cls)
+    names = None if only is None else list(only)
+    chosen = config_flags(config_cls, exclude=exclude)
+    if names is not None:
+        by_name = {f.name: f for f in chosen}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise ValueError(f"{config_cls.__name__} has no flag field(s) {missing}")
+        chosen = [by_name[n] for n in names]
+    needed = set(required)
+    dests = []
+    for f in chosen:
+        kind, _ = _flag_type(hints[f.name])
+        meta = {"help": f.name.replace("_", " "), **f.metadata}  # a field without help text still is a flag
+        flag = "--" + f.name.replace("_", "-")
+        kw: dict[str, Any] = {"dest": f.name, "default": None}
+        choices = meta.get("choices")
+        if callable(choices):
+            choices = choices()
+        if choices is not None:
+            kw["choices"] = list(choices)
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif kind is list:
+            kw["type"] = comma_list
+            kw["metavar"] = meta.get("metavar", "NAME,...")
+        else:
+            kw["type"] = kind
+            if "metavar" in meta:
+                kw["metavar"] = meta["metavar"]
+        if f.name in needed:
+            kw["required"] = True
+            kw["help"] = meta["help"].replace("%", "%%")
+        else:
+            shown = meta.get("default_help") or show_default(field_default(f))
+            text = f"{meta['help']} (default: {default_text.format(default=shown)})"
+            kw["help"] = text.replace("%", "%%")  # argparse formats help with %
+        p.add_argument(flag, **kw)
+        dests.append(f.name)
+    return dests
 
 
 def add_ensemble_argument(
@@ -188,6 +299,7 @@ def load_for_cli(
     from cryptorl.data import load_data
     from cryptorl.data.frames import DataError, warn_outliers
     from cryptorl.data.retry import FetchError
+    from cryptorl.data.sources import get_source
 
     interval = interval or args.interval or "1d"
     start, end = args.start, args.end
@@ -195,9 +307,10 @@ def load_for_cli(
     if source == "demo":
         start, end = start or DEMO_START, end or DEMO_END
     try:
-        if source == "binance" or source.startswith("exchange:"):
+        src, argument = get_source(source, serves="market")
+        if src.needs_range:  # a download: into the store first, then read from there
             start = start or DEMO_START
-            download(asset, interval, start, end, exchange=source.split(":", 1)[-1], store=args.store)
+            download(asset, interval, start, end, source=source, store=args.store)
             source = "store"
         if getattr(args, "metrics", None):
             if source == "demo":
@@ -250,21 +363,19 @@ def console():
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def download(asset: str, interval: str, start, end, *, exchange: str = "binance", store=None) -> None:
-    """Bars through ccxt (and Santiment metrics when ``SANPY_APIKEY`` is set) into the data store.
-
-    Idempotent and resumable: what is stored already is not downloaded again.
-    """
+def download(asset: str, interval: str, start, end, *, source: str = "binance", store=None) -> None:
+    """Bars from a download ``source`` (and Santiment metrics when ``SANPY_APIKEY`` is set) into the
+    data store. Idempotent and resumable: what is stored already is not downloaded again."""
     import os
 
-    from cryptorl.data.exchange import fetch_market
-    from cryptorl.data.santiment import API_KEY_ENV, fetch_metrics
+    from cryptorl.data.santiment import API_KEY_ENV
+    from cryptorl.data.sources import FetchRequest, get_source
     from cryptorl.data.store import DataStore
 
-    data_store = DataStore(store)
-    fetch_market(data_store, asset, interval, start, end, exchange=exchange)
-    if os.environ.get(API_KEY_ENV):
-        fetch_metrics(data_store, asset, interval, start, end)
+    with DataStore(store) as data_store:
+        for spec in [source, "santiment"] if os.environ.get(API_KEY_ENV) else [source]:
+            src, argument = get_source(spec)
+            src.prepare(FetchRequest((asset,), interval, start, end, argument=argument))(data_store)
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

@@ -84,23 +84,26 @@ def _local_runtime_env() -> dict[str, Any]:
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
 
 
+class ClusterError(RuntimeError):
+    """Ray cannot be reached or started (a bad ``--address``, no cluster there): a user's problem,
+    which the commands print as one line."""
+
+
 def check_address(address: str | None, timeout: float = 3.0) -> None:
     """A Ray cluster ``address`` (``"HOST:PORT"`` or ``"ray://HOST:PORT"``) must accept a connection
     within ``timeout`` seconds: ``ray.init`` itself retries an unreachable address for minutes.
     ``None`` (a local instance) and ``"auto"`` (Ray's own lookup, which fails at once) pass."""
     import socket
 
-    from cryptorl.cli import UserError
-
     if address is None or address == "auto":
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+        raise ClusterError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise UserError(
+        raise ClusterError(
             f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
             "ray start --head, or leave --address out to run on this machine"
         ) from None
@@ -129,10 +132,8 @@ def ensure_ray(workers: int | None = None, address: str | None = None) -> None:
     try:
         ray.init(**kw)
     except Exception as exc:  # a wrong address, no cluster there, a version mismatch
-        from cryptorl.cli import UserError
-
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
-        raise UserError(f"cannot {where}: {error_line(exc)}") from None
+        raise ClusterError(f"cannot {where}: {error_line(exc)}") from None
     _started_here = True
 
 
@@ -264,6 +265,7 @@ def raise_failures(outcomes: Sequence[TaskOutcome], what: str = "task") -> None:
 
 __all__ = [
     "MAX_RETRIES",
+    "ClusterError",
     "TaskOutcome",
     "add_parallel_arguments",
     "ensure_ray",

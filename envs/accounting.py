@@ -1,4 +1,4 @@
-"""One rebalancing step of the shared accounting (``notes/contracts.md``, "Accounting").
+"""One rebalancing step of the shared accounting (the formulas of ``docs/portfolio.md``).
 
 Weights are ``(cash, asset_1, ..., asset_k)`` on the simplex; ``drifted`` are the weights the
 portfolio holds after prices moved since the last rebalance (start: all cash, value 1). The
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-EXECUTIONS = ("close", "next_open")
+from cryptorl.portfolio.costs import EXECUTIONS, check_execution, cost_rate
 
 
 class Step(NamedTuple):
@@ -43,20 +43,6 @@ class Step(NamedTuple):
     fee: float | np.ndarray
     turnover: float | np.ndarray
     growth: float | np.ndarray  # V'/V; the RL reward is log(growth)
-
-
-def cost_rate(fee: float, slippage: float = 0.0) -> float:
-    """The cost rate ``c`` charged on traded value: fee plus slippage, checked."""
-    for name, x in (("fee", fee), ("slippage", slippage)):
-        if not (isinstance(x, (int, float, np.floating)) and np.isfinite(x) and 0.0 <= x < 0.5):
-            raise ValueError(f"{name} must be a rate in [0, 0.5) (0.001 = 0.1 %), got {x!r}")
-    return float(fee) + float(slippage)
-
-
-def check_execution(execution: str) -> str:
-    if execution not in EXECUTIONS:
-        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
-    return execution
 
 
 def one_asset_close(value, drifted, target, y, cost) -> tuple:
@@ -101,3 +87,15 @@ def multi_asset_next_open(
     mu = 1.0 - cost * turnover
     g = float(target @ y_intra)
     return Step(v_open * mu * g, target * y_intra / g, v_open * (1.0 - mu), turnover, g_gap * mu * g)
+
+
+__all__ = [
+    "EXECUTIONS",
+    "Step",
+    "check_execution",
+    "cost_rate",
+    "multi_asset_close",
+    "multi_asset_next_open",
+    "one_asset_close",
+    "one_asset_next_open",
+]

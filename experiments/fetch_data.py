@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import warnings
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
@@ -31,33 +29,24 @@ from rich.table import Table
 
 from cryptorl.cli import DEMO_END, DEMO_START, OneLineParser, UserError, command
 from cryptorl.cli import console as wide_console
-from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import OUTLIER_Z, DataError, OutlierWarning, interval_seconds, to_utc_timestamp
 from cryptorl.data.store import DataStore, default_root
 
-EXCHANGE_SOURCES = ("binance", "exchange")
 
+def build_parser() -> argparse.ArgumentParser:
+    from cryptorl.data.sources import describe, sources
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = OneLineParser(
         prog="python -m experiments.fetch_data",
         description="Fetch or import market data (OHLCV) and on-chain/social metrics into the SQLite stores "
         "(prices.sqlite, metrics.sqlite), then print a summary per asset.",
-        epilog="Sources: 'binance' (or 'exchange', or any ccxt exchange id) downloads OHLCV through ccxt; "
-        "'santiment' downloads metrics through sanpy (API key from $SANPY_APIKEY; without it only free metrics); "
-        "'coinmetrics' downloads daily network metrics from the Coin Metrics API (keyless community endpoint "
-        "unless $COINMETRICS_API_KEY is set); 'demo' writes the built-in synthetic market and metrics; 'csv:PATH' "
-        "imports a file or folder: generic OHLCV CSV/Parquet, Binance klines (CSV or the monthly/daily ZIP dumps), "
-        "freqtrade files (user_data/data/<exchange>/*.json or .feather), wide on-chain exports (Coin Metrics "
-        "'BTC / Tx Cnt' tables and community CSVs, Messari, Etherscan; columns that are not daily observations are "
-        "left out with the reason) and two-column metric series. Dates are UTC; "
-        "start and end are bar open times, both included.",
+        epilog=f"Sources: {describe(fills=True)}. Dates are UTC; start and end are bar open times, both included.",
     )
     p.add_argument("--assets", default="BTC,ETH,LINK", help="comma-separated tickers (default: %(default)s)")
     p.add_argument(
         "--source",
         default="demo",
-        help="binance | exchange | <ccxt id> | santiment | coinmetrics | demo | csv:PATH (default: %(default)s)",
+        help=" | ".join(src.spec for src in sources(fills=True)) + " | <ccxt id> (default: %(default)s)",
     )
     p.add_argument("--interval", default="1d", help="bar interval such as 1h, 6h, 1d (default: %(default)s)")
     p.add_argument(
@@ -110,7 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log retries and resumes")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timestamp]:
@@ -119,8 +112,15 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
     assets = check_assets(args.assets)
     check_dir(args.store or default_root(), "--store")
     check_number(args.outlier_z, "--outlier-z", low=0, low_open=True)
-    csv = args.source.startswith("csv:")
-    if not csv:
+    from cryptorl.data.sources import get_source
+
+    try:
+        source, _ = get_source(args.source, fills=True)
+    except ValueError as exc:
+        raise UserError(
+            f"--source {args.source!r}: {str(exc).removeprefix(f'unknown source {args.source!r}: ')}"
+        ) from None
+    if source.needs_range:
         args.start = DEMO_START if args.start is None else args.start  # the same defaults as train_cm's
         args.end = DEMO_END if args.end is None else args.end
     try:
@@ -134,19 +134,6 @@ def _check(args: argparse.Namespace) -> tuple[list[str], pd.Timestamp, pd.Timest
     if start is not None and end is not None and end < start:
         raise UserError(f"--end {end:%Y-%m-%d %H:%M} is before --start {start:%Y-%m-%d %H:%M}")
     return assets, start, end
-
-
-def _exchange_id(args: argparse.Namespace) -> str | None:
-    """The ccxt id the source names, or None if it is not an exchange source."""
-    if args.source in EXCHANGE_SOURCES:
-        return args.exchange or "binance"
-    import ccxt
-
-    if args.source in ccxt.exchanges:
-        if args.exchange and args.exchange != args.source:
-            raise UserError(f"--source {args.source} and --exchange {args.exchange} disagree")
-        return args.source
-    return None
 
 
 def _pairs(text: str | None, flag: str) -> dict[str, str]:
@@ -165,167 +152,56 @@ def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
-def _print_import_notes(items, console: Console) -> None:
-    """Resampled files (and their incomplete bars) and the columns left out of metric tables."""
-    for item in items:
-        if item.resampled_from:
-            n = 0 if item.incomplete is None else len(item.incomplete)
-            console.print(
-                f"{item.asset}: {item.path.name} resampled {item.resampled_from} -> {item.interval}; "
-                f"{n} bar(s) built from incomplete windows (exchange outages), {len(item.gaps)} gap(s)"
-            )
-        if item.skipped:
-            by_reason: dict[str, list[str]] = {}
-            for column, why in item.skipped.items():
-                by_reason.setdefault(why, []).append(column)
-            left = "; ".join(f"{', '.join(cols)} ({why})" for why, cols in by_reason.items())
-            console.print(f"{item.asset}: {item.path.name}: left out {left}", markup=False)
+def run(args: argparse.Namespace, console: Console) -> list[dict]:
+    """Fetch or import as the arguments say; return the summary rows."""
+    from cryptorl.data.sources import FetchRequest, get_source
 
-
-def _store_files(args: argparse.Namespace, items: list, store: DataStore, console: Console) -> None:
-    from cryptorl.data.files import store_files
-
-    store_files(items, store, progress=not args.no_progress, replace=args.replace)
-    for item in items:
-        if item.replaced:
-            console.print(
-                f"{item.asset}: {item.path.name} replaced the {item.interval} {item.kind} stored from "
-                f"{', '.join(item.replaced)}"
-            )
-    _print_import_notes(items, console)
-
-
-def _fetch_metrics(
-    args: argparse.Namespace, assets: list[str], start, end, store: DataStore, console: Console
-) -> dict[str, list[str]]:
-    """Coin Metrics or Santiment metrics into the store; ``{asset: metrics the source refused}``."""
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    kw = {"metrics": names, "progress": not args.no_progress, "replace": args.replace}
-    if args.source == "coinmetrics":
-        from cryptorl.data.coinmetrics import API_KEY_ENV
-        from cryptorl.data.coinmetrics import fetch_metrics as fetch_cm
-
-        if not os.environ.get(API_KEY_ENV):
-            console.print(f"{API_KEY_ENV} is not set: using the Coin Metrics community API (free daily data)")
-        return {a: sorted(fetch_cm(store, a, start, end, interval=args.interval, **kw).refused) for a in assets}
-    from cryptorl.data.santiment import fetch_metrics, slug_for
-
-    slugs = _pairs(args.slugs, "--slugs")
-    for a in assets:
-        try:
-            slug_for(a, slugs)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if not os.environ.get("SANPY_APIKEY"):
-        console.print("[yellow]SANPY_APIKEY is not set: Santiment serves only its free metrics[/yellow]")
-    return {a: sorted(fetch_metrics(store, a, args.interval, start, end, slugs=slugs, **kw).refused) for a in assets}
-
-
-def _exchange(args: argparse.Namespace):
-    """The ccxt exchange of an exchange source, checked (known id, the interval offered) before
-    anything is written."""
-    ex_id = _exchange_id(args)
-    if ex_id is None:
-        raise UserError(
-            f"--source {args.source!r}: use binance, exchange, a ccxt exchange id, santiment, "
-            "coinmetrics, demo or csv:PATH"
-        )
-    from cryptorl.data.exchange import check_timeframe, make_exchange
-
-    try:
-        ex = make_exchange(ex_id)
-        check_timeframe(ex, args.interval)
+    assets, start, end = _check(args)
+    source, argument = get_source(args.source, fills=True)
+    options = {
+        "exchange": args.exchange,
+        "quote": args.quote,
+        "metrics": _names(args.metrics),
+        "slugs": _pairs(args.slugs, "--slugs"),
+        "include": _names(args.include),
+        "exclude": _names(args.exclude),
+        "allow_non_daily": args.allow_non_daily,
+        "outliers": args.outliers,
+    }
+    request = FetchRequest(
+        tuple(assets),
+        args.interval,
+        start,
+        end,
+        argument=argument,
+        options=options,
+        progress=not args.no_progress,
+        replace=args.replace,
+        say=lambda text: console.print(text, markup=False),
+    )
+    try:  # every check and every read before the store is opened
+        write = source.prepare(request)
     except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
         raise UserError(str(exc)) from None
-    return ex
-
-
-def _fetch_bars(args: argparse.Namespace, assets: list[str], start, end, store: DataStore, ex) -> None:
-    """Bars from an exchange through ccxt into the store."""
-    from cryptorl.data.exchange import fetch_market
-
-    for a in assets:
+    store = DataStore(args.store) if args.store else DataStore(default_root())
+    try:
         try:
-            fetch_market(
-                store,
-                a,
-                args.interval,
-                start,
-                end,
-                exchange=ex,
-                quote=args.quote,
-                progress=not args.no_progress,
-                replace=args.replace,
-            )
+            fetched = write(store)
         except ValueError as exc:
             if isinstance(exc, DataError):
                 raise
             raise UserError(str(exc)) from None
-
-
-def run(args: argparse.Namespace, console: Console) -> list[dict]:
-    """Fetch or import as the arguments say; return the summary rows."""
-    assets, start, end = _check(args)
-    items = _read_csv(args, assets, start, end) if args.source.startswith("csv:") else None
-    metrics_source = args.source in ("coinmetrics", "santiment")
-    ex = _exchange(args) if items is None and not metrics_source and args.source != "demo" else None
-    store = DataStore(args.store) if args.store else DataStore(default_root())
-    refused_now: dict[str, list[str]] = {}
-    try:
-        if args.source == "demo":
-            for a in assets:
-                market, metrics = demo_data(a, args.interval, start, end)
-                store.upsert_market(a, args.interval, market, "demo", replace=args.replace)
-                store.upsert_metrics(a, args.interval, metrics, "demo", replace=args.replace)
-        elif items is not None:
-            _store_files(args, items, store, console)
-        elif metrics_source:
-            refused_now = _fetch_metrics(args, assets, start, end, store, console)
-        else:
-            _fetch_bars(args, assets, start, end, store, ex)
         rows = []
         for a in assets:
             s = store.summary(a, args.interval, start, end)
-            s["refused"] = sorted(set(s["refused"]) | set(refused_now.get(a, [])))
+            s["refused"] = sorted(set(s["refused"]) | set(fetched.refused.get(a, [])))
             rows.append(s)
-        _print_summary(rows, args, store, console, items)
+        _print_summary(rows, args, store, console, fetched.items)
         return rows
     finally:
         store.close()
-
-
-def _read_csv(args: argparse.Namespace, assets: list[str], start, end) -> list:
-    """Read and validate the files of ``--source csv:PATH`` (nothing is written yet)."""
-    from cryptorl.data.files import read_path
-
-    source = args.source
-    if not source[len("csv:") :]:
-        raise UserError("--source csv: needs a path, e.g. csv:../shared/data/prices/daily")
-    path = Path(source[len("csv:") :]).expanduser()
-    if not path.exists():
-        raise UserError(f"--source {source}: no such file or folder")
-    items = read_path(
-        path,
-        assets=assets,
-        interval=args.interval,
-        progress=not args.no_progress,
-        start=start,
-        end=end,
-        outliers=args.outliers,
-        include=_names(args.include),
-        exclude=_names(args.exclude),
-        allow_non_daily=args.allow_non_daily,
-        required=True,
-    )
-    if not items:
-        raise UserError(f"--source {source}: no {args.interval} files for {', '.join(assets)} found there")
-    empty = [i for i in items if i.kind == "market" and i.frame.empty]
-    if empty:
-        raise UserError(
-            f"--source {source}: {empty[0].path.name} has no bars in --start/--end "
-            f"({args.start or '-'} .. {args.end or '-'})"
-        )
-    return items
 
 
 def _left_out(items: list | None, store: DataStore, asset: str, interval: str, refused_now: list[str]) -> str:

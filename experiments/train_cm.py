@@ -24,8 +24,8 @@ import pandas as pd
 from cryptorl.cli import (
     OneLineParser,
     UserError,
+    add_config_arguments,
     add_data_arguments,
-    add_ensemble_argument,
     command,
     load_for_cli,
     parse_value,
@@ -41,81 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--asset", required=True, help="ticker of the crypto, e.g. BTC")
-    add_data_arguments(p)
-    p.add_argument("--algo", default=None, choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn)")
-    p.add_argument("--timesteps", type=int, default=None, help="SAM training timesteps (default 30000)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument(
-        "--with-eam",
-        action="store_true",
-        default=None,
-        help="train an EAM (DQN signals) first and feed its signals to the SAM",
-    )
-    p.add_argument("--eam-timesteps", type=int, default=None, help="EAM training timesteps (default 10000)")
-    p.add_argument(
-        "--features",
-        default=None,
-        type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
-        help="market features in the observation, comma-separated KIND_H names: ret_H, vol_H, dd_H, "
-        "sma_H (default ret_5,ret_20,ret_60,vol_20,dd_60,sma_20,sma_50); '' for OHLCV (+ DRU) only",
-    )
-    add_ensemble_argument(
-        p,
-        "train K SAMs with different seeds and let them vote (the module's crypto share is the "
-        "mean of their actions; K times the training time; default 5, 1 for a single SAM)",
-    )
-    p.add_argument(
-        "--observe-position",
-        action="store_true",
-        default=None,
-        help="put the module's own position in its observation (so the fee of a trade can be learned)",
-    )
-    p.add_argument("--window", type=int, default=None, help="observation window n in bars (default 30)")
-    p.add_argument("--fee", type=float, default=None, help="transaction cost rate on traded value (default 0.001)")
-    p.add_argument(
-        "--execution",
-        choices=["close", "next_open"],
-        default=None,
-        help="trade at the decision bar's close (default) or at the next bar's open",
-    )
-    p.add_argument(
-        "--n-envs", type=int, default=None, help="parallel training episodes in the batched env (default 64)"
-    )
-    p.add_argument("--episode-length", type=int, default=None, help="training episode length in bars (default 64)")
-    p.add_argument("--eval-freq", type=int, default=None, help="validate every N timesteps (default 2000)")
-    from agents.backends import BACKENDS
+    from agents.crypto_module import CMConfig
 
+    # every CMConfig field is a flag (--n-envs, --observe-position/--no-observe-position, ...);
+    # --interval comes with the data options
+    add_config_arguments(p, CMConfig, exclude=("interval",), required=("asset",))
+    add_data_arguments(p)
     p.add_argument(
-        "--backend",
-        choices=list(BACKENDS),
-        default=None,
-        help="how the ensemble's members train: "
-        + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items())
-        + " (default batched; algorithms without a batched learner use sb3)",
-    )
-    p.add_argument(
-        "--prior",
-        choices=["none", "vol_target", "donchian", "sma20"],
-        default=None,
-        help="a rule's position the actions scale: action 1 takes it, 0 stays out (default none: "
-        "all-in / all-out); vol_target runs at 25%% annual volatility, donchian is the vol-targeted "
-        "Donchian ensemble, sma20 the 20-bar moving-average rule",
-    )
-    p.add_argument(
-        "--pool",
-        type=lambda text: [a.strip().upper() for a in text.split(",") if a.strip()],
-        default=None,
-        metavar="ASSETS",
-        help="comma-separated other assets whose training-range bars add training episodes (one "
-        "policy learned on several coins, on market features only: metrics are left out); validation "
-        "stays --asset's (default none)",
-    )
-    p.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default=None,
-        help="torch device of the networks (default cpu: the small CNNs train fastest there)",
+        "--eval-freq", type=int, default=None, help=f"validate every N timesteps (default {RUN_DEFAULTS['eval_freq']})"
     )
     p.add_argument(
         "--hyperparams",
@@ -231,8 +164,8 @@ def _print_results(trained) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from agents.crypto_module import CMConfig
+    from agents.options import check_not_older, check_train_options
     from agents.pipeline import train_and_save
-    from cryptorl.validation import check_not_older, check_train_options
 
     options = _config_from(args)
     check_train_options(args, options)  # every option and output folder before any data or training

@@ -1,10 +1,10 @@
 """Hyper-parameter search for Crypto Modules: Optuna (TPE, pruning) on the validation ranges, trials on Ray.
 
-    python -m experiments.tune --asset BTC --trials 50                       # demo market, PPO
+    python -m experiments.tune --asset BTC --trials 50                       # demo market, DQN
     python -m experiments.tune --assets BTC,ETH,LINK --trials 50 --seeds 3   # shared hyper-parameters
     python -m experiments.tune --asset BTC --trials 200 --address auto \\
         --storage postgresql://user:pass@db-host/optuna                      # a cluster, a shared study
-    python -m experiments.train_cm --asset BTC --config reports/tune/tune_BTC_1d_ppo/best.yml
+    python -m experiments.train_cm --asset BTC --config reports/tune/tune_BTC_1d_dqn/best.yml
 
 Each trial trains one module per asset and seed (--seeds N: seeds 0..N-1) with the hyper-parameters
 TPE proposes, and scores the mean best validation Sortino. The data are split as train_cm splits
@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptorl.cli import (
     OneLineParser,
     UserError,
+    add_config_arguments,
     add_data_arguments,
     command,
     load_for_cli,
@@ -40,6 +41,8 @@ from cryptorl.cli import (
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
+# CMConfig fields a study's recipe takes from the command line (best.yml repeats them for train_cm)
+TUNED_FIELDS = ("algo", "timesteps", "window", "n_envs", "episode_length")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,17 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should have (default 50)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (default 1)")
-    p.add_argument("--algo", default="ppo", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default ppo)")
-    p.add_argument("--timesteps", type=int, default=30_000, help="training timesteps per module (default 30000)")
+    from agents.crypto_module import CMConfig
+
+    # the recipe's options, as train_cm takes them (the defaults are CMConfig's)
+    add_config_arguments(p, CMConfig, only=TUNED_FIELDS)
     p.add_argument(
         "--eval-freq",
         type=int,
         default=2000,
         help="validate (and report to the pruner) every N timesteps (default 2000)",
     )
-    p.add_argument("--n-envs", type=int, default=64, help="parallel training episodes per module (default 64)")
-    p.add_argument("--episode-length", type=int, default=64, help="training episode length in bars (default 64)")
-    p.add_argument("--window", type=int, default=30, help="observation window in bars (default 30)")
     p.add_argument("--train-months", type=float, default=15, help="training months (default 15)")
     p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
     p.add_argument(
@@ -128,19 +130,12 @@ def main(argv: list[str] | None = None) -> int:
 
     interval = args.interval or "1d"
     try:
-        base = CMConfig(
-            asset=assets[0],
-            interval=interval,
-            algo=args.algo,
-            timesteps=args.timesteps,
-            window=args.window,
-            n_envs=args.n_envs,
-            episode_length=args.episode_length,
-            ensemble=1,  # trials tune one SAM; train_cm --config best.yml then trains the ensemble
-        )
+        given = {name: getattr(args, name) for name in TUNED_FIELDS if getattr(args, name) is not None}
+        # trials tune one SAM; train_cm --config best.yml then trains the ensemble
+        base = CMConfig(asset=assets[0], interval=interval, ensemble=1, **given)
     except ValueError as exc:
         raise UserError(one_line(exc)) from None
-    study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{args.algo}"
+    study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{base.algo}"
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
 
@@ -153,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
     print(
         f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
-        f"{args.algo.upper()} {args.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial"
+        f"{base.algo.upper()} {base.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial"
     )
 
     try:

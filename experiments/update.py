@@ -35,7 +35,7 @@ import pandas as pd
 from cryptorl.cli import (
     OneLineParser,
     UserError,
-    add_ensemble_argument,
+    add_config_arguments,
     add_gaps_argument,
     command,
     gap_message,
@@ -44,6 +44,8 @@ from cryptorl.cli import (
 from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
+# CMConfig fields a retrain may change from the current version's recipe
+OVERRIDES = ("algo", "timesteps", "seed", "ensemble")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,27 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="promote only if new Sortino >= current Sortino + this (default 0.0: not worse)",
     )
     p.add_argument("--models", default=None, help="model store folder (default ./models or $CRYPTORL_MODELS)")
-    p.add_argument("--source", default="demo", help="data source: demo, store or csv:PATH (default demo)")
+    from cryptorl.data.sources import describe
+
+    p.add_argument("--source", default="demo", help=f"data source: {describe('market', local=True)} (default demo)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
-    p.add_argument(
-        "--algo",
-        default=None,
-        choices=["ppo", "dqn", "a2c", "qrdqn"],
-        help="SAM algorithm (default: the current version's, else train_cm's)",
-    )
-    p.add_argument(
-        "--timesteps",
-        type=int,
-        default=None,
-        help="SAM training timesteps (default: the current version's, else 30000)",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the current version's, else 0)")
-    add_ensemble_argument(
-        p,
-        "SAMs voting in each module (default: the current version's, else train_cm's, 5)",
-    )
+    from agents.crypto_module import CMConfig
+
+    # a retrain repeats the current version's recipe; these flags override it
+    add_config_arguments(p, CMConfig, only=OVERRIDES, default_text="the current version's, else {default}")
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
     p.add_argument(
         "--max-runs",
@@ -158,8 +149,7 @@ def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd
     from cryptorl.data.frames import interval_timedelta
 
     bar = interval_timedelta(args.interval)
-    given = (("algo", args.algo), ("timesteps", args.timesteps), ("seed", args.seed), ("ensemble", args.ensemble))
-    overrides = {k: v for k, v in given if v is not None}
+    overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
 
     def load(asset: str, now: pd.Timestamp):
         base = current_config(store, asset, args.interval) or CMConfig(asset=asset, interval=args.interval)
@@ -206,10 +196,10 @@ def main(
     args = build_parser().parse_args(argv)
     from tqdm.auto import tqdm
 
+    from agents.options import check_update_options
     from agents.updating import next_due, run_round, run_schedule, utc_now
     from cryptorl.data.frames import to_utc_timestamp
     from cryptorl.modelstore import ModelStore
-    from cryptorl.validation import check_update_options
 
     assets = parse_assets(args.assets)
     every, window, val_window, at = _options(args)

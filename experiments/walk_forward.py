@@ -38,7 +38,7 @@ from cryptorl.cli import (
     DEMO_END,
     OneLineParser,
     UserError,
-    add_ensemble_argument,
+    add_config_arguments,
     add_gaps_argument,
     command,
     console,
@@ -52,6 +52,8 @@ from cryptorl.parallel import add_parallel_arguments
 
 DESCRIPTION = __doc__
 DEMO_RANGE = ("2022-03-01", DEMO_END)
+# CMConfig fields this command takes as flags (the rest keep CMConfig's defaults)
+CM_FIELDS = ("algo", "timesteps", "seed", "ensemble", "fee", "execution")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--assets", required=True, help="comma-separated tickers of the portfolio, e.g. BTC,ETH")
-    p.add_argument(
-        "--source", default=None, help="data source: demo, store or csv:PATH (default: demo, with a warning)"
-    )
+    from cryptorl.data.sources import describe
+
+    p.add_argument("--source", default=None, help=f"data source: {describe('market')} (default: demo, with a warning)")
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval (default 1d)")
@@ -74,26 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-window", default="60d", help="validation range between the training range and the segment (default 60d)"
     )
     p.add_argument("--step", default="30d", help="segment length: retrain every STEP (default 30d)")
-    p.add_argument(
-        "--algo", default="dqn", choices=["ppo", "dqn", "a2c", "qrdqn"], help="SAM algorithm (default dqn, as train_cm)"
-    )
-    p.add_argument("--timesteps", type=int, default=30_000, help="SAM training timesteps per model (default 30000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of every model (default 0)")
-    add_ensemble_argument(p)
+    from agents.crypto_module import CMConfig
+
+    # the modules' recipe, as train_cm takes it (--fee also costs every backtest)
+    add_config_arguments(p, CMConfig, only=CM_FIELDS)
     p.add_argument("--eval-freq", type=int, default=2000, help="validate every N timesteps (default 2000)")
-    p.add_argument(
-        "--fee",
-        type=float,
-        default=0.001,
-        help="transaction cost rate for training and every backtest (default 0.001, Binance spot taker)",
-    )
     p.add_argument("--slippage", type=float, default=0.0, help="extra cost rate in the backtests (default 0)")
-    p.add_argument(
-        "--execution",
-        choices=["close", "next_open"],
-        default="close",
-        help="trade at the decision bar's close (default) or at the next bar's open",
-    )
     p.add_argument(
         "--out", type=Path, default=Path("reports/walk_forward"), help="report folder (default reports/walk_forward)"
     )
@@ -166,22 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         train_w = parse_duration(args.train_window, "--train-window")
         val_w = parse_duration(args.val_window, "--val-window")
         parse_duration(args.step, "--step")
-        config = CMConfig(
-            asset=assets[0],
-            interval=args.interval,
-            algo=args.algo,
-            timesteps=args.timesteps,
-            seed=args.seed,
-            fee=args.fee,
-            execution=args.execution,
-            **({} if args.ensemble is None else {"ensemble": args.ensemble}),
-        )
+        given = {name: getattr(args, name) for name in CM_FIELDS if getattr(args, name) is not None}
+        config = CMConfig(asset=assets[0], interval=args.interval, **given)
         history = train_w + val_w + (history_bars(config) + 2) * interval_timedelta(args.interval)
         markets, metrics, start, end = _load(args, assets, history)
         print(
             f"Walk-forward {'+'.join(assets)} on {args.interval} bars, {start:%Y-%m-%d} .. {end:%Y-%m-%d}: retrain "
-            f"every {args.step} on {args.train_window} + {args.val_window} validation; {args.algo.upper()} "
-            f"{args.timesteps} steps; fee {args.fee:.2%}, slippage {args.slippage:.2%}, execution {args.execution}"
+            f"every {args.step} on {args.train_window} + {args.val_window} validation; {config.algo.upper()} "
+            f"{config.timesteps} steps; fee {config.fee:.2%}, slippage {args.slippage:.2%}, execution {config.execution}"
         )
         wf = run_walk_forward(
             markets,

@@ -134,7 +134,7 @@ def test_binance_and_santiment_sources_over_faked_http(tmp_path, capsys, monkeyp
         (["--interval", "1 day"], "--interval: unknown interval '1 day'"),
         (["--start", "2022-01-01", "--end", "2021-01-01"], "--end 2021-01-01 00:00 is before --start 2022-01-01"),
         (["--start", "yesterday-ish"], "--start/--end: not a date"),
-        (["--source", "yahoo"], "--source 'yahoo': use binance, exchange"),
+        (["--source", "yahoo"], "--source 'yahoo': use one of demo, csv:PATH, binance, exchange:ID"),
         (["--source", "csv:/no/such/folder"], "no such file or folder"),
         (["--source", "binance", "--interval", "2d"], "binance does not offer timeframe '2d'"),
         (["--assets", ","], "--assets is empty"),

@@ -296,8 +296,10 @@ def test_load_data_sources(tmp_path, frames):
     m2, x2 = load_data("BTC", "1d", "2021-01-05", "2021-01-20", source="store", store=tmp_path)
     pd.testing.assert_frame_equal(m2, market.loc["2021-01-05":"2021-01-20"], check_freq=False)
     assert x2.index.equals(m2.index) and x2.shape[1] == metrics.shape[1]
-    with pytest.raises(ValueError, match="unknown source 'binance'"):
+    with pytest.raises(ValueError, match="binance downloads bars: fill the store first"):
         load_data("BTC", source="binance")
+    with pytest.raises(ValueError, match="unknown source 'yahoo': use one of demo, store, csv:PATH"):
+        load_data("BTC", source="yahoo")
     with pytest.raises(DataError, match=r"\[LINK\] no 1d market data"):
         load_data("LINK", source="store", store=tmp_path)
 

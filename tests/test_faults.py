@@ -446,7 +446,7 @@ CASES = [
     F("end-before-start", ("--start", "2022-01-01", "--end", "2021-01-01"), "is before --start"),
     F("start-not-a-date", ("--start", "yesterday-ish"), "not a date"),
     F("bad-interval", ("--interval", "7x"), "--interval"),
-    F("range-without-bars", ("--start", "2015-01-01", "--end", "2015-02-01"), "no bars in --start/--end"),
+    F("range-without-bars", ("--start", "2015-01-01", "--end", "2015-02-01"), "no bars in the range asked for"),
     F("csv-path-missing", ("--source", "csv:{w}/nowhere"), "no such file or folder"),
     F("unknown-source", ("--source", "ftp"), "'ftp'"),
     F("outlier-z-zero", ("--outlier-z", "0"), "--outlier-z"),

@@ -120,6 +120,8 @@ def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, cap
         "demo",
         "--trials",
         "4",
+        "--algo",
+        "ppo",
         "--timesteps",
         "256",
         "--eval-freq",

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.options import check_hyperparams
 from cryptorl.cli import UserError
 from cryptorl.data.demo import demo_data
 from cryptorl.data.frames import DataError, OutlierWarning, check_outliers, outlier_bars, validate_market
 from cryptorl.modelstore import MANIFEST, MANIFEST_HASH, ModelStore, ModelStoreError, sha256_file, verify
-from cryptorl.validation import check_db_file, check_dir, check_hyperparams, check_number, sqlite_problem
+from cryptorl.validation import check_db_file, check_dir, check_number, sqlite_problem
 
 
 # ------------------------------------------------------------------ prices

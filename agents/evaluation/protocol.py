@@ -46,10 +46,10 @@ import pandas as pd
 import yaml
 
 from agents.crypto_module import CMConfig
+from agents.options import check_cm_options
 from agents.training import Split
 from cryptorl.cli import UserError
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
-from cryptorl.validation import check_cm_options
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
 _KEYS = {

@@ -21,9 +21,8 @@ from .frames import (
     validate_market,
     validate_metrics,
 )
+from .sources import SOURCES, FetchRequest, get_source, register_source
 from .store import DataStore, GapPolicy, default_root
-
-SOURCES = ("demo", "store", "csv:PATH")
 
 
 def load_data(
@@ -39,7 +38,8 @@ def load_data(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(market, metrics)`` frames for ``asset`` at ``interval`` with ``start <= time <= end``.
 
-    ``source`` (``None``: the demo, with a :class:`~cryptorl.data.demo.DemoDataWarning`):
+    ``source`` (``None``: the demo, with a :class:`~cryptorl.data.demo.DemoDataWarning`; any
+    registered source that serves bars from local files, see :mod:`cryptorl.data.sources`):
       * ``"demo"``: the built-in synthetic market (no store, no network; default range
         2020-10-01 .. 2022-09-30);
       * ``"store"``: read the :class:`DataStore` ``store`` (a DataStore, a folder, or None for
@@ -62,35 +62,30 @@ def load_data(
     if source is None:
         warn_demo(f"load_data({asset!r})")
         source = "demo"
-    if not isinstance(source, str):
-        raise TypeError(f"source must be a string, one of {SOURCES}, got {source!r}")
+    src, argument = get_source(source, serves="market")
     if gaps == "error":
         gaps = "raise"
-    if source == "demo":
+    if src.name == "demo":
         return demo_data(asset, interval, start, end)
-    if source != "store" and not source.startswith("csv:"):
-        if source in ("coinmetrics", "santiment"):
-            raise ValueError(f"{source} serves on-chain metrics, not prices: load the bars from another source and add "
-                             f"the metrics to the store first (on the command line: --metrics {source})"
-                             if source == "coinmetrics" else
-                             "santiment serves metrics, not prices: fetch them into the store first "
-                             "(python -m experiments.fetch_data --source santiment), then load with source='store'")
-        raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+    if src.needs_range:  # a download: the commands fill the store first (--source on the command line)
+        raise ValueError(
+            f"{source} downloads bars: fill the store first (python -m experiments.fetch_data --source {source}), "
+            "then load with source='store'"
+        )
     owned = not isinstance(store, DataStore)
-    if owned and source == "store":
+    if owned and src.prepare is None:
         root = Path(store) if store is not None else default_root()
         if not (root / "prices.sqlite").is_file():
-            raise DataError(asset, f"no {interval} market data: there is no data store in {root} (fill it with "
-                                   "python -m experiments.fetch_data, or give --store)")
+            raise DataError(
+                asset,
+                f"no {interval} market data: there is no data store in {root} (fill it with "
+                "python -m experiments.fetch_data, or give --store)",
+            )
     st = DataStore(store) if owned else store
     try:
-        if source.startswith("csv:"):
-            from .files import import_path
-
-            path = source[len("csv:"):]
-            if not path:
-                raise ValueError("source 'csv:' needs a path, e.g. 'csv:../shared/data/prices/daily'")
-            import_path(path, st, assets=[asset], interval=interval)
+        if src.prepare is not None:  # a local source (csv:PATH): its files into the store first (idempotent)
+            request = FetchRequest((asset,), interval, argument=argument, progress=False)
+            src.prepare(request)(st)
         if start is None and gaps == "raise":
             holes = st.gaps(asset, interval, None, end)
             if holes:
@@ -110,7 +105,9 @@ def _point_in_time(st: DataStore, asset: str, interval: str, start, end, delay) 
 
     start = to_utc_timestamp(start)
     # values stamped shortly before start become known inside the range: read them too
-    reach = pd.Timedelta(days=1) + interval_timedelta(interval) + (DEFAULT_DELAY if delay is None else pd.Timedelta(delay))
+    reach = (
+        pd.Timedelta(days=1) + interval_timedelta(interval) + (DEFAULT_DELAY if delay is None else pd.Timedelta(delay))
+    )
     metrics = st.metrics(asset, interval, None if start is None else start - reach, end)
     if metrics.shape[1] == 0:
         return metrics
@@ -140,6 +137,7 @@ __all__ = [
     "fill_gaps",
     "find_gaps",
     "load_data",
+    "register_source",
     "validate_market",
     "validate_metrics",
 ]

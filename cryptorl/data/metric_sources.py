@@ -1,4 +1,5 @@
-"""Metric sources named on the command line (``--metrics csv:DIR`` or ``--metrics coinmetrics``)."""
+"""Metric sources named on the command line (``--metrics csv:DIR``, ``--metrics coinmetrics``):
+every registered source that serves metrics (:mod:`cryptorl.data.sources`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from .frames import DataError
+from .sources import FetchRequest, get_source, sources
 from .store import DataStore
 
-METRIC_SOURCES = ("csv:DIR", "coinmetrics")
 DEFAULT_START = "2019-01-01"
+
+
+def metric_sources() -> list[str]:
+    """The sources ``--metrics`` takes, as they are written (``csv:PATH``, ``coinmetrics``, ...)."""
+    return [s.spec for s in sources("metrics", fills=True)]
 
 
 def add_metrics_source(
@@ -26,33 +32,32 @@ def add_metrics_source(
     """Put ``asset``'s metrics from ``spec`` into the store, kept under ``interval``; returns their names.
 
     ``csv:DIR`` imports the metric files of a folder (or one file) as
-    :func:`cryptorl.data.files.import_path` does (wide on-chain tables, two-column series);
-    ``coinmetrics`` downloads every daily metric Coin Metrics serves for the asset from ``start``
-    (default 2019-01-01) to ``end`` (:func:`cryptorl.data.coinmetrics.fetch_metrics`; resumable).
+    :func:`cryptorl.data.files.import_path` does (wide on-chain tables, two-column series; a folder
+    without metric files for the asset is a :class:`DataError`); a download such as
+    ``coinmetrics`` fetches every metric it serves for the asset from ``start`` (default
+    2019-01-01) to ``end`` (resumable).
     """
+    src, argument = get_source(spec, serves="metrics", fills=True)
+    if src.needs_range:
+        start = start or DEFAULT_START
+    else:  # files: whatever they hold
+        start = end = None
     owned = not isinstance(store, DataStore)
     st = DataStore(store) if owned else store
     try:
-        if spec.startswith("csv:"):
-            from .files import import_path
-
-            path = Path(spec[len("csv:"):]).expanduser()
-            if not spec[len("csv:"):] or not path.exists():
-                raise DataError(asset, f"--metrics {spec}: no such file or folder")
-            items = import_path(path, st, assets=[asset], interval=interval, progress=progress)
-            names = sorted({c for i in items if i.kind == "metrics" for c in i.frame.columns})
-            if not names:
-                raise DataError(asset, f"no metric files for {asset} in {path}")
-            return names
-        if spec == "coinmetrics":
-            from .coinmetrics import fetch_metrics
-
-            rep = fetch_metrics(st, asset, start or DEFAULT_START, end, interval=interval, progress=progress)
-            return sorted(rep.fetched)
-        raise ValueError(f"unknown metrics source {spec!r}: use {' or '.join(METRIC_SOURCES)}")
+        try:
+            write = src.prepare(FetchRequest((asset,), interval, start, end, argument=argument, progress=progress))
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(asset, f"--metrics: {exc}") from None
+        names = sorted(set(write(st).metrics.get(asset, [])))
+        if not names and not src.needs_range:
+            raise DataError(asset, f"no metric files for {asset} in {Path(argument).expanduser()}")
+        return names
     finally:
         if owned:
             st.close()
 
 
-__all__ = ["METRIC_SOURCES", "add_metrics_source"]
+__all__ = ["add_metrics_source", "metric_sources"]

@@ -27,9 +27,9 @@ import pandas as pd
 
 from cryptorl.data.frames import DataError, interval_timedelta, validate_market
 
+from .costs import EXECUTIONS, check_execution, cost_rate
 from .metrics import performance
 
-EXECUTIONS = ("close", "next_open")
 SIMPLEX_TOL = 1e-9
 
 
@@ -193,15 +193,8 @@ def backtest(
     The decision at t applies to the return from t to t+1; the value path runs from the first to
     the last decision time. ``fee`` and ``slippage`` are rates on the traded fraction.
     """
-    if execution not in EXECUTIONS:
-        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
-    for name, rate in (("fee", fee), ("slippage", slippage)):
-        if not (np.isfinite(rate) and 0.0 <= rate < 1.0):
-            raise ValueError(f"{name} must be a rate in [0, 1), got {rate!r}")
-    if fee + slippage >= 0.5:
-        raise ValueError(
-            f"fee + slippage must stay below 0.5 (a full switch trades 2x the value), got {fee + slippage!r}"
-        )
+    check_execution(execution)
+    cost_rate(fee, slippage)
     if not (np.isfinite(initial_value) and initial_value > 0):
         raise ValueError(f"initial_value must be positive, got {initial_value!r}")
     if not isinstance(market, Mapping):
