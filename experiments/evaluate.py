@@ -8,7 +8,7 @@ equal-weight buy-and-hold, CRP and trend timing.
 
 The protocol (YAML) names the assets, bar interval, data source, windows (train / validation /
 backtest dates) or a walk-forward span, seeds, fee, the CM configurations and the baselines
-(see docs/decision_quality.md). Modules are trained and selected on data that end at each
+(see docs/findings.md). Modules are trained and selected on data that end at each
 window's validation end, and saved under OUT/models/<config>/<window>/seed<k>: a rerun skips
 what is already trained. The report (OUT/report.md, CSV tables, cumulative-return PNGs) gives
 means and spreads over seeds, seeds beating each baseline, Wilcoxon p-values, collapsed modules
