@@ -193,7 +193,7 @@ def write_report(
     notes = [
         f"Interval {first.interval}, execution at {first.execution}, fee {first.fee:g}, slippage {first.slippage:g}; "
         f"{first.values.index[0]} .. {first.values.index[-1]}.",
-        "ARR = V_end/V_0 - 1; DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
+        "ARR = V_end/V_0 - 1 (total return over the range, not annualised); DRR = mean daily return; SR = Sortino (target 0), Sharpe (rf 0) and AnnVol "
         "annualised with a 365-day year; MaxDD per bar; CVaR95 = mean loss of the worst 5 % of bars (positive = loss); Turnover = traded fraction per year.",
     ]
     paths: dict[str, Path] = {}
