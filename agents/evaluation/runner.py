@@ -157,16 +157,6 @@ def trades(crypto: pd.Series) -> int:
     return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
 
 
-def baseline_weights(
-    protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end
-) -> dict[str, pd.DataFrame]:
-    """The weights of the protocol's baselines on ``assets`` (see :attr:`Protocol.baselines`)."""
-    return {
-        b.name: b.weights(markets, start=start, end=end)
-        for b in make_baselines(assets, protocol.baselines, interval=protocol.interval)
-    }
-
-
 @dataclass
 class Scores:
     """Every backtest of an evaluation (see :func:`score`)."""

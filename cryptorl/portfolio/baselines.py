@@ -437,21 +437,6 @@ def trend_name(sma: int = 20) -> str:
     return TrendTiming(sma).name
 
 
-def tsmom_name(lookback: int = 60) -> str:
-    """The report name of :func:`time_series_momentum`'s baseline."""
-    return TimeSeriesMomentum(lookback).name
-
-
-def donchian_name(lookbacks: Sequence[int] = (10, 20, 30, 60, 90)) -> str:
-    """The report name of :func:`donchian_ensemble`'s baseline."""
-    return DonchianEnsemble(tuple(lookbacks)).name
-
-
-def inverse_vol_name(window: int = 30) -> str:
-    """The report name of :func:`inverse_volatility`'s baseline."""
-    return InverseVolatility(window).name
-
-
 def baselines(
     markets: Mapping[str, pd.DataFrame], assets: Sequence[str] | None = None, *, start=None, end=None
 ) -> dict[str, pd.DataFrame]:
