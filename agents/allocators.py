@@ -20,8 +20,8 @@ name                  problem
 ``mean_downside``     MD of Chen & Zheng (2025): min semi-deviation s.t. mu'w >= the 1/N portfolio's mean
 ``risk_parity``       equal risk contributions to the variance (RiskBudgeting)
 ``momentum``          DWP of Chen & Zheng (2025) with its momentum rule: w_i ~ max(return over window, 0)
-``equal_weight``      1/N, reset every ``rebalance`` bars
-``buy_and_hold``      1/N at the first decision time, never traded again
+``equal_weight``      1/N, reset every ``rebalance`` bars (the baselines' ``EqualWeight``)
+``buy_and_hold``      1/N at the first decision time, never traded again (the baselines' ``EqualWeightBuyAndHold``)
 ====================  ==========================================================================
 
 The ratio objectives have no solution when no asset has a positive mean in the window; the
@@ -40,7 +40,8 @@ from skfolio import RiskMeasure
 from skfolio.optimization import MeanRisk, ObjectiveFunction, RiskBudgeting
 
 from cryptorl.data.frames import to_utc_timestamp
-from cryptorl.portfolio.baselines import equal_weight_buy_and_hold
+from cryptorl.portfolio.baselines import EqualWeight as _EqualWeight
+from cryptorl.portfolio.baselines import EqualWeightBuyAndHold as _EqualWeightBuyAndHold
 
 from .base import Markets, MetricsMap, PortfolioAgent, check_markets, decision_times, hold_targets, weights_frame
 
@@ -225,35 +226,21 @@ class Momentum(RollingAllocator):
         return _cap_weights(w, self._cap)
 
 
-class EqualWeight(RollingAllocator):
-    """1/N, reset every ``rebalance`` bars (``rebalance=1``: constant rebalanced portfolio)."""
+class EqualWeight(_EqualWeight):
+    """1/N, reset every ``rebalance`` bars (``rebalance=1``: the constant rebalanced portfolio):
+    the baseline :class:`cryptorl.portfolio.baselines.EqualWeight` under its catalogue name."""
 
     name = "equal_weight"
 
-    def __init__(self, *, rebalance: int = 7, **kw):
-        kw.setdefault("window", 2)
-        super().__init__(rebalance=rebalance, **kw)
-
-    def allocate(self, returns: pd.DataFrame) -> np.ndarray:
-        n = returns.shape[1]
-        return np.full(n, 1.0 / n)
+    def __init__(self, *, rebalance: int = 7):
+        super().__init__(rebalance)
 
 
-class BuyAndHold(EqualWeight):
-    """1/N bought at the first decision time, then held: the backtest engine's own baseline
-    (:func:`cryptorl.portfolio.baselines.equal_weight_buy_and_hold`) as an agent."""
+class BuyAndHold(_EqualWeightBuyAndHold):
+    """1/N bought at the first decision time, then held: the baseline
+    :class:`cryptorl.portfolio.baselines.EqualWeightBuyAndHold` under its catalogue name."""
 
     name = "buy_and_hold"
-
-    def __init__(self, **kw):
-        super().__init__(rebalance=10**9, **kw)
-
-    def weights(self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None) -> pd.DataFrame:
-        self._check_fitted()
-        self._check_assets(market)
-        _, closes = check_markets({a: market[a] for a in self.assets}, end)
-        times = decision_times(closes.index, start, end)
-        return equal_weight_buy_and_hold(market, self.assets, start=times[0], end=times[-1])
 
 
 def _cap_weights(w: np.ndarray, cap: float) -> np.ndarray:
@@ -273,7 +260,7 @@ def _cap_weights(w: np.ndarray, cap: float) -> np.ndarray:
     return w
 
 
-ALLOCATORS: dict[str, type[RollingAllocator]] = {
+ALLOCATORS: dict[str, type] = {
     cls.name: cls
     for cls in (
         MeanVariance,

@@ -27,6 +27,7 @@ import pandas as pd
 
 from cryptorl.data.frames import OHLCV, DataError, to_utc_timestamp
 from cryptorl.portfolio.backtest import check_weights
+from cryptorl.portfolio.baselines import hold_targets as hold_targets  # the agents share it
 
 Markets = Mapping[str, pd.DataFrame]
 MetricsMap = Mapping[str, pd.DataFrame] | None
@@ -161,32 +162,6 @@ def validate_weights(weights: pd.DataFrame, assets: list[str], *, long_short: bo
             raise ValueError("long-short weights must be finite and sum to 1 on every row")
         return weights.astype("float64")
     return check_weights(weights, what="weights")
-
-
-def hold_targets(
-    targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFrame, times: pd.DatetimeIndex
-) -> np.ndarray:
-    """Rows for ``times``: the target at a rebalance time, the drifted holding in between.
-
-    ``targets`` maps rebalance times to rows ``[cash, *assets]``. Before the first target the
-    portfolio is all cash. Drift uses the close-to-close price relatives up to each time, so
-    the row at t depends on prices up to t only; the backtest then trades nothing between
-    rebalances (the drifted weights equal the held ones).
-    """
-    n = closes.shape[1]
-    rel = (closes / closes.shift(1)).reindex(times).to_numpy()
-    out = np.zeros((len(times), n + 1))
-    w = np.zeros(n + 1)
-    w[0] = 1.0
-    for i, t in enumerate(times):
-        if i > 0:
-            y = np.concatenate([[1.0], rel[i]])
-            grown = w * y
-            w = grown / grown.sum()
-        if t in targets:
-            w = np.asarray(targets[t], dtype=float)
-        out[i] = w
-    return out
 
 
 def drawdown_overlay(

@@ -2,8 +2,9 @@
 on one split, with the same fees and metrics: what ``python -m experiments.compare`` runs.
 
 Every agent is fitted on the bars up to ``train_end`` and gives weights for each bar in
-``[start, end]`` from data up to that bar; every strategy is backtested by
-:func:`cryptorl.portfolio.backtest.backtest` with the same fee, slippage and execution. Written to
+``[start, end]`` from data up to that bar; every strategy (agents, baselines, extra ones) is
+backtested by :func:`cryptorl.portfolio.strategy.backtest_strategies` with the same fee, slippage
+and execution. Written to
 ``out``: the backtest report (:func:`cryptorl.portfolio.report.write_report`), forecaster errors
 (the naive last-value forecast beside each model), the reliability analysis (Sharpe,
 rolling-Sharpe CV, CVaR 95 %, Wilcoxon p against buy-and-hold, entropy-weighted TOPSIS),
@@ -13,9 +14,7 @@ rolling-Sharpe CV, CVaR 95 %, Wilcoxon p against buy-and-hold, entropy-weighted 
 from __future__ import annotations
 
 import json
-import time
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,10 +22,10 @@ from rich.console import Console
 from tqdm.auto import tqdm
 
 from cryptorl.data.frames import to_utc_timestamp
-from cryptorl.portfolio.backtest import BacktestResult, backtest, check_weights
-from cryptorl.portfolio.baselines import buy_and_hold, equal_weight_buy_and_hold, trend_name, trend_timing
+from cryptorl.portfolio.baselines import BuyAndHold, EqualWeightBuyAndHold, TrendTiming
 from cryptorl.portfolio.reliability import reliability
 from cryptorl.portfolio.report import frame_markdown, slug, write_report
+from cryptorl.portfolio.strategy import FixedWeights, Strategy, backtest_strategies
 
 from .catalog import AGENT_NAMES, FORECASTERS, make_agents
 
@@ -58,6 +57,7 @@ def run_comparison(
     end,
     agents: list[str] | tuple[str, ...] = AGENT_NAMES,
     extra: Mapping[str, pd.DataFrame] | None = None,
+    strategies: Sequence[Strategy] = (),
     out: str | Path = "reports/compare",
     fee: float = 0.001,
     slippage: float = 0.0,
@@ -73,7 +73,8 @@ def run_comparison(
     """Fit, backtest and report. Returns ``{"results", "errors", "reliability", "paths", "failed"}``.
 
     ``extra``: strategy name -> weight frame (columns ``["cash", *assets]``), backtested and
-    reported beside the agents (the hook for the Crypto Module portfolios).
+    reported beside the agents; ``strategies``: more strategies (such as the voted Crypto Modules,
+    :class:`cryptorl.portfolio.Portfolio`), fitted and backtested as the agents are.
     """
     train_end, start, end = (to_utc_timestamp(v) for v in (train_end, start, end))
     if not train_end < start <= end:
@@ -82,42 +83,47 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     assets = list(markets)
     zoo = make_agents(list(agents), fast=fast, seed=seed, log_dir=log_dir, use_metrics=use_metrics, device=device)
-    weights: dict[str, pd.DataFrame] = {}
-    failed: dict[str, str] = {}
-    errors = []
-    timings = {}
-    bar = tqdm(zoo.items(), desc="agents", unit="agent", disable=not progress)
-    for name, agent in bar:
-        bar.set_postfix_str(name)
-        t0 = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                agent.fit(markets, metrics, end=train_end)
-                weights[name] = agent.weights(markets, metrics, start=start, end=end)
-                if name in FORECASTERS:
-                    e = agent.errors(markets, metrics, start=start, end=end)
-                    errors.append(e.assign(forecaster=name).reset_index().set_index(["forecaster", "asset"]))
-        except Exception as exc:
-            failed[name] = f"{type(exc).__name__}: {exc}"
-            if console is not None:
-                console.print(f"[red]agent {name} failed:[/red] {failed[name]}")
-        timings[name] = time.perf_counter() - t0
-    for a in assets:
-        weights[f"B&H {a}"] = buy_and_hold(markets, a, start=start, end=end)
-    weights[trend_name()] = trend_timing(markets, assets, start=start, end=end)
-    benchmark = BENCHMARK if BENCHMARK in weights else "B&H equal weight"
-    if benchmark not in weights:
-        weights[benchmark] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)
-    for name, w in (extra or {}).items():
-        if name in weights:
-            raise ValueError(f"extra strategy {name!r} clashes with an agent or baseline of the same name")
-        w = check_weights(w, interval, what=f"extra strategy {name!r}")
-        weights[name] = w.loc[(w.index >= start) & (w.index <= end)]
+    listed = [*zoo.values(), *BuyAndHold.instances(assets), TrendTiming(assets=assets)]
+    benchmark = BENCHMARK if BENCHMARK in zoo else EqualWeightBuyAndHold().name
+    if BENCHMARK not in zoo:
+        listed.append(EqualWeightBuyAndHold(assets=assets))
+    listed += [*strategies, *(FixedWeights(name, w) for name, w in (extra or {}).items())]
+    bar = tqdm(total=len(zoo), desc="agents", unit="agent", disable=not progress)
 
-    results: dict[str, BacktestResult] = {}
-    for name, w in weights.items():
-        results[name] = backtest(w, markets, interval=interval, fee=fee, slippage=slippage, execution=execution)
+    def started(name: str) -> None:
+        if name in zoo:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+    runs = backtest_strategies(
+        listed,
+        markets,
+        metrics,
+        interval=interval,
+        fit_end=train_end,
+        start=start,
+        end=end,
+        fee=fee,
+        slippage=slippage,
+        execution=execution,
+        keep_going=True,
+        on_start=started,
+    )
+    bar.close()
+    failed = {name: run.error for name, run in runs.items() if run.error is not None}
+    for name, why in failed.items():
+        if name not in zoo:
+            raise runs[name].exception  # a given strategy (not an agent of the catalogue) is the caller's to fix
+        if console is not None:
+            console.print(f"[red]agent {name} failed:[/red] {why}")
+    errors = []
+    for name in FORECASTERS:
+        if name in zoo and name not in failed:
+            e = zoo[name].errors(markets, metrics, start=start, end=end)
+            errors.append(e.assign(forecaster=name).reset_index().set_index(["forecaster", "asset"]))
+    results = {name: run.result for name, run in runs.items() if run.error is None}
+    weights = {name: run.weights for name, run in runs.items() if run.error is None}
+    timings = {name: run.seconds for name, run in runs.items() if name in zoo}
 
     title = f"Comparison {', '.join(assets)} {interval}: train <= {train_end.date()}, backtest {start.date()} .. {end.date()}"
     paths = write_report(results, out, title=title, console=console)

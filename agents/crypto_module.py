@@ -49,7 +49,7 @@ from .learners import BACKENDS, LEARNERS, get_learner
 from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
 
 # The market features of the default configuration (the best of the validation screen in
-# docs/decision_quality.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
+# docs/findings.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last")
@@ -70,7 +70,7 @@ class CMConfig:
     """Everything that defines how a Crypto Module is built and trained.
 
     The defaults are the best configuration of the validation screen on real daily markets
-    (docs/decision_quality.md): five DQN SAMs voting (``ensemble=5``), each observing the OHLCV
+    (docs/findings.md): five DQN SAMs voting (``ensemble=5``), each observing the OHLCV
     rows, :data:`DEFAULT_FEATURES` and its own position (``observe_position``), with gamma 0.8;
     ``ensemble=1`` trains five times faster.
     """

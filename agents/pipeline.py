@@ -18,7 +18,7 @@ import pandas as pd
 from cryptorl.modelstore import ModelStore
 from cryptorl.parallel import raise_failures
 from cryptorl.portfolio.backtest import BacktestResult, backtest
-from cryptorl.portfolio.baselines import baselines
+from cryptorl.portfolio.strategy import backtest_strategies, make_baselines
 from cryptorl.portfolio.voting import Portfolio
 
 from .crypto_module import CMConfig, CryptoModule
@@ -158,14 +158,21 @@ def backtest_portfolio(
     execution: str = "close",
 ) -> PortfolioBacktest:
     """Vote ``portfolio``'s decisions over ``[start, end]`` (default: after every module's
-    training, to the end of the data) and backtest it beside the baselines of
-    :func:`cryptorl.portfolio.baselines`: buy-and-hold of each asset, equal-weight buy-and-hold,
-    CRP and trend timing (20-bar SMA)."""
+    training, to the end of the data) and backtest it beside the standard baselines
+    (:func:`cryptorl.portfolio.make_baselines`: buy-and-hold of each asset, equal-weight
+    buy-and-hold, CRP and trend timing on the 20-bar SMA), all in one loop with the same costs.
+    The portfolio's result is under its ``name`` (``"CryptoRLPM"``, :data:`STRATEGY`, by default)."""
     start, end = backtest_range(portfolio, markets, start, end)
-    costs = {"fee": fee, "slippage": slippage, "execution": execution}
-    interval = portfolio.interval
-    weights = portfolio.decide(markets, metrics, start, end)
-    results = {STRATEGY: backtest(weights, markets, interval=interval, **costs)}
-    for name, w in baselines(markets, portfolio.assets, start=start, end=end).items():
-        results[name] = backtest(w, markets, interval=interval, **costs)
+    runs = backtest_strategies(
+        [portfolio, *make_baselines(portfolio.assets, interval=portfolio.interval, distinct=True)],
+        markets,
+        metrics,
+        interval=portfolio.interval,
+        start=start,
+        end=end,
+        fee=fee,
+        slippage=slippage,
+        execution=execution,
+    )
+    results = {name: run.result for name, run in runs.items()}
     return PortfolioBacktest(start, end, results)

@@ -14,7 +14,8 @@ For each segment k, starting at bar ``s_k`` (``s_{k+1} = s_k + step``):
    over the whole out-of-sample span, so the portfolio value and holdings carry across segment
    boundaries and a change of model is charged exactly the fee of the trades it causes.
 
-The baselines (buy-and-hold of each asset, equal-weight buy-and-hold, CRP) run over the same span.
+The baselines (buy-and-hold of each asset, equal-weight buy-and-hold, CRP, trend timing) run over
+the same span, in the same loop (:func:`cryptorl.portfolio.strategy.backtest_strategies`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.parallel import raise_failures, run_tasks
-from cryptorl.portfolio import Portfolio, backtest, baselines, common_markets
+from cryptorl.portfolio import FixedWeights, Portfolio, backtest_strategies, common_markets, make_baselines
 from cryptorl.portfolio.backtest import BacktestResult
 
 from .crypto_module import CMConfig, CryptoModule
@@ -228,12 +229,18 @@ def run_walk_forward(
         runs.append(SegmentRun(seg, modules, data_end, weights))
 
     stitched = pd.concat([r.weights for r in runs])
-    kw = {"interval": config.interval, "fee": config.fee, "slippage": slippage, "execution": config.execution}
-    result = backtest(stitched, markets, **kw)
-    base = {
-        name: backtest(w, markets, **kw)
-        for name, w in baselines(markets, assets, start=stitched.index[0], end=stitched.index[-1]).items()
-    }
+    backtests = backtest_strategies(
+        [FixedWeights(STRATEGY, stitched), *make_baselines(assets, interval=config.interval, distinct=True)],
+        markets,
+        interval=config.interval,
+        start=stitched.index[0],
+        end=stitched.index[-1],
+        fee=config.fee,
+        slippage=slippage,
+        execution=config.execution,
+    )
+    result = backtests.pop(STRATEGY).result
+    base = {name: run.result for name, run in backtests.items()}
     return WalkForwardResult(runs, stitched, result, base)
 
 

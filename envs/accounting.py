@@ -1,4 +1,4 @@
-"""One rebalancing step of the shared accounting (the formulas of ``docs/portfolio.md``).
+"""One rebalancing step of the shared accounting (``docs/portfolio.md``, "Accounting").
 
 Weights are ``(cash, asset_1, ..., asset_k)`` on the simplex; ``drifted`` are the weights the
 portfolio holds after prices moved since the last rebalance (start: all cash, value 1). The

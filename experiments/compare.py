@@ -137,10 +137,8 @@ def _split(args: argparse.Namespace, idx: pd.DatetimeIndex) -> tuple[pd.Timestam
     return train_end, start, end
 
 
-def crypto_module_weights(
-    args: argparse.Namespace, assets: list[str], markets: dict, metrics: dict, start: pd.Timestamp, end: pd.Timestamp
-) -> pd.DataFrame:
-    """Voted weights of the store's Crypto Modules (training the missing ones when asked)."""
+def crypto_module_portfolio(args: argparse.Namespace, assets: list[str], markets: dict, metrics: dict):
+    """The store's Crypto Modules voted together (training the missing ones when asked)."""
     from agents.pipeline import train_missing
     from agents.portfolio import load_portfolio
 
@@ -155,7 +153,7 @@ def crypto_module_weights(
             workers=args.workers,
             address=args.address,
         )
-    return load_portfolio(assets, args.models, args.interval).decide(markets, metrics, start, end)
+    return load_portfolio(assets, args.models, args.interval)
 
 
 @command("compare")
@@ -182,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     markets, metrics = load_markets(args, assets)
     markets = common_markets(markets)
     train_end, start, end = _split(args, next(iter(markets.values())).index)
-    if args.models is not None or args.train_missing:
-        extra["CryptoRLPM"] = crypto_module_weights(args, assets, markets, metrics, start, end)
+    cms = (
+        [crypto_module_portfolio(args, assets, markets, metrics)]
+        if args.models is not None or args.train_missing
+        else []
+    )
     try:
         run_comparison(
             markets,
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             end=end,
             agents=names,
             extra=extra,
+            strategies=cms,
             out=args.out,
             fee=args.fee,
             slippage=args.slippage,

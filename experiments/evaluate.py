@@ -8,7 +8,7 @@ equal-weight buy-and-hold, CRP and trend timing.
 
 The protocol (YAML) names the assets, bar interval, data source, windows (train / validation /
 backtest dates) or a walk-forward span, seeds, fee, the CM configurations and the baselines
-(see docs/decision_quality.md). Modules are trained and selected on data that end at each
+(see docs/findings.md). Modules are trained and selected on data that end at each
 window's validation end, and saved under OUT/models/<config>/<window>/seed<k>: a rerun skips
 what is already trained. The report (OUT/report.md, CSV tables, cumulative-return PNGs) gives
 means and spreads over seeds, seeds beating each baseline, Wilcoxon p-values, collapsed modules
@@ -27,11 +27,25 @@ from cryptorl.cli import OneLineParser, UserError, command, one_line
 DESCRIPTION = __doc__
 
 
+def baselines_help() -> str:
+    """The registered baselines, as a protocol names them (key, default parameter, report name)."""
+    from cryptorl.portfolio.strategy import BASELINES
+
+    rows = []
+    for key, cls in BASELINES.items():
+        name = cls.instances(["<asset>"] if cls.per_asset else ["BTC", "ETH"])[0].name
+        when = "always" if cls.always else "when named"
+        rows.append(f"  {key:<13} {'' if cls.default is None else cls.default!s:<20} {when:<11} {name}")
+    head = "protocol baselines (key, default parameter, when it runs, report name):"
+    return "\n".join([head, *rows])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="python -m experiments.evaluate",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=baselines_help(),
     )
     p.add_argument("protocol", type=Path, help="protocol YAML file, e.g. experiments/protocols/daily_bear_bull.yml")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""The real-data learning check of the default Crypto Module configuration (docs/decision_quality.md).
+"""The real-data learning check of the default Crypto Module configuration (docs/findings.md).
 
 ``train_cm``'s defaults (five DQNs voting, each observing market features and its own position)
 are trained on the real daily files, bear window
@@ -6,7 +6,7 @@ of the evaluation protocol (train 2020-10..2021-12, validation 2022-01..02, back
 seed 0, with the data cut at the validation end. Each module must trade (hold crypto on 5-95 % of
 the backtest bars, not collapse to holding or to cash), beat its coin's buy-and-hold on Sortino on
 validation, and on the untouched backtest range lose less at its worst than holding (a shallower
-maximum drawdown: what the modules did in every window of docs/decision_quality.md, while beating
+maximum drawdown: what the modules did in every window of docs/findings.md, while beating
 buy-and-hold's Sortino out of sample is a coin flip for a single module and seed there).
 """
 

@@ -1,4 +1,4 @@
-"""The honest scoreboard behind ``python -m experiments.evaluate`` (see docs/decision_quality.md).
+"""The honest scoreboard behind ``python -m experiments.evaluate`` (see docs/findings.md).
 
     from agents.evaluation import load_protocol, load_markets, evaluate
     protocol = load_protocol("experiments/protocols/daily_bear_bull.yml")

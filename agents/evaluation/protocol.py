@@ -24,11 +24,17 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
       ppo_trend: {features: [ret_5, ret_20, sma_20]}
     baselines: {trend_sma: 20, tsmom: 60, donchian: [10, 20, 30, 60, 90], inverse_vol: 30}
     trials_before: 0                              # configurations tried in earlier rounds (deflated Sharpe)
+    imports: [my_baselines]                       # optional: modules to import first (your baselines)
 
-``baselines``: the trend rule always runs (``trend_sma``, default 20 bars); time-series momentum
-(``tsmom``: lookback), the Donchian ensemble with volatility targeting (``donchian``: lookbacks)
-and inverse-volatility weights (``inverse_vol``: volatility window, rebalanced as often) run when
-named (``true`` takes the default). Without a ``baselines`` key every baseline runs with its default.
+``baselines``: the keys of :data:`cryptorl.portfolio.BASELINES` with their parameter (``true``
+takes the default). Buy-and-hold of each asset, equal-weight buy-and-hold, the CRP and the trend
+rule always run (``trend_sma``, default 20 bars); time-series momentum (``tsmom``: lookback), the
+Donchian ensemble with volatility targeting (``donchian``: lookbacks), inverse-volatility weights
+(``inverse_vol``: volatility window, rebalanced as often) and any baseline registered with
+:func:`cryptorl.portfolio.register_baseline` run when named. Without a ``baselines`` key every
+registered baseline runs with its default. ``imports`` names Python modules (importable from the
+working folder or the Python path) imported before the protocol is checked: the place for a file
+that registers baselines of your own.
 
 :func:`load_protocol` checks everything before any work starts and raises ``ValueError`` with
 one line naming the key at fault.
@@ -37,6 +43,7 @@ one line naming the key at fault.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -50,6 +57,7 @@ from agents.options import check_cm_options
 from agents.training import Split
 from cryptorl.cli import UserError
 from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
+from cryptorl.portfolio.strategy import BASELINES
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
 _KEYS = {
@@ -70,8 +78,8 @@ _KEYS = {
     "description",
     "trials_before",
     "gaps",
+    "imports",
 }
-BASELINE_DEFAULTS: dict[str, Any] = {"trend_sma": 20, "tsmom": 60, "donchian": (10, 20, 30, 60, 90), "inverse_vol": 30}
 
 
 @dataclass(frozen=True)
@@ -110,13 +118,27 @@ class Protocol:
     eval_freq: int
     windows: tuple[Window, ...]
     configs: dict[str, dict[str, Any]]
-    trend_sma: int = 20
+    baselines: dict[str, Any]  # baseline key -> its parameter, in the registry's order
     metrics: str | None = None
-    tsmom: int | None = None  # lookback of the time-series momentum baseline (None: not run)
-    donchian: tuple[int, ...] | None = None  # lookbacks of the Donchian ensemble baseline
-    inverse_vol: int | None = None  # volatility window (and rebalance period) of inverse-vol weights
     trials_before: int = 0  # configurations tried before this protocol (counted by the deflated Sharpe)
     gaps: str = "error"
+
+    @property
+    def trend_sma(self) -> int:
+        """The trend rule's moving average (it always runs)."""
+        return self.baselines["trend_sma"]
+
+    @property
+    def tsmom(self) -> int | None:
+        return self.baselines.get("tsmom")
+
+    @property
+    def donchian(self) -> tuple[int, ...] | None:
+        return self.baselines.get("donchian")
+
+    @property
+    def inverse_vol(self) -> int | None:
+        return self.baselines.get("inverse_vol")
 
     @property
     def n_trials(self) -> int:
@@ -248,6 +270,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     for key in ("source", "assets", "configs"):
         if key not in raw:
             raise ValueError(f"the protocol lacks '{key}'")
+    _import_modules(raw.get("imports") or [])
     interval = str(raw.get("interval", "1d"))
     interval_timedelta(interval)
     assets = raw["assets"]
@@ -300,7 +323,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
             text = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(exc))
             raise ValueError(f"configs.{cname}: {text}") from None
         checked[str(cname)] = opts
-    base = _baselines(raw["baselines"] if "baselines" in raw else dict(BASELINE_DEFAULTS))
+    base = _baselines(raw["baselines"] if "baselines" in raw else dict.fromkeys(BASELINES, True))
     trials_before = raw.get("trials_before", 0)
     if not isinstance(trials_before, int) or trials_before < 0:
         raise ValueError(f"trials_before must be a whole number >= 0, got {trials_before!r}")
@@ -323,33 +346,42 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         eval_freq,
         tuple(windows),
         checked,
-        base["trend_sma"],
+        base,
         None if raw.get("metrics") is None else str(raw["metrics"]),
-        base.get("tsmom"),
-        base.get("donchian"),
-        base.get("inverse_vol"),
         trials_before,
         gaps,
     )
 
 
+def _import_modules(names: Any) -> None:
+    """Import each module of the protocol's ``imports`` (registering what they define)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"imports must be a list of module names, got {names!r}")
+    for module in names:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"imports: cannot import {module} ({exc})") from None
+
+
 def _baselines(base: Any) -> dict[str, Any]:
-    """The checked ``baselines`` mapping (see the module docstring)."""
+    """The checked ``baselines`` mapping (see the module docstring): key -> parameter of every
+    baseline that runs, the ``always`` ones included, in the registry's order."""
     base = {} if base is None else base
-    if not isinstance(base, dict) or set(base) - set(BASELINE_DEFAULTS):
+    if not isinstance(base, dict) or set(base) - set(BASELINES):
         got = sorted(base) if isinstance(base, dict) else base
-        raise ValueError(f"baselines takes {sorted(BASELINE_DEFAULTS)}, got {got}")
-    out = {k: BASELINE_DEFAULTS[k] if v is True else v for k, v in base.items() if v is not None and v is not False}
-    out.setdefault("trend_sma", BASELINE_DEFAULTS["trend_sma"])
-    for key, least in (("trend_sma", 2), ("tsmom", 1), ("inverse_vol", 2)):
-        if key in out:
-            if not isinstance(out[key], int) or out[key] < least:
-                raise ValueError(f"baselines.{key} must be a whole number of bars >= {least}, got {out[key]!r}")
-    if "donchian" in out:
-        look = out["donchian"]
-        if not isinstance(look, (list, tuple)) or not look or not all(isinstance(n, int) and n >= 2 for n in look):
-            raise ValueError(f"baselines.donchian must be a list of lookbacks >= 2 bars, got {look!r}")
-        out["donchian"] = tuple(look)
+        raise ValueError(f"baselines takes {sorted(BASELINES)}, got {got}")
+    out = {}
+    for key, cls in BASELINES.items():
+        value = base.get(key)
+        if value is None or value is False:
+            if not cls.always:
+                continue
+            value = True
+        try:
+            out[key] = cls(None if value is True else value).param
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc) if f"baselines.{key}" in str(exc) else f"baselines.{key}: {exc}") from None
     return out
 
 

@@ -1,5 +1,5 @@
 """The evaluation report: Markdown + CSV tables and cumulative-return PNGs (see
-``docs/decision_quality.md`` for how to read it).
+``docs/findings.md`` for how to read it).
 
 * ``portfolios.csv``: per window, portfolio and strategy, mean and spread (std) over seeds of
   ARR, Sortino, max drawdown and turnover, and for every config how many seeds beat each
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptorl.portfolio.baselines import trend_name
+from cryptorl.portfolio.baselines import EQUAL_WEIGHT, trend_name
 from cryptorl.portfolio.reliability import wilcoxon_p
 from cryptorl.portfolio.report import slug
 
@@ -30,7 +30,6 @@ from .runner import Scores
 from .scoreboard import Scoreboard, build_scoreboard, plot_stitched
 
 FIGURES = ("ARR", "Sortino", "MaxDrawdown", "Turnover")
-EQUAL_WEIGHT = "B&H equal weight"
 
 
 def portfolio_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
@@ -72,7 +71,7 @@ def cm_table(scores: Scores) -> pd.DataFrame:
 
 
 def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataFrame:
-    """The issue's "Done when" figures per (window, config)."""
+    """The target figures per (window, config): trading modules, seeds beating the baselines."""
     cms, rows = scores.cms, []
     trend = trend_name(protocol.trend_sma)
     for (window, cname), g in cms.groupby(["window", "config"], sort=False):

@@ -25,24 +25,9 @@ from agents.jobs import train_job
 from agents.training import Split
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
-from cryptorl.portfolio import (
-    backtest,
-    buy_and_hold,
-    constant_rebalanced,
-    equal_weight_buy_and_hold,
-    vote,
-)
+from cryptorl.portfolio import FixedWeights, backtest_strategies, make_baselines, vote
 from cryptorl.portfolio.backtest import BacktestResult
-from cryptorl.portfolio.baselines import (
-    donchian_ensemble,
-    donchian_name,
-    inverse_vol_name,
-    inverse_volatility,
-    time_series_momentum,
-    trend_name,
-    trend_timing,
-    tsmom_name,
-)
+from cryptorl.portfolio.baselines import BuyAndHold
 
 from .protocol import Protocol, Window
 
@@ -174,30 +159,6 @@ def trades(crypto: pd.Series) -> int:
     return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
 
 
-def baseline_weights(
-    protocol: Protocol, markets: Mapping[str, pd.DataFrame], assets, start, end
-) -> dict[str, pd.DataFrame]:
-    """The protocol's baselines on ``assets``: B&H of each, equal-weight B&H, CRP, trend timing,
-    and time-series momentum, the Donchian ensemble and inverse-volatility weights when named."""
-    out = {f"B&H {a}": buy_and_hold(markets, a, start=start, end=end) for a in assets}
-    out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=start, end=end)
-    out["CRP equal weight"] = constant_rebalanced(markets, assets, start=start, end=end)
-    out[trend_name(protocol.trend_sma)] = trend_timing(markets, assets, sma=protocol.trend_sma, start=start, end=end)
-    if protocol.tsmom is not None:
-        out[tsmom_name(protocol.tsmom)] = time_series_momentum(
-            markets, assets, lookback=protocol.tsmom, start=start, end=end
-        )
-    if protocol.donchian is not None:
-        out[donchian_name(protocol.donchian)] = donchian_ensemble(
-            markets, assets, lookbacks=protocol.donchian, interval=protocol.interval, start=start, end=end
-        )
-    if protocol.inverse_vol is not None:
-        out[inverse_vol_name(protocol.inverse_vol)] = inverse_volatility(
-            markets, assets, window=protocol.inverse_vol, rebalance=protocol.inverse_vol, start=start, end=end
-        )
-    return out
-
-
 @dataclass
 class Scores:
     """Every backtest of an evaluation (see :func:`score`)."""
@@ -234,32 +195,26 @@ def score(
     rets: dict[tuple[str, str, str], list[pd.Series]] = {}
     seed_values: dict[tuple[str, str, str, int], pd.Series] = {}
     costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
+
+    def record(window: str, pname: str, name: str, kind: str, seed: int, res: BacktestResult) -> None:
+        runs.append({"window": window, "portfolio": pname, "strategy": name, "kind": kind, "seed": seed, **_row(res)})
+        values.setdefault((window, pname, name), []).append(res.values)
+        rets.setdefault((window, pname, name), []).append(res.returns)
+        seed_values[(window, pname, name, seed)] = res.values
+
     for window in protocol.windows:
         b0, b1 = window.backtest if on == "backtest" else window.validation
         markets = {a: data[a][0].loc[data[a][0].index <= b1] for a in protocol.assets}
         metrics = {a: _cut(data[a][1], b1) for a in protocol.assets}
-        own_bh = {
-            a: _row(backtest(buy_and_hold(markets, a, start=b0, end=b1), markets, **costs)) for a in protocol.assets
-        }
+        own = backtest_strategies(BuyAndHold.instances(protocol.assets), markets, start=b0, end=b1, **costs)
+        own_bh = {a: _row(run.result) for a, run in zip(protocol.assets, own.values())}
         for pname, members in protocol.portfolios.items():
-            for bname, w in baseline_weights(protocol, markets, members, b0, b1).items():
-                res = backtest(w, markets, **costs)
-                runs.append(
-                    {
-                        "window": window.name,
-                        "portfolio": pname,
-                        "strategy": bname,
-                        "kind": "baseline",
-                        "seed": -1,
-                        **_row(res),
-                    }
-                )
-                values[(window.name, pname, bname)] = [res.values]
-                rets[(window.name, pname, bname)] = [res.returns]
-                seed_values[(window.name, pname, bname, -1)] = res.values
+            listed = make_baselines(members, protocol.baselines, interval=protocol.interval)
+            for bname, run in backtest_strategies(listed, markets, start=b0, end=b1, **costs).items():
+                record(window.name, pname, bname, "baseline", -1, run.result)
         for cname in [] if baselines_only else protocol.configs:
             for seed in protocol.seeds:
-                decisions = {}
+                decisions, modules = {}, {}
                 for asset in protocol.assets:
                     module = _load(store_root(out, cname, window.name, seed), asset, protocol.interval)
                     if on == "backtest" and (module.train_end is None or module.train_end >= b0):
@@ -267,9 +222,17 @@ def score(
                             f"{cname} {window.name} {asset} seed {seed}: the module was trained or "
                             f"selected on data up to {module.train_end}, not before the backtest {b0}"
                         )
-                    d = module.decide_range(markets[asset], metrics[asset], b0, b1)
-                    decisions[asset] = d
-                    res = backtest(d.rename(columns={"crypto": asset}), markets, **costs)
+                    modules[asset] = module
+                    decisions[asset] = module.decide_range(markets[asset], metrics[asset], b0, b1)
+                # each module alone, and each portfolio of them voted, in one loop on the same costs
+                alone = [FixedWeights(a, d.rename(columns={"crypto": a})) for a, d in decisions.items()]
+                voted = [
+                    FixedWeights(pname, vote({a: decisions[a] for a in members}))
+                    for pname, members in protocol.portfolios.items()
+                ]
+                done = backtest_strategies(alone, markets, start=b0, end=b1, **costs)
+                for asset, d in decisions.items():
+                    row = _row(done[asset].result)
                     share = float(d["crypto"].iloc[:-1].mean())
                     cms.append(
                         {
@@ -280,27 +243,14 @@ def score(
                             "crypto_share": share,
                             "trades": trades(d["crypto"]),
                             "collapsed": "always in" if share > 0.95 else "always out" if share < 0.05 else "",
-                            **_row(res),
+                            **row,
                             "B&H Sortino": own_bh[asset]["Sortino"],
-                            "beats_own_bh": bool(_row(res)["Sortino"] > own_bh[asset]["Sortino"]),
-                            "validation_Sortino": float(module.validation.get("Sortino", np.nan)),
+                            "beats_own_bh": bool(row["Sortino"] > own_bh[asset]["Sortino"]),
+                            "validation_Sortino": float(modules[asset].validation.get("Sortino", np.nan)),
                         }
                     )
-                for pname, members in protocol.portfolios.items():
-                    res = backtest(vote({a: decisions[a] for a in members}), markets, **costs)
-                    runs.append(
-                        {
-                            "window": window.name,
-                            "portfolio": pname,
-                            "strategy": cname,
-                            "kind": "cm",
-                            "seed": seed,
-                            **_row(res),
-                        }
-                    )
-                    values.setdefault((window.name, pname, cname), []).append(res.values)
-                    rets.setdefault((window.name, pname, cname), []).append(res.returns)
-                    seed_values[(window.name, pname, cname, seed)] = res.values
+                for pname, run in backtest_strategies(voted, markets, start=b0, end=b1, **costs).items():
+                    record(window.name, pname, cname, "cm", seed, run.result)
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
     mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
     return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values)

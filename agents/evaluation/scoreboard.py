@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorl.data.frames import interval_seconds, periods_per_year
+from cryptorl.portfolio.baselines import EQUAL_WEIGHT
 from cryptorl.portfolio.metrics import daily_returns, performance
 from cryptorl.portfolio.stats import (
     bootstrap_difference,
@@ -45,7 +46,6 @@ from .protocol import Protocol, Window
 from .runner import Scores
 
 SELECTED = "selected"
-EQUAL_WEIGHT = "B&H equal weight"
 
 
 @dataclass

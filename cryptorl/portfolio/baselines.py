@@ -22,6 +22,10 @@
 
 Every weight at bar t is computed from closes up to t, on each asset's whole market frame (so the
 history before ``start`` warms the indicators up); an indicator not yet defined holds cash.
+
+Each rule is a function returning a weight frame, and a registered
+:class:`~cryptorl.portfolio.strategy.Baseline` (its report name, its protocol key and its
+parameter, stated once here): :data:`cryptorl.portfolio.strategy.BASELINES` lists them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from cryptorl.data.frames import DataError, periods_per_year, to_utc_timestamp
+
+from .strategy import Baseline, make_baselines, register_baseline
 
 
 def common_index(
@@ -77,6 +83,32 @@ def _frame(index: pd.DatetimeIndex, assets: Sequence[str], values: np.ndarray) -
     return out
 
 
+def hold_targets(
+    targets: Mapping[pd.Timestamp, np.ndarray], closes: pd.DataFrame, times: pd.DatetimeIndex
+) -> np.ndarray:
+    """Rows for ``times``: the target at a rebalance time, the drifted holding in between.
+
+    ``targets`` maps rebalance times to rows ``[cash, *assets]``. Before the first target the
+    portfolio is all cash. Drift uses the close-to-close price relatives up to each time, so
+    the row at t depends on prices up to t only; the backtest then trades nothing between
+    rebalances (the drifted weights equal the held ones).
+    """
+    n = closes.shape[1]
+    rel = (closes / closes.shift(1)).reindex(times).to_numpy()
+    out = np.zeros((len(times), n + 1))
+    w = np.zeros(n + 1)
+    w[0] = 1.0
+    for i, t in enumerate(times):
+        if i > 0:
+            y = np.concatenate([[1.0], rel[i]])
+            grown = w * y
+            w = grown / grown.sum()
+        if t in targets:
+            w = np.asarray(targets[t], dtype=float)
+        out[i] = w
+    return out
+
+
 def buy_and_hold(markets: Mapping[str, pd.DataFrame], asset: str, *, start=None, end=None) -> pd.DataFrame:
     """All in ``asset`` from the first bar: columns ``["cash", asset]``."""
     idx = common_index(markets, [asset], start, end)
@@ -100,16 +132,40 @@ def constant_rebalanced(
     assets: Sequence[str] | None = None,
     *,
     weights: Sequence[float] | None = None,
+    rebalance: int = 1,
     start=None,
     end=None,
 ) -> pd.DataFrame:
-    """CRP: the same weights (default ``1/n`` each, no cash) restored at every bar."""
+    """CRP: the same weights (default ``1/n`` each, no cash) restored at bars ``0, rebalance,
+    2 rebalance, ...`` of the range (every bar by default) and drifted with prices in between."""
     assets = list(markets) if assets is None else list(assets)
     idx = common_index(markets, assets, start, end)
     target = np.full(len(assets), 1.0 / len(assets)) if weights is None else np.asarray(weights, dtype="float64")
     if target.shape != (len(assets),) or (target < 0).any() or target.sum() > 1 + 1e-9:
         raise ValueError(f"CRP weights must be {len(assets)} non-negative numbers summing to at most 1, got {weights}")
-    return _frame(idx, assets, np.tile(target, (len(idx), 1)))
+    if int(rebalance) < 1:
+        raise ValueError(f"CRP rebalances every rebalance >= 1 bars, got {rebalance}")
+    if int(rebalance) == 1:
+        return _frame(idx, assets, np.tile(target, (len(idx), 1)))
+    bars = common_index(markets, assets, None, idx[-1])  # the history too: the drift at idx[0] needs the bar before
+    closes = pd.DataFrame({a: _closes(markets, a).reindex(bars) for a in assets})
+    row = np.concatenate([[1.0 - target.sum()], target])
+    held = hold_targets({t: row for t in idx[:: int(rebalance)]}, closes, idx)
+    return pd.DataFrame(held, index=idx, columns=["cash", *assets])
+
+
+def _drifted(close: np.ndarray, targets: np.ndarray, rebalance: int) -> np.ndarray:
+    """Weights set to ``targets[r0]`` (summing to 1) at bars ``r0 = 0, rebalance, ...`` and drifted
+    with prices until the next; a row with a NaN target holds cash."""
+    w = np.zeros_like(close)
+    for r0 in range(0, len(close), rebalance):
+        r1 = min(r0 + rebalance, len(close))
+        target = targets[r0]
+        if not np.all(np.isfinite(target)):
+            continue
+        grown = target * close[r0:r1] / close[r0]
+        w[r0:r1] = grown / grown.sum(axis=1, keepdims=True)
+    return w
 
 
 def trend_timing(
@@ -270,50 +326,160 @@ def inverse_volatility(
     vol = np.column_stack(
         [_closes(markets, a).pct_change().rolling(int(window)).std(ddof=1).reindex(idx).to_numpy() for a in assets]
     )
-    w = np.zeros_like(close)
-    for r0 in range(0, len(idx), int(rebalance)):
-        r1 = min(r0 + int(rebalance), len(idx))
-        v = vol[r0]
-        if not np.all(np.isfinite(v) & (v > 0)):
-            continue  # cash until a rebalance where every asset has a volatility
-        target = (1.0 / v) / (1.0 / v).sum()
-        grown = target * close[r0:r1] / close[r0]
-        w[r0:r1] = grown / grown.sum(axis=1, keepdims=True)
-    return _frame(idx, assets, w)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no volatility yet (or none): cash
+        inv = np.where(np.isfinite(vol) & (vol > 0), 1.0 / vol, np.nan)
+        targets = inv / inv.sum(axis=1, keepdims=True)
+    return _frame(idx, assets, _drifted(close, targets, int(rebalance)))
+
+
+# -- the registered baselines: report name, protocol key and parameter, stated once --------------
+@register_baseline
+class BuyAndHold(Baseline):
+    """All in one asset from the first bar (one strategy per asset: ``"B&H <asset>"``)."""
+
+    key = "buy_and_hold"
+    always = True
+    per_asset = True
+
+    def label(self) -> str:
+        return f"B&H {self.assets[0]}" if self.assets and len(self.assets) == 1 else "B&H"
+
+    def rule(self, markets, assets, start, end):
+        if len(assets) != 1:
+            raise ValueError(f"buy-and-hold holds one asset, got {assets}")
+        return buy_and_hold(markets, assets[0], start=start, end=end)
+
+
+@register_baseline
+class EqualWeightBuyAndHold(Baseline):
+    """:func:`equal_weight_buy_and_hold`: ``1/n`` of each asset bought at the first bar, then held."""
+
+    key = "equal_weight"
+    always = True
+    multi_asset = True
+
+    def label(self) -> str:
+        return "B&H equal weight"
+
+    def rule(self, markets, assets, start, end):
+        return equal_weight_buy_and_hold(markets, assets, start=start, end=end)
+
+
+@register_baseline
+class EqualWeight(Baseline):
+    """:func:`constant_rebalanced` at ``1/n``: reset every ``param`` bars (default 1: the CRP)."""
+
+    key = "crp"
+    default = 1
+    always = True
+    multi_asset = True
+
+    @classmethod
+    def check(cls, param):
+        if not isinstance(param, int) or isinstance(param, bool) or param < 1:
+            raise ValueError(f"the equal-weight rebalance period must be a whole number of bars >= 1, got {param!r}")
+        return param
+
+    def label(self) -> str:
+        return "CRP equal weight" if self.param == 1 else f"Equal weight every {self.param} bars"
+
+    def rule(self, markets, assets, start, end):
+        return constant_rebalanced(markets, assets, rebalance=self.param, start=start, end=end)
+
+
+def _bars(least: int):
+    def check(cls, param):
+        if not isinstance(param, int) or isinstance(param, bool) or param < least:
+            raise ValueError(f"baselines.{cls.key} must be a whole number of bars >= {least}, got {param!r}")
+        return param
+
+    return classmethod(check)
+
+
+@register_baseline
+class TrendTiming(Baseline):
+    """:func:`trend_timing` on a ``param``-bar simple moving average (default 20)."""
+
+    key = "trend_sma"
+    default = 20
+    always = True
+    check = _bars(2)
+
+    def label(self) -> str:
+        return f"Trend SMA{int(self.param)}"
+
+    def rule(self, markets, assets, start, end):
+        return trend_timing(markets, assets, sma=self.param, start=start, end=end)
+
+
+@register_baseline
+class TimeSeriesMomentum(Baseline):
+    """:func:`time_series_momentum` over a ``param``-bar lookback (default 60)."""
+
+    key = "tsmom"
+    default = 60
+    check = _bars(1)
+
+    def label(self) -> str:
+        return f"TSMOM {int(self.param)}"
+
+    def rule(self, markets, assets, start, end):
+        return time_series_momentum(markets, assets, lookback=self.param, start=start, end=end)
+
+
+@register_baseline
+class DonchianEnsemble(Baseline):
+    """:func:`donchian_ensemble` over the lookbacks ``param`` (default 10, 20, 30, 60, 90)."""
+
+    key = "donchian"
+    default = (10, 20, 30, 60, 90)
+
+    @classmethod
+    def check(cls, param):
+        if (
+            not isinstance(param, (list, tuple))
+            or not param
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in param)
+        ):
+            raise ValueError(f"baselines.donchian must be a list of lookbacks >= 2 bars, got {param!r}")
+        return tuple(param)
+
+    def label(self) -> str:
+        return "Donchian " + "/".join(str(int(n)) for n in self.param) + " vol-target"
+
+    def rule(self, markets, assets, start, end):
+        return donchian_ensemble(markets, assets, lookbacks=self.param, interval=self.interval, start=start, end=end)
+
+
+@register_baseline
+class InverseVolatility(Baseline):
+    """:func:`inverse_volatility` on a ``param``-bar window, rebalanced as often (default 30)."""
+
+    key = "inverse_vol"
+    default = 30
+    check = _bars(2)
+
+    def label(self) -> str:
+        return f"Inverse vol {int(self.param)}"
+
+    def rule(self, markets, assets, start, end):
+        return inverse_volatility(markets, assets, window=self.param, rebalance=self.param, start=start, end=end)
+
+
+EQUAL_WEIGHT = EqualWeightBuyAndHold().name  # the reference every report compares against
 
 
 def trend_name(sma: int = 20) -> str:
     """The report name of :func:`trend_timing`'s baseline."""
-    return f"Trend SMA{int(sma)}"
-
-
-def tsmom_name(lookback: int = 60) -> str:
-    """The report name of :func:`time_series_momentum`'s baseline."""
-    return f"TSMOM {int(lookback)}"
-
-
-def donchian_name(lookbacks: Sequence[int] = (10, 20, 30, 60, 90)) -> str:
-    """The report name of :func:`donchian_ensemble`'s baseline."""
-    return "Donchian " + "/".join(str(int(n)) for n in lookbacks) + " vol-target"
-
-
-def inverse_vol_name(window: int = 30) -> str:
-    """The report name of :func:`inverse_volatility`'s baseline."""
-    return f"Inverse vol {int(window)}"
+    return TrendTiming(sma).name
 
 
 def baselines(
     markets: Mapping[str, pd.DataFrame], assets: Sequence[str] | None = None, *, start=None, end=None
 ) -> dict[str, pd.DataFrame]:
-    """Every baseline on the common bars of ``assets``: ``"B&H <asset>"`` for each asset, then
-    ``"B&H equal weight"`` and ``"CRP equal weight"`` (these two only with several assets) and
-    the trend timing of all the assets, ``"Trend SMA20"``."""
+    """The weights of the standard baselines on the common bars of ``assets``: ``"B&H <asset>"``
+    for each asset, then ``"B&H equal weight"`` and ``"CRP equal weight"`` (these two only with
+    several assets) and the trend timing of all the assets, ``"Trend SMA20"``."""
     assets = list(markets) if assets is None else list(assets)
     idx = common_index(markets, assets, start, end)
-    s, e = idx[0], idx[-1]
-    out = {f"B&H {a}": buy_and_hold(markets, a, start=s, end=e) for a in assets}
-    if len(assets) > 1:
-        out["B&H equal weight"] = equal_weight_buy_and_hold(markets, assets, start=s, end=e)
-        out["CRP equal weight"] = constant_rebalanced(markets, assets, start=s, end=e)
-    out[trend_name()] = trend_timing(markets, assets, start=s, end=e)
-    return out
+    return {b.name: b.weights(markets, start=idx[0], end=idx[-1]) for b in make_baselines(assets, distinct=True)}

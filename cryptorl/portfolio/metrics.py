@@ -4,7 +4,8 @@ Conventions (also in ``docs/portfolio.md``):
 
 * ``values`` is the portfolio value at each bar, the first entry the starting value; the bar
   returns are ``values.pct_change()`` from the second bar on.
-* **ARR** (accumulated rate of return, the paper's): ``V_end / V_0 - 1``.
+* **ARR** (accumulated rate of return, the paper's): ``V_end / V_0 - 1``, the total return over
+  the range (not annualised).
 * **DRR** (daily rate of return, the paper's): the mean of daily simple returns. Intervals of a
   day or shorter are first resampled to daily closes (the last value of each UTC day; bars are
   labelled by their open time, so the 18:00 6-hour bar closes the day); the first day's return

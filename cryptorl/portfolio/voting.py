@@ -4,6 +4,9 @@ Each Crypto Module (CM) i says ``p_t^i = (cash, crypto)`` on the 2-simplex. With
 portfolio holds crypto i at ``p_t^i[crypto] / m`` and cash at ``sum_i p_t^i[cash] / m``. Adding,
 removing or replacing a CM changes only m: the others are neither retrained nor re-run
 differently.
+
+A :class:`Portfolio` is a :class:`~cryptorl.portfolio.strategy.Strategy`: its modules come
+trained, so ``fit`` does nothing and ``weights`` is :meth:`Portfolio.decide`.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class Portfolio:
 
     ``interval``: the portfolio's bar size (default: the first module's). ``start``/``end``:
     an optional backtest range every module must cover (also the default range of
-    :meth:`decide`).
+    :meth:`decide`). ``name``: the strategy's name in reports.
     """
 
     def __init__(
@@ -87,7 +90,9 @@ class Portfolio:
         interval: str | None = None,
         start: str | pd.Timestamp | None = None,
         end: str | pd.Timestamp | None = None,
+        name: str = "CryptoRLPM",
     ):
+        self.name = name
         self._interval = interval
         self.start, self.end = to_utc_timestamp(start), to_utc_timestamp(end)
         if self.start is not None and self.end is not None and self.end < self.start:
@@ -229,6 +234,16 @@ class Portfolio:
     ) -> pd.DataFrame:
         """Voted weights ``["cash", *assets]`` for every bar in ``[start, end]``."""
         return vote(self.decisions(markets, metrics, start, end))
+
+    # -- the Strategy interface ------------------------------------------------------------
+    def fit(self, market=None, metrics=None, *, end=None) -> Portfolio:
+        """Nothing to fit: the modules come trained (a backtest inside a module's training range
+        is refused when the weights are asked for)."""
+        return self
+
+    def weights(self, market, metrics=None, *, start=None, end=None) -> pd.DataFrame:
+        """:meth:`decide` with keyword arguments, as every strategy takes them."""
+        return self.decide(market, metrics, start, end)
 
     def backtest(
         self,
