@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cryptorl.data import DataError, DataStore, load_data
 from cryptorl.data.demo import demo_data, demo_market
+from cryptorl.data.frames import when
 
 START, END = "2021-01-01", "2021-02-19"  # 50 daily bars
 
@@ -139,15 +140,15 @@ def _bad_frames(market: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, str, str 
     text = m.copy().astype(object)
     text.iloc[3, 0] = "n/a"
     return {
-        "unsorted": (unsorted, "not sorted", str(m.index[2])),
-        "conflicting duplicate": (dup, "conflicting rows", str(t3)),
-        "NaN": (nan, "NaN in \\['close'\\]", str(t3)),
-        "non-positive price": (nonpos, "non-positive price", str(t3)),
-        "high < low": (hl, "inconsistent bar", str(t3)),
+        "unsorted": (unsorted, "not sorted", when(m.index[2])),
+        "conflicting duplicate": (dup, "conflicting rows", when(t3)),
+        "NaN": (nan, "NaN in \\['close'\\]", when(t3)),
+        "non-positive price": (nonpos, "non-positive price", when(t3)),
+        "high < low": (hl, "inconsistent bar", when(t3)),
         "wrong columns": (cols, "lacks column", None),
         "mixed time zones": (mixed, "mixes time zones", "row 0"),
-        "off grid": (offgrid, "not on the 1d grid", str(m.index[4])),
-        "not a number": (text, "not a number", str(t3)),
+        "off grid": (offgrid, "not on the 1d grid", when(m.index[4])),
+        "not a number": (text, "not a number", when(t3)),
         "empty": (m.iloc[:0], "empty", None),
     }
 
@@ -175,7 +176,7 @@ def test_bad_metrics_input_writes_nothing(store, frames):
     bad.iloc[30, 4] = np.inf  # the last good rows would come first in any batch
     with pytest.raises(DataError, match="infinite") as err:
         store.upsert_metrics("BTC", "1d", bad, "demo")
-    assert err.value.where == str(metrics.index[30])
+    assert err.value.where == when(metrics.index[30]) == f"{metrics.index[30]:%Y-%m-%d}"
     unsorted = metrics.iloc[::-1]
     with pytest.raises(DataError, match="not sorted"):
         store.upsert_metrics("BTC", "1d", unsorted, "demo")

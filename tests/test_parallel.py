@@ -197,3 +197,10 @@ def test_commands_refuse_zero_workers(tmp_path, capsys):
     assert "--workers must be positive" in capsys.readouterr().err
     assert update.main(["--assets", "BTC", "--now", "--workers", "0", "--models", str(tmp_path)]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_starting_ray_does_not_print_its_token_notice(ray_local):
+    import logging
+
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    assert not notice.isEnabledFor(logging.WARNING)  # "Token authentication is enabled ..." at every start

@@ -175,13 +175,13 @@ def _order_and_dedupe(df: pd.DataFrame, asset: str | None, kind: str) -> pd.Data
         exact = dupes.reset_index().duplicated(keep=False)
         if not exact.all():
             first = dupes.index[~exact.to_numpy()][0]
-            raise DataError(asset, f"{kind} has conflicting rows for one timestamp", str(first))
+            raise DataError(asset, f"{kind} has conflicting rows for one timestamp", when(first))
         df = df[~idx.duplicated(keep="first")]
         idx = df.index
     if not idx.is_monotonic_increasing:
         pos = int(np.flatnonzero(idx[1:] < idx[:-1])[0]) + 1
         raise DataError(
-            asset, f"{kind} timestamps are not sorted", f"row {pos}: {idx[pos]} after {idx[pos - 1]}"
+            asset, f"{kind} timestamps are not sorted", f"row {pos}: {when(idx[pos])} after {when(idx[pos - 1])}"
         )
     return df
 
@@ -194,7 +194,7 @@ def _check_interval(df: pd.DataFrame, asset: str | None, interval: str | None, a
     off = diffs % step != pd.Timedelta(0)
     if off.any():
         i = int(np.flatnonzero(off)[0])
-        raise DataError(asset, f"{kind} is not on the {interval} grid", f"{df.index[i]} -> {df.index[i + 1]}")
+        raise DataError(asset, f"{kind} is not on the {interval} grid", f"{when(df.index[i])} -> {when(df.index[i + 1])}")
     if not allow_gaps:
         gaps = find_gaps(df.index, interval)
         if gaps:
@@ -241,7 +241,7 @@ def validate_market(
         except (ValueError, TypeError):
             bad = pd.to_numeric(out[c], errors="coerce").isna() & out[c].notna()
             where = out.index[bad.to_numpy()][0] if bad.any() else None
-            raise DataError(asset, f"column '{c}' has a value that is not a number", str(where)) from None
+            raise DataError(asset, f"column '{c}' has a value that is not a number", when(where) if where is not None else None) from None
     out.index = _utc_index(out, asset, "market data")
     out = _order_and_dedupe(out, asset, "market data")
     values = out.to_numpy()
@@ -260,7 +260,7 @@ def validate_market(
         t = out.index[np.flatnonzero((prices <= 0).any(axis=1))[0]]
         raise DataError(asset, "non-positive price", when(t))
     if (values[:, 4] < 0).any():
-        raise DataError(asset, "negative volume", str(out.index[np.flatnonzero(values[:, 4] < 0)[0]]))
+        raise DataError(asset, "negative volume", when(out.index[np.flatnonzero(values[:, 4] < 0)[0]]))
     o, h, l, c = prices.T
     bad = (h < l) | (h < np.maximum(o, c) * (1 - 1e-9)) | (l > np.minimum(o, c) * (1 + 1e-9))
     if bad.any():
@@ -268,7 +268,7 @@ def validate_market(
         raise DataError(
             asset,
             f"inconsistent bar: high={h[i]} low={l[i]} open={o[i]} close={c[i]} (high must be >= open, close, low)",
-            str(out.index[i]),
+            when(out.index[i]),
         )
     _check_interval(out, asset, interval, allow_gaps, "market data")
     if outliers != "ignore":
@@ -378,14 +378,14 @@ def validate_metrics(
             out[c] = pd.to_numeric(out[c], errors="raise").astype("float64")
         except (ValueError, TypeError):
             bad = pd.to_numeric(out[c], errors="coerce").isna() & out[c].notna()
-            where = str(out.index[bad.to_numpy()][0]) if bad.any() else None
+            where = when(out.index[bad.to_numpy()][0]) if bad.any() else None
             raise DataError(asset, f"metric '{c}' has a value that is not a number", where) from None
     out.index = _utc_index(out, asset, "metrics")
     out = _order_and_dedupe(out, asset, "metrics")
     vals = out.to_numpy()
     if vals.size and np.isinf(vals).any():
         r, c = np.argwhere(np.isinf(vals))[0]
-        raise DataError(asset, f"metric '{out.columns[c]}' is infinite", str(out.index[r]))
+        raise DataError(asset, f"metric '{out.columns[c]}' is infinite", when(out.index[r]))
     _check_interval(out, asset, interval, allow_gaps, "metrics")
     return out
 

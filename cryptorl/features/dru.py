@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from cryptorl.data.frames import DataError, align_metrics, to_utc_timestamp, validate_market, validate_metrics
+from cryptorl.data.frames import (
+    DataError,
+    align_metrics,
+    to_utc_timestamp,
+    validate_market,
+    validate_metrics,
+    when,
+)
 
 from .rolling import rolling_pca, rolling_zscore
 from .selection import MIN_PAIRS, MetricSelection, select_metrics
@@ -382,7 +389,7 @@ def _explain_off_grid(dropped: dict[str, str], metrics: pd.DataFrame, index: pd.
 
 
 def _span(index: pd.DatetimeIndex) -> str:
-    return "empty" if len(index) == 0 else f"{index[0]} .. {index[-1]}"
+    return "empty" if len(index) == 0 else f"{when(index[0])} .. {when(index[-1])}"
 
 
 def _warn_no_metrics(asset: str | None, why: str) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cryptorl.data.frames import DataError, interval_timedelta, validate_market
+from cryptorl.data.frames import DataError, interval_timedelta, validate_market, when
 
 from .costs import EXECUTIONS, check_execution, cost_rate
 from .metrics import performance
@@ -216,8 +216,8 @@ def backtest(
             raise DataError(
                 asset,
                 f"market has no bar for {len(missing)} decision time(s) of the weights "
-                f"(market covers {frame.index[0]} .. {frame.index[-1]})",
-                str(missing[0]),
+                f"(market covers {when(frame.index[0])} .. {when(frame.index[-1])})",
+                when(missing[0]),
             )
         close[:, j] = frame["close"].to_numpy()[rows]
         open_[:, j] = frame["open"].to_numpy()[rows]
