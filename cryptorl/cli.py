@@ -6,9 +6,10 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The demo market starts early enough to warm up the DRU's rolling windows (norm + PCA) before
 # the paper's training range (October 2020) begins.

@@ -20,10 +20,10 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +31,9 @@ from cryptorl.data.frames import interval_seconds, periods_per_year
 
 from .backtest import BacktestResult
 from .metrics import METRIC_KEYS, bar_returns, daily_returns
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # (metric key, column title, scale, decimals); scale 100 shows a percentage.
 COLUMNS = [
@@ -96,6 +99,8 @@ def _is_single_buy_and_hold(res: BacktestResult) -> bool:
 def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
     """Cumulative return of every strategy in one figure (the paper's Figs 6-8; also logged to
     TensorBoard by training)."""
+    from matplotlib.figure import Figure  # imported here: matplotlib takes most of a second to import
+
     fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     for name, res in results.items():
@@ -111,6 +116,8 @@ def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
 
 
 def _plot_weights(name: str, res: BacktestResult, path: Path) -> None:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     w = res.weights
