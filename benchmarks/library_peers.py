@@ -19,7 +19,8 @@ market when that folder is absent), measured in the same run:
 
 Each member first runs ``--warmup`` steps (random actions until ``learning_starts``, JIT
 compilation for SBX), then ``--steps`` timed steps; the figure is env steps per second summed
-over the members in the timed part (the whole run in brackets). A library that is not
+over the members in the timed part (the whole run in brackets), and its ratio to SB3's in the
+same round (``--rounds`` repeats the comparison, for a machine shared with other work). A library that is not
 installed is reported so. ``--variants`` also times the batched learner with fewer, larger
 gradient steps (``gradient_steps``, ``batch_size``, ``train_freq``), each ``--repeat`` times
 interleaved, the median kept: throughput only, the defaults are not changed by it. XLA and
@@ -284,6 +285,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--skip", default="", help="learners left out, comma-separated among " + ", ".join(LEARNERS))
     p.add_argument("--variants", action="store_true", help="also time the batched learner's update variants")
+    p.add_argument("--rounds", type=int, default=1, help="rounds of the learners' comparison (default 1)")
     p.add_argument("--repeat", type=int, default=3, help="runs of each variant, the median kept (default 3)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -304,17 +306,28 @@ def main() -> None:
         "torchrl": torchrl_rate,
     }
     packages = {"sbx": "sbx-rl", "sbx-mlp": "sbx-rl", "torchrl": "torchrl"}
-    results: dict[str, Rate] = {}
-    for name, run in runs.items():
-        if name in skip:
-            continue
-        try:
-            results[name] = rate = run(config, template, args.warmup, args.steps)
-        except ImportError as exc:
-            print(f"{name:<8} not measured: {exc} (pip install {packages.get(name, name)})")
-            continue
-        ratio = f", {rate.per_s / results['sb3'].per_s:.2f}x SB3" if "sb3" in results else ""
-        print(f"{name:<8} {rate}{ratio}", flush=True)
+    ratios: dict[str, list[float]] = {name: [] for name in runs if name not in skip}
+    for round_ in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {round_ + 1} of {args.rounds}:")
+        results: dict[str, Rate] = {}
+        for name, run in runs.items():
+            if name in skip:
+                continue
+            try:
+                results[name] = rate = run(config, template, args.warmup, args.steps)
+            except ImportError as exc:
+                print(f"{name:<8} not measured: {exc} (pip install {packages.get(name, name)})")
+                skip.add(name)
+                continue
+            ratio = rate.per_s / results["sb3"].per_s if "sb3" in results else float("nan")
+            ratios[name].append(ratio)
+            print(f"{name:<8} {rate}" + ("" if np.isnan(ratio) else f", {ratio:.2f}x SB3 (this round)"), flush=True)
+    if args.rounds > 1 and "sb3" not in skip:
+        print(f"median over {args.rounds} rounds of the ratio to SB3 in the same round:")
+        for name, values in ratios.items():
+            if values:
+                print(f"  {name:<8} {np.median(values):.2f}x ({', '.join(f'{v:.2f}' for v in values)})")
     if args.variants:
         print(f"batched learner, update variants (throughput only, median of {args.repeat}):")
         variants = [(2, 128, 1), (1, 256, 1), (1, 128, 1), (1, 256, 2), (2, 128, 2), (1, 256, 4), (2, 256, 4)]

@@ -54,22 +54,31 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     :class:`~cryptorl._sqlite.DatabaseFileError`)
     becomes one line ``NAME: error: ...`` on stderr and exit code 2, never a traceback.
     """
-    from cryptorl._sqlite import DatabaseFileError
-    from cryptorl.data.frames import DataError
-    from cryptorl.modelstore import ModelStoreError
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(argv: list[str] | None = None, *args, **kwargs) -> int:
             try:
                 return main(argv, *args, **kwargs)
-            except (UserError, DataError, ModelStoreError, DatabaseFileError) as exc:
+            except Exception as exc:
+                if not isinstance(exc, _user_errors()):
+                    raise
                 print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
                 return 2
 
         return run
 
     return wrap
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors :func:`command` reports in one line, imported only when something was raised
+    (so that ``--help`` does not load pandas)."""
+    from cryptorl._sqlite import DatabaseFileError
+    from cryptorl.data.frames import DataError
+    from cryptorl.modelstore import ModelStoreError
+
+    return (UserError, DataError, ModelStoreError, DatabaseFileError)
 
 
 def parse_assets(text: str) -> list[str]:
