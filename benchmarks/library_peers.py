@@ -19,14 +19,14 @@ market when that folder is absent), measured in the same run:
 
 Each member first runs ``--warmup`` steps (random actions until ``learning_starts``, JIT
 compilation for SBX), then ``--steps`` timed steps; the figure is env steps per second summed
-over the members in the timed part (the whole run in brackets), and its ratio to SB3's in the
-same round (``--rounds`` repeats the comparison, for a machine shared with other work). A library that is not
-installed is reported so. ``--variants`` also times the batched learner with fewer, larger
+over the members in the timed part, in wall time and per CPU second of the process (steadier on
+a machine shared with other work), the whole run's rate beside, and the ratios to SB3 in the
+same round (``--rounds`` repeats the comparison). A library that is not installed is reported so. ``--variants`` also times the batched learner with fewer, larger
 gradient steps (``gradient_steps``, ``batch_size``, ``train_freq``), each ``--repeat`` times
 interleaved, the median kept: throughput only, the defaults are not changed by it. XLA and
 torch run one intra-op thread each (``--threads`` for torch).
 
-    python benchmarks/library_peers.py                   # about two minutes on 2 cores
+    python benchmarks/library_peers.py                   # two to five minutes on 2 shared cores
     python benchmarks/library_peers.py --variants --skip sbx,torchrl
 """
 
@@ -60,24 +60,39 @@ from envs.features import market_features  # noqa: E402
 LEARNERS = ("sb3", "batched", "sbx", "sbx-mlp", "torchrl")
 
 
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds: CPU seconds of this process (all its threads) stay steadier than
+    wall time on a machine shared with other work."""
+    return time.perf_counter(), time.process_time()
+
+
 class Rate:
-    """Env steps per second summed over members: the timed part, and the whole run."""
+    """Env steps per second summed over members: the timed part (wall and CPU), and the whole run."""
 
     def __init__(self):
-        self.timed_steps = self.timed_s = self.all_steps = self.all_s = 0.0
+        self.steps = self.wall = self.cpu = self.all_steps = self.all_wall = 0.0
 
-    def add(self, warm_steps: int, warm_s: float, steps: int, seconds: float) -> None:
-        self.timed_steps += steps
-        self.timed_s += seconds
+    def add(self, start: tuple, mark: tuple, end: tuple, warm_steps: int, steps: int) -> None:
+        """One run from ``start`` (clock()), timed from ``mark`` after ``warm_steps`` to ``end``."""
+        self.steps += steps
+        self.wall += end[0] - mark[0]
+        self.cpu += end[1] - mark[1]
         self.all_steps += warm_steps + steps
-        self.all_s += warm_s + seconds
+        self.all_wall += end[0] - start[0]
 
     @property
     def per_s(self) -> float:
-        return self.timed_steps / self.timed_s
+        return self.steps / self.wall
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.steps / self.cpu
 
     def __str__(self) -> str:
-        return f"{self.per_s:8,.0f} env steps/s ({self.all_steps / self.all_s:,.0f} whole run)"
+        return (
+            f"{self.per_s:8,.0f} env steps/s, {self.per_cpu_s:8,.0f} per CPU second "
+            f"({self.all_steps / self.all_wall:,.0f}/s whole run)"
+        )
 
 
 def template_env(market, config: CMConfig) -> CryptoModuleEnv:
@@ -99,11 +114,11 @@ def seeds_of(config: CMConfig) -> list[int]:
 def sb3_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: int) -> Rate:
     rate = Rate()
     for sam in members(config, template):
-        t0 = time.perf_counter()
+        start = clock()
         sam.learn(warmup)
-        t1, done = time.perf_counter(), sam.num_timesteps
+        mark, done = clock(), sam.num_timesteps
         sam.learn(steps, reset_num_timesteps=False)
-        rate.add(done, t1 - t0, sam.num_timesteps - done, time.perf_counter() - t1)
+        rate.add(start, mark, clock(), done, sam.num_timesteps - done)
         sam.replay_buffer = None
     return rate
 
@@ -112,14 +127,14 @@ def batched_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps
     sams = members(config, template)
     for sam in sams:
         sam.replay_buffer = None
-    marks: list[tuple[int, float]] = []
+    marks: list[tuple[int, tuple]] = []
 
     def on_step(timesteps: int) -> None:
         if not marks and timesteps >= warmup:
-            marks.append((timesteps, time.perf_counter()))
+            marks.append((timesteps, clock()))
 
     hp = config.algo_kwargs() | overrides
-    t0 = time.perf_counter()
+    start = clock()
     learn_dqn_members(
         sams,
         template,
@@ -130,10 +145,10 @@ def batched_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps
         device=torch.device("cpu"),
         on_step=on_step,
     )
-    t_end, total = time.perf_counter(), sams[0].num_timesteps
-    (done, t1), k = marks[0], config.ensemble
+    end, total = clock(), sams[0].num_timesteps
+    (done, mark), k = marks[0], config.ensemble
     rate = Rate()
-    rate.add(k * done, t1 - t0, k * (total - done), t_end - t1)
+    rate.add(start, mark, end, k * done, k * (total - done))
     return rate
 
 
@@ -188,16 +203,16 @@ def sbx_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: in
     for seed in seeds_of(config):
         env = CryptoModuleVecEnv(template, config.n_envs, seed=seed)
         model = DQN(policy, env, policy_kwargs=kwargs, seed=seed, verbose=0, **config.algo_kwargs())
-        t0 = time.perf_counter()
+        start = clock()
         model.learn(warmup)
-        t1, done = time.perf_counter(), model.num_timesteps
+        mark, done = clock(), model.num_timesteps
         model.learn(steps, reset_num_timesteps=False)
-        rate.add(done, t1 - t0, model.num_timesteps - done, time.perf_counter() - t1)
+        rate.add(start, mark, clock(), done, model.num_timesteps - done)
     return rate
 
 
 def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps: int, hp: dict) -> tuple:
-    """One member with TorchRL's DQN loss and replay buffer: (warm steps, warm s, timed steps, timed s)."""
+    """One member with TorchRL's DQN loss and replay buffer: the arguments of :meth:`Rate.add`."""
     from tensordict import TensorDict
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
     from torchrl.modules import QValueActor
@@ -219,7 +234,7 @@ def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps
     rng = np.random.default_rng(seed)
     obs = env.reset()
     timesteps, calls, mark = 0, 0, None
-    t0 = time.perf_counter()
+    start = clock()
     while timesteps < total:
         frac = min(timesteps / total / hp["exploration_fraction"], 1.0)
         epsilon = 1.0 + frac * (hp["exploration_final_eps"] - 1.0)
@@ -263,9 +278,9 @@ def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps
                 torch.nn.utils.clip_grad_norm_(loss_module.parameters(), 10.0)
                 optimizer.step()
         if mark is None and timesteps >= warmup:
-            mark = (timesteps, time.perf_counter())
-    (done, t1), t_end = mark, time.perf_counter()
-    return done, t1 - t0, timesteps - done, t_end - t1
+            mark = (timesteps, clock())
+    (done, at), end = mark, clock()
+    return start, at, end, done, timesteps - done
 
 
 def torchrl_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: int) -> Rate:
@@ -306,7 +321,7 @@ def main() -> None:
         "torchrl": torchrl_rate,
     }
     packages = {"sbx": "sbx-rl", "sbx-mlp": "sbx-rl", "torchrl": "torchrl"}
-    ratios: dict[str, list[float]] = {name: [] for name in runs if name not in skip}
+    ratios: dict[str, list[tuple[float, float]]] = {name: [] for name in runs if name not in skip}
     for round_ in range(args.rounds):
         if args.rounds > 1:
             print(f"round {round_ + 1} of {args.rounds}:")
@@ -320,28 +335,33 @@ def main() -> None:
                 print(f"{name:<8} not measured: {exc} (pip install {packages.get(name, name)})")
                 skip.add(name)
                 continue
-            ratio = rate.per_s / results["sb3"].per_s if "sb3" in results else float("nan")
-            ratios[name].append(ratio)
-            print(f"{name:<8} {rate}" + ("" if np.isnan(ratio) else f", {ratio:.2f}x SB3 (this round)"), flush=True)
+            line = f"{name:<8} {rate}"
+            if "sb3" in results:
+                sb3 = results["sb3"]
+                ratios[name].append((rate.per_s / sb3.per_s, rate.per_cpu_s / sb3.per_cpu_s))
+                line += f"; {ratios[name][-1][0]:.2f}x SB3 ({ratios[name][-1][1]:.2f}x per CPU second)"
+            print(line, flush=True)
     if args.rounds > 1 and "sb3" not in skip:
         print(f"median over {args.rounds} rounds of the ratio to SB3 in the same round:")
         for name, values in ratios.items():
             if values:
-                print(f"  {name:<8} {np.median(values):.2f}x ({', '.join(f'{v:.2f}' for v in values)})")
+                wall, cpu = np.median(values, axis=0)
+                print(f"  {name:<8} {wall:.2f}x ({cpu:.2f}x per CPU second)")
     if args.variants:
         print(f"batched learner, update variants (throughput only, median of {args.repeat}):")
         variants = [(2, 128, 1), (1, 256, 1), (1, 128, 1), (1, 256, 2), (2, 128, 2), (1, 256, 4), (2, 256, 4)]
-        rates: dict[tuple[int, int, int], list[float]] = {v: [] for v in variants}
+        rates: dict[tuple[int, int, int], list[Rate]] = {v: [] for v in variants}
         for _ in range(args.repeat):  # interleaved: a busy moment of the machine spreads over all
             for gs, batch, freq in variants:
                 hp = {"gradient_steps": gs, "batch_size": batch, "train_freq": freq}
-                rates[gs, batch, freq].append(batched_rate(config, template, args.warmup, args.steps, **hp).per_s)
+                rates[gs, batch, freq].append(batched_rate(config, template, args.warmup, args.steps, **hp))
         for (gs, batch, freq), values in rates.items():
             samples = gs * batch / (freq * config.n_envs)
             print(
                 f"  gradient_steps {gs}, batch_size {batch:>3}, train_freq {freq} ({samples:.1f} sampled "
-                f"transitions per env step): {np.median(values):8,.0f} env steps/s "
-                f"(runs: {', '.join(f'{v:,.0f}' for v in values)})"
+                f"transitions per env step): {np.median([r.per_s for r in values]):8,.0f} env steps/s, "
+                f"{np.median([r.per_cpu_s for r in values]):8,.0f} per CPU second "
+                f"(runs: {', '.join(f'{r.per_s:,.0f}' for r in values)})"
             )
 
 
