@@ -225,7 +225,9 @@ def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps
     actor = QValueActor(sam.q_net, in_keys=["observation"], action_space="categorical")
     loss_module = DQNLoss(actor, loss_function="smooth_l1", delay_value=True, action_space="categorical")
     loss_module.make_value_estimator(gamma=float(hp["gamma"]))
-    target = HardUpdate(loss_module, value_network_update_interval=max(hp["target_update_interval"] // n, 1))
+    # SB3 copies every target_update_interval // n vector steps; HardUpdate copies at its (interval + 1)-th step
+    every = max(hp["target_update_interval"] // n, 1)
+    target = HardUpdate(loss_module, value_network_update_interval=every - 1)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=float(hp["learning_rate"]))
     # the buffer never fills in so short a run: sized to the run, not to buffer_size
     buffer = TensorDictReplayBuffer(
@@ -268,8 +270,7 @@ def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps
         obs = new_obs
         timesteps += n
         calls += 1
-        if calls % target.value_network_update_interval == 0:
-            target.step()
+        target.step()
         if timesteps > hp["learning_starts"] and calls % hp["train_freq"] == 0:
             for _ in range(hp["gradient_steps"]):
                 loss = loss_module(buffer.sample())["loss"]
@@ -284,7 +285,7 @@ def torchrl_member(sam, template: CryptoModuleEnv, seed: int, warmup: int, steps
 
 
 def torchrl_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: int) -> Rate:
-    hp = {"target_update_interval": 10_000, "train_freq": 4, "gradient_steps": 1} | config.algo_kwargs()
+    hp = config.algo_kwargs()
     rate = Rate()
     for sam, seed in zip(members(config, template), seeds_of(config), strict=True):
         sam.replay_buffer = None
