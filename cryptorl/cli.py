@@ -10,9 +10,10 @@ import types
 import typing
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The demo market starts early enough to warm up the DRU's rolling windows (norm + PCA) before
 # the paper's training range (October 2020) begins.
@@ -59,10 +60,6 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     warnings raised while it runs are one line each, ``NAME: warning: ...`` (without the source
     line), each distinct message once.
     """
-    from cryptorl._sqlite import DatabaseFileError
-    from cryptorl.data.frames import DataError
-    from cryptorl.modelstore import ModelStoreError
-    from cryptorl.parallel import ClusterError
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -71,7 +68,9 @@ def command(name: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
                 warnings.showwarning = _one_line_warnings(name)
                 try:
                     return main(argv, *args, **kwargs)
-                except (UserError, DataError, ModelStoreError, DatabaseFileError, ClusterError) as exc:
+                except Exception as exc:
+                    if not isinstance(exc, _user_errors()):
+                        raise
                     print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
                     return 2
 
@@ -91,6 +90,17 @@ def _one_line_warnings(name: str) -> Callable[..., None]:
             print(f"{name}: warning: {text}", file=sys.stderr if file is None else file)
 
     return show
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors :func:`command` reports in one line, imported only when something was raised
+    (so that ``--help`` does not load pandas)."""
+    from cryptorl._sqlite import DatabaseFileError
+    from cryptorl.data.frames import DataError
+    from cryptorl.modelstore import ModelStoreError
+    from cryptorl.parallel import ClusterError
+
+    return (UserError, DataError, ModelStoreError, DatabaseFileError, ClusterError)
 
 
 def parse_assets(text: str) -> list[str]:

@@ -17,9 +17,7 @@ import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cryptorl.cli import (
     OneLineParser,
@@ -31,6 +29,9 @@ from cryptorl.cli import (
     parse_value,
     print_table,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DESCRIPTION = __doc__
 

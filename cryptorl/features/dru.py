@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from cryptorl.data.frames import (
     DataError,
@@ -195,6 +194,8 @@ class DataRefinementUnit:
             return self
         z = self._normalise(aligned[self.selection.chosen], asset, "training range")
         z_train = z[self.norm_window - 1 :]
+        from sklearn.decomposition import PCA  # imported here: scikit-learn takes seconds to import
+
         pca = PCA(svd_solver="full").fit(z_train)
         ratio = pca.explained_variance_ratio_
         if not np.isfinite(ratio).all():

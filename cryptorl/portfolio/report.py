@@ -20,10 +20,10 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +31,9 @@ from cryptorl.data.frames import interval_seconds, periods_per_year, when
 
 from .backtest import BacktestResult
 from .metrics import METRIC_KEYS, bar_returns, daily_returns
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # (metric key, column title, scale, decimals); scale 100 shows a percentage.
 COLUMNS = [
@@ -121,6 +124,8 @@ def legend_outside(ax, **kwargs) -> None:
 def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
     """Cumulative return of every strategy in one figure (the paper's Figs 6-8; also logged to
     TensorBoard by training): a distinct colour per line, the legend beside the axes."""
+    from matplotlib.figure import Figure  # imported here: matplotlib takes most of a second to import
+
     fig = Figure(figsize=(12, 5.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     # the strong colours go to the strategies, the light ones to the buy-and-holds; the voted
@@ -144,6 +149,8 @@ def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
 
 def weights_figure(name: str, res: BacktestResult) -> Figure:
     """A strategy's weights over time, stacked; the legend beside the axes."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
     ax = fig.subplots()
     w = res.weights
