@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,196 +39,23 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
-from cryptorl.portfolio.baselines import donchian_position, sma_position, vol_target_position
-from cryptorl.portfolio.costs import EXECUTIONS
 from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
 from envs.crypto_module import with_position
-from envs.features import MARKET_FEATURES, market_features, parse_market_feature
+from envs.features import market_features
 
+from .config import (  # noqa: F401 - CMConfig and its constants, defined in the light agents.config
+    DEFAULT_FEATURES,
+    DEVICES,
+    LEGACY_FIELDS,
+    MAX_ENSEMBLE,
+    MEMBER_SEED_STRIDE,
+    PRIORS,
+    SELECTIONS,
+    CMConfig,
+    config_from_manifest,
+)
 from .learners import BACKENDS, LEARNERS, get_learner
-from .networks import DEVICES, EAMCNN, SAMCNN, resolve_device
-
-# The market features of the default configuration (the best of the validation screen in
-# docs/findings.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
-# 60-bar high and from the 20- and 50-bar averages.
-DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
-SELECTIONS = ("sortino", "sortino_trading", "last")
-# Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
-# close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
-PRIORS: dict[str, Any] = {
-    "none": None,
-    "vol_target": lambda close, interval: vol_target_position(close, interval=interval),
-    "donchian": lambda close, interval: donchian_position(close, interval=interval),
-    "sma20": lambda close, interval: sma_position(close, 20),
-}
-MEMBER_SEED_STRIDE = 1000  # ensemble member k trains with seed + k * MEMBER_SEED_STRIDE
-MAX_ENSEMBLE = 32
-
-
-@dataclass
-class CMConfig:
-    """Everything that defines how a Crypto Module is built and trained.
-
-    The defaults are the best configuration of the validation screen on real daily markets
-    (docs/findings.md): five DQN SAMs voting (``ensemble=5``), each observing the OHLCV
-    rows, :data:`DEFAULT_FEATURES` and its own position (``observe_position``), with gamma 0.8;
-    ``ensemble=1`` trains five times faster.
-    """
-
-    # Each field's help is the command-line help of its flag (train_cm --<field-name>).
-    asset: str = field(default="BTC", metadata={"help": "ticker of the crypto, e.g. BTC"})
-    interval: str = field(default="1d", metadata={"help": "bar interval, e.g. 1d, 6h, 1h"})
-    algo: str = field(default="dqn", metadata={"help": "SAM algorithm (agents.learners)", "choices": lambda: LEARNERS})
-    window: int = field(default=30, metadata={"help": "observation window n in bars"})
-    fee: float = field(default=0.001, metadata={"help": "transaction cost rate on traded value"})
-    execution: str = field(
-        default="close",
-        metadata={
-            "help": "trade at the decision bar's close or at the next bar's open",
-            "choices": EXECUTIONS,
-        },
-    )
-    timesteps: int = field(default=30_000, metadata={"help": "SAM training timesteps"})
-    episode_length: int = field(default=64, metadata={"help": "training episode length in bars"})
-    n_envs: int = field(default=64, metadata={"help": "parallel training episodes in the batched env"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    with_eam: bool = field(
-        default=False, metadata={"help": "train an EAM (DQN signals) first and feed its signals to the SAM"}
-    )
-    eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
-    features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    dru: dict[str, Any] = field(default_factory=dict)
-    features: list[str] = field(
-        default_factory=lambda: list(DEFAULT_FEATURES),
-        metadata={
-            "help": "market features in the observation (envs.features.market_features), comma-separated "
-            "KIND_H names: " + ", ".join(f"{k}_H" for k in MARKET_FEATURES) + "; '' for OHLCV (+ DRU) only",
-            "metavar": "KIND_H,...",
-        },
-    )
-    selection: str = field(
-        default="sortino",
-        metadata={
-            "help": "which validation checkpoint the module keeps: sortino the best validation Sortino; "
-            "sortino_trading the best among checkpoints that hold crypto on 5-95 % of the validation bars "
-            "(the best overall when none does); last the final weights",
-            "choices": SELECTIONS,
-        },
-    )
-    train_fee: float | None = field(
-        default=None,
-        metadata={
-            "help": "fee rate charged in the training episodes only (a higher rate than --fee teaches fewer, "
-            "surer trades); validation and backtests use --fee",
-            "default_help": "--fee",
-        },
-    )
-    observe_position: bool = field(
-        default=True,
-        metadata={"help": "put the module's own position in its observation (so the fee of a trade can be learned)"},
-    )
-    ensemble: int = field(
-        default=5,
-        metadata={
-            "help": "train K SAMs with different seeds and let them vote (the module's crypto share is the mean "
-            "of their actions; K times the training time; 1 for a single SAM)",
-            "metavar": "K",
-        },
-    )
-    device: str = field(
-        default="cpu",
-        metadata={"help": "torch device of the networks (cpu: the small CNNs train fastest there)", "choices": DEVICES},
-    )
-    backend: str = field(
-        default="batched",
-        metadata={
-            "help": "how the ensemble's members train: "
-            + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items())
-            + " (a learner without a batched learner uses sb3)",
-            "choices": BACKENDS,
-        },
-    )
-    prior: str = field(
-        default="none",
-        metadata={
-            "help": "a rule's position the actions scale: action 1 takes it, 0 stays out (none: all-in / "
-            "all-out); vol_target runs at 25 % annual volatility, donchian is the vol-targeted Donchian "
-            "ensemble, sma20 the 20-bar moving-average rule; a module that does not beat its prior on "
-            "validation follows it",
-            "choices": lambda: PRIORS,
-        },
-    )
-    pool: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "other assets whose training-range bars add training episodes (one policy learned on "
-            "several coins, on market features only); validation and the prior stay the asset's",
-            "metavar": "ASSET,...",
-        },
-    )
-
-    def __post_init__(self) -> None:
-        self.asset = self.asset.upper()
-        if (
-            isinstance(self.ensemble, bool)
-            or not isinstance(self.ensemble, int)
-            or not 1 <= self.ensemble <= MAX_ENSEMBLE
-        ):
-            raise ValueError(f"ensemble must be a whole number of SAMs in 1..{MAX_ENSEMBLE}, got {self.ensemble!r}")
-        if not isinstance(self.observe_position, bool):
-            raise ValueError(f"observe_position must be true or false, got {self.observe_position!r}")
-        if self.train_fee is not None and not 0.0 <= float(self.train_fee) < 0.5:
-            raise ValueError(f"train_fee must be a rate in [0, 0.5), got {self.train_fee}")
-        if isinstance(self.pool, str) or not isinstance(self.pool, (list, tuple)):
-            raise ValueError(f"pool must be a list of assets, got {self.pool!r}")
-        self.pool = [a for a in dict.fromkeys(str(a).upper() for a in self.pool) if a != self.asset]
-        if self.pool and self.with_eam:
-            raise ValueError("pool and with_eam do not go together: the EAM is trained on the module's asset alone")
-        if self.prior not in PRIORS:
-            raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
-        self.features = [str(f) for f in self.features]
-        for name in self.features:
-            parse_market_feature(name)  # raises a clear error on a bad name
-        get_learner(self.algo)  # raises a clear error on an unknown algorithm
-        interval_timedelta(self.interval)  # raises a clear error on a bad interval
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}: choose among {', '.join(BACKENDS)}")
-        if self.device not in DEVICES:
-            raise ValueError(f"unknown device {self.device!r}: choose among {', '.join(DEVICES)}")
-        if "device" in self.hyperparams:
-            raise ValueError("the device is an option of its own (CMConfig.device, --device), not a hyper-parameter")
-
-    @property
-    def learner(self) -> str:
-        """The backend that trains this configuration: ``backend``, or "sb3" for an algorithm
-        without a batched learner."""
-        return self.backend if get_learner(self.algo).batched else "sb3"
-
-    def algo_kwargs(self) -> dict[str, Any]:
-        kw = {**get_learner(self.algo).defaults, **self.hyperparams}
-        if get_learner(self.algo).on_policy and "batch_size" in kw:
-            kw["batch_size"] = min(kw["batch_size"], kw.get("n_steps", 64) * self.n_envs)
-        return kw
-
-
-# Fields added to CMConfig after modules were first saved, with the value that reproduces the
-# behaviour of a module saved before them (which may differ from today's default).
-LEGACY_FIELDS: dict[str, Any] = {
-    "features": [],
-    "selection": "sortino",
-    "observe_position": False,
-    "ensemble": 1,
-    "backend": "sb3",
-    "prior": "none",
-}
-
-
-def config_from_manifest(saved: dict[str, Any]) -> CMConfig:
-    """The CMConfig of a saved module: fields it predates take their :data:`LEGACY_FIELDS` value."""
-    return CMConfig(**{**LEGACY_FIELDS, **saved})
+from .networks import EAMCNN, SAMCNN, resolve_device
 
 
 def space_to_manifest(space: gym.Space) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-DEVICES = ("auto", "cpu", "cuda")
+from .config import DEVICES
 
 
 def resolve_device(device: str) -> torch.device:

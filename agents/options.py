@@ -21,7 +21,7 @@ from cryptorl.modelstore import ModelStore
 from cryptorl.portfolio.costs import EXECUTIONS
 from cryptorl.validation import check_date, check_dir, check_number, check_source
 
-from .crypto_module import MAX_ENSEMBLE, CMConfig
+from .config import MAX_ENSEMBLE, CMConfig
 from .learners import LEARNERS
 
 # stable-baselines3 keyword arguments the commands set themselves

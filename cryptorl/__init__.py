@@ -34,7 +34,7 @@ _EXPORTS = {
     "baselines": "cryptorl.portfolio",
     "write_report": "cryptorl.portfolio",
     "ModelStore": "cryptorl.modelstore",
-    "CMConfig": "agents.crypto_module",
+    "CMConfig": "agents.config",
     "CryptoModule": "agents.crypto_module",
     "Split": "agents.training",
     "paper_split": "agents.training",

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
 
     # every CMConfig field is a flag (--n-envs, --observe-position/--no-observe-position, ...);
     # --interval comes with the data options
@@ -84,7 +84,7 @@ RUN_DEFAULTS: dict[str, Any] = {"eval_freq": 2000, "tensorboard_log": "runs", "m
 
 def _config_from(args: argparse.Namespace) -> dict[str, Any]:
     """Options from the YAML file, overridden by the flags given on the command line."""
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
 
     cfg: dict[str, Any] = {}
     if args.config is not None:
@@ -158,13 +158,15 @@ def _print_results(trained) -> None:
         )
     v = module.validation
     if v:
-        print(f"best validation: Sortino {v['Sortino']:.3f}, total return (ARR) {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}")
+        print(
+            f"best validation: Sortino {v['Sortino']:.3f}, total return (ARR) {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}"
+        )
 
 
 @command("train_cm")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
     from agents.options import check_not_older, check_train_options
     from agents.pipeline import train_and_save
 

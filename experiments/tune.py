@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should have (default 50)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (default 1)")
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
 
     # the recipe's options, as train_cm takes them (the defaults are CMConfig's)
     add_config_arguments(p, CMConfig, only=TUNED_FIELDS)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
 
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
     from agents.tuning import TuneSpec, default_storage, open_study, tune, write_report
     from cryptorl.parallel import check_address
 

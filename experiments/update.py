@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="data store folder (default ./data or $CRYPTORL_DATA)")
     add_gaps_argument(p)
     p.add_argument("--interval", default="1d", help="bar interval of the modules (default 1d)")
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
 
     # a retrain repeats the current version's recipe; these flags override it
     add_config_arguments(p, CMConfig, only=OVERRIDES, default_text="the current version's, else {default}")
@@ -143,7 +143,7 @@ def _batch(args: argparse.Namespace, store, window: pd.Timedelta, val_window: pd
     --workers 1) on the latest ``window`` of its data, with the store's recipe and the flags."""
     from tqdm.auto import tqdm
 
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
     from agents.updating import current_config, history_bars, retrain_all
     from cryptorl.data import load_data
     from cryptorl.data.frames import interval_timedelta

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-window", default="60d", help="validation range between the training range and the segment (default 60d)"
     )
     p.add_argument("--step", default="30d", help="segment length: retrain every STEP (default 30d)")
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
 
     # the modules' recipe, as train_cm takes it (--fee also costs every backtest)
     add_config_arguments(p, CMConfig, only=CM_FIELDS)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     check_dir(args.out, "--out")
     check_dir(args.store, "--store")
 
-    from agents.crypto_module import CMConfig
+    from agents.config import CMConfig
     from agents.updating import history_bars, parse_duration
     from agents.walk_forward import STRATEGY, run_walk_forward
     from cryptorl.data.frames import interval_timedelta

@@ -138,3 +138,33 @@ def test_tune_trains_what_train_cm_trains_by_default():
     parser = _parser("tune")
     assert parser.parse_args(["--asset", "BTC"]).algo is None  # no algo given: CMConfig's, as in train_cm
     assert f"(default: {CMConfig.algo})" in " ".join(parser.format_help().split())
+
+
+def test_building_the_parsers_imports_no_deep_learning_library():
+    # --help is instant: the flags come from agents.config, which needs neither torch nor SB3
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from experiments import train_cm, tune, update, walk_forward\n"
+        "for command in (train_cm, tune, walk_forward, update):\n"
+        "    command.build_parser()\n"
+        "print(sorted(m for m in ('torch', 'stable_baselines3', 'gymnasium', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_crypto_module_re_exports_the_light_config():
+    import agents.config
+    import agents.crypto_module
+    import agents.networks
+    import envs.features
+    from cryptorl.features import market
+
+    for name in agents.config.__all__:
+        assert getattr(agents.crypto_module, name) is getattr(agents.config, name), name
+    assert agents.networks.DEVICES is agents.config.DEVICES
+    assert envs.features.MARKET_FEATURES is market.MARKET_FEATURES  # one registry
+    assert envs.features.register_market_feature is market.register_market_feature

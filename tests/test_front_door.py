@@ -3,6 +3,7 @@ is never used silently."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -51,3 +52,35 @@ def test_demo_market_is_never_used_silently():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DemoDataWarning)
         cryptorl.load_data("BTC", "1d", source="demo")  # asked for: no warning
+
+
+@pytest.mark.parametrize("package", ["cryptorl.portfolio", "cryptorl.features"])
+def test_packages_with_names_imported_on_first_use_resolve_every_name(package):
+    import importlib
+    import subprocess
+    import sys
+
+    # the report writers and the DRU load on first use: the rest of the package stays light
+    code = f"import sys, {package}; print(sorted(m for m in ('matplotlib', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert value is not None and not inspect.ismodule(value), name
+        assert name in dir(module)
+    with pytest.raises(AttributeError):
+        module.nope  # noqa: B018
+
+
+def test_portfolio_names_stay_the_functions_after_their_submodules_load():
+    import importlib
+    import sys
+
+    for submodule in ("backtest", "baselines", "report"):
+        importlib.import_module(f"cryptorl.portfolio.{submodule}")
+    from cryptorl.portfolio import backtest, baselines, write_report
+
+    assert backtest is sys.modules["cryptorl.portfolio.backtest"].backtest
+    assert baselines is sys.modules["cryptorl.portfolio.baselines"].baselines
+    assert write_report is sys.modules["cryptorl.portfolio.report"].write_report

@@ -1,18 +1,48 @@
-"""Data Refinement Unit (DRU): per-asset metric selection, rolling normalisation, rolling PCA."""
+"""Features of the observations: the Data Refinement Unit (DRU: per-asset metric selection,
+rolling normalisation, rolling PCA) and the market features (:mod:`cryptorl.features.market`).
 
-from .dru import DataRefinementUnit, RefinementWarning
+The DRU pulls in scikit-learn, so it is imported on first use: listing the market features
+stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .market import MARKET_FEATURES, MarketFeature, market_features, parse_market_feature, register_market_feature
 from .rolling import rolling_pca, rolling_pca_reference, rolling_zscore, sign_to_reference
 from .selection import MetricSelection, horizon_returns, rank_metrics, select_metrics
 
+# public name -> submodule that defines it, imported on first use
+_LAZY = {"DataRefinementUnit": "dru", "RefinementWarning": "dru"}
+
 __all__ = [
+    "MARKET_FEATURES",
     "DataRefinementUnit",
+    "MarketFeature",
     "MetricSelection",
     "RefinementWarning",
     "horizon_returns",
+    "market_features",
+    "parse_market_feature",
     "rank_metrics",
+    "register_market_feature",
     "rolling_pca",
     "rolling_pca_reference",
     "rolling_zscore",
     "select_metrics",
     "sign_to_reference",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

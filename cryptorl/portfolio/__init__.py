@@ -1,5 +1,15 @@
 """Portfolio side of the PAU: voting Crypto Modules into weights, the backtest engine,
-performance metrics, the strategy interface, baselines and reports (see docs/portfolio.md)."""
+performance metrics, the strategy interface, baselines and reports (see docs/portfolio.md).
+
+The report writers (:func:`write_report`, :func:`metrics_table`) pull in matplotlib and rich, so
+they are imported on first use: reading the backtest engine or :mod:`cryptorl.portfolio.costs`
+stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from .backtest import EXECUTIONS, BacktestResult, backtest, check_weights, simulate
 from .baselines import (
@@ -17,7 +27,6 @@ from .baselines import (
     trend_timing,
 )
 from .metrics import METRIC_KEYS, daily_returns, drr, performance
-from .report import metrics_table, write_report
 from .strategy import (
     BASELINES,
     Baseline,
@@ -29,6 +38,9 @@ from .strategy import (
     register_baseline,
 )
 from .voting import CryptoModuleLike, Portfolio, vote
+
+# public name -> submodule that defines it, imported on first use
+_LAZY = {"metrics_table": "report", "write_report": "report"}
 
 __all__ = [
     "BASELINES",
@@ -66,3 +78,15 @@ __all__ = [
     "vote",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
