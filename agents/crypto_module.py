@@ -287,6 +287,15 @@ class CryptoModule:
     ) -> tuple[pd.Series, np.ndarray]:
         """The members' mean action at every bar close in [start, end] (in [0, 1]) and the prior's
         position at those bars (ones without a prior): what :meth:`decide_range` multiplies."""
+        path = self.decision_path(market, metrics, start, end)
+        votes = np.clip(self._actions(path.obs)[path.skip :], 0.0, 1.0)
+        return pd.Series(votes, index=path.index, name="votes"), path.prior
+
+    def decision_path(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> DecisionPath:
+        """What deciding [start, end] takes: the observations from where a decision path starts
+        (the data's first complete observation when the module observes its position, else
+        ``start``) to ``end``, how many of them come before ``start``, and the decision times and
+        prior there. Validation during training decides the same way (one measure)."""
         env = self.env(market, metrics)
         index = env.index
         lo = env.first_step if start is None else max(env.first_step, int(index.searchsorted(to_utc_timestamp(start))))
@@ -298,8 +307,7 @@ class CryptoModule:
                 f"{index[env.first_step]} (window and DRU warm-up), the data end at {index[-1]}",
             )
         first = env.first_step if self.config.observe_position else lo  # a path starts in cash
-        votes = np.clip(self._actions(env.obs_tensor[first:hi])[lo - first :], 0.0, 1.0)
-        return pd.Series(votes, index=index[lo:hi], name="votes"), env.scale[lo:hi]
+        return DecisionPath(env.obs_tensor[first:hi], lo - first, index[lo:hi], env.scale[lo:hi])
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, store: ModelStore | str | Path | None = None, *, promote: bool = True, note: str = "") -> Path:
@@ -373,6 +381,16 @@ class CryptoModule:
         ranges = {k: tuple(v) for k, v in manifest.get("ranges", {}).items()}
         validation = manifest.get("validation", {})
         return cls(config, dru, members[0], eam, ranges=ranges, validation=validation, folder=folder, members=members)
+
+
+@dataclass(frozen=True)
+class DecisionPath:
+    """:meth:`CryptoModule.decision_path`: decide on ``obs``, keep the decisions from ``skip`` on."""
+
+    obs: np.ndarray
+    skip: int
+    index: pd.DatetimeIndex
+    prior: np.ndarray
 
 
 def member_file(k: int) -> str:

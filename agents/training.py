@@ -189,15 +189,14 @@ class ValidationCallback(BaseCallback):
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self._last = 0
-        # The validation observations do not change during training: build them once.
-        env = module.env(market, metrics, start=start, end=end)
-        self._obs = env.obs_tensor[env.first_step : env.last_step + 1]
-        self._index = env.index[env.first_step : env.last_step + 1]
-        self._scale = env.scale[env.first_step : env.last_step + 1]
+        # The validation observations do not change during training: build them once; decided
+        # as the module decides (decide_range), from where its decision path starts.
+        self._path = module.decision_path(market, metrics, start, end)
 
     def _evaluate(self) -> None:
-        crypto = np.clip(self.module._actions(self._obs), 0.0, 1.0) * self._scale
-        row, m = validation_row(self.module, self.market, self._index, crypto, self.num_timesteps)
+        path = self._path
+        crypto = np.clip(self.module._actions(path.obs)[path.skip :], 0.0, 1.0) * path.prior
+        row, m = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps)
         self.history.append(row)
         score = selection_score(row, self.selection)
         if self.selection == "last" or score > self.best_score or self.best_state is None:
@@ -380,9 +379,8 @@ def keep_prior_unless_beaten(
     validation range (Sortino); otherwise every member follows the prior (:func:`follow_prior`),
     so that a module that learned nothing useful costs nothing against its rule.
     ``module.validation["follows_prior"]`` says which (1.0: the prior was kept)."""
-    env = module.env(market, metrics, start=split.validation[0], end=split.validation[1])
-    index = env.index[env.first_step : env.last_step + 1]
-    _, prior = validation_row(module, market, index, env.scale[env.first_step : env.last_step + 1], 0)
+    path = module.decision_path(market, metrics, *split.validation)
+    _, prior = validation_row(module, market, path.index, path.prior, 0)
     learned = module.validation.get("Sortino", float("nan"))
     if np.isnan(learned) or prior["Sortino"] >= learned:
         for sam in module.members:
@@ -511,16 +509,14 @@ def _train_batched(
     for sam, logger in zip(members, loggers, strict=True):
         sam.set_logger(logger)
     probe = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict())
-    val_env = probe.env(market, metrics, start=split.validation[0], end=split.validation[1])
-    obs = val_env.obs_tensor[val_env.first_step : val_env.last_step + 1]
-    index = val_env.index[val_env.first_step : val_env.last_step + 1]
-    scale = val_env.scale[val_env.first_step : val_env.last_step + 1]
+    path = probe.decision_path(market, metrics, *split.validation)  # as decide_range decides
     records = [MemberValidation() for _ in members]
 
     def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
         keep = np.zeros(len(records), dtype=bool)
         for k, rec in enumerate(records):
-            row, m = validation_row(probe, market, index, np.clip(crypto[k], 0.0, 1.0) * scale, timesteps)
+            shares = np.clip(crypto[k, path.skip :], 0.0, 1.0) * path.prior
+            row, m = validation_row(probe, market, path.index, shares, timesteps)
             rec.history.append(row)
             score = selection_score(row, config.selection)
             if config.selection == "last" or score > rec.best_score or not rec.best_metrics:
@@ -541,7 +537,7 @@ def _train_batched(
         config.algo_kwargs(),
         n_envs=config.n_envs,
         device=resolve_device(config.device),
-        validation_obs=obs,
+        validation_obs=path.obs,
         evaluate=evaluate,
         eval_freq=max(1, int(eval_freq)),
         on_step=None if progress is None else lambda _t: progress.update(len(members) * config.n_envs),

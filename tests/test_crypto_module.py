@@ -204,3 +204,16 @@ def test_ensemble_round_trips_and_uses_no_future_data(tmp_path, data, ensemble):
 def test_config_refuses_bad_ensemble_options(bad):
     with pytest.raises(ValueError, match="ensemble|observe_position"):
         CMConfig(**bad)
+
+
+@pytest.mark.parametrize("backend", ["sb3", "batched"])
+def test_validation_measures_what_decide_range_decides(data, backend):
+    """One validation measure: the kept checkpoint's validation figures (both backends) are the
+    backtest of the module's own decide_range over the validation range, whose position path
+    starts at the data's first observation, not in cash at the validation start."""
+    market, metrics = data
+    config = CMConfig(asset=ASSET, ensemble=1, timesteps=1_500, backend=backend, observe_position=True)
+    module, record = train_crypto_module(market, metrics, config, SPLIT, eval_freq=500)
+    again = policy_backtest(module, market, metrics, *SPLIT.validation).metrics()
+    for key in ("Sortino", "ARR", "MaxDrawdown"):
+        assert record.best_metrics[key] == pytest.approx(again[key], rel=1e-9, abs=1e-12), key

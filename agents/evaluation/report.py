@@ -100,8 +100,18 @@ def print_targets(tgt: pd.DataFrame, protocol: Protocol, console=None) -> None:
 
     console = console or Console(width=160)
     trend = trend_name(protocol.trend_sma)
-    head = ["window", "config", "CMs", "trading", "beat own B&H", "seeds > EW B&H", "Sortino", "EW B&H Sortino",
-            f"{trend} Sortino", "total return (ARR)"]
+    head = [
+        "window",
+        "config",
+        "CMs",
+        "trading",
+        "beat own B&H",
+        "seeds > EW B&H",
+        "Sortino",
+        "EW B&H Sortino",
+        f"{trend} Sortino",
+        "total return (ARR)",
+    ]
     for pname in protocol.portfolios:
         table = Table(title=f"{pname}: target figures (modules: means over seeds)")
         for h in head:
@@ -158,8 +168,15 @@ def evaluation_figure(scores: Scores, window: str, pname: str):
     for (strategy, v), (colour, style) in zip(lines, line_styles(len(lines))):
         own = strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT
         baseline = strategy.startswith(("B&H", "CRP", "Trend"))
-        ax.plot(v.index, v.to_numpy(), label=strategy, color=colour, linestyle=style,
-                lw=0.9 if own else 1.2 if baseline else 2, alpha=0.8 if own else 1.0)
+        ax.plot(
+            v.index,
+            v.to_numpy(),
+            label=strategy,
+            color=colour,
+            linestyle=style,
+            lw=0.9 if own else 1.2 if baseline else 2,
+            alpha=0.8 if own else 1.0,
+        )
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_title(f"{pname}, window {window}: portfolios averaged over seeds, baselines, each coin's buy-and-hold")
     ax.set_ylabel("value (start = 1)")

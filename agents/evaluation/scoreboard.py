@@ -257,7 +257,18 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
     console = console or Console(width=160)
     for pname, g in stitched.groupby("portfolio", sort=False):
         table = Table(title=f"{pname}: stitched out-of-sample ({int(g['windows'].iloc[0])} windows)")
-        cols = ["strategy", "Sortino", "Sharpe", "ARR: total", "MaxDD", "Sortino seeds", "DSR", "won vs EW", "p win", "p boot"]
+        cols = [
+            "strategy",
+            "Sortino",
+            "Sharpe",
+            "ARR: total",
+            "MaxDD",
+            "Sortino seeds",
+            "DSR",
+            "won vs EW",
+            "p win",
+            "p boot",
+        ]
         for c in cols:
             table.add_column(c, justify="left" if c == "strategy" else "right")
         v = versus[(versus.portfolio == pname) & (versus.baseline == EQUAL_WEIGHT)].set_index("strategy")
