@@ -8,8 +8,7 @@ stays light.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from cryptorl._lazy import lazy_names
 
 from .backtest import EXECUTIONS, BacktestResult, backtest, check_weights, simulate
 from .baselines import (
@@ -80,13 +79,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

@@ -117,8 +117,9 @@ def line_styles(n: int) -> list[tuple[tuple[float, float, float, float], str]]:
 def legend_outside(ax, **kwargs) -> None:
     """The legend to the right of the axes, off the data (two columns for many entries)."""
     n = len(ax.get_legend_handles_labels()[1])
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8,
-              ncol=2 if n > 16 else 1, **kwargs)
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, ncol=2 if n > 16 else 1, **kwargs
+    )
 
 
 def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
@@ -136,8 +137,15 @@ def equity_figure(results: Mapping[str, BacktestResult], title: str) -> Figure:
         cum = (res.values / res.values.iloc[0] - 1.0) * 100
         colour, dash = style.get(name, ("black", "-"))
         width = 2.4 if name == HIGHLIGHT else 1.6 if not name.startswith("B&H") else 1.1
-        ax.plot(cum.index, cum.to_numpy(), label=name, color=colour, linestyle=dash, linewidth=width,
-                zorder=3 if name == HIGHLIGHT else 2)
+        ax.plot(
+            cum.index,
+            cum.to_numpy(),
+            label=name,
+            color=colour,
+            linestyle=dash,
+            linewidth=width,
+            zorder=3 if name == HIGHLIGHT else 2,
+        )
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_title(f"{title}: cumulative return")
     ax.set_ylabel("cumulative return (%)")
@@ -160,8 +168,9 @@ def weights_figure(name: str, res: BacktestResult) -> Figure:
     ax.set_title(f"{name}: weights over time (decided at each bar's close)")
     ax.set_ylabel("weight")
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              fontsize=8)  # top of the stack first
+    ax.legend(
+        handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8
+    )  # top of the stack first
     ax.tick_params(axis="x", labelrotation=30)
     return fig
 
