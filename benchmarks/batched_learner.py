@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from agents.batched import learn_dqn_members  # noqa: E402
 from agents.crypto_module import MEMBER_SEED_STRIDE, CMConfig, CryptoModule, build_algo  # noqa: E402
 from agents.networks import SAMCNN  # noqa: E402
+from agents.training import make_logger  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
@@ -86,6 +87,7 @@ def throughput(market: pd.DataFrame, timesteps: int) -> tuple[float, float]:
     sams = members(config, template)
     t0 = time.perf_counter()
     for sam in sams:
+        sam.set_logger(make_logger(None, "bench"))  # no SB3-<time> folder in the temp folder
         sam.learn(timesteps)
     sb3 = config.ensemble * timesteps / (time.perf_counter() - t0)
     sams = members(config, template)

@@ -54,6 +54,7 @@ from batched_learner import load_btc, members  # noqa: E402
 
 from agents.batched import learn_dqn_members  # noqa: E402
 from agents.crypto_module import MEMBER_SEED_STRIDE, CMConfig  # noqa: E402
+from agents.training import make_logger  # noqa: E402
 from envs import CryptoModuleEnv, CryptoModuleVecEnv  # noqa: E402
 from envs.features import market_features  # noqa: E402
 
@@ -114,6 +115,7 @@ def seeds_of(config: CMConfig) -> list[int]:
 def sb3_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: int) -> Rate:
     rate = Rate()
     for sam in members(config, template):
+        sam.set_logger(make_logger(None, "bench"))  # no SB3-<time> folder in the temp folder
         start = clock()
         sam.learn(warmup)
         mark, done = clock(), sam.num_timesteps
@@ -203,6 +205,7 @@ def sbx_rate(config: CMConfig, template: CryptoModuleEnv, warmup: int, steps: in
     for seed in seeds_of(config):
         env = CryptoModuleVecEnv(template, config.n_envs, seed=seed)
         model = DQN(policy, env, policy_kwargs=kwargs, seed=seed, verbose=0, **config.algo_kwargs())
+        model.set_logger(make_logger(None, "bench"))
         start = clock()
         model.learn(warmup)
         mark, done = clock(), model.num_timesteps

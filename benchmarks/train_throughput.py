@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from agents.crypto_module import CMConfig, build_algo  # noqa: E402
 from agents.learners import get_learner  # noqa: E402
 from agents.networks import SAMCNN  # noqa: E402
+from agents.training import make_logger  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
 from envs import CryptoModuleEnv, CryptoModuleVecEnv  # noqa: E402
@@ -66,6 +67,7 @@ def same_budget(algo: str, n_envs: int) -> dict:
 
 
 def rate(model, timesteps: int) -> float:
+    model.set_logger(make_logger(None, "bench"))  # no SB3-<time> folder in the temp folder
     model.learn(200)  # warm-up: allocations, first gradient step
     t0 = time.perf_counter()
     model.learn(timesteps, reset_num_timesteps=False)

@@ -7,6 +7,7 @@ import pytest
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor
 
+from agents.training import make_logger
 from cryptorl.data.demo import demo_market
 from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
@@ -73,6 +74,7 @@ def test_vector_env_refuses_bad_actions_and_lean_infos_are_empty():
 def test_ppo_runs_on_the_vector_env():
     vec = VecMonitor(CryptoModuleVecEnv(num_envs=8, seed=0, window=10, episode_length=32))
     model = PPO("MlpPolicy", vec, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(make_logger(None, "ppo"))  # SB3 would leave an SB3-<time> folder in the temp folder
     model.learn(total_timesteps=512)
     assert model.num_timesteps >= 512
     assert len(model.ep_info_buffer) >= 8  # episodes ended and were reset automatically
