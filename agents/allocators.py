@@ -231,6 +231,7 @@ class EqualWeight(_EqualWeight):
     the baseline :class:`cryptorl.portfolio.baselines.EqualWeight` under its catalogue name."""
 
     name = "equal_weight"
+    long_short = False  # as every PortfolioAgent states
 
     def __init__(self, *, rebalance: int = 7):
         super().__init__(rebalance)
@@ -241,6 +242,7 @@ class BuyAndHold(_EqualWeightBuyAndHold):
     :class:`cryptorl.portfolio.baselines.EqualWeightBuyAndHold` under its catalogue name."""
 
     name = "buy_and_hold"
+    long_short = False
 
 
 def _cap_weights(w: np.ndarray, cap: float) -> np.ndarray:

@@ -37,7 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.batched import learn_dqn_members  # noqa: E402
-from agents.crypto_module import MEMBER_SEED_STRIDE, CMConfig, CryptoModule, build_algo  # noqa: E402
+from agents.crypto_module import (  # noqa: E402
+    MEMBER_SEED_STRIDE,
+    CMConfig,
+    CryptoModule,
+    build_algo,
+    module_features,
+    prior_position,
+)
 from agents.networks import SAMCNN  # noqa: E402
 from agents.training import make_logger  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
@@ -45,7 +52,6 @@ from cryptorl.data.frames import validate_market  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
 from envs import CryptoModuleEnv, CryptoModuleVecEnv  # noqa: E402
 from envs.crypto_module import with_position  # noqa: E402
-from envs.features import market_features  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "prices" / "daily" / "BTC-USD_1d.csv"
 
@@ -72,18 +78,27 @@ def members(config: CMConfig, template: CryptoModuleEnv) -> list:
     ]
 
 
+def template_env(data: pd.DataFrame, config: CMConfig, **kw) -> CryptoModuleEnv:
+    """The module's environment over ``data``: its market features and its prior (no metrics)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dru = DataRefinementUnit().fit(data, None, data.index[-1], asset=config.asset)
+    return CryptoModuleEnv(
+        data,
+        module_features(dru, data, None, config),
+        window=config.window,
+        observe_position=True,
+        allow_gaps=True,
+        scale=prior_position(data, config),
+        **kw,
+    )
+
+
 def throughput(market: pd.DataFrame, timesteps: int) -> tuple[float, float]:
     """(SB3, batched) env steps per second over the five members."""
     config = CMConfig(asset="BTC")
     train = market.iloc[-900:]  # the last 900 bars: a training range as the paper's split makes it
-    template = CryptoModuleEnv(
-        train,
-        market_features(train, config.features),
-        window=config.window,
-        episode_length=config.episode_length,
-        observe_position=True,
-        allow_gaps=True,
-    )
+    template = template_env(train, config, episode_length=config.episode_length)
     sams = members(config, template)
     t0 = time.perf_counter()
     for sam in sams:
@@ -122,9 +137,7 @@ def scoring(market: pd.DataFrame, n_modules: int, bars: int, old_modules: int) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dru = DataRefinementUnit().fit(data, None, data.index[-1], asset="BTC")
-    template = CryptoModuleEnv(
-        data, market_features(data, config.features), window=config.window, observe_position=True, allow_gaps=True
-    )
+    template = template_env(data, config)
     pool = [members(CMConfig(asset="BTC", seed=s), template) for s in range(4)]  # 4 sets of 5 members, reused
     modules = [CryptoModule(config, dru, pool[i % 4][0], members=pool[i % 4]) for i in range(n_modules)]
     start = data.index[-bars]
@@ -135,7 +148,7 @@ def scoring(market: pd.DataFrame, n_modules: int, bars: int, old_modules: int) -
     same = True
     for m, decided in zip(modules[:old_modules], new, strict=False):
         env = m.env(data, None)
-        crypto = bar_by_bar(m, env.obs_tensor[env.first_step :])[-len(decided) :]
+        crypto = bar_by_bar(m, env.obs_tensor[env.first_step :])[-len(decided) :] * env.scale[-len(decided) :]
         same = same and np.array_equal(crypto, decided["crypto"].to_numpy())
     t_old = (time.perf_counter() - t0) / old_modules * n_modules
     return t_old, t_new, same

@@ -227,8 +227,8 @@ def _left_out(items: list | None, store: DataStore, asset: str, interval: str, r
 def _print_summary(
     rows: list[dict], args: argparse.Namespace, store: DataStore, console: Console, items: list | None = None
 ) -> None:
-    metrics_only = args.source in ("coinmetrics", "santiment") or bool(items) and all(
-        i.kind == "metrics" for i in items
+    metrics_only = (
+        args.source in ("coinmetrics", "santiment") or bool(items) and all(i.kind == "metrics" for i in items)
     )
     span = f"{args.start} .. {args.end}" if args.start or args.end else "every date in the files"
     table = Table(title=f"{args.source} -> {store.root}  ({args.interval}, {span})")
@@ -239,7 +239,8 @@ def _print_summary(
     for col in columns:
         table.add_column(
             col,
-            justify="right" if col in ("rows stored", "gaps found", "metrics", "metrics stored", "values stored")
+            justify="right"
+            if col in ("rows stored", "gaps found", "metrics", "metrics stored", "values stored")
             else "left",
             no_wrap=not col.startswith("metrics refused"),
         )
@@ -251,8 +252,14 @@ def _print_summary(
     for s in rows:
         left = _left_out(items, store, s["asset"], args.interval, s["refused"])
         if metrics_only:
-            table.add_row(s["asset"], str(s["metrics"]), str(s["metric_values"]), day(s["metrics_first"]),
-                          day(s["metrics_last"]), left)
+            table.add_row(
+                s["asset"],
+                str(s["metrics"]),
+                str(s["metric_values"]),
+                day(s["metrics_first"]),
+                day(s["metrics_last"]),
+                left,
+            )
             continue
         gaps = s["gaps"]
         missing = sum(g.missing for g in gaps)

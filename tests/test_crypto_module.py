@@ -152,7 +152,13 @@ def test_paper_split_proportions():
 def ensemble(data):
     market, metrics = data
     cfg = CMConfig(
-        asset=ASSET, timesteps=2_000, seed=4, ensemble=3, observe_position=True, hyperparams={"learning_starts": 200}
+        asset=ASSET,
+        timesteps=2_000,
+        seed=4,
+        ensemble=3,
+        observe_position=True,
+        prior="none",  # the votes are the decisions (tests/test_prior.py covers the prior)
+        hyperparams={"learning_starts": 200},
     )
     module, _ = train_crypto_module(market, metrics, cfg, SPLIT, eval_freq=1_000)
     return module

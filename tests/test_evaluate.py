@@ -213,6 +213,7 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
         episode_length=16,
         features=["ret_5", "dd_20", "sma_10"],
         ensemble=1,
+        prior="none",  # all-in / all-out, no prior row
     )
     with pytest.warns(UserWarning):
         module, _ = train_crypto_module(market, None, config, paper_split(market.index), eval_freq=64)

@@ -60,7 +60,7 @@ def test_pooled_episodes_stay_inside_one_coin_and_step_as_that_coin(markets):
 
 
 def test_pooled_training_never_uses_the_pooled_coins_later_bars(markets):
-    config = CMConfig(asset="BTC", pool=["ETH", "LINK"], ensemble=2, timesteps=1_500, prior="donchian")
+    config = CMConfig(asset="BTC", pool=["ETH", "LINK"], ensemble=2, timesteps=4_000, prior="donchian")
     module, _ = train_crypto_module(markets["BTC"], None, config, SPLIT, pool=markets)
     changed = {a: m.copy() for a, m in markets.items()}
     for a in ("ETH", "LINK"):
@@ -70,9 +70,8 @@ def test_pooled_training_never_uses_the_pooled_coins_later_bars(markets):
     a = module.decide_range(markets["BTC"], None, *SPLIT.backtest)
     pd.testing.assert_frame_equal(a, again.decide_range(markets["BTC"], None, *SPLIT.backtest))
     alone, _ = train_crypto_module(markets["BTC"], None, CMConfig(**{**config.__dict__, "pool": []}), SPLIT)
-    assert not alone.decide_range(markets["BTC"], None, *SPLIT.validation).equals(
-        module.decide_range(markets["BTC"], None, *SPLIT.validation)
-    )  # the pooled experience does change what is learned
+    key = "q_net.q_net.0.weight"  # same seed, same initial weights: the pooled experience changes what is learned
+    assert not np.array_equal(alone.sam.policy.state_dict()[key], module.sam.policy.state_dict()[key])
 
 
 def test_pool_options_are_checked(markets):
