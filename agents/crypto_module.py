@@ -239,7 +239,7 @@ class CryptoModule:
             episode_length=episode_length,
             signals=self.signals(market, feats),
             observe_position=self.config.observe_position,
-            scale=prior_position(market, self.config),
+            scale=prior_row(feats),
         )
 
     # -- decisions -----------------------------------------------------------------------------
@@ -429,6 +429,12 @@ def prior_position(market: pd.DataFrame, config: CMConfig) -> pd.Series | None:
     return rule(market["close"].astype("float64"), config.interval).rename("prior")
 
 
+def prior_row(features: pd.DataFrame | None) -> pd.Series | None:
+    """The prior's position as :func:`module_features` put it in the observation rows (the
+    environment's ``scale``), or None without a prior."""
+    return None if features is None or "prior" not in features else features["prior"]
+
+
 def module_features(
     dru: DataRefinementUnit, market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig
 ) -> pd.DataFrame | None:
@@ -515,4 +521,5 @@ __all__ = [
     "module_features",
     "position_walk",
     "prior_position",
+    "prior_row",
 ]

@@ -44,7 +44,7 @@ from .crypto_module import (
     build_algo,
     eam_signals,
     module_features,
-    prior_position,
+    prior_row,
 )
 from .networks import EAMCNN, SAMCNN, resolve_device
 
@@ -287,7 +287,7 @@ def train_crypto_module(
         episode_length=config.episode_length,
         signals=signals,
         observe_position=config.observe_position,
-        scale=prior_position(market, config),
+        scale=prior_row(feats),
         **env_kw,
     )
     if config.pool:
@@ -342,15 +342,16 @@ def pool_templates(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RefinementWarning)  # no metrics: said once, for the module's own
             no_metrics = DataRefinementUnit(**config.dru).fit(market, None, split.train[1], asset=asset)
+        feats = module_features(no_metrics, market, None, cfg)
         out.append(
             CryptoModuleEnv(
                 market,
-                module_features(no_metrics, market, None, cfg),
+                feats,
                 start=split.train[0],
                 end=split.train[1],
                 episode_length=config.episode_length,
                 observe_position=config.observe_position,
-                scale=prior_position(market, cfg),
+                scale=prior_row(feats),
                 **{**env_kw, "asset": asset},
             )
         )

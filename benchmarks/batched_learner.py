@@ -43,7 +43,7 @@ from agents.crypto_module import (  # noqa: E402
     CryptoModule,
     build_algo,
     module_features,
-    prior_position,
+    prior_row,
 )
 from agents.networks import SAMCNN  # noqa: E402
 from agents.training import make_logger  # noqa: E402
@@ -83,13 +83,14 @@ def template_env(data: pd.DataFrame, config: CMConfig, **kw) -> CryptoModuleEnv:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dru = DataRefinementUnit().fit(data, None, data.index[-1], asset=config.asset)
+    feats = module_features(dru, data, None, config)
     return CryptoModuleEnv(
         data,
-        module_features(dru, data, None, config),
+        feats,
         window=config.window,
         observe_position=True,
         allow_gaps=True,
-        scale=prior_position(data, config),
+        scale=prior_row(feats),
         **kw,
     )
 

@@ -236,17 +236,12 @@ def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
     length = first.episode_length
     if length is None:
         raise ValueError("pooling environments needs an episode_length: evaluation runs one range")
+
+    def contract(e: CryptoModuleEnv) -> tuple:
+        return (e.feature_names, e.window, e.cost, e.execution, e.action_type, e.observe_position, e.episode_length)
+
     for e in envs[1:]:
-        same = (e.feature_names, e.window, e.cost, e.execution, e.action_type, e.observe_position, e.episode_length)
-        if same != (
-            first.feature_names,
-            first.window,
-            first.cost,
-            first.execution,
-            first.action_type,
-            first.observe_position,
-            length,
-        ):
+        if contract(e) != contract(first):
             raise ValueError(
                 f"cannot pool {e.asset} with {first.asset}: observation rows, window, costs, execution, "
                 "action type and episode length must be the same"
