@@ -22,6 +22,9 @@ import pandas as pd
 from cryptorl.data.demo import DEFAULT_END, DEFAULT_START, demo_market, warn_demo
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp, validate_market
 
+from .accounting import check_execution, cost_rate
+from .features import AssetBlock, asset_block
+
 
 def market_or_demo(
     market: pd.DataFrame | None,
@@ -87,6 +90,40 @@ class RangeEnv(gym.Env):
 
     metadata = {"render_modes": []}
     render_mode = None
+
+    def _init_market(
+        self,
+        market: pd.DataFrame | None,
+        features: pd.DataFrame | None,
+        signals=None,
+        *,
+        asset: str = "BTC",
+        interval: str = "1d",
+        window: int = 30,
+        fee: float = 0.001,
+        execution: str = "close",
+        start=None,
+        end=None,
+        episode_length: int | None = None,
+        seed: int | None = None,
+        slippage: float = 0.0,
+        allow_gaps: bool = False,
+    ) -> AssetBlock:
+        """Load the market (the demo market of ``asset`` when None), set the costs, the execution
+        and the episode range, and return the asset's observation block. The keywords are the
+        options every environment of one crypto takes (``docs/envs.md``)."""
+        self.asset = str(asset).upper()
+        self.interval = interval
+        self.window = int(window)
+        self.fee, self.slippage = fee, slippage
+        self.cost = cost_rate(fee, slippage)
+        self.execution = check_execution(execution)
+        self.market = market_or_demo(
+            market, self.asset, interval, start=start, end=end, window=self.window, allow_gaps=allow_gaps
+        )
+        block = asset_block(self.market, features, signals, window=self.window, asset=self.asset)
+        self._init_range(self.market.index, block.first_valid, start, end, episode_length, self.asset, seed)
+        return block
 
     def _init_range(self, index, first_valid, start, end, episode_length, asset, seed) -> None:
         self.index = index

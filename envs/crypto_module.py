@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .accounting import check_execution, cost_rate, one_asset_close, one_asset_next_open
-from .base import RangeEnv, market_or_demo
-from .features import asset_block, stack_assets
+from .accounting import one_asset_close, one_asset_next_open
+from .base import RangeEnv
+from .features import stack_assets
 
 _DISCRETE_WEIGHT = {0: 0.0, 1: 1.0}
 ACTION_TYPES = ("discrete", "continuous")
@@ -63,36 +63,20 @@ class CryptoModuleEnv(RangeEnv):
         market: pd.DataFrame | None = None,
         features: pd.DataFrame | None = None,
         *,
-        asset: str = "BTC",
-        interval: str = "1d",
-        window: int = 30,
-        fee: float = 0.001,
-        execution: str = "close",
-        start=None,
-        end=None,
-        episode_length: int | None = None,
         action_type: str = "discrete",
         signals: pd.Series | pd.DataFrame | None = None,
-        seed: int | None = None,
-        slippage: float = 0.0,
-        allow_gaps: bool = False,
         observe_position: bool = False,
         scale: pd.Series | None = None,
+        **options,
     ):
+        """``options``: the market and episode options of :meth:`RangeEnv._init_market`
+        (``asset``, ``interval``, ``window``, ``fee``, ``execution``, ``start``, ``end``,
+        ``episode_length``, ``seed``, ``slippage``, ``allow_gaps``)."""
         super().__init__()
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
-        self.asset = str(asset).upper()
-        self.interval = interval
-        self.window = int(window)
-        self.fee, self.slippage = fee, slippage
-        self.cost = cost_rate(fee, slippage)
-        self.execution = check_execution(execution)
         self.action_type = action_type
-        self.market = market_or_demo(
-            market, self.asset, interval, start=start, end=end, window=self.window, allow_gaps=allow_gaps
-        )
-        block = asset_block(self.market, features, signals, window=self.window, asset=self.asset)
+        block = self._init_market(market, features, signals, **options)
         self.obs_tensor = stack_assets([block], cash="last")
         self.feature_names = block.names
         self.observe_position = bool(observe_position)
@@ -113,7 +97,6 @@ class CryptoModuleEnv(RangeEnv):
                 raise ValueError("scale (the prior position) must lie in [0, 1]")
             self.scale = np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)  # unknown prior: no position
         self.scale.flags.writeable = False
-        self._init_range(self.market.index, block.first_valid, start, end, episode_length, self.asset, seed)
 
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=self.obs_tensor.shape[1:], dtype=np.float32)
         if action_type == "discrete":

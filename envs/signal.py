@@ -28,9 +28,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .accounting import check_execution, cost_rate
-from .base import RangeEnv, market_or_demo
-from .features import asset_block
+from .base import RangeEnv
 
 BUY, SELL, HOLD = 0, 1, 2
 ACTIONS = ("buy", "sell", "hold")
@@ -53,31 +51,14 @@ class SignalEnv(RangeEnv):
         market: pd.DataFrame | None = None,
         features: pd.DataFrame | None = None,
         *,
-        asset: str = "BTC",
-        interval: str = "1d",
-        window: int = 30,
-        fee: float = 0.001,
-        execution: str = "close",
-        start=None,
-        end=None,
-        episode_length: int | None = None,
         short_on_sell: bool = False,
-        seed: int | None = None,
-        slippage: float = 0.0,
-        allow_gaps: bool = False,
+        **options,
     ):
+        """``options``: the market and episode options of :meth:`RangeEnv._init_market`, as
+        :class:`envs.CryptoModuleEnv` takes them."""
         super().__init__()
-        self.asset = str(asset).upper()
-        self.interval = interval
-        self.window = int(window)
-        self.cost = cost_rate(fee, slippage)
-        self.fee, self.slippage = fee, slippage
-        self.execution = check_execution(execution)
         self.short_on_sell = bool(short_on_sell)
-        self.market = market_or_demo(
-            market, self.asset, interval, start=start, end=end, window=self.window, allow_gaps=allow_gaps
-        )
-        block = asset_block(self.market, features, None, window=self.window, asset=self.asset)
+        block = self._init_market(market, features, None, **options)
         self.obs_tensor = block.values
         self.obs_tensor.flags.writeable = False
         self.feature_names = (*block.names, "position")
@@ -87,7 +68,6 @@ class SignalEnv(RangeEnv):
         self._yc = np.r_[np.nan, c[1:] / c[:-1]].tolist()
         self._yg = np.r_[np.nan, o[1:] / c[:-1]].tolist()
         self._yi = (c / o).tolist()
-        self._init_range(self.market.index, block.first_valid, start, end, episode_length, self.asset, seed)
         f, n = block.values.shape[1:]
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(f + 1, n), dtype=np.float32)
         self.action_space = spaces.Discrete(3)

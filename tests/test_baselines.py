@@ -124,3 +124,11 @@ def test_bad_parameters_are_refused():
         donchian_ensemble(m, target_vol=0)
     with pytest.raises(ValueError, match="inverse volatility"):
         inverse_volatility(m, window=1)
+
+
+def test_holds_one_asset_tells_per_coin_holds_from_portfolios():
+    from cryptorl.portfolio.baselines import EQUAL_WEIGHT, BuyAndHold, holds_one_asset
+
+    assert holds_one_asset(BuyAndHold(assets=["ETH"]).name)
+    assert not holds_one_asset(EQUAL_WEIGHT)
+    assert not holds_one_asset("SMA20 trend")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptorl.portfolio.baselines import EQUAL_WEIGHT, trend_name
+from cryptorl.portfolio.baselines import EQUAL_WEIGHT, holds_one_asset, trend_name
 from cryptorl.portfolio.reliability import wilcoxon_p
 from cryptorl.portfolio.report import slug
 
@@ -166,7 +166,7 @@ def evaluation_figure(scores: Scores, window: str, pname: str):
     fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")
     ax = fig.subplots()
     for (strategy, v), (colour, style) in zip(lines, line_styles(len(lines))):
-        own = strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT
+        own = holds_one_asset(strategy)
         baseline = strategy.startswith(("B&H", "CRP", "Trend"))
         ax.plot(
             v.index,

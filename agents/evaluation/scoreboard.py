@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from cryptorl.data.frames import interval_seconds, periods_per_year
-from cryptorl.portfolio.baselines import EQUAL_WEIGHT
+from cryptorl.portfolio.baselines import EQUAL_WEIGHT, holds_one_asset
 from cryptorl.portfolio.metrics import daily_returns, performance
 from cryptorl.portfolio.stats import (
     bootstrap_difference,
@@ -173,9 +173,9 @@ def build_scoreboard(
             if row["portfolio"] == pname and row["kind"] == "config":
                 row["DSR"] = deflated_sharpe_ratio(returns[row["strategy"]], protocol.n_trials, var)
                 row["trials"] = protocol.n_trials
-        against = [b for b in baselines if not b.startswith("B&H ") or b == EQUAL_WEIGHT]
+        against = [b for b in baselines if not holds_one_asset(b)]
         for strategy in strategies:
-            if strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT:
+            if holds_one_asset(strategy):
                 continue
             for base in against:
                 if base == strategy:
@@ -227,11 +227,11 @@ def plot_stitched(board: Scoreboard, pname: str, path: Path, title: str) -> None
     import matplotlib.pyplot as plt
 
     lines = [(s, c) for (p, s), c in board.curves.items() if p == pname]
-    main = [(s, c) for s, c in lines if not (s.startswith("B&H ") and s != EQUAL_WEIGHT)]
+    main = [(s, c) for s, c in lines if not holds_one_asset(s)]
     cmap = plt.get_cmap("tab10" if len(main) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(11, 5))
     for s, c in lines:
-        if s.startswith("B&H ") and s != EQUAL_WEIGHT:
+        if holds_one_asset(s):
             ax.plot(c.index, c.to_numpy(), lw=0.7, color="0.6", alpha=0.7, ls="--", label=s)
     baselines = set(board.stitched.strategy[board.stitched.kind == "baseline"])
     for k, (s, c) in enumerate(main):
@@ -273,7 +273,7 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
             table.add_column(c, justify="left" if c == "strategy" else "right")
         v = versus[(versus.portfolio == pname) & (versus.baseline == EQUAL_WEIGHT)].set_index("strategy")
         for d in g.to_dict("records"):
-            if d["strategy"].startswith("B&H ") and d["strategy"] != EQUAL_WEIGHT:
+            if holds_one_asset(d["strategy"]):
                 continue
             vs = v.loc[d["strategy"]] if d["strategy"] in v.index else None
             dsr = d.get("DSR", np.nan)

@@ -219,34 +219,15 @@ def _range(start, end):
     return s, e
 
 
-def demo_market(
-    asset: str = "BTC",
-    interval: str = "1d",
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-    *,
-    seed: int = 0,
-    signal_strength: float = 0.4,
-) -> pd.DataFrame:
-    """Synthetic OHLCV market frame for ``asset`` (default 2020-10-01 .. 2022-09-30, the paper's span)."""
-    s, e = _range(start, end)
-    market, _ = _simulate(asset, interval, e, s, seed, signal_strength)
-    return validate_market(market, asset.upper(), interval)
+def demo_market(asset: str = "BTC", interval: str = "1d", start=None, end=None, **kw) -> pd.DataFrame:
+    """Synthetic OHLCV market frame for ``asset`` (default 2020-10-01 .. 2022-09-30, the paper's
+    span); ``start``, ``end`` and the keywords as :func:`demo_data`."""
+    return demo_data(asset, interval, start, end, **kw)[0]
 
 
-def demo_metrics(
-    asset: str = "BTC",
-    interval: str = "1d",
-    start: str | pd.Timestamp | None = None,
-    end: str | pd.Timestamp | None = None,
-    *,
-    seed: int = 0,
-    signal_strength: float = 0.4,
-) -> pd.DataFrame:
+def demo_metrics(asset: str = "BTC", interval: str = "1d", start=None, end=None, **kw) -> pd.DataFrame:
     """Synthetic metrics frame for ``asset`` on the same index as :func:`demo_market`."""
-    s, e = _range(start, end)
-    _, metrics = _simulate(asset, interval, e, s, seed, signal_strength)
-    return validate_metrics(metrics, asset.upper(), interval)
+    return demo_data(asset, interval, start, end, **kw)[1]
 
 
 def demo_data(

@@ -469,6 +469,12 @@ class InverseVolatility(Baseline):
 EQUAL_WEIGHT = EqualWeightBuyAndHold().name  # the reference every report compares against
 
 
+def holds_one_asset(strategy: str) -> bool:
+    """Whether ``strategy`` names the buy-and-hold of a single asset (``"B&H <asset>"``): a
+    per-coin reference that reports show beside the portfolios, not a rival portfolio."""
+    return strategy.startswith("B&H ") and strategy != EQUAL_WEIGHT
+
+
 def trend_name(sma: int = 20) -> str:
     """The report name of :func:`trend_timing`'s baseline."""
     return TrendTiming(sma).name
