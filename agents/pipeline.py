@@ -17,13 +17,14 @@ import pandas as pd
 
 from cryptorl.modelstore import ModelStore
 from cryptorl.parallel import raise_failures
-from cryptorl.portfolio.backtest import BacktestResult, backtest
+from cryptorl.portfolio.backtest import BacktestResult
+from cryptorl.portfolio.baselines import BuyAndHold
 from cryptorl.portfolio.strategy import backtest_strategies, make_baselines
 from cryptorl.portfolio.voting import Portfolio
 
 from .crypto_module import CMConfig, CryptoModule
 from .portfolio import backtest_range, missing_modules
-from .training import Split, ValidationCallback, paper_split, policy_backtest, train_crypto_module
+from .training import Split, ValidationCallback, paper_split, train_crypto_module
 
 Loader = Callable[[str], tuple[pd.DataFrame, "pd.DataFrame | None"]]
 STRATEGY = "CryptoRLPM"
@@ -71,13 +72,21 @@ def train_and_save(
     )
     results: dict[str, BacktestResult] = {}
     if split.backtest is not None:
-        b0, b1 = split.backtest
-        cm = policy_backtest(module, market, metrics, b0, b1)
-        hold = cm.weights.assign(cash=0.0, **{config.asset: 1.0})
-        results[f"CM {config.asset} ({config.algo.upper()})"] = cm
-        results[f"Buy & hold {config.asset}"] = backtest(
-            hold, {config.asset: market}, interval=config.interval, fee=config.fee, execution=config.execution
+        strategies = [
+            Portfolio([module], name=f"CM {config.asset} ({config.algo.upper()})"),
+            BuyAndHold(assets=[config.asset]),
+        ]
+        runs = backtest_strategies(
+            strategies,
+            {config.asset: market},
+            {config.asset: metrics},
+            interval=config.interval,
+            start=split.backtest[0],
+            end=split.backtest[1],
+            fee=config.fee,
+            execution=config.execution,
         )
+        results = {name: run.result for name, run in runs.items()}
         if tensorboard_log:
             _log_backtest(module, results)
     folder = None

@@ -33,7 +33,7 @@ def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
     ]
     assert train_cm.main(argv) == 0
     out = capsys.readouterr().out
-    assert "Buy & hold ETH" in out and "DRU selection" in out
+    assert "B&H ETH" in out and "DRU selection" in out
     folder = ModelStore(tmp_path / "models").current("ETH", "1d")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["hyperparameters"]["learning_rate"] == 3e-4 and manifest["algorithm"] == "dqn"
