@@ -124,9 +124,9 @@ class CryptoCashQ:
       (1 - position), and the first three convolutions read each row alone: the cash row's
       features after them are computed once for each position value (0, 1) and looked up.
     * Observations come channels-last, ``(bars, time, features)`` for the crypto row, so no
-      permutation is needed; a time convolution is one matrix product over the shifted views
-      side by side (with gradients) or, without gradients (acting, the target network), one
-      product with the kernel taps side by side in the output and shifted sums.
+      permutation is needed; a time convolution is one matrix product over the windows of its
+      input: the shifted views side by side where the input needs a gradient, one strided view
+      (``unfold``) where it does not.
     """
 
     def __init__(self, table: torch.Tensor, first_bar: int, observe_position: bool):
@@ -153,16 +153,12 @@ class CryptoCashQ:
         t = (n - k) // stride + 1
         if k == n:
             return torch.baddbmm(b[:, None], x.reshape(K, B, n * c), w.transpose(1, 2)).view(K, B, 1, o)
-        span = stride * (t - 1) + 1
-        if torch.is_grad_enabled():  # the shifted views side by side: a cheap backward
+        if x.requires_grad:  # the shifted views side by side: a cheap backward to x
+            span = stride * (t - 1) + 1
             views = torch.cat([x[:, :, j : j + span : stride] for j in range(k)], dim=-1)
-            return torch.baddbmm(b[:, None], views.reshape(K, B * t, k * c), w.transpose(1, 2)).view(K, B, t, o)
-        taps = w.view(K, o, k, c).permute(0, 3, 2, 1).reshape(K, c, k * o)  # (K, c, k*o): tap j in block j
-        z = torch.bmm(x.reshape(K, B * n, c), taps).view(K, B, n, k, o)
-        out = b[:, None, None, :] + z[:, :, 0:span:stride, 0]
-        for j in range(1, k):  # no grad: shifted sums, no copies of shifted views
-            out = out + z[:, :, j : j + span : stride, j]
-        return out
+        else:  # no gradient to x (the observations, or no grad at all): the windows as one strided view
+            views = x.unfold(2, k, stride).transpose(3, 4)  # (K, B, t, k, c)
+        return torch.baddbmm(b[:, None], views.reshape(K, B * t, k * c), w.transpose(1, 2)).view(K, B, t, o)
 
     def _rows(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """conv1..conv3 on rows x (K, B, n, f): (K, B, channels)."""
