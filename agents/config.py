@@ -131,6 +131,14 @@ class CMConfig:
             "choices": lambda: PRIORS,
         },
     )
+    prior_confidence: float = field(
+        default=0.0,
+        metadata={
+            "help": "with a prior, how sure validation must be that the learned filter beats it: 0 keeps "
+            "the filter when its validation Sortino is higher; p in (0, 1) only when the deflated Sharpe "
+            "ratio of its daily returns over the prior's, given the checkpoints compared, is at least p",
+        },
+    )
     pool: list[str] = field(
         default_factory=list,
         metadata={
@@ -159,6 +167,8 @@ class CMConfig:
             raise ValueError("pool and with_eam do not go together: the EAM is trained on the module's asset alone")
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
+        if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
+            raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
         self.features = [str(f) for f in self.features]

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from cryptorl.features import DataRefinementUnit
 from cryptorl.features.dru import RefinementWarning
 from cryptorl.portfolio.backtest import BacktestResult, backtest
+from cryptorl.portfolio.stats import deflated_sharpe_ratio
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv, pooled
 
 from .batched import torch_threads
@@ -312,7 +313,7 @@ def train_crypto_module(
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
     if config.prior != "none":
-        keep_prior_unless_beaten(module, market, metrics, split)
+        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history))
     if tensorboard_log:
         module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
         module.sam.logger.dump(module.sam.num_timesteps)
@@ -374,22 +375,42 @@ def follow_prior(sam: BaseAlgorithm) -> None:
 
 
 def keep_prior_unless_beaten(
-    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, split: Split
+    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, split: Split, checkpoints: int = 1
 ) -> None:
     """With a prior, the module keeps what it learned only when that beats the prior alone on the
-    validation range (Sortino); otherwise every member follows the prior (:func:`follow_prior`),
-    so that a module that learned nothing useful costs nothing against its rule.
-    ``module.validation["follows_prior"]`` says which (1.0: the prior was kept)."""
+    validation range; otherwise every member follows the prior (:func:`follow_prior`), so that a
+    module that learned nothing useful costs nothing against its rule.
+
+    "Beats": a higher validation Sortino, and with ``config.prior_confidence = p > 0`` also a
+    deflated Sharpe ratio of the daily returns over the prior's of at least ``p``, deflated for
+    the ``checkpoints`` each member chose among on that same range (the best of many checkpoints
+    beats the prior on the range that chose it far more often than it would elsewhere).
+    ``module.validation["follows_prior"]`` says which (1.0: the prior was kept), and
+    ``"excess_dsr"`` gives that deflated Sharpe ratio when it was computed."""
     path = module.decision_path(market, metrics, *split.validation)
-    _, prior = validation_row(module, market, path.index, path.prior, 0)
+    weights = pd.DataFrame({"cash": 1.0 - path.prior, module.asset: path.prior}, index=path.index)
+    prior = backtest(
+        weights,
+        {module.asset: market},
+        interval=module.interval,
+        fee=module.config.fee,
+        execution=module.config.execution,
+    )
     learned = module.validation.get("Sortino", float("nan"))
-    if np.isnan(learned) or prior["Sortino"] >= learned:
+    beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]
+    excess_dsr = None
+    if beaten and module.config.prior_confidence > 0:
+        mine = policy_backtest(module, market, metrics, *split.validation).returns
+        excess = (mine - prior.returns.reindex(mine.index)).dropna().to_numpy()
+        excess_dsr = deflated_sharpe_ratio(excess, max(int(checkpoints), 1)) if excess.std() > 0 else 0.0
+        beaten = excess_dsr >= module.config.prior_confidence
+    if not beaten:
         for sam in module.members:
             follow_prior(sam)
-        module.validation = {k: float(v) for k, v in prior.items()}
-        module.validation["follows_prior"] = 1.0
-    else:
-        module.validation["follows_prior"] = 0.0
+        module.validation = {k: float(v) for k, v in prior.metrics().items()}
+    module.validation["follows_prior"] = 0.0 if beaten else 1.0
+    if excess_dsr is not None:
+        module.validation["excess_dsr"] = float(excess_dsr)
 
 
 def make_logger(tensorboard_log: str | None, name: str) -> Logger:

@@ -151,3 +151,29 @@ def test_config_refuses_an_unknown_prior_and_old_modules_have_none():
     with pytest.raises(ValueError, match="unknown prior"):
         CMConfig(prior="moon")
     assert config_from_manifest({"asset": "BTC"}).prior == "none"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("confidence", [0.0, 0.9])
+def test_a_higher_validation_sortino_alone_does_not_keep_the_filter_when_confidence_is_asked(market, confidence):
+    """The learned filter (here: always cash) is credited with a Sortino above its prior's, as
+    the best of many checkpoints on the range that chose it would be; asked for confidence, the
+    deflated Sharpe ratio of its daily returns over the prior's decides, and it falls back."""
+    module = _untrained(market, "sma20", answer=(1.0, 0.0))
+    module.config.prior_confidence = confidence
+    prior_sortino, prior = _prior_sortino(module, market)
+    module.validation = {"Sortino": prior_sortino + 0.01}
+    keep_prior_unless_beaten(module, market, None, SPLIT, checkpoints=15)
+    if confidence == 0.0:
+        assert module.validation["follows_prior"] == 0.0 and "excess_dsr" not in module.validation
+        assert module.decide_range(market, None, *SPLIT.validation)["crypto"].max() == 0.0
+    else:
+        assert module.validation["follows_prior"] == 1.0
+        assert module.validation["excess_dsr"] < 0.5  # staying out lost to a rule that gained
+        np.testing.assert_allclose(module.decide_range(market, None, *SPLIT.validation)["crypto"], prior)
+
+
+def test_config_refuses_a_prior_confidence_that_is_not_a_probability():
+    for bad in (-0.1, 1.0, True):
+        with pytest.raises(ValueError, match="prior_confidence"):
+            CMConfig(prior_confidence=bad)

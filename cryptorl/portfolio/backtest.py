@@ -177,6 +177,17 @@ def check_weights(weights: pd.DataFrame, interval: str | None = None, *, what: s
     return out
 
 
+def _bars_read(frame: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """The rows of a market frame that a value path over ``index`` reads (the whole frame where
+    they cannot be picked by time before validation): a long history is not validated again
+    for every short backtest."""
+    if isinstance(frame.index, pd.DatetimeIndex) and frame.index.tz is not None:
+        part = frame[(frame.index >= index[0]) & (frame.index <= index[-1])]
+        if len(part):
+            return part
+    return frame
+
+
 def backtest(
     weights: pd.DataFrame,
     market: Mapping[str, pd.DataFrame],
@@ -209,10 +220,11 @@ def backtest(
     close = np.empty((len(w), len(assets)))
     open_ = np.empty_like(close)
     for j, asset in enumerate(assets):
-        frame = validate_market(market[asset], asset, interval, allow_gaps=True)
+        frame = validate_market(_bars_read(market[asset], w.index), asset, interval, allow_gaps=True)
         rows = frame.index.get_indexer(w.index)
         if (rows < 0).any():
             missing = w.index[rows < 0]
+            frame = validate_market(market[asset], asset, interval, allow_gaps=True)  # what it covers
             raise DataError(
                 asset,
                 f"market has no bar for {len(missing)} decision time(s) of the weights "
