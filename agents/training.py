@@ -103,12 +103,10 @@ def explicit_split(index: pd.DatetimeIndex, train_start, val_start, backtest_sta
     return Split((tr0, v0 - eps), (v0, b0 - eps), (b0, index[-1]))
 
 
-def policy_backtest(
-    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, start, end
-) -> BacktestResult:
-    """Backtest a module alone (cash vs its crypto) over [start, end] with the shared engine."""
-    decisions = module.decide_range(market, metrics, start, end)
-    weights = decisions.rename(columns={"crypto": module.asset})
+def shares_backtest(module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto) -> BacktestResult:
+    """Backtest crypto shares decided at ``index`` (cash vs the module's crypto) with the module's
+    fee and execution, on the shared engine."""
+    weights = pd.DataFrame({"cash": 1.0 - np.asarray(crypto), module.asset: crypto}, index=index)
     return backtest(
         weights,
         {module.asset: market},
@@ -116,6 +114,14 @@ def policy_backtest(
         fee=module.config.fee,
         execution=module.config.execution,
     )
+
+
+def policy_backtest(
+    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, start, end
+) -> BacktestResult:
+    """Backtest a module alone (cash vs its crypto) over [start, end] with the shared engine."""
+    decisions = module.decide_range(market, metrics, start, end)
+    return shares_backtest(module, market, decisions.index, decisions["crypto"].to_numpy())
 
 
 VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades")
@@ -126,14 +132,7 @@ def validation_row(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The validation figures of crypto shares decided at ``index`` (backtest engine): the row
     logged and kept in the history, and the backtest's metrics."""
-    weights = pd.DataFrame({"cash": 1.0 - crypto, module.asset: crypto}, index=index)
-    res = backtest(
-        weights,
-        {module.asset: market},
-        interval=module.interval,
-        fee=module.config.fee,
-        execution=module.config.execution,
-    )
+    res = shares_backtest(module, market, index, crypto)
     m = res.metrics()
     trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
     row = {
@@ -388,14 +387,7 @@ def keep_prior_unless_beaten(
     ``module.validation["follows_prior"]`` says which (1.0: the prior was kept), and
     ``"excess_dsr"`` gives that deflated Sharpe ratio when it was computed."""
     path = module.decision_path(market, metrics, *split.validation)
-    weights = pd.DataFrame({"cash": 1.0 - path.prior, module.asset: path.prior}, index=path.index)
-    prior = backtest(
-        weights,
-        {module.asset: market},
-        interval=module.interval,
-        fee=module.config.fee,
-        execution=module.config.execution,
-    )
+    prior = shares_backtest(module, market, path.index, path.prior)
     learned = module.validation.get("Sortino", float("nan"))
     beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]
     excess_dsr = None
