@@ -43,7 +43,7 @@ from torch.func import functional_call, stack_module_state
 
 from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
-from .crypto_module import position_walk
+from .crypto_module import walk_from_cash
 
 # Hyper-parameters the batched learner implements, with SB3's defaults.
 _DQN_DEFAULTS = inspect.signature(DQN.__init__).parameters
@@ -191,20 +191,28 @@ class CryptoCashQ:
         return torch.baddbmm(p["q_net.2.bias"][:, None], h, p["q_net.2.weight"].transpose(1, 2))
 
 
-def stacked_decisions(q: StackedQ, obs: np.ndarray, observe_position: bool, device: torch.device) -> np.ndarray:
-    """All members' greedy actions (K, T) on consecutive bars' observations (T, f, 2, n).
+def stacked_decisions(
+    q: StackedQ, obs: np.ndarray, observe_position: bool, device: torch.device, skip: int = 0
+) -> np.ndarray:
+    """All members' greedy actions (K, T - skip) on consecutive bars' observations (T, f, 2, n)
+    from ``obs[skip]`` on.
 
     With the position observed: Q for both position values of every bar in one forward, then
-    the recurrence ``a_t = argmax Q(obs_t, a_(t-1))`` from cash (:func:`position_walk`).
+    the recurrence ``a_t = argmax Q(obs_t, a_(t-1))`` from cash at ``obs[0]``
+    (:func:`walk_from_cash`, which decides only the bars before ``skip`` that it needs).
     """
     x = torch.as_tensor(np.array(obs, dtype=np.float32), device=device)
     with torch.no_grad():
         if not observe_position:
-            return q.shared(x).argmax(-1).cpu().numpy().astype(np.float64)
-        both = torch.cat([_with_position(x, 0.0), _with_position(x, 1.0)])
+            return q.shared(x[skip:]).argmax(-1).cpu().numpy().astype(np.float64)
         k = next(iter(q.params.values())).shape[0]
-        acts = q.shared(both).argmax(-1).cpu().numpy().reshape(k, 2, -1)
-    return position_walk(acts)
+
+        def both(start: int) -> np.ndarray:
+            part = x[start:]
+            acts = q.shared(torch.cat([_with_position(part, 0.0), _with_position(part, 1.0)])).argmax(-1)
+            return acts.cpu().numpy().reshape(k, 2, -1)
+
+        return walk_from_cash(both, skip)
 
 
 def _with_position(x: torch.Tensor, position) -> torch.Tensor:
@@ -229,15 +237,16 @@ def learn_dqn_members(
     n_envs: int,
     device: torch.device,
     validation_obs: np.ndarray | None = None,
+    validation_skip: int = 0,
     evaluate: Callable[[np.ndarray, int], np.ndarray] | None = None,
     eval_freq: int = 2_000,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train the K SB3 DQNs ``members`` together (see the module docstring), in place.
 
-    ``evaluate(crypto, timesteps)`` gets the members' validation crypto shares (K, T) decided
-    on ``validation_obs`` and returns which members to keep now (K booleans); at the end each
-    member holds its last kept weights (all the final ones without ``evaluate``).
+    ``evaluate(crypto, timesteps)`` gets the members' validation crypto shares (K, T - skip),
+    decided on ``validation_obs`` from ``validation_obs[validation_skip]`` on, and returns which
+    members to keep now (K booleans); at the end each member holds its last kept weights (all the final ones without ``evaluate``).
     ``on_step(timesteps)`` is called after every vector step with the steps per member so far.
     """
     hp = dqn_hyperparams(hyperparams)
@@ -302,7 +311,7 @@ def learn_dqn_members(
         optimizer.step()
 
     def validate(timesteps: int) -> None:
-        crypto = stacked_decisions(q, validation_obs, observe_position, device)
+        crypto = stacked_decisions(q, validation_obs, observe_position, device, validation_skip)
         keep = np.asarray(evaluate(crypto, timesteps), dtype=bool)
         with torch.no_grad():
             for name, value in q.params.items():

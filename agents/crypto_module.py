@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -247,22 +248,28 @@ class CryptoModule:
         """The members' mean action on each observation, taken as given."""
         return np.mean([_predict(sam, obs) for sam in self.members], axis=0)
 
-    def _actions(self, obs: np.ndarray) -> np.ndarray:
-        """Crypto shares decided on consecutive bars' observations (the first starts in cash).
+    def _actions(self, obs: np.ndarray, skip: int = 0) -> np.ndarray:
+        """Crypto shares decided on consecutive bars' observations from ``obs[skip]`` on, the
+        walk starting in cash at ``obs[0]``.
 
         With the position observed, each member's action at bar t depends only on the bar's
         observation and its own previous action (0 or 1): every member decides every bar for
-        both positions in one forward pass, then :func:`position_walk` follows the recurrence
-        from cash, exactly the bar-by-bar walk.
+        both positions in one forward pass, then :func:`walk_from_cash` follows the recurrence,
+        exactly the bar-by-bar walk, deciding only the bars before ``skip`` that it needs.
         """
         if not self.config.observe_position:
-            return self._vote(obs)
+            return self._vote(obs[skip:])
         rows = np.array(obs, dtype=np.float32)
-        both = np.concatenate([with_position(rows.copy(), 0.0), with_position(rows, 1.0)])
-        acts = np.stack([_predict(sam, both).reshape(2, len(obs)) for sam in self.members])
-        if not np.isin(acts, (0.0, 1.0)).all():
-            raise ValueError("a position-observing module needs all-cash / all-crypto (0 / 1) actions")
-        return position_walk(acts.astype(np.int64)).mean(axis=0)
+
+        def both(start: int) -> np.ndarray:
+            part = rows[start:]
+            x = np.concatenate([with_position(part.copy(), 0.0), with_position(part.copy(), 1.0)])
+            acts = np.stack([_predict(sam, x).reshape(2, len(part)) for sam in self.members])
+            if not np.isin(acts, (0.0, 1.0)).all():
+                raise ValueError("a position-observing module needs all-cash / all-crypto (0 / 1) actions")
+            return acts.astype(np.int64)
+
+        return walk_from_cash(both, skip).mean(axis=0)
 
     def decide(self, observation: np.ndarray) -> tuple[float, float]:
         """``(cash share, crypto share)`` for one observation of shape (f, 2, n) (with the
@@ -288,7 +295,7 @@ class CryptoModule:
         """The members' mean action at every bar close in [start, end] (in [0, 1]) and the prior's
         position at those bars (ones without a prior): what :meth:`decide_range` multiplies."""
         path = self.decision_path(market, metrics, start, end)
-        votes = np.clip(self._actions(path.obs)[path.skip :], 0.0, 1.0)
+        votes = np.clip(self._actions(path.obs, path.skip), 0.0, 1.0)
         return pd.Series(votes, index=path.index, name="votes"), path.prior
 
     def decision_path(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> DecisionPath:
@@ -403,21 +410,44 @@ def _predict(sam: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
     return np.asarray(actions).reshape(len(obs), -1)[:, 0].astype("float64")
 
 
-def position_walk(actions: np.ndarray) -> np.ndarray:
+def position_walk(actions: np.ndarray, held: int = 0) -> np.ndarray:
     """The position recurrence of K members over T bars: ``actions[k, p, t]`` is member k's
-    action (0 or 1) at bar t when it holds ``p``; from cash, ``a_t = actions[k, a_(t-1), t]``.
-    Returns the (K, T) path of actions as floats."""
+    action (0 or 1) at bar t when it holds ``p``; holding ``held`` before the first bar,
+    ``a_t = actions[k, a_(t-1), t]``. Returns the (K, T) path of actions as floats."""
     acts = np.asarray(actions, dtype=np.int64)
     k, _, t = acts.shape
     path = np.empty((k, t))
     for m in range(k):
         cash, crypto = acts[m, 0].tolist(), acts[m, 1].tolist()
-        out, a = [0] * t, 0
+        out, a = [0] * t, held
         for i in range(t):
             a = crypto[i] if a else cash[i]
             out[i] = a
         path[m] = out
     return path
+
+
+def walk_from_cash(both: Callable[[int], np.ndarray], skip: int, lead: int = 64) -> np.ndarray:
+    """The (K, T - skip) path of :func:`position_walk` from cash over T bars, from bar ``skip`` on,
+    deciding as few of the bars before ``skip`` as the answer needs.
+
+    ``both(start)`` gives the members' actions (K, 2, T - start) on bars ``start..T-1`` for both
+    held positions. Where the walk holds nothing and where it holds the crypto before bar
+    ``start``, the two walks from there meet once they take the same action, and are one walk
+    from then on: when every member's two walks meet by bar ``skip``, the walk from cash at bar
+    0 is that walk from ``skip`` on, whichever position it held at ``start``. ``start`` begins
+    ``lead`` bars before ``skip`` and moves back (doubling the lead) until they do, or reaches 0.
+    """
+    while True:
+        start = max(0, skip - lead)
+        acts = both(start)
+        from_cash = position_walk(acts)
+        if start == 0:
+            return from_cash[:, skip:]
+        met = (from_cash[:, : skip - start + 1] == position_walk(acts, 1)[:, : skip - start + 1]).any(axis=1)
+        if met.all():
+            return from_cash[:, skip - start :]
+        lead *= 2
 
 
 def prior_position(market: pd.DataFrame, config: CMConfig) -> pd.Series | None:
@@ -520,6 +550,7 @@ __all__ = [
     "eam_signals",
     "module_features",
     "position_walk",
+    "walk_from_cash",
     "prior_position",
     "prior_row",
 ]

@@ -129,22 +129,20 @@ VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "tr
 
 def validation_row(
     module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto: np.ndarray, timesteps: int
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], BacktestResult]:
     """The validation figures of crypto shares decided at ``index`` (backtest engine): the row
-    logged and kept in the history, and the backtest's metrics."""
+    logged and kept in the history, and the backtest (whose ``metrics()`` a kept checkpoint records)."""
     res = shares_backtest(module, market, index, crypto)
-    m = res.metrics()
+    m = res.metrics(("ARR", "Sortino", "MaxDrawdown"))
     trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
     row = {
         "timesteps": float(timesteps),
         "value": float(res.values.iloc[-1]),
-        "ARR": m["ARR"],
-        "Sortino": m["Sortino"],
-        "MaxDrawdown": m["MaxDrawdown"],
+        **m,
         "crypto_share": float(crypto[:-1].mean()),
         "trades": float(trades),
     }
-    return row, m
+    return row, res
 
 
 def selection_score(row: dict[str, float], selection: str) -> float:
@@ -195,14 +193,14 @@ class ValidationCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         path = self._path
-        crypto = np.clip(self.module._actions(path.obs)[path.skip :], 0.0, 1.0) * path.prior
-        row, m = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps)
+        crypto = np.clip(self.module._actions(path.obs, path.skip), 0.0, 1.0) * path.prior
+        row, res = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps)
         self.history.append(row)
         score = selection_score(row, self.selection)
         if self.selection == "last" or score > self.best_score or self.best_state is None:
             self.best_score = score
             self.best_state = copy.deepcopy(self.module.sam.policy.state_dict())
-            self.best_metrics = {k: float(v) for k, v in m.items()}
+            self.best_metrics = res.metrics()
         log_validation(self.logger, row, self.best_score, self.num_timesteps)
         if self.on_evaluate is not None:
             self.on_evaluate(row)
@@ -529,13 +527,13 @@ def _train_batched(
     def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
         keep = np.zeros(len(records), dtype=bool)
         for k, rec in enumerate(records):
-            shares = np.clip(crypto[k, path.skip :], 0.0, 1.0) * path.prior
-            row, m = validation_row(probe, market, path.index, shares, timesteps)
+            shares = np.clip(crypto[k], 0.0, 1.0) * path.prior
+            row, res = validation_row(probe, market, path.index, shares, timesteps)
             rec.history.append(row)
             score = selection_score(row, config.selection)
             if config.selection == "last" or score > rec.best_score or not rec.best_metrics:
                 keep[k] = True
-                rec.best_score, rec.best_metrics = score, {key: float(v) for key, v in m.items()}
+                rec.best_score, rec.best_metrics = score, res.metrics()
             log_validation(loggers[k], row, rec.best_score, timesteps)
             if progress is not None:
                 progress.validated(k, rec.best_score)
@@ -552,6 +550,7 @@ def _train_batched(
         n_envs=config.n_envs,
         device=resolve_device(config.device),
         validation_obs=path.obs,
+        validation_skip=path.skip,
         evaluate=evaluate,
         eval_freq=max(1, int(eval_freq)),
         on_step=None if progress is None else lambda _t: progress.update(len(members) * config.n_envs),

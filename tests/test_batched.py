@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from agents.batched import CryptoCashQ, StackedQ, dqn_hyperparams, stacked_decisions
@@ -20,6 +22,7 @@ from agents.crypto_module import (
     config_from_manifest,
     module_features,
     position_walk,
+    walk_from_cash,
 )
 from agents.jobs import TrainJob, train_many
 from agents.networks import SAMCNN
@@ -71,6 +74,35 @@ def test_position_walk_by_hand():
     assert position_walk(acts).tolist() == [[0, 1, 1, 0], [0, 0, 0, 0]]
 
 
+def test_the_walk_from_bar_skip_decides_only_the_bars_it_needs():
+    t, skip = 400, 300
+    follow = np.zeros((1, 2, t), dtype=np.int64)
+    follow[0, :, 250:] = 1  # both walks buy at bar 250 whatever they held: they meet there
+    sticky = np.stack([np.zeros(t), np.ones(t)])[None].astype(np.int64)  # keeps what it holds: never meet
+    for acts, first in ((follow, skip - 64), (sticky, 0)):
+        starts = []
+
+        def both(start, acts=acts, starts=starts):
+            starts.append(start)
+            return acts[:, :, start:]
+
+        assert np.array_equal(walk_from_cash(both, skip), position_walk(acts)[:, skip:])
+        assert starts[0] == skip - 64 and starts[-1] == first
+    assert not position_walk(sticky).any()  # from cash, the sticky member never buys
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.floats(0.0, 1.0))
+def test_the_walk_from_bar_skip_is_the_walk_from_cash(seed, t, where):
+    rng = np.random.default_rng(seed)
+    sticky = rng.random()
+    acts = (rng.random((3, 2, t)) < 0.5).astype(np.int64)
+    keep = rng.random((3, 1, t)) < sticky  # members that often keep what they hold
+    acts = np.where(keep, np.arange(2)[None, :, None], acts)
+    skip = int(where * (t - 1))
+    assert np.array_equal(walk_from_cash(lambda s: acts[:, :, s:], skip, lead=4), position_walk(acts)[:, skip:])
+
+
 @pytest.mark.parametrize("seed", [0, 7])
 def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed):
     market, metrics, config, split = tiny
@@ -83,9 +115,10 @@ def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed):
     obs = env.obs_tensor[env.first_step :]
     old = _bar_by_bar(module, obs)
     assert 0.1 < old.mean() < 0.9 and np.abs(np.diff(old)).sum() >= 4  # the paths trade: equality can fail
-    assert np.array_equal(module._actions(obs), old)
     q = StackedQ([m.q_net for m in members], torch.device("cpu"))
-    assert np.array_equal(stacked_decisions(q, obs, True, torch.device("cpu")).mean(axis=0), old)
+    for skip in (0, 3, 90, len(obs) - 1):  # from bar skip on, as the walk from the first bar
+        assert np.array_equal(module._actions(obs, skip), old[skip:])
+        assert np.array_equal(stacked_decisions(q, obs, True, torch.device("cpu"), skip).mean(axis=0), old[skip:])
     x = torch.as_tensor(np.array(obs[:50]))
     stacked = q(x.expand(4, *x.shape))
     for k, m in enumerate(members):

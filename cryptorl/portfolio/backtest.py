@@ -19,7 +19,7 @@ value, so the whole path is computed with array operations (no loop over time).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +28,7 @@ import pandas as pd
 from cryptorl.data.frames import DataError, interval_timedelta, validate_market, when
 
 from .costs import EXECUTIONS, check_execution, cost_rate
-from .metrics import performance
+from .metrics import METRIC_KEYS, performance
 
 SIMPLEX_TOL = 1e-9
 
@@ -55,9 +55,9 @@ class BacktestResult:
     slippage: float = 0.0
     holdings: pd.DataFrame = field(default=None, repr=False)  # w' before each trade (at the trade)
 
-    def metrics(self) -> dict[str, float]:
-        """:func:`cryptorl.portfolio.metrics.performance` of this result."""
-        return performance(self.values, self.interval, self.turnover)
+    def metrics(self, keys: Sequence[str] = METRIC_KEYS) -> dict[str, float]:
+        """:func:`cryptorl.portfolio.metrics.performance` of this result (the metrics ``keys``)."""
+        return performance(self.values, self.interval, self.turnover, keys)
 
 
 def simulate(

@@ -34,6 +34,8 @@ Sortino, Sharpe, AnnVol, MaxDrawdown, Calmar and CVaR95 are computed by empyrica
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -103,35 +105,44 @@ def drr(values: pd.Series, interval: str) -> float:
     return float(bar_returns(_check_values(values)).mean() * _DAY / secs)
 
 
-def performance(values: pd.Series, interval: str, turnover: pd.Series | None = None) -> dict[str, float]:
-    """Every metric of a value path, keyed as :data:`METRIC_KEYS` (fractions, not percent)."""
+def performance(
+    values: pd.Series, interval: str, turnover: pd.Series | None = None, keys: Sequence[str] = METRIC_KEYS
+) -> dict[str, float]:
+    """The metrics ``keys`` (every one by default, :data:`METRIC_KEYS`) of a value path, as
+    fractions, not percent."""
     import empyrical  # imported here: it pulls in scipy.stats (about 1.5 s)
 
+    unknown = [k for k in keys if k not in METRIC_KEYS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}: choose among {', '.join(METRIC_KEYS)}")
     values = _check_values(values)
     ppy = periods_per_year(interval)
     r = bar_returns(values).to_numpy()
-    years = len(r) / ppy
+    nonzero = int(np.count_nonzero(r))
+    flat = len(r) and not np.any(r)
+    # A flat path (all cash): no return and no risk. Ratios are 0 by convention rather than
+    # NaN, so that staying out of a falling market does not rank below losing money in it.
+    ratio = (lambda f: 0.0) if flat else (lambda f: f())
+    metric = {
+        "ARR": lambda: values.iloc[-1] / values.iloc[0] - 1.0,
+        "DRR": lambda: drr(values, interval),
+        "Sortino": lambda: ratio(lambda: empyrical.sortino_ratio(r, required_return=0.0, annualization=ppy)),
+        "Sharpe": lambda: ratio(lambda: empyrical.sharpe_ratio(r, risk_free=0.0, annualization=ppy)),
+        "AnnVol": lambda: empyrical.annual_volatility(r, annualization=ppy),
+        "MaxDrawdown": lambda: empyrical.max_drawdown(r),
+        "Calmar": lambda: ratio(lambda: empyrical.calmar_ratio(r, annualization=ppy)),
+        "CVaR95": lambda: -empyrical.conditional_value_at_risk(r, cutoff=0.05),
+        "WinRate": lambda: np.count_nonzero(r > 0) / nonzero if nonzero else float("nan"),
+        "Turnover": lambda: _turnover(turnover, len(r) / ppy),
+    }
     with np.errstate(divide="ignore", invalid="ignore"):
-        nonzero = int(np.count_nonzero(r))
-        out = {
-            "ARR": float(values.iloc[-1] / values.iloc[0] - 1.0),
-            "DRR": drr(values, interval),
-            "Sortino": float(empyrical.sortino_ratio(r, required_return=0.0, annualization=ppy)),
-            "Sharpe": float(empyrical.sharpe_ratio(r, risk_free=0.0, annualization=ppy)),
-            "AnnVol": float(empyrical.annual_volatility(r, annualization=ppy)),
-            "MaxDrawdown": float(empyrical.max_drawdown(r)),
-            "Calmar": float(empyrical.calmar_ratio(r, annualization=ppy)),
-            "CVaR95": -float(empyrical.conditional_value_at_risk(r, cutoff=0.05)),
-            "WinRate": float(np.count_nonzero(r > 0) / nonzero) if nonzero else float("nan"),
-            "Turnover": float("nan"),
-        }
-    if len(r) and not np.any(r):
-        # A flat path (all cash): no return and no risk. Ratios are 0 by convention rather than
-        # NaN, so that staying out of a falling market does not rank below losing money in it.
-        out.update(Sortino=0.0, Sharpe=0.0, Calmar=0.0)
-    if turnover is not None:
-        t = np.asarray(turnover, dtype="float64")
-        if np.isnan(t).any() or (t < 0).any():
-            raise ValueError("turnover must be non-negative numbers")
-        out["Turnover"] = float(t.sum() / years)
-    return out
+        return {k: float(metric[k]()) for k in keys}
+
+
+def _turnover(turnover: pd.Series | None, years: float) -> float:
+    if turnover is None:
+        return float("nan")
+    t = np.asarray(turnover, dtype="float64")
+    if np.isnan(t).any() or (t < 0).any():
+        raise ValueError("turnover must be non-negative numbers")
+    return float(t.sum() / years)
