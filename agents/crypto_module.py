@@ -322,10 +322,13 @@ class CryptoModule:
         store = store if isinstance(store, ModelStore) else ModelStore(store)
 
         def write(folder: Path) -> dict[str, Any]:
-            for k, sam in enumerate(self.members):
-                sam.save(folder / member_file(k))
-            if self.eam is not None:
-                self.eam.save(folder / "eam.zip")
+            # SB3 also writes every pickled attribute as text, the observation space's bounds
+            # among them: printed in short, a member saves in a third of the time.
+            with np.printoptions(threshold=8, edgeitems=1):
+                for k, sam in enumerate(self.members):
+                    sam.save(folder / member_file(k))
+                if self.eam is not None:
+                    self.eam.save(folder / "eam.zip")
             self.dru.save(folder / "dru")
             return self.manifest()
 
