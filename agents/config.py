@@ -23,7 +23,7 @@ DEVICES = ("auto", "cpu", "cuda")  # torch devices of the networks (CMConfig.dev
 # docs/findings.md): returns over 5/20/60 bars, 20-bar volatility, distance from the
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
-SELECTIONS = ("sortino", "sortino_trading", "last")
+SELECTIONS = ("sortino", "sortino_trading", "last", "excess")
 # Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
 # close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
 PRIORS: dict[str, Any] = {
@@ -84,7 +84,9 @@ class CMConfig:
         metadata={
             "help": "which validation checkpoint the module keeps: sortino the best validation Sortino; "
             "sortino_trading the best among checkpoints that hold crypto on 5-95 % of the validation bars "
-            "(the best overall when none does); last the final weights",
+            "(the best overall when none does); last the final weights; excess the best Sharpe ratio of the "
+            "daily returns over the prior's (over holding the coin without a prior), where a checkpoint "
+            "that stays out of the market scores no better than the prior does",
             "choices": SELECTIONS,
         },
     )

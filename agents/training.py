@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from cryptorl.features import DataRefinementUnit
 from cryptorl.features.dru import RefinementWarning
 from cryptorl.portfolio.backtest import BacktestResult, backtest
-from cryptorl.portfolio.stats import deflated_sharpe_ratio
+from cryptorl.portfolio.stats import deflated_sharpe_ratio, sharpe_ratio
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv, pooled
 
 from .batched import torch_threads
@@ -128,10 +128,17 @@ VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "tr
 
 
 def validation_row(
-    module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto: np.ndarray, timesteps: int
+    module: CryptoModule,
+    market: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    crypto: np.ndarray,
+    timesteps: int,
+    reference: BacktestResult | None = None,
 ) -> tuple[dict[str, float], BacktestResult]:
     """The validation figures of crypto shares decided at ``index`` (backtest engine): the row
-    logged and kept in the history, and the backtest (whose ``metrics()`` a kept checkpoint records)."""
+    logged and kept in the history, and the backtest (whose ``metrics()`` a kept checkpoint records).
+    With a ``reference`` (the prior's backtest on the same bars) the row also has ``excess_Sharpe``:
+    the per-bar Sharpe ratio of the returns over the reference's."""
     res = shares_backtest(module, market, index, crypto)
     m = res.metrics(("ARR", "Sortino", "MaxDrawdown"))
     trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
@@ -142,22 +149,33 @@ def validation_row(
         "crypto_share": float(crypto[:-1].mean()),
         "trades": float(trades),
     }
+    if reference is not None:
+        row["excess_Sharpe"] = sharpe_ratio((res.returns - reference.returns).dropna())
     return row, res
+
+
+def prior_reference(module: CryptoModule, market: pd.DataFrame, path, selection: str) -> BacktestResult | None:
+    """The prior's backtest on a validation decision path, which ``selection="excess"`` ranks
+    checkpoints against (holding the coin when the module has no prior: its prior is 1)."""
+    return shares_backtest(module, market, path.index, path.prior) if selection == "excess" else None
 
 
 def selection_score(row: dict[str, float], selection: str) -> float:
     """What a checkpoint is ranked by (``CMConfig.selection``): its validation Sortino, minus a
     large penalty under ``sortino_trading`` when it holds crypto on under 5 % or over 95 % of the
-    bars (a collapsed checkpoint is kept only while no trading one was seen)."""
-    score = row["Sortino"] if not np.isnan(row["Sortino"]) else -np.inf
+    bars (a collapsed checkpoint is kept only while no trading one was seen); under ``excess`` the
+    Sharpe ratio of its returns over the prior's (a row of :func:`validation_row` with a reference)."""
+    score = row["excess_Sharpe" if selection == "excess" else "Sortino"]
+    score = score if not np.isnan(score) else -np.inf
     if selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
         score -= 1e6
     return score
 
 
 def log_validation(logger: Logger, row: dict[str, float], best: float, timesteps: int) -> None:
-    for key in VALIDATION_KEYS:
-        logger.record(f"validation/{key}", row[key])
+    for key in (*VALIDATION_KEYS, "excess_Sharpe"):
+        if key in row:
+            logger.record(f"validation/{key}", row[key])
     logger.record("validation/best_Sortino", float(best))
     logger.dump(timesteps)
 
@@ -190,11 +208,12 @@ class ValidationCallback(BaseCallback):
         # The validation observations do not change during training: build them once; decided
         # as the module decides (decide_range), from where its decision path starts.
         self._path = module.decision_path(market, metrics, start, end)
+        self._reference = prior_reference(module, market, self._path, selection)
 
     def _evaluate(self) -> None:
         path = self._path
         crypto = np.clip(self.module._actions(path.obs, path.skip), 0.0, 1.0) * path.prior
-        row, res = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps)
+        row, res = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps, self._reference)
         self.history.append(row)
         score = selection_score(row, self.selection)
         if self.selection == "last" or score > self.best_score or self.best_state is None:
@@ -378,7 +397,8 @@ def keep_prior_unless_beaten(
     validation range; otherwise every member follows the prior (:func:`follow_prior`), so that a
     module that learned nothing useful costs nothing against its rule.
 
-    "Beats": a higher validation Sortino, and with ``config.prior_confidence = p > 0`` also a
+    "Beats": a higher validation Sortino (with ``config.selection = "excess"``: a positive Sharpe
+    ratio of the daily returns over the prior's), and with ``config.prior_confidence = p > 0`` also a
     deflated Sharpe ratio of the daily returns over the prior's of at least ``p``, deflated for
     the ``checkpoints`` each member chose among on that same range (the best of many checkpoints
     beats the prior on the range that chose it far more often than it would elsewhere).
@@ -386,12 +406,20 @@ def keep_prior_unless_beaten(
     ``"excess_dsr"`` gives that deflated Sharpe ratio when it was computed."""
     path = module.decision_path(market, metrics, *split.validation)
     prior = shares_backtest(module, market, path.index, path.prior)
-    learned = module.validation.get("Sortino", float("nan"))
-    beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]
-    excess_dsr = None
-    if beaten and module.config.prior_confidence > 0:
+
+    def over_prior() -> np.ndarray:
         mine = policy_backtest(module, market, metrics, *split.validation).returns
-        excess = (mine - prior.returns.reindex(mine.index)).dropna().to_numpy()
+        return (mine - prior.returns.reindex(mine.index)).dropna().to_numpy()
+
+    excess = excess_dsr = None
+    if module.config.selection == "excess":
+        excess = over_prior()
+        beaten = bool(excess.std() > 0 and sharpe_ratio(excess) > 0)
+    else:
+        learned = module.validation.get("Sortino", float("nan"))
+        beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]
+    if beaten and module.config.prior_confidence > 0:
+        excess = over_prior() if excess is None else excess
         excess_dsr = deflated_sharpe_ratio(excess, max(int(checkpoints), 1)) if excess.std() > 0 else 0.0
         beaten = excess_dsr >= module.config.prior_confidence
     if not beaten:
@@ -522,13 +550,14 @@ def _train_batched(
         sam.set_logger(logger)
     probe = CryptoModule(config, dru, members[0], eam, ranges=split.as_dict())
     path = probe.decision_path(market, metrics, *split.validation)  # as decide_range decides
+    reference = prior_reference(probe, market, path, config.selection)
     records = [MemberValidation() for _ in members]
 
     def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
         keep = np.zeros(len(records), dtype=bool)
         for k, rec in enumerate(records):
             shares = np.clip(crypto[k], 0.0, 1.0) * path.prior
-            row, res = validation_row(probe, market, path.index, shares, timesteps)
+            row, res = validation_row(probe, market, path.index, shares, timesteps, reference)
             rec.history.append(row)
             score = selection_score(row, config.selection)
             if config.selection == "last" or score > rec.best_score or not rec.best_metrics:

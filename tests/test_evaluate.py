@@ -227,7 +227,7 @@ def test_decisions_of_a_market_feature_module_survive_save_and_load(tmp_path):
     assert np.isin(a["crypto"].unique(), [0.0, 1.0]).all()
 
 
-@pytest.mark.parametrize("selection", ["sortino", "sortino_trading", "last"])
+@pytest.mark.parametrize("selection", ["sortino", "sortino_trading", "last", "excess"])
 def test_validation_selection_levers(selection):
     from agents.crypto_module import CMConfig
     from agents.training import paper_split, train_crypto_module
@@ -246,6 +246,11 @@ def test_validation_selection_levers(selection):
         assert kept == pytest.approx(hist["Sortino"].iloc[-1], nan_ok=True)
     elif selection == "sortino":
         assert kept == pytest.approx(hist["Sortino"].max())
+    elif selection == "excess":  # the best Sharpe over the prior, kept only when it is above 0
+        best = hist.loc[hist["excess_Sharpe"].idxmax()]
+        assert module.validation["follows_prior"] == float(best["excess_Sharpe"] <= 0)
+        if best["excess_Sharpe"] > 0:
+            assert kept == pytest.approx(best["Sortino"], nan_ok=True)
     else:
         trading = hist[hist.crypto_share.between(0.05, 0.95)]
         assert kept == pytest.approx(trading["Sortino"].max() if len(trading) else hist["Sortino"].max())

@@ -17,13 +17,17 @@ from agents.training import (
     follow_prior,
     keep_prior_unless_beaten,
     policy_backtest,
+    prior_reference,
+    selection_score,
     train_crypto_module,
+    validation_row,
 )
 from cryptorl.data.demo import demo_market
 from cryptorl.data.frames import to_utc_timestamp as utc
 from cryptorl.features import DataRefinementUnit
 from cryptorl.portfolio.backtest import backtest
 from cryptorl.portfolio.baselines import donchian_ensemble, donchian_position
+from cryptorl.portfolio.stats import sharpe_ratio
 from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
 SPLIT = Split(
@@ -177,3 +181,36 @@ def test_config_refuses_a_prior_confidence_that_is_not_a_probability():
     for bad in (-0.1, 1.0, True):
         with pytest.raises(ValueError, match="prior_confidence"):
             CMConfig(prior_confidence=bad)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_excess_selection_scores_staying_out_below_a_prior_that_gains(market):
+    """Under ``selection="excess"`` a checkpoint is scored by the Sharpe ratio of its returns over
+    the prior's: taking the prior scores 0, staying out of a rule that gained scores below 0
+    (its Sortino of 0 would have beaten a losing rule), and the figure is the hand-computed one."""
+    module = _untrained(market, "sma20")
+    prior_sortino, prior = _prior_sortino(module, market)
+    assert prior_sortino > 0.5
+    path = module.decision_path(market, None, *SPLIT.validation)
+    reference = prior_reference(module, market, path, "excess")
+    assert prior_reference(module, market, path, "sortino") is None  # the other selections never compute it
+    follows, _ = validation_row(module, market, path.index, path.prior, 0, reference)
+    out, res = validation_row(module, market, path.index, np.zeros(len(path.prior)), 0, reference)
+    assert follows["excess_Sharpe"] == 0.0
+    assert out["excess_Sharpe"] == pytest.approx(sharpe_ratio(-reference.returns))
+    assert out["excess_Sharpe"] < 0 < prior_sortino
+    assert selection_score(out, "excess") < selection_score(follows, "excess")
+    assert "excess_Sharpe" not in validation_row(module, market, path.index, path.prior, 0)[0]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_under_excess_selection_a_filter_that_loses_to_its_prior_falls_back(market):
+    """The fallback follows the selection: a filter (always cash) credited with any Sortino is kept
+    only when its daily returns over the prior's have a positive Sharpe ratio."""
+    module = _untrained(market, "sma20", answer=(1.0, 0.0))
+    module.config.selection = "excess"
+    _, prior = _prior_sortino(module, market)
+    module.validation = {"Sortino": 99.0}
+    keep_prior_unless_beaten(module, market, None, SPLIT)
+    assert module.validation["follows_prior"] == 1.0
+    np.testing.assert_allclose(module.decide_range(market, None, *SPLIT.validation)["crypto"], prior)
