@@ -332,14 +332,22 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     versus = pd.read_csv(out / "versus.csv")
     assert versus["windows won"].between(0, 1).all() and versus["bootstrap p (Sortino)"].between(0, 1).all()
     assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
-    # "selected" trades, in each window, the config with the best validation Sortino so far
+    # "selected" trades the config with the best validation Sortino in the first window, then the
+    # one with the best mean Sortino over the earlier windows' backtests (walk-forward selection)
     protocol = load_protocol(DEMO_WF)
     data = load_markets(protocol, progress=False)
     scores = score(protocol, data, out)
-    sel = select_configs(protocol, scores, list(protocol.windows), ["BTC", "ETH"])
+    (pname, members), names = next(iter(protocol.portfolios.items())), [w.name for w in protocol.windows]
+    mine = runs[(runs.portfolio == pname) & runs.strategy.isin(["ohlcv", "trend"])]
+    window_sortino = mine.groupby(["strategy", "window"])["Sortino"].mean().unstack("window")
+    sel = select_configs(protocol, scores, list(protocol.windows), members, window_sortino)
     val = scores.cms.groupby(["window", "config"])["validation_Sortino"].mean().unstack()
-    first = protocol.windows[0].name
-    assert sel.config.iloc[0] == val.loc[first].idxmax()
+    assert sel.config.iloc[0] == val.loc[names[0]].idxmax() and sel.by.iloc[0] == "validation"
+    for k in range(1, len(names)):
+        assert sel.by.iloc[k] == "earlier windows"
+        assert sel.config.iloc[k] == window_sortino[names[:k]].mean(axis=1).idxmax()
+    chosen = pd.read_csv(out / "selection.csv")
+    assert chosen[chosen.portfolio == pname].config.tolist() == sel.config.tolist()
     # baselines only: nothing trained, the same baseline figures
     only = tmp_path / "base"
     assert evaluate_cmd.main([str(DEMO_WF), "--out", str(only), "--no-progress", "--baselines-only"]) == 0

@@ -335,5 +335,10 @@ def scoreboard_section(
         ]
     if not board.selection.empty:
         sel = board.selection.pivot(index="window", columns="portfolio", values="config").reset_index()
-        lines += ["### Configuration selected per window (best mean validation Sortino so far)", "", _md(sel), ""]
+        lines += [
+            "### Configuration selected per window (walk-forward: the best mean Sortino of the earlier windows)",
+            "",
+            _md(sel),
+            "",
+        ]
     return lines

@@ -16,9 +16,13 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
   the configurations tried (the protocol's plus ``trials_before``); PSR against 0 for every line;
 * **PBO** (Bailey et al. 2015) of the configuration search, by CSCV over the (windows x
   configurations) matrix of window Sortino ratios, when there are two configurations or more;
-* **selected**: a meta-strategy that trades, in each backtest window, the configuration with the
-  best mean validation Sortino (of its modules, averaged over the portfolio's coins and the seeds)
-  over that window's and all earlier windows' validation folds; it never looks at a backtest.
+* **selected**: walk-forward model selection, a meta-strategy that trades in each backtest window
+  the configuration with the best mean Sortino of the portfolio over the earlier windows'
+  backtests. Each of them ended before this window's backtest starts (an earlier backtest range
+  is a later window's validation fold), so the choice uses data known at the time, and none of
+  the modules it scores chose its checkpoints on them. The first window, with none before it,
+  takes the best mean validation Sortino of its modules (averaged over the portfolio's coins and
+  the seeds). Its stitched curve is out of sample for the selection itself.
 """
 
 from __future__ import annotations
@@ -91,16 +95,23 @@ def validation_table(protocol: Protocol, scores: Scores, members) -> pd.DataFram
     return cms.groupby(["window", "config"])["validation_Sortino"].mean().unstack("config")
 
 
-def select_configs(protocol: Protocol, scores: Scores, wins: list[Window], members) -> pd.DataFrame:
-    """Per window: the configuration with the best mean validation Sortino over this and every
-    earlier window's validation folds (ties: the first in the protocol's order)."""
-    val = validation_table(protocol, scores, members).reindex(index=[w.name for w in wins], columns=protocol.configs)
-    running = val.expanding().mean()  # window k: mean over windows 1..k, all validated before backtest k
+def select_configs(
+    protocol: Protocol, scores: Scores, wins: list[Window], members, window_sortino: pd.DataFrame
+) -> pd.DataFrame:
+    """Per window: the configuration with the best mean ``window_sortino`` (strategy x window, the
+    portfolio's seed-mean Sortino) over the earlier windows; in the first window (or while no
+    earlier window has a figure) the best mean validation Sortino of its modules. Ties: the first
+    in the protocol's order."""
+    names, configs = [w.name for w in wins], list(protocol.configs)
+    val = validation_table(protocol, scores, members).reindex(index=names, columns=configs)
+    earlier = window_sortino.reindex(index=configs, columns=names).T.expanding().mean().shift(1)
     rows = []
-    for w in wins:
-        scores_k = running.loc[w.name]
-        best = str(scores_k.idxmax()) if scores_k.notna().any() else next(iter(protocol.configs))
-        rows.append({"window": w.name, "config": best, "mean validation Sortino": float(scores_k.get(best, np.nan))})
+    for w in names:
+        by, scores_k = "earlier windows", earlier.loc[w]
+        if not scores_k.notna().any():
+            by, scores_k = "validation", val.loc[w]
+        best = str(scores_k.idxmax()) if scores_k.notna().any() else configs[0]
+        rows.append({"window": w, "config": best, "by": by, "mean Sortino": float(scores_k.get(best, np.nan))})
     return pd.DataFrame(rows)
 
 
@@ -125,7 +136,7 @@ def build_scoreboard(
         baselines = [s for s in strategies if s not in protocol.configs]
         chosen: dict[str, str] = {}
         if len(configs) >= 2:
-            sel = select_configs(protocol, scores, wins, members)
+            sel = select_configs(protocol, scores, wins, members, window_sortino)
             chosen = dict(zip(sel.window, sel.config))
             selection_rows += [{"portfolio": pname, **row} for row in sel.to_dict("records")]
             window_sortino.loc[SELECTED] = [window_sortino.loc[chosen[w], w] for w in names]
