@@ -414,7 +414,7 @@ def keep_prior_unless_beaten(
     excess = excess_dsr = None
     if module.config.selection == "excess":
         excess = over_prior()
-        beaten = bool(excess.std() > 0 and sharpe_ratio(excess) > 0)
+        beaten = sharpe_ratio(excess) > 0  # 0 when it never differs from the prior
     else:
         learned = module.validation.get("Sortino", float("nan"))
         beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]

@@ -404,3 +404,18 @@ def test_evaluate_console_summary_is_a_table_not_csv(capsys):
     row = " ".join(out.replace("│", " ").split())
     assert "w1 c 3 67% 33% 1 1.23 0.50 0.25 +12.34%" in row, out
     assert "trading share," not in out and "P: mean ARR" not in out  # no CSV header line
+
+
+def test_deflation_uses_the_null_variance_when_earlier_trials_are_unknown():
+    """Two configurations one lever apart have nearly the same Sharpe ratio: with trials screened
+    before them, their variance is no estimate of all the trials', and the null's 1 / (T - 1)
+    (the larger) deflates; with no trials before, theirs is the variance of every trial."""
+    from types import SimpleNamespace
+
+    from agents.evaluation.scoreboard import _trials_variance
+
+    alike, apart = [0.050, 0.052], [0.0, 0.2]
+    assert _trials_variance(SimpleNamespace(trials_before=0), alike, 101) == pytest.approx(2e-6)
+    assert _trials_variance(SimpleNamespace(trials_before=25), alike, 101) == pytest.approx(0.01)
+    assert _trials_variance(SimpleNamespace(trials_before=25), apart, 101) == pytest.approx(0.02)
+    assert _trials_variance(SimpleNamespace(trials_before=25), [0.05], 101) is None  # one: deflated by the null

@@ -115,6 +115,17 @@ def select_configs(
     return pd.DataFrame(rows)
 
 
+def _trials_variance(protocol: Protocol, sharpes: list[float], n_returns: int) -> float | None:
+    """The variance of the trials' Sharpe ratios for the deflated Sharpe ratio: the configurations'
+    own (None, the null's ``1 / (T - 1)``, with fewer than two). With ``trials_before`` the known
+    ones are a few of the trials, often alike (one lever apart), so their variance is no estimate
+    of all the trials': it counts only where it is larger than the null's."""
+    known = trials_sharpe_variance(sharpes)
+    if known is None or not protocol.trials_before:
+        return known
+    return max(known, 1.0 / (n_returns - 1))
+
+
 def build_scoreboard(
     protocol: Protocol, scores: Scores, *, reps: int = 1000, block: float = 20.0, seed: int = 0
 ) -> Scoreboard | None:
@@ -179,7 +190,7 @@ def build_scoreboard(
                 row["trading share"] = float((mine["collapsed"] == "").mean()) if len(mine) else np.nan
             stitched_rows.append(row)
         # the deflated Sharpe of the configurations, given every configuration tried
-        var = trials_sharpe_variance([sharpe_ratio(returns[c]) for c in configs])
+        var = _trials_variance(protocol, [sharpe_ratio(returns[c]) for c in configs], len(returns[strategies[0]]))
         for row in stitched_rows:
             if row["portfolio"] == pname and row["kind"] == "config":
                 row["DSR"] = deflated_sharpe_ratio(returns[row["strategy"]], protocol.n_trials, var)
