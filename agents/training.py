@@ -172,11 +172,16 @@ def selection_score(row: dict[str, float], selection: str) -> float:
     return score
 
 
-def log_validation(logger: Logger, row: dict[str, float], best: float, timesteps: int) -> None:
+def score_name(selection: str) -> str:
+    """The validation figure checkpoints are ranked by under ``selection``."""
+    return "excess_Sharpe" if selection == "excess" else "Sortino"
+
+
+def log_validation(logger: Logger, row: dict[str, float], best: float, timesteps: int, selection: str) -> None:
     for key in (*VALIDATION_KEYS, "excess_Sharpe"):
         if key in row:
             logger.record(f"validation/{key}", row[key])
-    logger.record("validation/best_Sortino", float(best))
+    logger.record(f"validation/best_{score_name(selection)}", float(best))
     logger.dump(timesteps)
 
 
@@ -220,7 +225,7 @@ class ValidationCallback(BaseCallback):
             self.best_score = score
             self.best_state = copy.deepcopy(self.module.sam.policy.state_dict())
             self.best_metrics = res.metrics()
-        log_validation(self.logger, row, self.best_score, self.num_timesteps)
+        log_validation(self.logger, row, self.best_score, self.num_timesteps, self.selection)
         if self.on_evaluate is not None:
             self.on_evaluate(row)
 
@@ -450,13 +455,15 @@ class MemberValidation:
 
 
 class ModuleProgress:
-    """One progress bar per module: members, steps (all members together), best validation Sortino."""
+    """One progress bar per module: members, steps (all members together), the mean of the members'
+    best validation score (their Sortino, or their excess Sharpe under ``selection="excess"``)."""
 
     def __init__(self, config: CMConfig, name: str):
         per_member = -(-config.timesteps // config.n_envs) * config.n_envs  # learners stop on a whole vector step
         self.k = config.ensemble
         self.bar = tqdm(total=per_member * self.k, desc=name, unit="step", unit_scale=True, dynamic_ncols=True)
         self.best: list[float] = [np.nan] * self.k
+        self.score = score_name(config.selection).replace("_", " ")
 
     def update(self, steps: int) -> None:
         self.bar.update(steps)
@@ -465,7 +472,7 @@ class ModuleProgress:
         self.best[member] = best
         seen = [b for b in self.best if np.isfinite(b)]
         text = f"{np.mean(seen):.2f}" if seen else "n/a"
-        self.bar.set_postfix_str(f"{self.k} member{'s' if self.k > 1 else ''}, val Sortino {text}", refresh=False)
+        self.bar.set_postfix_str(f"{self.k} member{'s' if self.k > 1 else ''}, val {self.score} {text}", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
@@ -563,7 +570,7 @@ def _train_batched(
             if config.selection == "last" or score > rec.best_score or not rec.best_metrics:
                 keep[k] = True
                 rec.best_score, rec.best_metrics = score, res.metrics()
-            log_validation(loggers[k], row, rec.best_score, timesteps)
+            log_validation(loggers[k], row, rec.best_score, timesteps, config.selection)
             if progress is not None:
                 progress.validated(k, rec.best_score)
             if k == 0 and on_evaluate is not None:
