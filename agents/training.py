@@ -150,8 +150,13 @@ def validation_row(
         "trades": float(trades),
     }
     if reference is not None:
-        row["excess_Sharpe"] = sharpe_ratio((res.returns - reference.returns).dropna())
+        row["excess_Sharpe"] = sharpe_ratio(over(res.returns, reference.returns))
     return row, res
+
+
+def over(returns: pd.Series, reference: pd.Series) -> np.ndarray:
+    """Bar returns over a reference's, on the bars both have."""
+    return (returns - reference.reindex(returns.index)).dropna().to_numpy()
 
 
 def prior_reference(module: CryptoModule, market: pd.DataFrame, path, selection: str) -> BacktestResult | None:
@@ -160,21 +165,21 @@ def prior_reference(module: CryptoModule, market: pd.DataFrame, path, selection:
     return shares_backtest(module, market, path.index, path.prior) if selection == "excess" else None
 
 
+def score_name(selection: str) -> str:
+    """The validation figure checkpoints are ranked by under ``selection``."""
+    return "excess_Sharpe" if selection == "excess" else "Sortino"
+
+
 def selection_score(row: dict[str, float], selection: str) -> float:
     """What a checkpoint is ranked by (``CMConfig.selection``): its validation Sortino, minus a
     large penalty under ``sortino_trading`` when it holds crypto on under 5 % or over 95 % of the
     bars (a collapsed checkpoint is kept only while no trading one was seen); under ``excess`` the
     Sharpe ratio of its returns over the prior's (a row of :func:`validation_row` with a reference)."""
-    score = row["excess_Sharpe" if selection == "excess" else "Sortino"]
+    score = row[score_name(selection)]
     score = score if not np.isnan(score) else -np.inf
     if selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
         score -= 1e6
     return score
-
-
-def score_name(selection: str) -> str:
-    """The validation figure checkpoints are ranked by under ``selection``."""
-    return "excess_Sharpe" if selection == "excess" else "Sortino"
 
 
 def log_validation(logger: Logger, row: dict[str, float], best: float, timesteps: int, selection: str) -> None:
@@ -413,8 +418,7 @@ def keep_prior_unless_beaten(
     prior = shares_backtest(module, market, path.index, path.prior)
 
     def over_prior() -> np.ndarray:
-        mine = policy_backtest(module, market, metrics, *split.validation).returns
-        return (mine - prior.returns.reindex(mine.index)).dropna().to_numpy()
+        return over(policy_backtest(module, market, metrics, *split.validation).returns, prior.returns)
 
     excess = excess_dsr = None
     if module.config.selection == "excess":
