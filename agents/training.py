@@ -124,7 +124,15 @@ def policy_backtest(
     return shares_backtest(module, market, decisions.index, decisions["crypto"].to_numpy())
 
 
-VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "trades")
+def in_crypto(crypto: pd.Series | np.ndarray) -> float:
+    """The share of a module's bars spent holding crypto, whatever the size of the position (the
+    last decision is never traded). A module under a vol-targeted prior holds a fraction of its
+    value, so this, not the mean weight, tells whether it trades or sits in or out."""
+    held = np.asarray(crypto, dtype="float64")[:-1]
+    return float((held > 1e-9).mean()) if len(held) else 0.0
+
+
+VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "in_crypto", "trades")
 
 
 def validation_row(
@@ -147,6 +155,7 @@ def validation_row(
         "value": float(res.values.iloc[-1]),
         **m,
         "crypto_share": float(crypto[:-1].mean()),
+        "in_crypto": in_crypto(crypto),
         "trades": float(trades),
     }
     if reference is not None:
@@ -177,7 +186,7 @@ def selection_score(row: dict[str, float], selection: str) -> float:
     Sharpe ratio of its returns over the prior's (a row of :func:`validation_row` with a reference)."""
     score = row[score_name(selection)]
     score = score if not np.isnan(score) else -np.inf
-    if selection == "sortino_trading" and not 0.05 <= row["crypto_share"] <= 0.95:
+    if selection == "sortino_trading" and not 0.05 <= row["in_crypto"] <= 0.95:
         score -= 1e6
     return score
 

@@ -88,6 +88,15 @@ def test_walk_forward_windows_follow_each_other():
         assert w.train[1] < w.validation[0] <= w.validation[1] < w.backtest[0]
 
 
+def test_in_crypto_counts_bars_held_whatever_the_position_size():
+    from agents.training import in_crypto
+
+    # a vol-targeted position of 0.3 on 3 of 4 traded bars: mean weight 0.225, in crypto 75 %
+    assert in_crypto(pd.Series([0.3, 0.3, 0.0, 0.3, 1.0])) == 0.75
+    assert in_crypto(np.array([0.02, 0.0, 0.02])) == 0.5  # a small position is still a position
+    assert in_crypto(np.array([1.0])) == 0.0  # the last decision is never traded
+
+
 def test_trades_counts_position_changes_before_the_last_decision():
     assert trades(pd.Series([0.0, 1.0, 1.0, 0.0, 1.0])) == 2  # in at 1, out at 3; the last is not traded
     assert trades(pd.Series([1.0, 1.0, 1.0])) == 1
@@ -252,7 +261,7 @@ def test_validation_selection_levers(selection):
         if best["excess_Sharpe"] > 0:
             assert kept == pytest.approx(best["Sortino"], nan_ok=True)
     else:
-        trading = hist[hist.crypto_share.between(0.05, 0.95)]
+        trading = hist[hist.in_crypto.between(0.05, 0.95)]
         assert kept == pytest.approx(trading["Sortino"].max() if len(trading) else hist["Sortino"].max())
 
 
@@ -307,6 +316,24 @@ def test_walk_forward_train_from_shortens_only_the_first_trainings():
     assert p.windows[2].train[0] == pd.Timestamp("2018-04-01", tz="UTC")
     for a, b in zip(p.windows, p.windows[1:]):
         assert a.backtest[1] < b.backtest[0]  # disjoint out-of-sample windows
+
+
+def test_walk_forward_train_months_all_expands_the_training_range():
+    raw = raw_demo()
+    spec = {"start": "2021-07-01", "end": "2021-12-31", "validation_months": 1, "backtest_months": 2}
+    raw["walk_forward"] = {**spec, "train_months": "all", "train_from": "2020-03-15"}
+    wf = [w for w in parse_protocol(raw).windows if w.name.startswith("wf")]
+    assert len(wf) == 3
+    for w in wf:
+        assert w.train[0] == pd.Timestamp("2020-03-15", tz="UTC")
+        assert w.train[1] < w.validation[0] <= w.validation[1] < w.backtest[0]
+    assert [w.train[1].strftime("%Y-%m-%d") for w in wf] == ["2021-05-31", "2021-07-31", "2021-09-30"]
+    raw["walk_forward"] = {**spec, "train_months": "all"}
+    with pytest.raises(ValueError, match="needs train_from"):
+        parse_protocol(raw)
+    raw["walk_forward"] = {**spec, "train_months": "twelve"}
+    with pytest.raises(ValueError, match="train_months must be a whole number"):
+        parse_protocol(raw)
 
 
 @pytest.mark.slow

@@ -223,12 +223,21 @@ def _window(name: str, spec: Any) -> Window:
     return Window(str(name), Split(tr, va, bt))
 
 
+def _whole(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a whole number of months, got {value!r}") from None
+
+
 def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     """Consecutive windows: backtests of ``backtest_months`` every ``step_months`` from ``start``
     to ``end``, each after ``validation_months`` of validation and ``train_months`` of training.
 
     ``train_from`` (optional): the earliest training start, for data that begin late: a window
-    whose training would start before it trains from it (a shorter training range)."""
+    whose training would start before it trains from it (a shorter training range).
+    ``train_months: all`` trains every window from ``train_from`` on (an expanding training range;
+    ``train_from`` is then required)."""
     need = {"start", "end", "train_months", "validation_months", "backtest_months"}
     if not isinstance(spec, dict) or not need <= set(spec) or set(spec) - need - {"step_months", "train_from"}:
         raise ValueError(f"walk_forward must give {sorted(need)} (and optionally step_months, train_from)")
@@ -241,8 +250,14 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
         _date(spec["start"], end=False, where="walk_forward.start"),
         _date(spec["end"], end=True, where="walk_forward.end"),
     )
-    months = {k: int(spec[k]) for k in ("train_months", "validation_months", "backtest_months")}
-    step = int(spec.get("step_months", months["backtest_months"]))
+    expanding = spec["train_months"] == "all"
+    if expanding and floor is None:
+        raise ValueError("walk_forward.train_months: all (an expanding training range) needs train_from")
+    months = {
+        k: 1 if k == "train_months" and expanding else _whole(spec[k], f"walk_forward.{k}")
+        for k in ("train_months", "validation_months", "backtest_months")
+    }
+    step = _whole(spec.get("step_months", months["backtest_months"]), "walk_forward.step_months")
     if min(*months.values(), step) < 1:
         raise ValueError("walk_forward months must be whole numbers >= 1")
     eps = pd.Timedelta(seconds=1)
@@ -250,7 +265,7 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     while bt0 <= end:
         bt1 = min(bt0 + pd.DateOffset(months=months["backtest_months"]) - eps, end)
         va0 = bt0 - pd.DateOffset(months=months["validation_months"])
-        tr0 = va0 - pd.DateOffset(months=months["train_months"])
+        tr0 = floor if expanding else va0 - pd.DateOffset(months=months["train_months"])
         if floor is not None:
             if floor >= va0:
                 raise ValueError(f"walk_forward.train_from {floor:%Y-%m-%d} leaves no training before {va0:%Y-%m-%d}")

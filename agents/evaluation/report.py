@@ -5,9 +5,9 @@
   ARR, Sortino, max drawdown and turnover, and for every config how many seeds beat each
   baseline on Sortino, with a Wilcoxon signed-rank p-value on the daily returns of the
   seed-mean portfolio against the baseline;
-* ``cms.csv``: per module (window, config, asset, seed): share of bars in crypto, trades,
-  collapse flag (always in / always out), Sortino against its own buy-and-hold;
-* ``targets.csv``: the issue's "Done when" figures per window and config;
+* ``cms.csv``: per module (window, config, asset, seed): mean crypto weight, share of bars in
+  crypto, trades, collapse flag (always in / always out), Sortino against its own buy-and-hold;
+* ``targets.csv``: the target figures per window and config;
 * ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``;
 * with two or more disjoint windows, the walk-forward scoreboard (:mod:`.scoreboard`):
   ``scoreboard.csv`` (stitched figures), ``versus.csv`` (every strategy against every portfolio
@@ -60,6 +60,7 @@ def cm_table(scores: Scores) -> pd.DataFrame:
         {
             "seeds": g.size(),
             "crypto_share": g["crypto_share"].mean(),
+            "in_crypto": g["in_crypto"].mean(),
             "trades": g["trades"].mean(),
             "collapsed": g["collapsed"].apply(lambda s: int((s != "").sum())),
             "Sortino": g["Sortino"].mean(),

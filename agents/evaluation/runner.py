@@ -22,7 +22,7 @@ import pandas as pd
 from agents import jobs
 from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest
 from agents.jobs import train_job
-from agents.training import Split
+from agents.training import Split, in_crypto
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
 from cryptorl.portfolio import FixedWeights, backtest_strategies, make_baselines, vote
@@ -233,16 +233,17 @@ def score(
                 done = backtest_strategies(alone, markets, start=b0, end=b1, **costs)
                 for asset, d in decisions.items():
                     row = _row(done[asset].result)
-                    share = float(d["crypto"].iloc[:-1].mean())
+                    bars = in_crypto(d["crypto"])
                     cms.append(
                         {
                             "window": window.name,
                             "config": cname,
                             "asset": asset,
                             "seed": seed,
-                            "crypto_share": share,
+                            "crypto_share": float(d["crypto"].iloc[:-1].mean()),
+                            "in_crypto": bars,
                             "trades": trades(d["crypto"]),
-                            "collapsed": "always in" if share > 0.95 else "always out" if share < 0.05 else "",
+                            "collapsed": "always in" if bars > 0.95 else "always out" if bars < 0.05 else "",
                             **row,
                             "B&H Sortino": own_bh[asset]["Sortino"],
                             "beats_own_bh": bool(row["Sortino"] > own_bh[asset]["Sortino"]),
