@@ -18,7 +18,7 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
              backtest: [2022-03-01, 2022-09-30]}
     walk_forward:                                 # optional: more windows, one per step
       {start: 2021-01-01, end: 2022-09-30, train_months: 15, validation_months: 2,
-       backtest_months: 3, step_months: 3}
+       backtest_months: 3, step_months: 3}        # train_months: all with train_from: expanding
     configs:                                      # CMConfig fields (asset, seed, fee, interval,
       ppo_ohlcv: {algo: ppo, timesteps: 30000}    # execution come from the protocol)
       ppo_trend: {features: [ret_5, ret_20, sma_20]}
