@@ -433,6 +433,32 @@ def test_evaluate_console_summary_is_a_table_not_csv(capsys):
     assert "trading share," not in out and "P: mean ARR" not in out  # no CSV header line
 
 
+def test_intraday_walk_forward_scoreboard_stitches_daily_returns():
+    """6h bars: each window's daily returns start on the day its first bar opens; the stitched
+    curve stays one value per day (its start on the day before)."""
+    from agents.evaluation import load_markets, score
+    from agents.evaluation.scoreboard import build_scoreboard
+
+    raw = {**raw_demo(), "interval": "6h", "windows": {}}
+    raw["walk_forward"] = {
+        "start": "2021-09-01",
+        "end": "2021-11-30",
+        "train_months": 6,
+        "validation_months": 1,
+        "backtest_months": 1,
+    }
+    protocol = parse_protocol(raw)
+    scores = score(protocol, load_markets(protocol, progress=False), None, baselines_only=True)
+    board = build_scoreboard(protocol, scores, reps=50)
+    curve = board.curves[("BTC+ETH", "B&H equal weight")]
+    assert curve.index.is_unique and curve.index.is_monotonic_increasing
+    assert curve.index[0] == pd.Timestamp("2021-08-31", tz="UTC") and curve.index[1] == pd.Timestamp(
+        "2021-09-01", tz="UTC"
+    )
+    assert len(curve) == 1 + 30 + 31 + 30  # the start, then every day of the three months
+    assert board.stitched.Sortino.notna().all()
+
+
 def test_deflation_uses_the_null_variance_when_earlier_trials_are_unknown():
     """Two configurations one lever apart have nearly the same Sharpe ratio: with trials screened
     before them, their variance is no estimate of all the trials', and the null's 1 / (T - 1)

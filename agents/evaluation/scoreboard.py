@@ -82,7 +82,12 @@ def _curve_interval(interval: str) -> str:
 
 
 def _stitch(parts: list[pd.Series], start: pd.Timestamp) -> pd.Series:
+    """Growth of 1 from ``start`` over the windows' returns. Intraday bars' daily returns are
+    labelled by their day, the first one by the day ``start`` is in: the start is then put on the
+    day before, so that the curve's index stays unique."""
     r = pd.concat(parts)
+    if len(r) and start >= r.index[0]:
+        start = r.index[0] - pd.Timedelta(days=1)
     return pd.concat([pd.Series([1.0], index=[start]), (1.0 + r).cumprod()]).rename("value")
 
 
