@@ -44,7 +44,8 @@ class CMConfig:
     daily markets (docs/evaluation.md): five DQN SAMs voting (``ensemble=5``) on top of the
     vol-targeted Donchian prior (``prior="donchian"``), each observing the OHLCV rows,
     :data:`DEFAULT_FEATURES`, the prior and its own position (``observe_position``), with gamma
-    0.8 and one update of 256 samples every 4 steps; ``ensemble=1`` trains five times faster.
+    0.8 and one update of 256 samples every 4 steps, keeping their final weights
+    (``selection="last"``); ``ensemble=1`` trains five times faster.
     """
 
     # Each field's help is the command-line help of its flag (train_cm --<field-name>).
@@ -80,11 +81,12 @@ class CMConfig:
         },
     )
     selection: str = field(
-        default="sortino",
+        default="last",
         metadata={
-            "help": "which validation checkpoint the module keeps: sortino the best validation Sortino; "
+            "help": "which weights the module keeps: last the final ones (validation only decides whether the "
+            "filter beats its prior); sortino the checkpoint with the best validation Sortino; "
             "sortino_trading the best among checkpoints that hold crypto on 5-95 % of the validation bars "
-            "(the best overall when none does); last the final weights; excess the best Sharpe ratio of the "
+            "(the best overall when none does); excess the best Sharpe ratio of the "
             "daily returns over the prior's (over holding the coin without a prior), where a checkpoint "
             "that stays out of the market scores no better than the prior does",
             "choices": SELECTIONS,

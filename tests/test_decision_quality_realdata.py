@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
-from agents.training import Split, policy_backtest, train_crypto_module
+from agents.training import Split, in_crypto, policy_backtest, train_crypto_module
 from cryptorl.data import load_data
 from cryptorl.portfolio import backtest, buy_and_hold
 
@@ -35,13 +35,15 @@ def _bh(market, start, end) -> dict[str, float]:
     return backtest(buy_and_hold(markets, "X", start=start, end=end), markets, interval="1d").metrics()
 
 
-@pytest.mark.xfail(
+BTC_MISSES = pytest.mark.xfail(
     strict=True,
-    reason="measured: the default's Donchian prior is out of the market for most of the 2022 bear window, so the "
-    "module holds crypto on 1 % (BTC) and 2 % (ETH) of the bars, under the 5 % this guard asks (the trading-share "
-    "target is not met; docs/evaluation.md); strict, so a default that trades again turns this into a failure",
+    reason="measured: the default BTC module trades in the 2022 bear window (in crypto on 49 % of the bars, "
+    "drawdown -7 % against holding's -61 %), but its final weights' validation Sortino (-2.30, Jan-Feb 2022) is "
+    "below holding BTC's (-0.84); strict, so a default that passes turns this into a failure",
 )
-@pytest.mark.parametrize("asset", ["BTC", "ETH"])
+
+
+@pytest.mark.parametrize("asset", [pytest.param("BTC", marks=BTC_MISSES), "ETH"])
 def test_default_config_trades_and_limits_losses_on_the_bear_window(asset, shared_data, tmp_path):
     market, _ = load_data(
         asset,
@@ -60,6 +62,6 @@ def test_default_config_trades_and_limits_losses_on_the_bear_window(asset, share
     assert config.ensemble == len(module.members) == 5 and config.algo_kwargs()["gamma"] == 0.8
     assert module.validation["Sortino"] > _bh(seen, *VALIDATION)["Sortino"]
     result = policy_backtest(module, market, None, *BACKTEST)
-    share = float(result.weights[asset].iloc[:-1].mean())
+    share = in_crypto(result.weights[asset])  # bars held, whatever the vol-targeted size
     assert 0.05 < share < 0.95, f"{asset} collapsed: crypto on {share:.0%} of the bars"
     assert result.metrics()["MaxDrawdown"] > _bh(market, *BACKTEST)["MaxDrawdown"]  # drawdowns are negative
