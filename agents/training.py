@@ -132,6 +132,13 @@ def in_crypto(crypto: pd.Series | np.ndarray) -> float:
     return float((held > 1e-9).mean()) if len(held) else 0.0
 
 
+def trades(crypto: pd.Series | np.ndarray) -> int:
+    """Position changes of a module over its decisions (entering from cash counts as one; the last
+    decision is never traded)."""
+    held = np.asarray(crypto, dtype="float64")[:-1]
+    return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
+
+
 VALIDATION_KEYS = ("value", "ARR", "Sortino", "MaxDrawdown", "crypto_share", "in_crypto", "trades")
 
 
@@ -149,14 +156,13 @@ def validation_row(
     the per-bar Sharpe ratio of the returns over the reference's."""
     res = shares_backtest(module, market, index, crypto)
     m = res.metrics(("ARR", "Sortino", "MaxDrawdown"))
-    trades = int((np.abs(np.diff(np.r_[0.0, crypto[:-1]])) > 1e-9).sum())
     row = {
         "timesteps": float(timesteps),
         "value": float(res.values.iloc[-1]),
         **m,
         "crypto_share": float(crypto[:-1].mean()),
         "in_crypto": in_crypto(crypto),
-        "trades": float(trades),
+        "trades": float(trades(crypto)),
     }
     if reference is not None:
         row["excess_Sharpe"] = sharpe_ratio(over(res.returns, reference.returns))

@@ -21,8 +21,8 @@ from agents.evaluation import (
     train_all,
     training_jobs,
 )
-from agents.evaluation.runner import trades
 from agents.jobs import train_job
+from agents.training import trades
 from cryptorl.modelstore import ModelStore
 from experiments import evaluate as evaluate_cmd
 

@@ -253,8 +253,12 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     expanding = spec["train_months"] == "all"
     if expanding and floor is None:
         raise ValueError("walk_forward.train_months: all (an expanding training range) needs train_from")
-    months = {k: _whole(spec[k], f"walk_forward.{k}") for k in ("validation_months", "backtest_months")}
-    months["train_months"] = 1 if expanding else _whole(spec["train_months"], "walk_forward.train_months")
+    counted = (
+        ("validation_months", "backtest_months")
+        if expanding
+        else ("train_months", "validation_months", "backtest_months")
+    )
+    months = {k: _whole(spec[k], f"walk_forward.{k}") for k in counted}
     step = _whole(spec.get("step_months", months["backtest_months"]), "walk_forward.step_months")
     if min(*months.values(), step) < 1:
         raise ValueError("walk_forward months must be whole numbers >= 1")

@@ -22,7 +22,7 @@ import pandas as pd
 from agents import jobs
 from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest
 from agents.jobs import train_job
-from agents.training import Split, in_crypto
+from agents.training import Split, in_crypto, trades
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
 from cryptorl.portfolio import FixedWeights, backtest_strategies, make_baselines, vote
@@ -153,12 +153,6 @@ def train_all(
 
 
 # -- backtests ---------------------------------------------------------------------------------
-def trades(crypto: pd.Series) -> int:
-    """Position changes of a module over its decisions (entering from cash counts as one)."""
-    held = crypto.to_numpy(dtype="float64")[:-1]  # the last decision is never traded
-    return int((np.abs(np.diff(np.r_[0.0, held])) > 1e-9).sum())
-
-
 @dataclass
 class Scores:
     """Every backtest of an evaluation (see :func:`score`)."""
