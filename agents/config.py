@@ -24,6 +24,7 @@ DEVICES = ("auto", "cpu", "cuda")  # torch devices of the networks (CMConfig.dev
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last", "excess")
+REWARDS = ("log", "dsr")  # the training rewards of envs.CryptoModuleEnv
 # Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
 # close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
 PRIORS: dict[str, Any] = {
@@ -90,6 +91,15 @@ class CMConfig:
             "daily returns over the prior's (over holding the coin without a prior), where a checkpoint "
             "that stays out of the market scores no better than the prior does",
             "choices": SELECTIONS,
+        },
+    )
+    reward: str = field(
+        default="log",
+        metadata={
+            "help": "the training reward: log the log growth of the module's value over each bar; dsr the "
+            "differential Sharpe ratio of the bar's return (Moody & Saffell), which rewards a gain by how "
+            "much it raises a running Sharpe ratio",
+            "choices": REWARDS,
         },
     )
     train_fee: float | None = field(
@@ -173,6 +183,8 @@ class CMConfig:
             raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
         if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
             raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}: choose among {', '.join(REWARDS)}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"unknown selection {self.selection!r}: choose among {list(SELECTIONS)}")
         self.features = [str(f) for f in self.features]

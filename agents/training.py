@@ -330,6 +330,7 @@ def train_crypto_module(
         signals=signals,
         observe_position=config.observe_position,
         scale=prior_row(feats),
+        reward=config.reward,
         **env_kw,
     )
     if config.pool:
@@ -394,6 +395,7 @@ def pool_templates(
                 episode_length=config.episode_length,
                 observe_position=config.observe_position,
                 scale=prior_row(feats),
+                reward=config.reward,
                 **{**env_kw, "asset": asset},
             )
         )

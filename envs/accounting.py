@@ -69,6 +69,22 @@ def one_asset_next_open(value, drifted, target, y_gap, y_intra, cost) -> tuple:
     return v_open * mu * g, held / g, v_open * (1.0 - mu), turnover, g_gap * mu * g
 
 
+def differential_sharpe(r, a, b, eta: float, floor):
+    """Moody & Saffell's differential Sharpe ratio of the step return ``r``: how much this step
+    raises an exponential moving Sharpe ratio whose first and second moments ``a`` and ``b`` it
+    updates with rate ``eta``::
+
+        D = (b * (r - a) - a * (r^2 - b) / 2) / (b - a^2)^(3/2),   a += eta (r - a),   b += eta (r^2 - b)
+
+    The moving variance ``b - a^2`` is floored at ``floor`` (a bar out of the market drives it to
+    0). Scalars or arrays; returns ``(D, a', b')``.
+    """
+    da = r - a
+    db = r * r - b
+    var = np.maximum(b - a * a, floor)
+    return (b * da - 0.5 * a * db) / var**1.5, a + eta * da, b + eta * db
+
+
 def multi_asset_close(value: float, drifted: np.ndarray, target: np.ndarray, y: np.ndarray, cost: float) -> Step:
     """``execution="close"`` for weight vectors (cash first); ``y`` holds 1 for cash."""
     turnover = float(np.abs(target[1:] - drifted[1:]).sum())

@@ -18,6 +18,12 @@ position row observes the action ``a``, not the scaled weight.
 Reward: log growth of the module's value over the step, net of the cost on the traded amount,
 with the shared accounting (:mod:`envs.accounting`). The decision taken on ``obs[t]`` trades
 at bar t's close (``execution="close"``) or at bar t+1's open (``execution="next_open"``).
+With ``reward="dsr"`` it is instead the differential Sharpe ratio of the step's return (Moody &
+Saffell; :func:`envs.accounting.differential_sharpe`): moving moments with rate
+:data:`DSR_ETA`, started each episode at mean 0 and the variance of following the prior over
+the environment's range (:meth:`CryptoModuleEnv.reference_variance`), a quarter of which floors
+the moving variance. It rewards a step by how much it raises a running Sharpe ratio, so a gain
+taken with less variance counts for more.
 """
 
 from __future__ import annotations
@@ -31,12 +37,14 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .accounting import one_asset_close, one_asset_next_open
+from .accounting import differential_sharpe, one_asset_close, one_asset_next_open
 from .base import RangeEnv
 from .features import stack_assets
 
 _DISCRETE_WEIGHT = {0: 0.0, 1: 1.0}
 ACTION_TYPES = ("discrete", "continuous")
+REWARDS = ("log", "dsr")  # log growth, or the differential Sharpe ratio of the step's return
+DSR_ETA = 0.05  # the differential Sharpe ratio's moving-moment rate: a memory of about 20 bars
 
 
 def with_position(obs: np.ndarray, position) -> np.ndarray:
@@ -67,6 +75,7 @@ class CryptoModuleEnv(RangeEnv):
         signals: pd.Series | pd.DataFrame | None = None,
         observe_position: bool = False,
         scale: pd.Series | None = None,
+        reward: str = "log",
         **options,
     ):
         """``options``: the market and episode options of :meth:`RangeEnv._init_market`
@@ -75,7 +84,10 @@ class CryptoModuleEnv(RangeEnv):
         super().__init__()
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         self.action_type = action_type
+        self.reward = reward
         block = self._init_market(market, features, signals, **options)
         self.obs_tensor = stack_assets([block], cash="last")
         self.feature_names = block.names
@@ -108,6 +120,8 @@ class CryptoModuleEnv(RangeEnv):
         self._at_close = self.execution == "close"
         self._value = 1.0
         self._drifted = 0.0
+        self._moments = (0.0, 0.0)  # the differential Sharpe ratio's moving mean and second moment
+        self._floor = 0.0
 
     def _lists(self) -> None:
         # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
@@ -121,6 +135,9 @@ class CryptoModuleEnv(RangeEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         t = self._start(seed)
         self._value, self._drifted = 1.0, 0.0
+        if self.reward == "dsr":
+            v0 = self.reference_variance()
+            self._moments, self._floor = (0.0, v0), v0 / 4
         info = {
             "time": self._times[t],
             "value": 1.0,
@@ -165,7 +182,12 @@ class CryptoModuleEnv(RangeEnv):
             "price": self._close_l[t],
             "trade_price": trade_price,
         }
-        return self._observe(t, a), math.log(growth), False, t >= self._stop, info
+        if self.reward == "dsr":
+            r, *moments = differential_sharpe(growth - 1.0, *self._moments, DSR_ETA, self._floor)
+            self._moments = tuple(moments)
+        else:
+            r = math.log(growth)
+        return self._observe(t, a), float(r), False, t >= self._stop, info
 
     # -------------------------------------------------------------- helpers
     def _observe(self, t: int, position: float) -> np.ndarray:
@@ -194,6 +216,13 @@ class CryptoModuleEnv(RangeEnv):
             raise ValueError("invalid action nan: expected the crypto share in [0, 1]")
         return 0.0 if a < 0.0 else 1.0 if a > 1.0 else a
 
+    def reference_variance(self) -> float:
+        """The variance of the step returns of following the prior (of holding the crypto without
+        one) over the environment's bars: the scale of the ``"dsr"`` reward."""
+        held = self.y_close[self.first_step + 1 : self.last_step + 1] - 1.0
+        v = float(np.var(self.scale[self.first_step : self.last_step] * held))
+        return v if v > 0 else float(np.var(held))
+
     @property
     def value(self) -> float:
         """The module's value now (1 at the start of the episode)."""
@@ -210,7 +239,7 @@ def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
     range): their complete observations, bars ``first_step .. last_step`` of each, one after
     another, with episodes drawn uniformly over every start that does not cross from one to the
     next (``episode_starts``). The environments must observe the same rows and share window,
-    costs, execution, action type and episode length; the result is for training (its times
+    costs, execution, action type, episode length and reward; the result is for training (its times
     repeat and its ``market`` is the first environment's)."""
     envs = list(envs)
     if len(envs) == 1:
@@ -221,13 +250,22 @@ def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
         raise ValueError("pooling environments needs an episode_length: evaluation runs one range")
 
     def contract(e: CryptoModuleEnv) -> tuple:
-        return (e.feature_names, e.window, e.cost, e.execution, e.action_type, e.observe_position, e.episode_length)
+        return (
+            e.feature_names,
+            e.window,
+            e.cost,
+            e.execution,
+            e.action_type,
+            e.observe_position,
+            e.episode_length,
+            e.reward,
+        )
 
     for e in envs[1:]:
         if contract(e) != contract(first):
             raise ValueError(
                 f"cannot pool {e.asset} with {first.asset}: observation rows, window, costs, execution, "
-                "action type and episode length must be the same"
+                "action type, episode length and reward must be the same"
             )
     out = copy.copy(first)
     parts = [slice(e.first_step, e.last_step + 1) for e in envs]

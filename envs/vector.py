@@ -3,7 +3,7 @@
 All N environments share one :class:`~envs.crypto_module.CryptoModuleEnv`'s precomputed
 observation tensor and price relatives; each has its own bar pointer, value and position. A
 step gathers the N observations with one fancy index, computes the N rewards with the same
-arithmetic as the single environment (:mod:`envs.accounting`, on arrays), and resets finished
+arithmetic as the single environment (:mod:`envs.accounting`, on arrays; its ``reward`` too), and resets finished
 environments in place the way stable-baselines3 expects: the returned observation is the new
 episode's first one and ``infos[i]["terminal_observation"]`` holds the last one, with
 ``infos[i]["TimeLimit.truncated"] = True`` (episodes end by truncation).
@@ -31,8 +31,8 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from .accounting import one_asset_close, one_asset_next_open
-from .crypto_module import CryptoModuleEnv, with_position
+from .accounting import differential_sharpe, one_asset_close, one_asset_next_open
+from .crypto_module import DSR_ETA, CryptoModuleEnv, with_position
 
 
 class CryptoModuleVecEnv(VecEnv):
@@ -78,6 +78,10 @@ class CryptoModuleVecEnv(VecEnv):
         self.fees = np.zeros(n)
         self.turnovers = np.zeros(n)
         self._actions: np.ndarray | None = None
+        self._dsr = env.reward == "dsr"
+        v0 = env.reference_variance() if self._dsr else 0.0
+        self._v0, self._floor = v0, v0 / 4
+        self._mean, self._second = np.zeros(n), np.full(n, v0)  # the differential Sharpe ratio's moments
         if seed is not None:
             self.seed(seed)
 
@@ -107,6 +111,7 @@ class CryptoModuleVecEnv(VecEnv):
             stop = t0 + env.episode_length
         self.steps[i], self._stop[i] = t0, stop
         self.values[i], self.positions[i] = 1.0, 0.0
+        self._mean[i], self._second[i] = 0.0, self._v0
         return t0
 
     def reset(self) -> VecEnvObs:
@@ -158,7 +163,12 @@ class CryptoModuleVecEnv(VecEnv):
             step = one_asset_close(self.values, self.positions, w, self._close_next.take(t), env.cost)
         self.values, self.positions, self.fees, self.turnovers, growth = step
         self.weights = w
-        rewards = np.log(growth)
+        if self._dsr:
+            rewards, self._mean, self._second = differential_sharpe(
+                growth - 1.0, self._mean, self._second, DSR_ETA, self._floor
+            )
+        else:
+            rewards = np.log(growth)
         t = t + 1
         self.steps = t
         dones = t >= self._stop

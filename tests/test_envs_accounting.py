@@ -10,6 +10,7 @@ import pytest
 from envs_helpers import market_from
 
 from envs import CryptoModuleEnv, PortfolioEnv, SignalEnv
+from envs.accounting import differential_sharpe
 from envs.features import OHLCV_FEATURES
 
 # Bars 0..5. Window 2: the first complete observation is bar 2 (bar 1's log return needs bar 0),
@@ -194,3 +195,43 @@ def test_episode_equals_the_backtest_engine(execution):
     res = backtest(weights, {"BTC": market}, interval="1d", fee=0.001, slippage=0.0005, execution=execution)
     np.testing.assert_allclose(res.values.to_numpy(), values, rtol=1e-12)
     np.testing.assert_allclose(res.fees.to_numpy()[:-1], fees, rtol=1e-10, atol=1e-15)
+
+
+def test_differential_sharpe_reward_by_hand():
+    """reward="dsr": Moody & Saffell's differential Sharpe ratio of each step's return, the moving
+    moments started at mean 0 and the variance of holding (no prior) over the range."""
+    env = cm(reward="dsr")
+    rewards, infos, _ = run(env, [1, 1, 0])
+    held = np.array([110 / 100, 99 / 110, 120 / 99]) - 1  # the price relatives of bars 3, 4, 5
+    v0 = held.var()
+    assert env.reference_variance() == pytest.approx(v0, rel=1e-14)
+    r = [1.089 - 1, 0.9 - 1, 0.99 - 1]  # the step returns of test_episode_at_the_close
+    a, b = 0.0, v0
+    assert rewards[0] == pytest.approx(r[0] / math.sqrt(v0), rel=1e-12)  # a = 0: the return over the volatility
+    expected = []
+    for x in r:
+        expected.append((b * (x - a) - 0.5 * a * (x * x - b)) / max(b - a * a, v0 / 4) ** 1.5)
+        a, b = a + 0.05 * (x - a), b + 0.05 * (x * x - b)
+    assert rewards == pytest.approx(expected, rel=1e-12)
+    assert [i["value"] for i in infos] == pytest.approx(
+        [1.0, 1.089, 0.9801, 0.970299], rel=1e-14
+    )  # the same accounting
+
+
+def test_differential_sharpe_is_the_moving_sharpe_ratios_derivative():
+    """D = dS/d(eta) at eta = 0, where S = a / sqrt(b - a^2) is the moving Sharpe ratio: a small
+    step raises S by eta * D."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        a = rng.normal(0, 0.01)
+        b = a * a + rng.uniform(1e-4, 1e-3)
+        r = rng.normal(0, 0.03)
+        eta = 1e-7
+        d, a2, b2 = differential_sharpe(r, a, b, eta, 0.0)
+        sharpe = a / math.sqrt(b - a * a)
+        assert (a2 / math.sqrt(b2 - a2 * a2) - sharpe) / eta == pytest.approx(d, rel=1e-4, abs=1e-6)
+
+
+def test_unknown_reward_is_refused():
+    with pytest.raises(ValueError, match="reward must be one of"):
+        cm(reward="sharpe")

@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from envs_helpers import random_market
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs import CryptoModuleEnv, PortfolioEnv, SignalEnv
+from envs.accounting import differential_sharpe
 
 SETTINGS = settings(max_examples=25, deadline=None)
 seeds = st.integers(0, 2**32 - 1)
@@ -134,3 +136,19 @@ def test_no_look_ahead_signal_and_portfolio(seed, data):
     np.testing.assert_array_equal(p1.obs_tensor[: t + 1], p2.obs_tensor[: t + 1])
     s1, s2 = SignalEnv(a, window=4), SignalEnv(a2, window=4)
     np.testing.assert_array_equal(s1.obs_tensor[: t + 1], s2.obs_tensor[: t + 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    r=st.floats(-0.5, 0.5),
+    a=st.floats(-0.05, 0.05),
+    excess=st.floats(1e-5, 0.01),
+    k=st.floats(0.01, 100.0),
+)
+def test_differential_sharpe_does_not_depend_on_the_scale_of_returns(r, a, excess, k):
+    """Scaling every return by k scales the moments by k and k^2 and leaves the reward unchanged:
+    a module rewarded by it gains nothing from holding more or less of the same bet."""
+    b = a * a + excess
+    d, *_ = differential_sharpe(r, a, b, 0.05, excess / 4)
+    dk, *_ = differential_sharpe(k * r, k * a, k * k * b, 0.05, k * k * excess / 4)
+    assert dk == pytest.approx(d, rel=1e-9, abs=1e-9)

@@ -82,3 +82,8 @@ def test_pool_options_are_checked(markets):
         CMConfig(pool=["ETH"], with_eam=True)
     with pytest.raises(ValueError, match="pass their markets"):
         train_crypto_module(markets["BTC"], None, CMConfig(pool=["ETH"], timesteps=100), SPLIT)
+
+
+def test_pooling_needs_one_reward(markets):
+    with pytest.raises(ValueError, match="reward must be the same"):
+        pooled([_env(markets["BTC"], "BTC"), _env(markets["ETH"], "ETH", reward="dsr")])
