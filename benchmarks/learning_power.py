@@ -1,0 +1,122 @@
+"""Can a Crypto Module learn to time a coin when there is something to learn? The learning guard's
+skill test on the demo market, whose planted leading metrics carry next bars' drift.
+
+The real-data learning guard (``tests/test_learning_guard_realdata.py``) finds that no module
+configuration times the real coins better than random policies with the same exposure and trades.
+This script asks the same question where the answer is known to be yes: on the demo market
+(:mod:`cryptorl.data.demo`) three metrics per coin lead its returns. On the guard's folds (for
+each of six years: train 15 months, validate 2, check the 2 after; the data beyond cut off) it
+scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (Stouffer):
+
+* **rules** that need no learning: in the coin while the mean of its planted leading metrics
+  (known one bar late) is above its training-range median (the ceiling), and while the DRU's
+  principal component most correlated with the next 12 bars' return on the training range is on
+  that side (what the refined observation carries);
+* **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object).
+
+    python benchmarks/learning_power.py                 # about three minutes on 2 cores
+    python benchmarks/learning_power.py --assets BTC --configs '{}' '{"prior": "none"}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agents.crypto_module import CMConfig  # noqa: E402
+from agents.training import Split, train_crypto_module  # noqa: E402
+from cryptorl.data.demo import demo_data, demo_planted  # noqa: E402
+from cryptorl.features import DataRefinementUnit  # noqa: E402
+from cryptorl.portfolio.skill import combined_pvalue, skill_test  # noqa: E402
+
+CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
+CONFIGS = (
+    "{}",  # train_cm's defaults
+    '{"prior": "none"}',
+    '{"prior": "none", "features": [], "dru": {"max_metrics": 3}}',  # few inputs: the DRU's top three metrics
+)
+
+
+def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
+    """The guard's folds: train 15 months, validate 2, check the 2 months after."""
+    c0 = pd.Timestamp(check_start, tz="UTC")
+    eps = pd.Timedelta(seconds=1)
+    v0, t0, c1 = c0 - pd.DateOffset(months=2), c0 - pd.DateOffset(months=17), c0 + pd.DateOffset(months=2)
+    return Split((t0, v0 - eps), (v0, c0 - eps)), (c0, c1 - eps)
+
+
+def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list]:
+    """The two rules' (position, market) folds."""
+    leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
+    out: dict[str, list] = {"rule: planted metrics": [], "rule: best DRU component": []}
+    for start in CHECK_STARTS:
+        split, (c0, c1) = folds(start)
+        cut = market.loc[:c1]
+        out["rule: planted metrics"].append(
+            ((leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float), cut)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dru = DataRefinementUnit().fit(cut, metrics.loc[:c1], split.train[1], asset=asset)
+            refined = dru.transform(cut, metrics.loc[:c1], asset=asset)
+        train = refined.loc[split.train[0] : split.train[1]]
+        ahead = np.log(cut["close"]).diff(12).shift(-12).reindex(train.index)
+        corr = {c: train[c].corr(ahead) for c in refined.columns}
+        best = max(corr, key=lambda c: abs(corr[c]))
+        out["rule: best DRU component"].append(
+            ((np.sign(corr[best]) * refined[best]).loc[c0:c1].gt(0).astype(float), cut)
+        )
+    return out
+
+
+def module_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame, options: dict, seed: int) -> list:
+    """(votes, market, prior) folds of modules trained with ``options`` on each fold."""
+    out = []
+    for start in CHECK_STARTS:
+        split, (c0, c1) = folds(start)
+        cut, known = market.loc[:c1], metrics.loc[:c1]
+        config = CMConfig(asset=asset, seed=seed, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            end = split.validation[1]
+            module, _ = train_crypto_module(cut.loc[:end], known.loc[:end], config, split, progress_bar=False)
+        votes, prior = module.votes(cut, known, c0, c1)
+        out.append((votes, cut, prior))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assets", nargs="+", default=["BTC", "ETH"], help="demo coins")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help="CMConfig options, JSON objects")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    data = {a: demo_data(a, "1d", "2017-12-01", "2024-09-30") for a in args.assets}
+    rows: dict[str, list[float]] = {}
+    for asset, (market, metrics) in data.items():
+        for name, fs in rule_folds(asset, market, metrics).items():
+            rows.setdefault(name, []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
+    for text in args.configs:
+        t = time.perf_counter()
+        for asset, (market, metrics) in data.items():
+            fs = module_folds(asset, market, metrics, json.loads(text), args.seed)
+            rows.setdefault(f"module {text}", []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
+        print(f"trained {text} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    print(f"skill-test p-values on the demo market's guard folds (seed {args.seed}; small is skill)")
+    print(f"{'policy':<80} " + " ".join(f"{a:>6}" for a in args.assets) + "  pooled")
+    for name, ps in rows.items():
+        print(f"{name:<80} " + " ".join(f"{p:6.3f}" for p in ps) + f"  {combined_pvalue(ps):6.3f}")
+
+
+if __name__ == "__main__":
+    main()
