@@ -103,6 +103,19 @@ def explicit_split(index: pd.DatetimeIndex, train_start, val_start, backtest_sta
     return Split((tr0, v0 - eps), (v0, b0 - eps), (b0, index[-1]))
 
 
+def forward_split(check_start, train_months: int = 15, validation_months: int = 2, check_months: int = 2) -> Split:
+    """The split of a forward check starting at ``check_start``: ``train_months`` of training,
+    then ``validation_months`` of validation, both before it, and ``check_months`` from it as the
+    backtest (the learning guard's folds: 15 / 2 / 2)."""
+    from cryptorl.data.frames import to_utc_timestamp
+
+    c0 = to_utc_timestamp(check_start)
+    eps = pd.Timedelta(seconds=1)
+    v0 = c0 - pd.DateOffset(months=validation_months)
+    t0 = v0 - pd.DateOffset(months=train_months)
+    return Split((t0, v0 - eps), (v0, c0 - eps), (c0, c0 + pd.DateOffset(months=check_months) - eps))
+
+
 def shares_backtest(module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto) -> BacktestResult:
     """Backtest crypto shares decided at ``index`` (cash vs the module's crypto) with the module's
     fee and execution, on the shared engine."""

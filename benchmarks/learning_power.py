@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.crypto_module import CMConfig  # noqa: E402
-from agents.training import Split, train_crypto_module  # noqa: E402
+from agents.training import forward_split, train_crypto_module  # noqa: E402
 from cryptorl.data.demo import demo_data, demo_planted  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
 from cryptorl.portfolio.skill import combined_pvalue, skill_test  # noqa: E402
@@ -47,20 +47,13 @@ CONFIGS = (
 )
 
 
-def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
-    """The guard's folds: train 15 months, validate 2, check the 2 months after."""
-    c0 = pd.Timestamp(check_start, tz="UTC")
-    eps = pd.Timedelta(seconds=1)
-    v0, t0, c1 = c0 - pd.DateOffset(months=2), c0 - pd.DateOffset(months=17), c0 + pd.DateOffset(months=2)
-    return Split((t0, v0 - eps), (v0, c0 - eps)), (c0, c1 - eps)
-
-
 def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list]:
     """The two rules' (position, market) folds."""
     leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
     out: dict[str, list] = {"rule: planted metrics": [], "rule: best DRU component": []}
     for start in CHECK_STARTS:
-        split, (c0, c1) = folds(start)
+        split = forward_split(start)
+        c0, c1 = split.backtest
         cut = market.loc[:c1]
         out["rule: planted metrics"].append(
             ((leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float), cut)
@@ -83,7 +76,8 @@ def module_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame, option
     """(votes, market, prior) folds of modules trained with ``options`` on each fold."""
     out = []
     for start in CHECK_STARTS:
-        split, (c0, c1) = folds(start)
+        split = forward_split(start)
+        c0, c1 = split.backtest
         cut, known = market.loc[:c1], metrics.loc[:c1]
         config = CMConfig(asset=asset, seed=seed, **options)
         with warnings.catch_warnings():

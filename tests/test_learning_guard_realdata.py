@@ -11,7 +11,8 @@ null shuffles a coin's holding periods across its six check folds (so being out 
 years counts as skill, as it should), and the two coins' p-values are pooled by Stouffer's method.
 A policy without skill passes with probability 5 % (the test's size;
 ``test_the_guard_fails_policies_without_skill`` shows random and do-nothing policies failing
-it); the default module must pass.
+it, and ``tests/test_learning_power.py`` modules passing it where there is a signal to learn); the
+default module must pass.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
-from agents.training import Split, train_crypto_module
+from agents.training import Split, forward_split, train_crypto_module
 from cryptorl.data import load_data
 from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
@@ -36,10 +37,8 @@ ASSETS = ("BTC", "ETH")
 
 def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
     """Train 15 months, validate 2, check the 2 months after (inclusive UTC ranges)."""
-    c0 = pd.Timestamp(check_start, tz="UTC")
-    eps = pd.Timedelta(seconds=1)
-    v0, t0, c1 = c0 - pd.DateOffset(months=2), c0 - pd.DateOffset(months=17), c0 + pd.DateOffset(months=2)
-    return Split((t0, v0 - eps), (v0, c0 - eps)), (c0, c1 - eps)
+    split = forward_split(check_start)
+    return split, split.backtest
 
 
 @pytest.fixture(scope="module")
