@@ -31,6 +31,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import configure_logger
 from tqdm.auto import tqdm
 
+from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.features.dru import RefinementWarning
 from cryptorl.portfolio.backtest import BacktestResult, backtest
@@ -91,8 +92,6 @@ def paper_split(
 def explicit_split(index: pd.DatetimeIndex, train_start, val_start, backtest_start) -> Split:
     """A split from explicit dates: training from ``train_start`` (default: the first bar) to just
     before ``val_start``, validation to just before ``backtest_start``, backtest to the last bar."""
-    from cryptorl.data.frames import to_utc_timestamp
-
     eps = pd.Timedelta(seconds=1)
     tr0 = to_utc_timestamp(train_start) if train_start else index[0]
     v0, b0 = to_utc_timestamp(val_start), to_utc_timestamp(backtest_start)
@@ -107,8 +106,6 @@ def forward_split(check_start, train_months: int = 15, validation_months: int = 
     """The split of a forward check starting at ``check_start``: ``train_months`` of training,
     then ``validation_months`` of validation, both before it, and ``check_months`` from it as the
     backtest (the learning guard's folds: 15 / 2 / 2)."""
-    from cryptorl.data.frames import to_utc_timestamp
-
     c0 = to_utc_timestamp(check_start)
     eps = pd.Timedelta(seconds=1)
     v0 = c0 - pd.DateOffset(months=validation_months)
