@@ -120,24 +120,23 @@ class CryptoModuleEnv(RangeEnv):
         self._at_close = self.execution == "close"
         self._value = 1.0
         self._drifted = 0.0
-        self._moments = (0.0, 0.0)  # the differential Sharpe ratio's moving mean and second moment
-        self._floor = 0.0
 
     def _lists(self) -> None:
-        # Plain Python lists: a step reads scalars, and list indexing beats NumPy scalar access.
+        # What a step reads, derived from the arrays once (pooled() derives it again): plain Python
+        # lists (a step reads scalars, and list indexing beats NumPy scalar access) and the scale
+        # the "dsr" reward starts each episode from.
         self._yc, self._yg, self._yi = self.y_close.tolist(), self.y_gap.tolist(), self.y_intra.tolist()
         self._open_l, self._close_l = self.opens.tolist(), self.closes.tolist()
         self._scale_l = self.scale.tolist()
         self._rows = list(self.obs_tensor)  # per-bar views: a step copies one, no indexing cost
         self._times = list(self.index)
+        self.dsr_variance = self.reference_variance() if self.reward == "dsr" else 0.0
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         t = self._start(seed)
         self._value, self._drifted = 1.0, 0.0
-        if self.reward == "dsr":
-            v0 = self.reference_variance()
-            self._moments, self._floor = (0.0, v0), v0 / 4
+        self._moments = (0.0, self.dsr_variance)  # the differential Sharpe ratio's moving mean and second moment
         info = {
             "time": self._times[t],
             "value": 1.0,
@@ -183,11 +182,10 @@ class CryptoModuleEnv(RangeEnv):
             "trade_price": trade_price,
         }
         if self.reward == "dsr":
-            r, *moments = differential_sharpe(growth - 1.0, *self._moments, DSR_ETA, self._floor)
+            r, *moments = differential_sharpe(growth - 1.0, *self._moments, DSR_ETA, self.dsr_variance / 4)
             self._moments = tuple(moments)
-        else:
-            r = math.log(growth)
-        return self._observe(t, a), float(r), False, t >= self._stop, info
+            return self._observe(t, a), float(r), False, t >= self._stop, info
+        return self._observe(t, a), math.log(growth), False, t >= self._stop, info
 
     # -------------------------------------------------------------- helpers
     def _observe(self, t: int, position: float) -> np.ndarray:

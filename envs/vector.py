@@ -79,9 +79,7 @@ class CryptoModuleVecEnv(VecEnv):
         self.turnovers = np.zeros(n)
         self._actions: np.ndarray | None = None
         self._dsr = env.reward == "dsr"
-        v0 = env.reference_variance() if self._dsr else 0.0
-        self._v0, self._floor = v0, v0 / 4
-        self._mean, self._second = np.zeros(n), np.full(n, v0)  # the differential Sharpe ratio's moments
+        self._mean, self._second = np.zeros(n), np.full(n, env.dsr_variance)  # the differential Sharpe ratio's moments
         if seed is not None:
             self.seed(seed)
 
@@ -111,7 +109,7 @@ class CryptoModuleVecEnv(VecEnv):
             stop = t0 + env.episode_length
         self.steps[i], self._stop[i] = t0, stop
         self.values[i], self.positions[i] = 1.0, 0.0
-        self._mean[i], self._second[i] = 0.0, self._v0
+        self._mean[i], self._second[i] = 0.0, self.env.dsr_variance
         return t0
 
     def reset(self) -> VecEnvObs:
@@ -165,7 +163,7 @@ class CryptoModuleVecEnv(VecEnv):
         self.weights = w
         if self._dsr:
             rewards, self._mean, self._second = differential_sharpe(
-                growth - 1.0, self._mean, self._second, DSR_ETA, self._floor
+                growth - 1.0, self._mean, self._second, DSR_ETA, self.env.dsr_variance / 4
             )
         else:
             rewards = np.log(growth)

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
-from agents.training import Split, forward_split, train_crypto_module
+from agents.training import forward_split, train_crypto_module
 from cryptorl.data import load_data
 from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
@@ -33,12 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 ALPHA = 0.05
 CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
 ASSETS = ("BTC", "ETH")
-
-
-def folds(check_start: str) -> tuple[Split, tuple[pd.Timestamp, pd.Timestamp]]:
-    """Train 15 months, validate 2, check the 2 months after (inclusive UTC ranges)."""
-    split = forward_split(check_start)
-    return split, split.backtest
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +60,8 @@ def test_the_default_module_times_its_coin_better_than_chance(markets):
     for asset in ASSETS:
         checks = []
         for start in CHECK_STARTS:
-            split, (c0, c1) = folds(start)
+            split = forward_split(start)  # train 15 months, validate 2, check the 2 after
+            c0, c1 = split.backtest
             market = markets[asset].loc[:c1]  # nothing after the check fold exists
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
@@ -88,8 +83,7 @@ def test_the_guard_fails_policies_without_skill(markets):
         for asset in ASSETS:
             checks = []
             for start in CHECK_STARTS:
-                _, (c0, c1) = folds(start)
-                idx = markets[asset].loc[c0:c1].index
+                idx = markets[asset].loc[slice(*forward_split(start).backtest)].index
                 flips = np.cumsum(rng.random(len(idx)) < 0.1) % 2  # a random policy, ~6 trades a fold
                 checks.append((pd.Series(flips.astype("float64"), index=idx), markets[asset]))
             pvalues.append(_check_pvalue(checks))
@@ -97,6 +91,7 @@ def test_the_guard_fails_policies_without_skill(markets):
     assert passed <= 6  # about 5 % of 40 (P(more than 6 of 40 at 5 %) is under 1 %)
     for held in (0.0, 1.0):  # doing nothing, or holding: no evidence either way
         checks = [
-            (pd.Series(held, index=markets["BTC"].loc[slice(*folds(s)[1])].index), markets["BTC"]) for s in CHECK_STARTS
+            (pd.Series(held, index=markets["BTC"].loc[slice(*forward_split(s).backtest)].index), markets["BTC"])
+            for s in CHECK_STARTS
         ]
         assert _check_pvalue(checks) == pytest.approx(0.5)

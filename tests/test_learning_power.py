@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from test_learning_guard_realdata import CHECK_STARTS
 
 from agents.crypto_module import CMConfig
 from agents.training import forward_split, train_crypto_module
@@ -16,8 +17,6 @@ from cryptorl.data.demo import demo_data
 from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
 pytestmark = pytest.mark.slow
-
-CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
 
 
 @pytest.fixture(scope="module")
