@@ -285,9 +285,7 @@ class CryptoModule:
         decision at the last bar is included (what a live loop acts on); ``start == end``
         decides one bar.
         """
-        votes, prior = self.votes(market, metrics, start, end)
-        crypto = votes * prior
-        return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=votes.index)
+        return decision_frame(*self.votes(market, metrics, start, end))
 
     def votes(
         self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None
@@ -453,6 +451,12 @@ def walk_from_cash(both: Callable[[int], np.ndarray], skip: int, lead: int = 64)
         lead *= 2
 
 
+def decision_frame(votes: pd.Series, prior: np.ndarray) -> pd.DataFrame:
+    """The ``cash, crypto`` decisions of :meth:`CryptoModule.votes`' output: crypto = vote x prior."""
+    crypto = votes * prior
+    return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=votes.index)
+
+
 def prior_position(market: pd.DataFrame, config: CMConfig) -> pd.Series | None:
     """The position of ``config.prior`` at each bar of ``market`` (closes up to t; NaN while it
     warms up), or None without a prior."""
@@ -550,6 +554,7 @@ __all__ = [
     "CryptoModule",
     "build_algo",
     "config_from_manifest",
+    "decision_frame",
     "eam_signals",
     "module_features",
     "position_walk",

@@ -359,6 +359,9 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     versus = pd.read_csv(out / "versus.csv")
     assert versus["windows won"].between(0, 1).all() and versus["bootstrap p (Sortino)"].between(0, 1).all()
     assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
+    skill = pd.read_csv(out / "skill.csv")  # each (config, coin, seed) tested once over its 4 windows
+    assert len(skill) == 2 * 2 * 2 and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()
+    assert "## Timing skill of the modules" in (out / "report.md").read_text()
     # "selected" trades the config with the best validation Sortino in the first window, then the
     # one with the best mean Sortino over the earlier windows' backtests (walk-forward selection)
     protocol = load_protocol(DEMO_WF)
@@ -472,3 +475,37 @@ def test_deflation_uses_the_null_variance_when_earlier_trials_are_unknown():
     assert _trials_variance(SimpleNamespace(trials_before=25), alike, 101) == pytest.approx(0.01)
     assert _trials_variance(SimpleNamespace(trials_before=25), apart, 101) == pytest.approx(0.02)
     assert _trials_variance(SimpleNamespace(trials_before=25), [0.05], 101) is None  # one: deflated by the null
+
+
+def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp_path):
+    """An oracle filter of its prior is skilled over its windows, a constant one has no evidence
+    either way (p 1/2, its only null is itself); the report pools each seed's coins by Stouffer."""
+    from agents.evaluation.report import skill_table
+    from agents.evaluation.runner import Scores, timing_skill
+    from cryptorl.portfolio.skill import combined_pvalue
+
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, 400)))
+    idx = pd.date_range("2022-01-01", periods=400, freq="1D", tz="UTC", name="time")
+    market = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0}, index=idx)
+    up = pd.Series(np.r_[close[1:] > close[:-1], False].astype("float64"), index=idx)  # knows the next bar
+    prior = np.full(90, 0.5)
+    windows = [idx[k : k + 90] for k in (0, 100, 200, 300)]
+    folds = {
+        ("oracle", "AAA", 0): [(up[w], market, prior) for w in windows],
+        ("held", "AAA", 0): [(pd.Series(1.0, index=w), market, prior) for w in windows],
+    }
+    skill = timing_skill(folds, interval="1d", fee=0.001, execution="close", n=199).set_index("config")
+    assert skill.loc["oracle", "p"] < 0.01 and skill.loc["oracle", "percentile"] == 1.0
+    assert skill.loc["held", "p"] == pytest.approx(0.5) and (skill["windows"] == 4).all()
+
+    protocol = parse_protocol({**raw_demo(), "configs": {"a": {}}})
+    coins = protocol.portfolios["BTC+ETH"]
+    p = {(coin, seed): 0.02 + 0.3 * k + 0.1 * seed for k, coin in enumerate(coins) for seed in (0, 1)}
+    rows = [{"config": "a", "asset": c, "seed": s, "windows": 3, "p": v, "percentile": 1 - v} for (c, s), v in p.items()]
+    scores = Scores(pd.DataFrame(), pd.DataFrame(), {}, {}, skill=pd.DataFrame(rows))
+    table = skill_table(protocol, scores).set_index("portfolio").loc["BTC+ETH"]
+    by_seed = [combined_pvalue([p[(c, s)] for c in coins]) for s in (0, 1)]
+    assert table["pooled p by seed"] == ", ".join(f"{v:.3f}" for v in by_seed)
+    assert table["median pooled p"] == pytest.approx(np.median(by_seed))
+    assert table["modules p < 0.05"] == pytest.approx(1 / 4)  # only (BTC, seed 0) at 0.02

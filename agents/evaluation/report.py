@@ -9,6 +9,9 @@
   crypto, trades, collapse flag (always in / always out), Sortino against its own buy-and-hold;
 * ``targets.csv``: the target figures per window and config;
 * ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``;
+* ``skill.csv``: per module (config, asset, seed), its timing skill over all the windows against
+  random policies of the same exposure (:func:`.runner.timing_skill`), pooled per portfolio in the
+  report;
 * with two or more disjoint windows, the walk-forward scoreboard (:mod:`.scoreboard`):
   ``scoreboard.csv`` (stitched figures), ``versus.csv`` (every strategy against every portfolio
   baseline), ``pbo.csv``, ``selection.csv`` and ``stitched_<portfolio>.png``.
@@ -24,6 +27,7 @@ import pandas as pd
 from cryptorl.portfolio.baselines import EQUAL_WEIGHT, holds_one_asset, trend_name
 from cryptorl.portfolio.reliability import wilcoxon_p
 from cryptorl.portfolio.report import slug
+from cryptorl.portfolio.skill import combined_pvalue
 
 from .protocol import Protocol
 from .runner import Scores
@@ -69,6 +73,31 @@ def cm_table(scores: Scores) -> pd.DataFrame:
             "ARR": g["ARR"].mean(),
         }
     ).reset_index()
+
+
+def skill_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
+    """Per (config, portfolio): the modules' timing skill over the windows (``Scores.skill``), each
+    seed's p-values over the portfolio's coins pooled by Stouffer's method."""
+    rows = []
+    for cname in protocol.configs:
+        mine = scores.skill[scores.skill.config == cname]
+        for pname, members in protocol.portfolios.items():
+            g = mine[mine.asset.isin(members)]
+            if g.empty:
+                continue
+            pooled = [combined_pvalue(s["p"]) for _, s in g.groupby("seed")]
+            rows.append(
+                {
+                    "config": cname,
+                    "portfolio": pname,
+                    "windows": int(g["windows"].max()),
+                    "pooled p by seed": ", ".join(f"{p:.3f}" for p in pooled),
+                    "median pooled p": float(np.median(pooled)),
+                    "modules p < 0.05": float((g["p"] < 0.05).mean()),
+                    "mean percentile": float(g["percentile"].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataFrame:
@@ -268,6 +297,21 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     board = build_scoreboard(protocol, scores)
     if board is not None:
         lines += scoreboard_section(protocol, board, out, paths, on=on)
+    if trained:
+        paths["skill"] = out / "skill.csv"
+        scores.skill.to_csv(paths["skill"], index=False, float_format="%.6g")
+        lines += [
+            "## Timing skill of the modules",
+            "",
+            "Does a module time its coin better than random policies with its exposure and at most its number "
+            "of trades (its holding periods shuffled across the windows, over the same prior)? One-sided p per "
+            "(config, coin, seed) in skill.csv; here each seed's p-values over the portfolio's coins pooled by "
+            "Stouffer's method (about uniform on (0, 1) without skill; the learning guard asks for < 0.05), the "
+            "share of modules with p < 0.05 (about 5 % without skill) and the mean share of the null each beats.",
+            "",
+            _md(skill_table(protocol, scores)),
+            "",
+        ]
     if trained:
         lines += ["## Targets", "", _md(tgt), ""]
     paths["report"].write_text("\n".join(lines))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from agents import jobs
-from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest
+from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest, decision_frame
 from agents.jobs import train_job
 from agents.training import Split, in_crypto, trades
 from cryptorl.modelstore import ModelStore, verify
@@ -28,6 +28,7 @@ from cryptorl.parallel import TaskOutcome, run_tasks
 from cryptorl.portfolio import FixedWeights, backtest_strategies, make_baselines, vote
 from cryptorl.portfolio.backtest import BacktestResult
 from cryptorl.portfolio.baselines import BuyAndHold
+from cryptorl.portfolio.skill import skill_test
 
 from .protocol import Protocol, Window
 
@@ -163,6 +164,8 @@ class Scores:
     returns: dict[tuple[str, str, str], pd.Series]  # same keys: seed-mean bar returns
     # (window, portfolio, strategy, seed) -> value path of one seed (baselines: seed -1)
     seed_values: dict[tuple[str, str, str, int], pd.Series] = field(default_factory=dict)
+    # one row per (config, asset, seed): the module's timing skill over all the windows (timing_skill)
+    skill: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _row(res: BacktestResult) -> dict[str, float]:
@@ -189,6 +192,7 @@ def score(
     rets: dict[tuple[str, str, str], list[pd.Series]] = {}
     seed_values: dict[tuple[str, str, str, int], pd.Series] = {}
     costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
+    folds: dict[tuple[str, str, int], list] = {}  # (config, asset, seed) -> (votes, market, prior) per window
 
     def record(window: str, pname: str, name: str, kind: str, seed: int, res: BacktestResult) -> None:
         runs.append({"window": window, "portfolio": pname, "strategy": name, "kind": kind, "seed": seed, **_row(res)})
@@ -217,7 +221,9 @@ def score(
                             f"selected on data up to {module.train_end}, not before the backtest {b0}"
                         )
                     modules[asset] = module
-                    decisions[asset] = module.decide_range(markets[asset], metrics[asset], b0, b1)
+                    votes, prior = module.votes(markets[asset], metrics[asset], b0, b1)
+                    folds.setdefault((cname, asset, seed), []).append((votes, data[asset][0], prior))
+                    decisions[asset] = decision_frame(votes, prior)
                 # each module alone, and each portfolio of them voted, in one loop on the same costs
                 alone = [FixedWeights(a, d.rename(columns={"crypto": a})) for a, d in decisions.items()]
                 voted = [
@@ -248,7 +254,37 @@ def score(
                     record(window.name, pname, cname, "cm", seed, run.result)
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
     mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
-    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values)
+    skill = timing_skill(folds, **costs)
+    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values, skill)
+
+
+def timing_skill(
+    folds: Mapping[tuple[str, str, int], list], *, interval: str, fee: float, execution: str, n: int = 999
+) -> pd.DataFrame:
+    """Does each module time its coin better than chance, over all the windows it was scored on?
+
+    ``folds`` maps ``(config, asset, seed)`` to the ``(votes, market, prior)`` of each window:
+    :func:`cryptorl.portfolio.skill.skill_test` shuffles the module's holding periods across the
+    windows, over the same prior (the learning guard's test, here on every scored window and coin).
+    One row per key: the module's stitched Sortino, the null's median, the share of the null it
+    beats and the one-sided p-value.
+    """
+    rows = []
+    for (config, asset, seed), windows in folds.items():
+        res = skill_test(windows, interval=interval, fee=fee, execution=execution, n=n)
+        rows.append(
+            {
+                "config": config,
+                "asset": asset,
+                "seed": seed,
+                "windows": len(windows),
+                "Sortino": res.sortino,
+                "null median": float(np.median(res.null)),
+                "percentile": res.percentile,
+                "p": res.pvalue,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _load(root: Path, asset: str, interval: str) -> CryptoModule:
