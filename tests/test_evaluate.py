@@ -502,7 +502,9 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     protocol = parse_protocol({**raw_demo(), "configs": {"a": {}}})
     coins = protocol.portfolios["BTC+ETH"]
     p = {(coin, seed): 0.02 + 0.3 * k + 0.1 * seed for k, coin in enumerate(coins) for seed in (0, 1)}
-    rows = [{"config": "a", "asset": c, "seed": s, "windows": 3, "p": v, "percentile": 1 - v} for (c, s), v in p.items()]
+    rows = [
+        {"config": "a", "asset": c, "seed": s, "windows": 3, "p": v, "percentile": 1 - v} for (c, s), v in p.items()
+    ]
     scores = Scores(pd.DataFrame(), pd.DataFrame(), {}, {}, skill=pd.DataFrame(rows))
     table = skill_table(protocol, scores).set_index("portfolio").loc["BTC+ETH"]
     by_seed = [combined_pvalue([p[(c, s)] for c in coins]) for s in (0, 1)]
