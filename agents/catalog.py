@@ -20,6 +20,7 @@ from .forecasters.transformer import TransformerForecaster
 FORECASTERS = ("lstm", "attention_lstm", "transformer")
 SHARPE_NETS = ("dlm", "dls")
 AGENT_NAMES: tuple[str, ...] = (*FORECASTERS, *SHARPE_NETS, *ALLOCATORS)
+SEEDED = (*FORECASTERS, *SHARPE_NETS)  # the agents whose fit depends on the seed (the networks)
 
 
 def _config(fast: bool, seed: int, log_dir: str | Path | None, device: str) -> TrainConfig:

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--configs", default=None, help="comma-separated subset of the protocol's configs")
     p.add_argument("--windows", default=None, help="comma-separated subset of the protocol's windows")
+    p.add_argument(
+        "--agents",
+        default=None,
+        help="comma-separated subset of the protocol's alternative agents ('' for none: they are fitted again "
+        "at every run)",
+    )
     p.add_argument("--seeds", default=None, help="comma-separated subset of the protocol's seeds")
     p.add_argument(
         "--assets",
@@ -117,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         protocol = load_protocol(args.protocol).subset(
-            configs=_list(args.configs), windows=_list(args.windows), seeds=_list(args.seeds), assets=_list(args.assets)
+            configs=_list(args.configs),
+            windows=_list(args.windows),
+            seeds=_list(args.seeds),
+            assets=_list(args.assets),
+            agents=_list(args.agents),
         )
         if args.no_metrics:
             protocol = replace(protocol, metrics=None)
@@ -131,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     n *= len(protocol.assets)
     print(
         f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
-        f"configs x {len(protocol.windows)} windows = {n} modules; output {out}"
+        f"configs x {len(protocol.windows)} windows = {n} modules"
+        + (f", agents {', '.join(protocol.agents)}" if protocol.agents and not args.baselines_only else "")
+        + f"; output {out}"
     )
     try:
         paths = evaluate(

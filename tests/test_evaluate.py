@@ -59,6 +59,9 @@ def test_shipped_protocols_load():
         (lambda r: r.update(portfolios={"p": ["BTC", "SOL"]}), "portfolios.p"),
         (lambda r: r.update(seeds=[]), "seeds"),
         (lambda r: r.update(windows={}), "needs 'windows'"),
+        (lambda r: r.update(agents=["lstm", "oracle"]), "unknown agent 'oracle'"),
+        (lambda r: r.update(agents={"lstm": {"epochs": 3}}), "agents.lstm: the only option is fast"),
+        (lambda r: r.update(configs={"lstm": {}}, agents=["lstm"]), "also a config's name"),
     ],
 )
 def test_bad_protocols_get_one_clear_error(mutate, message):
@@ -350,10 +353,16 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert {"ohlcv", "trend", SELECTED, "TSMOM 30", "Donchian 10/20/30 vol-target", "Inverse vol 20"} <= set(
         board.index
     )
-    assert board.loc[["ohlcv", "trend", SELECTED], "trials"].eq(5).all()  # 2 configs + trials_before 3
-    assert board.loc[["ohlcv", "trend"], "DSR"].between(0, 1).all()
-    # the stitched curve chains the windows: its growth is the product of the windows' growths
+    # 2 configs + 2 agents + trials_before 3
+    assert board.loc[["ohlcv", "trend", SELECTED, "momentum", "dls"], "trials"].eq(7).all()
+    assert board.loc[["ohlcv", "trend", "momentum", "dls"], "DSR"].between(0, 1).all()
+    assert board.loc[["momentum", "dls"], "kind"].eq("agent").all()
+    # the allocator is deterministic (scored once), the network once per seed
     runs = pd.read_csv(out / "runs.csv")
+    assert sorted(set(runs.seed[runs.strategy == "momentum"])) == [0] and sorted(
+        set(runs.seed[runs.strategy == "dls"])
+    ) == [0, 1]
+    # the stitched curve chains the windows: its growth is the product of the windows' growths
     ew = runs[(runs.strategy == "B&H equal weight") & (runs.kind == "baseline")]
     assert board.loc["B&H equal weight", "ARR"] == pytest.approx(np.prod(1 + ew["ARR"].to_numpy()) - 1, rel=1e-5)
     versus = pd.read_csv(out / "versus.csv")
@@ -511,3 +520,24 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     assert table["pooled p by seed"] == ", ".join(f"{v:.3f}" for v in by_seed)
     assert table["median pooled p"] == pytest.approx(np.median(by_seed))
     assert table["modules p < 0.05"] == pytest.approx(1 / 4)  # only (BTC, seed 0) at 0.02
+
+
+def test_agents_fit_before_the_backtest_and_decide_on_the_past():
+    """An alternative agent is fitted on data up to the window's validation end and decides each
+    backtest bar from bars up to it: a different future changes none of its earlier weights."""
+    from agents.evaluation.runner import agent_job, agent_jobs
+
+    protocol = parse_protocol({**raw_demo(), "agents": {"dls": {"fast": True}, "momentum": {}}})
+    data = load_markets(protocol, progress=False)
+    window = protocol.windows[0]
+    cut = window.backtest[0] + pd.Timedelta(days=20)
+    later = {a: m.index > cut for a, (m, _) in data.items()}
+    prices = ["open", "high", "low", "close"]
+    future = {a: (m.assign(**{k: m[k].where(~later[a], m[k] * 1.5) for k in prices}), x) for a, (m, x) in data.items()}
+    runs = [
+        [(j.name, agent_job(j)) for j in agent_jobs(protocol, d) if j.window == window.name] for d in (data, future)
+    ]
+    assert [name for name, _ in runs[0]] == ["dls", "momentum"]  # the allocator once, the network per seed (one)
+    for (name, before), (_, after) in zip(*runs):
+        pd.testing.assert_frame_equal(before.weights.loc[:cut], after.weights.loc[:cut])
+        assert not before.weights.equals(after.weights) or name == "momentum"  # later weights see the change

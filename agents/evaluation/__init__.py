@@ -35,7 +35,7 @@ from .protocol import (
     walk_forward_windows,
 )
 from .report import write_evaluation_report
-from .runner import Data, Scores, TrainJob, score, train_all, training_jobs
+from .runner import Data, Scores, TrainJob, fit_agents, score, train_all, training_jobs
 
 
 def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> None:
@@ -127,7 +127,8 @@ def evaluate(
     on: str = "backtest",
     baselines_only: bool = False,
 ) -> dict[str, Path]:
-    """Train what is missing, backtest everything once, write the report; returns its paths.
+    """Train what is missing, fit the alternative agents, backtest everything once, write the
+    report; returns its paths.
 
     ``on="validation"`` scores the validation ranges instead (choosing configurations without
     looking at a backtest). The backtests need every module, so a failed
@@ -142,7 +143,10 @@ def evaluate(
         failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
         if failed:
             raise RuntimeError(f"{len(failed)} training(s) failed, first: {failed[0]}")
-    scores = score(protocol, data, out, on=on, baselines_only=baselines_only)
+    agents = {}
+    if protocol.agents and not baselines_only:
+        agents = fit_agents(protocol, data, on=on, workers=workers, address=address, progress=progress)
+    scores = score(protocol, data, out, on=on, baselines_only=baselines_only, agents=agents)
     report = out if on == "backtest" else out / "validation"
     return write_evaluation_report(protocol, scores, report, on=on)
 
@@ -154,6 +158,7 @@ __all__ = [
     "TrainJob",
     "Window",
     "evaluate",
+    "fit_agents",
     "load_markets",
     "load_protocol",
     "parse_protocol",

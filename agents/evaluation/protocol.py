@@ -23,6 +23,7 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
       ppo_ohlcv: {algo: ppo, timesteps: 30000}    # execution come from the protocol)
       ppo_trend: {features: [ret_5, ret_20, sma_20]}
     baselines: {trend_sma: 20, tsmom: 60, donchian: [10, 20, 30, 60, 90], inverse_vol: 30}
+    agents: [momentum, risk_parity, dls]          # optional: alternative agents (agents.catalog), per portfolio
     trials_before: 0                              # configurations tried in earlier rounds (deflated Sharpe)
     imports: [my_baselines]                       # optional: modules to import first (your baselines)
 
@@ -36,6 +37,14 @@ registered baseline runs with its default. ``imports`` names Python modules (imp
 working folder or the Python path) imported before the protocol is checked: the place for a file
 that registers baselines of your own.
 
+``agents``: the supervised forecasters and allocators of :data:`agents.catalog.AGENT_NAMES`, as a
+list of names or a mapping ``name: {fast: true}`` (tiny networks, for smoke runs). Each is fitted
+per window and portfolio on the portfolio's bars from the window's training start to its
+validation end (the Crypto Modules' data), then gives its weights for the backtest; the networks
+once per seed, the deterministic allocators once. They are scored like a configuration (and
+counted by the deflated Sharpe ratio), but fitted while the backtests are scored, so they are
+fitted again at every run.
+
 :func:`load_protocol` checks everything before any work starts and raises ``ValueError`` with
 one line naming the key at fault.
 """
@@ -45,7 +54,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +88,7 @@ _KEYS = {
     "trials_before",
     "gaps",
     "imports",
+    "agents",
 }
 
 
@@ -122,6 +132,7 @@ class Protocol:
     metrics: str | None = None
     trials_before: int = 0  # configurations tried before this protocol (counted by the deflated Sharpe)
     gaps: str = "error"
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent name -> {fast: bool}
 
     @property
     def trend_sma(self) -> int:
@@ -142,8 +153,8 @@ class Protocol:
 
     @property
     def n_trials(self) -> int:
-        """Configurations tried: this protocol's plus ``trials_before``."""
-        return len(self.configs) + self.trials_before
+        """Configurations tried: this protocol's (its agents included) plus ``trials_before``."""
+        return len(self.configs) + len(self.agents) + self.trials_before
 
     def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields
@@ -166,8 +177,8 @@ class Protocol:
     def data_end(self) -> pd.Timestamp:
         return max(w.backtest[1] for w in self.windows)
 
-    def subset(self, *, configs=None, windows=None, seeds=None, assets=None) -> Protocol:
-        """The same protocol restricted to some configs / windows / seeds / assets (command flags)."""
+    def subset(self, *, configs=None, windows=None, seeds=None, assets=None, agents=None) -> Protocol:
+        """The same protocol restricted to some configs / windows / seeds / assets / agents (command flags)."""
 
         def pick(what: str, chosen, have):
             if chosen is None:
@@ -181,6 +192,7 @@ class Protocol:
         wins = pick("window(s)", windows, [w.name for w in self.windows])
         sds = pick("seed(s)", None if seeds is None else [int(s) for s in seeds], self.seeds)
         ass = pick("asset(s)", None if assets is None else [a.upper() for a in assets], self.assets)
+        ags = pick("agent(s)", agents, self.agents)
         ports = {k: v for k, v in self.portfolios.items() if set(v) <= set(ass)}
         return replace(
             self,
@@ -189,6 +201,7 @@ class Protocol:
             seeds=tuple(sds),
             windows=tuple(w for w in self.windows if w.name in wins),
             configs={k: self.configs[k] for k in cfgs},
+            agents={k: self.agents[k] for k in ags},
         )
 
 
@@ -351,6 +364,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     gaps = str(raw.get("gaps", "error"))
     if gaps not in ("error", "fill"):
         raise ValueError(f"gaps must be error or fill, got {gaps!r}")
+    agents = _agents(raw.get("agents"), checked)
     return Protocol(
         str(raw.get("name", name)),
         interval,
@@ -367,7 +381,28 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         None if raw.get("metrics") is None else str(raw["metrics"]),
         trials_before,
         gaps,
+        agents,
     )
+
+
+def _agents(raw: Any, configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checked ``agents`` (see the module docstring): name -> options."""
+    from agents.catalog import AGENT_NAMES
+
+    raw = {} if raw is None else dict.fromkeys(raw, None) if isinstance(raw, list) else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"agents must be a list of agent names or a mapping name: {{fast: true}}, got {raw!r}")
+    out = {}
+    for name, opts in raw.items():
+        opts = dict(opts or {})
+        if name not in AGENT_NAMES:
+            raise ValueError(f"agents: unknown agent {name!r}; known: {', '.join(AGENT_NAMES)}")
+        if name in configs:
+            raise ValueError(f"agents: {name!r} is also a config's name")
+        if set(opts) - {"fast"} or not isinstance(opts.get("fast", False), bool):
+            raise ValueError(f"agents.{name}: the only option is fast: true or false, got {opts}")
+        out[str(name)] = opts
+    return out
 
 
 def _import_modules(names: Any) -> None:

@@ -45,7 +45,7 @@ def portfolio_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
         for k in FIGURES:
             row[f"{k} mean"] = float(g[k].mean())
             row[f"{k} std"] = float(g[k].std(ddof=1)) if len(g) > 1 else 0.0
-        if g["kind"].iloc[0] == "cm":
+        if g["kind"].iloc[0] in ("cm", "agent"):
             base = runs[(runs.window == window) & (runs.portfolio == pname) & (runs.kind == "baseline")]
             for _, b in base.iterrows():
                 row[f"beats {b.strategy}"] = int((g["Sortino"] > b["Sortino"]).sum())
@@ -335,8 +335,8 @@ def scoreboard_section(
         f"{n} disjoint {on} windows stitched into one out-of-sample curve per strategy (seed-mean value "
         "paths, daily returns chained; every window starts from cash). Sortino and Sharpe are annualised; "
         "DSR = deflated Sharpe ratio given "
-        f"{protocol.n_trials} configuration(s) tried ({len(protocol.configs)} here + {protocol.trials_before} "
-        "before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
+        f"{protocol.n_trials} configuration(s) tried ({len(protocol.configs) + len(protocol.agents)} here, agents "
+        f"included, + {protocol.trials_before} before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
         "baseline's; p (windows) = Wilcoxon signed-rank over the windows' Sortino pairs; bootstrap p = "
         "stationary block bootstrap (mean block 20 days, 1000 resamples) of the paired stitched daily returns, "
         "for the difference of Sortino ratios. How to read it: docs/evaluation.md.",

@@ -25,7 +25,7 @@ from agents.jobs import train_job
 from agents.training import Split, in_crypto, trades
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, run_tasks
-from cryptorl.portfolio import FixedWeights, backtest_strategies, make_baselines, vote
+from cryptorl.portfolio import FixedWeights, backtest_strategies, common_markets, make_baselines, vote
 from cryptorl.portfolio.backtest import BacktestResult
 from cryptorl.portfolio.baselines import BuyAndHold
 from cryptorl.portfolio.skill import skill_test
@@ -177,9 +177,16 @@ SCORE_RANGES = ("backtest", "validation")
 
 
 def score(
-    protocol: Protocol, data: Data, out: Path | None, *, on: str = "backtest", baselines_only: bool = False
+    protocol: Protocol,
+    data: Data,
+    out: Path | None,
+    *,
+    on: str = "backtest",
+    baselines_only: bool = False,
+    agents: AgentResults | None = None,
 ) -> Scores:
-    """Backtest every trained module, portfolio and baseline of the protocol (after all training).
+    """Backtest every trained module, portfolio and baseline of the protocol (after all training),
+    and record the alternative agents' backtests (``agents``, from :func:`fit_agents`).
 
     ``on="validation"`` scores the validation ranges instead, where the modules were selected:
     in-sample figures for choosing between configurations without ever looking at a backtest.
@@ -252,10 +259,97 @@ def score(
                     )
                 for pname, run in backtest_strategies(voted, markets, start=b0, end=b1, **costs).items():
                     record(window.name, pname, cname, "cm", seed, run.result)
+        for (wname, pname, name, seed), res in (agents or {}).items():
+            if wname == window.name:
+                record(wname, pname, name, "agent", seed, res)
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
     mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
     skill = timing_skill(folds, **costs)
     return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values, skill)
+
+
+@dataclass(frozen=True)
+class AgentJob:
+    """One alternative agent on one window and portfolio: picklable, carries its data."""
+
+    name: str
+    fast: bool
+    seed: int
+    window: str
+    portfolio: str
+    markets: dict[str, pd.DataFrame]  # the members' bars from the training start to the scored range's end
+    fit_end: pd.Timestamp
+    scored: tuple[pd.Timestamp, pd.Timestamp]
+    costs: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.window} {self.portfolio} seed {self.seed}"
+
+
+def agent_jobs(protocol: Protocol, data: Data, *, on: str = "backtest") -> list[AgentJob]:
+    """The protocol's alternative agents, one job per (window, portfolio, agent, seed): each fitted on
+    the portfolio's bars from the window's training start to its validation end (to its training
+    end when the validation range is scored), the Crypto Modules' data, then deciding the scored
+    range; the networks once per seed, the deterministic allocators once (the first seed)."""
+    from agents.catalog import SEEDED
+
+    costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
+    jobs = []
+    for window in protocol.windows:
+        scored = window.backtest if on == "backtest" else window.validation
+        fit_end = window.validation[1] if on == "backtest" else window.train[1]
+        for pname, members in protocol.portfolios.items():
+            markets = common_markets({a: data[a][0].loc[window.train[0] : scored[1]] for a in members})
+            for name, opts in protocol.agents.items():
+                for seed in protocol.seeds if name in SEEDED else protocol.seeds[:1]:
+                    fast = bool(opts.get("fast", False))
+                    jobs.append(AgentJob(name, fast, seed, window.name, pname, markets, fit_end, scored, costs))
+    return jobs
+
+
+def agent_job(job: AgentJob) -> BacktestResult:
+    """Fit one agent on its job's bars up to ``fit_end`` and backtest its weights on the scored range."""
+    import torch
+
+    from agents.catalog import make_agents
+
+    torch.set_num_threads(1)
+    agent = make_agents([job.name], fast=job.fast, seed=job.seed)[job.name]
+    start, end = job.scored
+    return backtest_strategies([agent], job.markets, fit_end=job.fit_end, start=start, end=end, **job.costs)[
+        job.name
+    ].result
+
+
+AgentResults = dict[tuple[str, str, str, int], BacktestResult]  # (window, portfolio, agent, seed) -> backtest
+
+
+def fit_agents(
+    protocol: Protocol,
+    data: Data,
+    *,
+    on: str = "backtest",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> AgentResults:
+    """Every :func:`agent_jobs` job through :func:`cryptorl.parallel.run_tasks`; a failed fit stops
+    the evaluation with a ``RuntimeError`` naming it."""
+    jobs = agent_jobs(protocol, data, on=on)
+    outcomes = run_tasks(
+        agent_job,
+        jobs,
+        labels=[j.label for j in jobs],
+        workers=workers,
+        address=address,
+        desc="agents",
+        progress=progress,
+    )
+    failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} agent fit(s) failed, first: {failed[0]}")
+    return {(j.window, j.portfolio, j.name, j.seed): o.value for j, o in zip(jobs, outcomes)}
 
 
 def timing_skill(

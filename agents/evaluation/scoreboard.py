@@ -12,8 +12,9 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
 * **versus** every portfolio baseline: the share of windows whose Sortino beats the baseline's,
   the Wilcoxon signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
   of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI);
-* **deflated Sharpe** (Bailey & López de Prado 2014) of each configuration's stitched curve given
-  the configurations tried (the protocol's plus ``trials_before``); PSR against 0 for every line;
+* **deflated Sharpe** (Bailey & López de Prado 2014) of each configuration's and alternative
+  agent's stitched curve given the configurations tried (the protocol's configurations and agents
+  plus ``trials_before``); PSR against 0 for every line;
 * **PBO** (Bailey et al. 2015) of the configuration search, by CSCV over the (windows x
   configurations) matrix of window Sortino ratios, when there are two configurations or more;
 * **selected**: walk-forward model selection, a meta-strategy that trades in each backtest window
@@ -149,7 +150,8 @@ def build_scoreboard(
         r = runs[runs.portfolio == pname]
         window_sortino = r.groupby(["strategy", "window"])["Sortino"].mean().unstack("window").reindex(columns=names)
         strategies = list(dict.fromkeys(r.strategy))
-        baselines = [s for s in strategies if s not in protocol.configs]
+        baselines = [s for s in strategies if s not in protocol.configs and s not in protocol.agents]
+        kind = {s: "baseline" if s in baselines else "agent" if s in protocol.agents else "config" for s in strategies}
         chosen: dict[str, str] = {}
         if len(configs) >= 2:
             sel = select_configs(protocol, scores, wins, members, window_sortino)
@@ -161,7 +163,8 @@ def build_scoreboard(
         def source(strategy: str, window: str, chosen: dict[str, str] = chosen) -> str:
             return chosen[window] if strategy == SELECTED else strategy
 
-        seeds_of = {s: ([-1] if s in baselines else list(protocol.seeds)) for s in strategies}
+        seeds_of = {s: sorted(set(r.seed[r.strategy == s])) for s in strategies if s != SELECTED}
+        seeds_of[SELECTED] = list(protocol.seeds)
         returns: dict[str, pd.Series] = {}
         for strategy in strategies:
             paths = [scores.values[(w, pname, source(strategy, w))] for w in names]
@@ -178,7 +181,7 @@ def build_scoreboard(
             row = {
                 "portfolio": pname,
                 "strategy": strategy,
-                "kind": "baseline" if strategy in baselines else "config",
+                "kind": kind.get(strategy, "config"),
                 "windows": len(names),
                 "Sortino": m["Sortino"],
                 "Sharpe": m["Sharpe"],
@@ -188,16 +191,17 @@ def build_scoreboard(
                 "Sortino seed std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
                 "PSR": probabilistic_sharpe_ratio(returns[strategy]),
             }
-            if strategy not in baselines:
+            if kind.get(strategy, "config") == "config":
                 cms = scores.cms[scores.cms.asset.isin(members)]
                 pick = [(w, source(strategy, w)) for w in names]
                 mine = cms[[(w, c) in set(pick) for w, c in zip(cms.window, cms.config)]]
                 row["trading share"] = float((mine["collapsed"] == "").mean()) if len(mine) else np.nan
             stitched_rows.append(row)
-        # the deflated Sharpe of the configurations, given every configuration tried
-        var = _trials_variance(protocol, [sharpe_ratio(returns[c]) for c in configs], len(returns[strategies[0]]))
+        # the deflated Sharpe of the configurations and agents, given every configuration tried
+        tried = [s for s in strategies if kind.get(s) in ("config", "agent")]
+        var = _trials_variance(protocol, [sharpe_ratio(returns[c]) for c in tried], len(returns[strategies[0]]))
         for row in stitched_rows:
-            if row["portfolio"] == pname and row["kind"] == "config":
+            if row["portfolio"] == pname and row["kind"] in ("config", "agent"):
                 row["DSR"] = deflated_sharpe_ratio(returns[row["strategy"]], protocol.n_trials, var)
                 row["trials"] = protocol.n_trials
         against = [b for b in baselines if not holds_one_asset(b)]
