@@ -334,9 +334,9 @@ def scoreboard_section(
         "",
         f"{n} disjoint {on} windows stitched into one out-of-sample curve per strategy (seed-mean value "
         "paths, daily returns chained; every window starts from cash). Sortino and Sharpe are annualised; "
-        "DSR = deflated Sharpe ratio given "
-        f"{protocol.n_trials} configuration(s) tried ({len(protocol.configs) + len(protocol.agents)} here, agents "
-        f"included, + {protocol.trials_before} before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
+        f"DSR = deflated Sharpe ratio given {protocol.n_trials} configuration(s) tried "
+        f"({len(protocol.configs) + len(protocol.agents)} here, agents included, + {protocol.trials_before} "
+        "before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
         "baseline's; p (windows) = Wilcoxon signed-rank over the windows' Sortino pairs; bootstrap p = "
         "stationary block bootstrap (mean block 20 days, 1000 resamples) of the paired stitched daily returns, "
         "for the difference of Sortino ratios. How to read it: docs/evaluation.md.",

@@ -310,11 +310,8 @@ def agent_jobs(protocol: Protocol, data: Data, *, on: str = "backtest") -> list[
 
 def agent_job(job: AgentJob) -> BacktestResult:
     """Fit one agent on its job's bars up to ``fit_end`` and backtest its weights on the scored range."""
-    import torch
-
     from agents.catalog import make_agents
 
-    torch.set_num_threads(1)
     agent = make_agents([job.name], fast=job.fast, seed=job.seed)[job.name]
     start, end = job.scored
     return backtest_strategies([agent], job.markets, fit_end=job.fit_end, start=start, end=end, **job.costs)[
