@@ -24,7 +24,7 @@ from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest, d
 from agents.jobs import train_job
 from agents.training import Split, in_crypto, trades
 from cryptorl.modelstore import ModelStore, verify
-from cryptorl.parallel import TaskOutcome, run_tasks
+from cryptorl.parallel import TaskOutcome, raise_failures, run_tasks
 from cryptorl.portfolio import FixedWeights, backtest_strategies, common_markets, make_baselines, vote
 from cryptorl.portfolio.backtest import BacktestResult
 from cryptorl.portfolio.baselines import BuyAndHold
@@ -332,20 +332,13 @@ def fit_agents(
     progress: bool = True,
 ) -> AgentResults:
     """Every :func:`agent_jobs` job through :func:`cryptorl.parallel.run_tasks`; a failed fit stops
-    the evaluation with a ``RuntimeError`` naming it."""
+    the evaluation with a ``ValueError`` naming it."""
     jobs = agent_jobs(protocol, data, on=on)
+    labels = [j.label for j in jobs]
     outcomes = run_tasks(
-        agent_job,
-        jobs,
-        labels=[j.label for j in jobs],
-        workers=workers,
-        address=address,
-        desc="agents",
-        progress=progress,
+        agent_job, jobs, labels=labels, workers=workers, address=address, desc="agents", progress=progress
     )
-    failed = [f"{o.label}: {o.error}" for o in outcomes if not o.ok]
-    if failed:
-        raise RuntimeError(f"{len(failed)} agent fit(s) failed, first: {failed[0]}")
+    raise_failures(outcomes, "agent fit")
     return {(j.window, j.portfolio, j.name, j.seed): o.value for j, o in zip(jobs, outcomes)}
 
 
