@@ -314,9 +314,8 @@ def agent_job(job: AgentJob) -> BacktestResult:
 
     agent = make_agents([job.name], fast=job.fast, seed=job.seed)[job.name]
     start, end = job.scored
-    return backtest_strategies([agent], job.markets, fit_end=job.fit_end, start=start, end=end, **job.costs)[
-        job.name
-    ].result
+    runs = backtest_strategies([agent], job.markets, fit_end=job.fit_end, start=start, end=end, **job.costs)
+    return runs[job.name].result
 
 
 AgentResults = dict[tuple[str, str, str, int], BacktestResult]  # (window, portfolio, agent, seed) -> backtest
