@@ -171,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         from cryptorl.cli import console
 
         print_targets(pd.read_csv(paths["targets"]), protocol, console())
+    if "skill" in paths:
+        import pandas as pd
+
+        from agents.evaluation.report import skill_table
+
+        table = skill_table(protocol, pd.read_csv(paths["skill"]))
+        for r in table.to_dict("records"):
+            print(
+                f"timing skill of {r['config']} on {r['portfolio']} over {r['windows']} windows: pooled p by seed "
+                f"{r['pooled p by seed']} (no skill: about uniform on 0-1)"
+            )
     print(f"report: {paths['report']}")
     return 0
 

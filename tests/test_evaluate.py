@@ -347,6 +347,7 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert evaluate_cmd.main([str(DEMO_WF), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "stitched out-of-sample (4 windows)" in printed
+    assert "timing skill of ohlcv on BTC+ETH over 4 windows: pooled p by seed" in printed
     for name in ("scoreboard.csv", "versus.csv", "pbo.csv", "selection.csv", "stitched_btc_eth.png"):
         assert (out / name).stat().st_size > 0, name
     board = pd.read_csv(out / "scoreboard.csv").set_index("strategy")
@@ -490,7 +491,7 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     """An oracle filter of its prior is skilled over its windows, a constant one has no evidence
     either way (p 1/2, its only null is itself); the report pools each seed's coins by Stouffer."""
     from agents.evaluation.report import skill_table
-    from agents.evaluation.runner import Scores, timing_skill
+    from agents.evaluation.runner import timing_skill
     from cryptorl.portfolio.skill import combined_pvalue
 
     rng = np.random.default_rng(0)
@@ -514,8 +515,7 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     rows = [
         {"config": "a", "asset": c, "seed": s, "windows": 3, "p": v, "percentile": 1 - v} for (c, s), v in p.items()
     ]
-    scores = Scores(pd.DataFrame(), pd.DataFrame(), {}, {}, skill=pd.DataFrame(rows))
-    table = skill_table(protocol, scores).set_index("portfolio").loc["BTC+ETH"]
+    table = skill_table(protocol, pd.DataFrame(rows)).set_index("portfolio").loc["BTC+ETH"]
     by_seed = [combined_pvalue([p[(c, s)] for c in coins]) for s in (0, 1)]
     assert table["pooled p by seed"] == ", ".join(f"{v:.3f}" for v in by_seed)
     assert table["median pooled p"] == pytest.approx(np.median(by_seed))

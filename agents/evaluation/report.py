@@ -75,12 +75,12 @@ def cm_table(scores: Scores) -> pd.DataFrame:
     ).reset_index()
 
 
-def skill_table(protocol: Protocol, scores: Scores) -> pd.DataFrame:
-    """Per (config, portfolio): the modules' timing skill over the windows (``Scores.skill``), each
-    seed's p-values over the portfolio's coins pooled by Stouffer's method."""
+def skill_table(protocol: Protocol, skill: pd.DataFrame) -> pd.DataFrame:
+    """Per (config, portfolio): the modules' timing skill over the windows (``Scores.skill``, or
+    ``skill.csv``), each seed's p-values over the portfolio's coins pooled by Stouffer's method."""
     rows = []
     for cname in protocol.configs:
-        mine = scores.skill[scores.skill.config == cname]
+        mine = skill[skill.config == cname]
         for pname, members in protocol.portfolios.items():
             g = mine[mine.asset.isin(members)]
             if g.empty:
@@ -309,7 +309,7 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
             "Stouffer's method (about uniform on (0, 1) without skill; the learning guard asks for < 0.05), the "
             "share of modules with p < 0.05 (about 5 % without skill) and the mean share of the null each beats.",
             "",
-            _md(skill_table(protocol, scores)),
+            _md(skill_table(protocol, scores.skill)),
             "",
         ]
     if trained:
