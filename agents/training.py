@@ -113,6 +113,31 @@ def forward_split(check_start, train_months: int = 15, validation_months: int = 
     return Split((t0, v0 - eps), (v0, c0 - eps), (c0, c0 + pd.DateOffset(months=check_months) - eps))
 
 
+# The learning guard's forward checks: one two-month check a year, from mid-2019 to mid-2024
+FORWARD_CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
+
+
+def forward_folds(
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    config: CMConfig,
+    starts=FORWARD_CHECK_STARTS,
+) -> list[tuple[pd.Series, pd.DataFrame, np.ndarray]]:
+    """A module of ``config`` trained on each :func:`forward_split` fold (nothing after its
+    validation range seen) and its ``(votes, market, prior)`` on the fold's check range, the
+    market cut at the check's end: the folds :func:`cryptorl.portfolio.skill.skill_test` takes."""
+    folds = []
+    for start in starts:
+        split = forward_split(start)
+        c0, c1 = split.backtest
+        cut, known = market.loc[:c1], None if metrics is None else metrics.loc[:c1]
+        end = split.validation[1]
+        module, _ = train_crypto_module(cut.loc[:end], None if known is None else known.loc[:end], config, split)
+        votes, prior = module.votes(cut, known, c0, c1)
+        folds.append((votes, cut, prior))
+    return folds
+
+
 def shares_backtest(module: CryptoModule, market: pd.DataFrame, index: pd.DatetimeIndex, crypto) -> BacktestResult:
     """Backtest crypto shares decided at ``index`` (cash vs the module's crypto) with the module's
     fee and execution, on the shared engine."""

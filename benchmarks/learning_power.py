@@ -34,12 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.crypto_module import CMConfig  # noqa: E402
-from agents.training import forward_split, train_crypto_module  # noqa: E402
+from agents.training import FORWARD_CHECK_STARTS, forward_folds, forward_split  # noqa: E402
 from cryptorl.data.demo import demo_data, demo_planted  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
 from cryptorl.portfolio.skill import combined_pvalue, skill_test  # noqa: E402
 
-CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
 CONFIGS = (
     "{}",  # train_cm's defaults
     '{"prior": "none"}',
@@ -51,7 +50,7 @@ def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[
     """The two rules' (position, market) folds."""
     leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
     out: dict[str, list] = {"rule: planted metrics": [], "rule: best DRU component": []}
-    for start in CHECK_STARTS:
+    for start in FORWARD_CHECK_STARTS:
         split = forward_split(start)
         c0, c1 = split.backtest
         cut = market.loc[:c1]
@@ -72,23 +71,6 @@ def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[
     return out
 
 
-def module_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame, options: dict, seed: int) -> list:
-    """(votes, market, prior) folds of modules trained with ``options`` on each fold."""
-    out = []
-    for start in CHECK_STARTS:
-        split = forward_split(start)
-        c0, c1 = split.backtest
-        cut, known = market.loc[:c1], metrics.loc[:c1]
-        config = CMConfig(asset=asset, seed=seed, **options)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            end = split.validation[1]
-            module, _ = train_crypto_module(cut.loc[:end], known.loc[:end], config, split, progress_bar=False)
-        votes, prior = module.votes(cut, known, c0, c1)
-        out.append((votes, cut, prior))
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assets", nargs="+", default=["BTC", "ETH"], help="demo coins")
@@ -103,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     for text in args.configs:
         t = time.perf_counter()
         for asset, (market, metrics) in data.items():
-            fs = module_folds(asset, market, metrics, json.loads(text), args.seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fs = forward_folds(market, metrics, CMConfig(asset=asset, seed=args.seed, **json.loads(text)))
             rows.setdefault(f"module {text}", []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
         print(f"trained {text} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     print(f"skill-test p-values on the demo market's guard folds (seed {args.seed}; small is skill)")

@@ -158,22 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (RuntimeError, ValueError) as exc:
         raise UserError(one_line(exc)) from None
-    if "scoreboard" in paths:
-        import pandas as pd
+    import pandas as pd
 
+    if "scoreboard" in paths:
         from agents.evaluation.scoreboard import print_scoreboard
 
         print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]))
     elif "targets" in paths:
-        import pandas as pd
-
         from agents.evaluation.report import print_targets
         from cryptorl.cli import console
 
         print_targets(pd.read_csv(paths["targets"]), protocol, console())
     if "skill" in paths:
-        import pandas as pd
-
         from agents.evaluation.report import skill_table
 
         table = skill_table(protocol, pd.read_csv(paths["skill"]))

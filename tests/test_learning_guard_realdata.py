@@ -24,14 +24,13 @@ import pandas as pd
 import pytest
 
 from agents.crypto_module import CMConfig
-from agents.training import forward_split, train_crypto_module
+from agents.training import FORWARD_CHECK_STARTS, forward_folds, forward_split
 from cryptorl.data import load_data
 from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 ALPHA = 0.05
-CHECK_STARTS = ("2019-07-01", "2020-07-01", "2021-07-01", "2022-07-01", "2023-07-01", "2024-07-01")
 ASSETS = ("BTC", "ETH")
 
 
@@ -60,16 +59,11 @@ def _check_pvalue(folds_of_a_coin: list[tuple[pd.Series, pd.DataFrame]]) -> floa
 def test_the_default_module_times_its_coin_better_than_chance(markets):
     pvalues, rows = [], []
     for asset in ASSETS:
-        checks = []
-        for start in CHECK_STARTS:
-            split = forward_split(start)  # train 15 months, validate 2, check the 2 after
-            c0, c1 = split.backtest
-            market = markets[asset].loc[:c1]  # nothing after the check fold exists
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
-                module, _ = train_crypto_module(market.loc[: split.validation[1]], None, CMConfig(asset=asset), split)
-            votes, prior = module.votes(market, None, c0, c1)
-            checks.append((votes, market, prior))  # with a prior, the null filters that same prior
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # no metrics: OHLCV + market features
+            # train 15 months, validate 2, check the 2 after (nothing after the check exists); with
+            # a prior, the null filters that same prior
+            checks = forward_folds(markets[asset], None, CMConfig(asset=asset))
         pvalues.append(_check_pvalue(checks))
         exposure = ", ".join(f"{(c[0] * c[2]).mean():.2f}" for c in checks)
         rows.append(f"{asset}: p {pvalues[-1]:.3f}, exposure by fold {exposure}")
@@ -84,7 +78,7 @@ def test_the_guard_fails_policies_without_skill(markets):
         pvalues = []
         for asset in ASSETS:
             checks = []
-            for start in CHECK_STARTS:
+            for start in FORWARD_CHECK_STARTS:
                 idx = markets[asset].loc[slice(*forward_split(start).backtest)].index
                 flips = np.cumsum(rng.random(len(idx)) < 0.1) % 2  # a random policy, ~6 trades a fold
                 checks.append((pd.Series(flips.astype("float64"), index=idx), markets[asset]))
@@ -94,6 +88,6 @@ def test_the_guard_fails_policies_without_skill(markets):
     for held in (0.0, 1.0):  # doing nothing, or holding: no evidence either way
         checks = [
             (pd.Series(held, index=markets["BTC"].loc[slice(*forward_split(s).backtest)].index), markets["BTC"])
-            for s in CHECK_STARTS
+            for s in FORWARD_CHECK_STARTS
         ]
         assert _check_pvalue(checks) == pytest.approx(0.5)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from test_learning_guard_realdata import CHECK_STARTS
 
 from agents.crypto_module import CMConfig
-from agents.training import forward_split, train_crypto_module
+from agents.training import forward_folds
 from cryptorl.data.demo import demo_data
 from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
@@ -25,17 +24,10 @@ def demo():
 
 
 def _pvalue(asset: str, market, metrics, seed: int) -> float:
-    folds = []
-    for start in CHECK_STARTS:
-        split = forward_split(start)
-        c0, c1 = split.backtest
-        end = split.validation[1]  # nothing after the validation range is seen in training
-        config = CMConfig(asset=asset, seed=seed, prior="none", features=[], dru={"max_metrics": 3})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            module, _ = train_crypto_module(market.loc[:end], metrics.loc[:end], config, split)
-        votes, _ = module.votes(market.loc[:c1], metrics.loc[:c1], c0, c1)
-        folds.append((votes, market.loc[:c1]))
+    config = CMConfig(asset=asset, seed=seed, prior="none", features=[], dru={"max_metrics": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        folds = forward_folds(market, metrics, config)
     return skill_test(folds, interval="1d", fee=0.001, n=999).pvalue
 
 

@@ -302,8 +302,8 @@ def agent_jobs(protocol: Protocol, data: Data, *, on: str = "backtest") -> list[
         for pname, members in protocol.portfolios.items():
             markets = common_markets({a: data[a][0].loc[window.train[0] : scored[1]] for a in members})
             for name, opts in protocol.agents.items():
+                fast = bool(opts.get("fast", False))
                 for seed in protocol.seeds if name in SEEDED else protocol.seeds[:1]:
-                    fast = bool(opts.get("fast", False))
                     jobs.append(AgentJob(name, fast, seed, window.name, pname, markets, fit_end, scored, costs))
     return jobs
 
