@@ -4,9 +4,16 @@
   Sortino ratio that training keeps (:class:`agents.training.ValidationCallback`). Each asset's
   data are cut at the end of its validation range before anything is trained: the backtest range
   is never seen, so it stays out of sample for the tuned recipe.
+* **Walk-forward folds** (``TuneSpec.folds``, a scoreboard protocol's windows): every (asset,
+  seed) trains once per fold, on that fold's training range with the data cut at its validation
+  end, and the objective is the mean validation Sortino of the modules (the ensemble's, after the
+  fallback to the prior) over the folds: what the scoreboard's walk-forward selection ranks
+  configurations by. Folds where the module has no Sortino (e.g. a prior out of the market
+  throughout) are left out of the mean. No backtest range is ever trained on or scored.
 * **Pruning**: every validation the callback computes is reported to Optuna as an intermediate
-  value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``); the
-  median pruner (or ASHA) stops trials that fall behind.
+  value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``; with
+  folds, the running mean after each run, at step ``run``); the median pruner (or ASHA) stops
+  trials that fall behind.
 * **Sampler**: TPE. The driver asks the study for trials, their training runs as
   :func:`cryptorl.parallel.run_tasks` tasks (one CPU each, on a local Ray instance or a cluster),
   each task re-attaches to the study through its storage to report intermediate values, and the
@@ -21,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +71,23 @@ def validation_data(market: pd.DataFrame, metrics: pd.DataFrame | None, split: S
 
 @dataclass(frozen=True)
 class TuneSpec:
-    """The recipe every trial varies (``base``: the CM config; its ``asset`` is replaced per asset)."""
+    """The recipe every trial varies (``base``: the CM config; its ``asset`` is replaced per asset).
+
+    ``folds``: walk-forward (train, validation) splits; when given, each asset's ``data`` must
+    reach the last fold's validation end, and every (asset, seed) trains once per fold.
+    """
 
     data: Mapping[str, AssetData]
     base: CMConfig
     seeds: tuple[int, ...] = (0,)
     eval_freq: int = 2_000
+    folds: tuple[Split, ...] = ()
 
-    def runs(self) -> list[tuple[str, int]]:
-        """(asset, seed) of every training of a trial, in the order they run."""
-        return [(asset, seed) for asset in self.data for seed in self.seeds]
+    def runs(self) -> list[tuple[str, int, Split]]:
+        """(asset, seed, split) of every training of a trial, in the order they run (fold by fold)."""
+        if not self.folds:
+            return [(asset, seed, self.data[asset].split) for asset in self.data for seed in self.seeds]
+        return [(asset, seed, fold) for fold in self.folds for asset in self.data for seed in self.seeds]
 
 
 @dataclass(frozen=True)
@@ -108,11 +122,13 @@ def run_trial(task: TrialTask) -> TrialResult:
     study = optuna.load_study(study_name=task.study_name, storage=task.storage, pruner=make_pruner(task.pruner))
     trial = optuna.trial.Trial(study, task.trial_id)
     spec = task.spec
+    if spec.folds:
+        return _run_fold_trial(trial, task)
     finished: list[float] = []
     runs: dict[str, float] = {}
     reported: set[int] = set()
     try:
-        for k, (asset, seed) in enumerate(spec.runs()):
+        for k, (asset, seed, _) in enumerate(spec.runs()):
             d = spec.data[asset]
             config = replace(
                 spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams}
@@ -136,6 +152,31 @@ def run_trial(task: TrialTask) -> TrialResult:
     except optuna.TrialPruned:
         return TrialResult(None, pruned=True, runs=runs)
     return TrialResult(sum(finished) / len(finished), runs=runs)
+
+
+def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
+    """:func:`run_trial` over walk-forward folds: one module per (fold, asset, seed), scored by
+    its validation Sortino; the running mean is reported after each run."""
+    spec = task.spec
+    scores: list[float] = []
+    runs: dict[str, float] = {}
+    try:
+        for k, (asset, seed, fold) in enumerate(spec.runs()):
+            d = validation_data(spec.data[asset].market, spec.data[asset].metrics, fold)
+            config = replace(
+                spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams}
+            )
+            module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
+            score = float(module.validation.get("Sortino", math.nan))
+            runs[f"{asset} seed {seed} validation {fold.validation[0]:%Y-%m-%d}"] = score
+            if math.isfinite(score):
+                scores.append(score)
+            trial.report(sum(scores) / len(scores) if scores else NO_SORTINO, k)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+    except optuna.TrialPruned:
+        return TrialResult(None, pruned=True, runs=runs)
+    return TrialResult(sum(scores) / len(scores) if scores else NO_SORTINO, runs=runs)
 
 
 # -- the study ---------------------------------------------------------------------------------------
@@ -248,7 +289,8 @@ def _slots(workers: int | None, address: str | None) -> int:
 
 # -- results -----------------------------------------------------------------------------------------
 def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
-    """The best trial's recipe as the mapping ``train_cm --config`` reads (``asset`` for one asset)."""
+    """The best trial's recipe as the mapping ``train_cm --config`` reads (``asset`` for one asset;
+    with folds also every field in which the protocol's configuration differs from the defaults)."""
     best = study.best_trial
     base = spec.base
     out: dict[str, Any] = {}
@@ -266,7 +308,19 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
         eval_freq=spec.eval_freq,
         hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)},
     )
+    if spec.folds:  # e.g. the prior, the features, the selection: train_cm must train what was scored
+        default = asdict(CMConfig(asset=base.asset, seed=base.seed))
+        out.update({k: _plain(v) for k, v in asdict(base).items() if k not in out and v != default[k]})
     return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (what YAML's safe dumper writes)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _hyperparams_of(trial: optuna.trial.FrozenTrial, algo: str) -> dict[str, Any]:

@@ -5,6 +5,8 @@
     python -m experiments.tune --asset BTC --trials 200 --address auto \\
         --storage postgresql://user:pass@db-host/optuna                      # a cluster, a shared study
     python -m experiments.train_cm --asset BTC --config reports/tune/tune_BTC_1d_dqn/best.yml
+    python -m experiments.tune --protocol experiments/protocols/walk_forward_daily.yml \
+        --until 2021-12-31 --trials 12                                        # walk-forward folds
 
 Each trial trains one module per asset and seed (--seeds N: seeds 0..N-1) with the hyper-parameters
 TPE proposes, and scores the mean best validation Sortino. The data are split as train_cm splits
@@ -19,6 +21,16 @@ The study lives in --storage (default sqlite:///<out>/study.db): run the same co
 machines can work on one study through a PostgreSQL storage. Written to --out (default
 reports/tune/<study name>): best.yml (the best recipe, for train_cm --config), trials.csv,
 optimization_history.png and param_importances.png.
+
+With --protocol (a scoreboard protocol, see python -m experiments.evaluate --help) the trials train
+on its walk-forward windows instead: one module per (window, asset, seed), on that window's training
+range with the data cut at its validation end, scoring the mean validation Sortino of the modules
+(the ensemble's, after the fallback to the prior) over the windows, which is how the scoreboard's
+walk-forward selection ranks configurations. The recipe is the protocol's configuration (--config,
+default its first) with the trial's hyper-parameters. A window's validation range is the backtest of
+the window before it: --until DATE tunes on the windows whose validation ends by DATE, and the
+command names the windows whose backtests stay out of sample for the tuned recipe (score it there,
+with the trials counted by the protocol's trials_before).
 """
 
 from __future__ import annotations
@@ -49,12 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="python -m experiments.tune", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    which = p.add_mutually_exclusive_group(required=True)
+    which = p.add_mutually_exclusive_group()
     which.add_argument("--asset", help="tune one crypto's module, e.g. BTC")
-    which.add_argument("--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK")
+    which.add_argument(
+        "--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK (with --protocol: a subset)"
+    )
+    p.add_argument("--protocol", type=Path, help="tune on a scoreboard protocol's walk-forward windows (YAML)")
+    p.add_argument("--config", help="with --protocol: the configuration to tune (default the protocol's first)")
+    p.add_argument(
+        "--until", help="with --protocol: only the windows whose validation range ends by this date (YYYY-MM-DD)"
+    )
     add_data_arguments(p)
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should have (default 50)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (default 1)")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (with --protocol its first N; default 1)"
+    )
     from agents.config import CMConfig
 
     # the recipe's options, as train_cm takes them (the defaults are CMConfig's)
@@ -62,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-freq",
         type=int,
-        default=2000,
-        help="validate (and report to the pruner) every N timesteps (default 2000)",
+        default=None,
+        help="validate (and report to the pruner) every N timesteps (default 2000; with --protocol its eval_freq)",
     )
     p.add_argument("--train-months", type=float, default=15, help="training months (default 15)")
     p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
@@ -113,10 +134,54 @@ def on_trial(trial, outcome) -> None:
     print(f"trial {trial.number}: {what}  {trial.params}", flush=True)
 
 
+def _protocol_spec(args: argparse.Namespace, assets: list[str], given: dict):
+    """The study's spec on a protocol's walk-forward windows, and the windows its backtests keep out of sample."""
+    from dataclasses import replace
+
+    from agents.evaluation import load_markets, load_protocol
+    from agents.evaluation.protocol import protocol_date
+    from agents.training import Split
+    from agents.tuning import TuneSpec, validation_data
+
+    protocol = load_protocol(args.protocol).subset(assets=assets or None)
+    if args.until is not None:
+        until = protocol_date(args.until, end=True, where="--until")
+        protocol = replace(protocol, windows=tuple(w for w in protocol.windows if w.validation[1] <= until))
+    if not protocol.windows:
+        raise ValueError(f"no window of {args.protocol} has its validation range ending by {args.until}")
+    name = args.config or next(iter(protocol.configs))
+    if name not in protocol.configs:
+        raise ValueError(f"--config {name!r} is not one of the protocol's configurations ({', '.join(protocol.configs)})")
+    if args.seeds > len(protocol.seeds):
+        raise ValueError(f"--seeds {args.seeds}: the protocol has {len(protocol.seeds)} seed(s)")
+    base = replace(protocol.cm_config(name, protocol.assets[0], protocol.seeds[0]), **given)
+    if base.pool:
+        raise ValueError(f"configuration {name!r} pools several coins: tune its hyper-parameters unpooled")
+    folds = tuple(Split(w.train, w.validation) for w in protocol.windows)
+    data = {
+        a: validation_data(market, metrics, folds[-1])
+        for a, (market, metrics) in load_markets(protocol, args.store, progress=not args.no_progress).items()
+    }
+    last = protocol.windows[-1]
+    print(
+        f"{protocol.name}: configuration {name!r}, {len(folds)} window(s) {protocol.windows[0].name} .. {last.name}, "
+        f"validation ranges {folds[0].validation[0]:%Y-%m-%d} .. {last.validation[1]:%Y-%m-%d}, "
+        f"assets {','.join(protocol.assets)}; backtests from {last.validation[1]:%Y-%m-%d} on stay out of sample"
+    )
+    eval_freq = args.eval_freq or protocol.eval_freq
+    return TuneSpec(data, base, protocol.seeds[: args.seeds], eval_freq, folds), protocol.interval
+
+
 @command("tune")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    assets = parse_assets(args.asset or args.assets)
+    if not (args.asset or args.assets or args.protocol):
+        raise UserError("name what to tune: --asset, --assets or --protocol")
+    if args.protocol is None and (args.config or args.until):
+        raise UserError("--config and --until choose among a protocol's configurations and windows: add --protocol")
+    if args.protocol is not None and args.asset:
+        raise UserError("with --protocol, --assets names a subset of its assets")
+    assets = parse_assets(args.asset or args.assets) if (args.asset or args.assets) else []
     for name in ("trials", "seeds", "timesteps", "eval_freq", "n_envs", "episode_length", "window", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -128,19 +193,27 @@ def main(argv: list[str] | None = None) -> int:
 
     check_address(args.address)  # a cluster that does not answer: before the study database exists
 
-    interval = args.interval or "1d"
+    given = {name: getattr(args, name) for name in TUNED_FIELDS if getattr(args, name) is not None}
     try:
-        given = {name: getattr(args, name) for name in TUNED_FIELDS if getattr(args, name) is not None}
-        # trials tune one SAM; train_cm --config best.yml then trains the ensemble
-        base = CMConfig(asset=assets[0], interval=interval, ensemble=1, **given)
-    except ValueError as exc:
+        if args.protocol is not None:
+            spec, interval = _protocol_spec(args, assets, given)
+            assets = list(spec.data)
+        else:
+            interval = args.interval or "1d"
+            # trials tune one SAM; train_cm --config best.yml then trains the ensemble
+            base = CMConfig(asset=assets[0], interval=interval, ensemble=1, **given)
+            spec = None
+    except (ValueError, FileNotFoundError) as exc:
         raise UserError(one_line(exc)) from None
-    study_name = args.study_name or f"tune_{'-'.join(assets)}_{interval}_{base.algo}"
+    base = spec.base if spec is not None else base
+    what = f"{args.protocol.stem}_" if args.protocol is not None else ""
+    study_name = args.study_name or f"tune_{what}{'-'.join(assets)}_{interval}_{base.algo}"
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
 
-    data = _validation_data(args, assets, interval)
-    spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq)
+    if spec is None:
+        data = _validation_data(args, assets, interval)
+        spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq or 2000)
 
     try:
         study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)
@@ -148,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"cannot open the Optuna storage {storage}: {one_line(exc)}") from None
     print(
         f"study {study_name} in {storage}: {len(study.trials)} trial(s) so far; target {args.trials} finished; "
-        f"{base.algo.upper()} {base.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s) per trial"
+        f"{base.algo.upper()} {base.timesteps} steps x {len(assets)} asset(s) x {args.seeds} seed(s)"
+        f"{f' x {len(spec.folds)} window(s)' if spec.folds else ''} per trial"
     )
 
     try:
@@ -179,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in paths.items():
         print(f"{name}: {path}")
     print(f"train it: python -m experiments.train_cm --asset {assets[0]} --config {paths['config']}")
+    if spec.folds:
+        print(
+            f"score it out of sample: add its hyperparams as a configuration of {args.protocol}, evaluate the windows "
+            f"whose backtests start after {spec.folds[-1].validation[1]:%Y-%m-%d}, and count these "
+            f"{len(study.trials)} trials in trials_before"
+        )
     return 0
 
 

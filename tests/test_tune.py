@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import yaml
 
 from agents.crypto_module import CMConfig
-from agents.training import paper_split
+from agents.evaluation import load_markets, load_protocol
+from agents.training import Split, paper_split, train_crypto_module
 from agents.tuning import (
     TrialTask,
     TuneSpec,
@@ -239,3 +243,92 @@ def test_ctrl_c_marks_the_trials_in_flight_failed_and_the_rerun_finishes(tmp_pat
     assert states == [optuna.trial.TrialState.FAIL]  # nothing left RUNNING
     study = tune(spec, open_study("s", storage, pruner="none"), storage, 2, pruner="none", workers=1, progress=False)
     assert len(finished_trials(study)) == 2 and len(study.trials) == 3
+
+
+# -- walk-forward folds ----------------------------------------------------------------------------
+DEMO_WF = Path("experiments/protocols/demo_walk_forward.yml")
+PPO_PARAMS = {"learning_rate": 1e-3, "gamma": 0.9, "gae_lambda": 0.9, "n_epochs": 2, "clip_range": 0.2, "ent_coef": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def demo_folds():
+    protocol = load_protocol(DEMO_WF)
+    folds = tuple(Split(w.train, w.validation) for w in protocol.windows)
+    return protocol, load_markets(protocol, progress=False), folds
+
+
+def _fold_spec(protocol, data, folds) -> TuneSpec:
+    cut = {a: validation_data(market, metrics, folds[-1]) for a, (market, metrics) in data.items()}
+    return TuneSpec(cut, protocol.cm_config("trend", "BTC", 0), (0,), protocol.eval_freq, folds)
+
+
+@pytest.mark.slow
+def test_folds_objective_is_the_mean_validation_sortino_of_every_window_and_ignores_later_bars(tmp_path, demo_folds):
+    protocol, data, folds = demo_folds
+    result = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _fold_spec(protocol, data, folds), PPO_PARAMS)
+    # by hand: one module per (window, asset), each on its own window's data, its validation Sortino
+    expected = []
+    for fold in folds:
+        for asset, (market, metrics) in data.items():
+            config = replace(protocol.cm_config("trend", asset, 0), hyperparams=PPO_PARAMS)
+            d = validation_data(market, metrics, fold)
+            module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=protocol.eval_freq)
+            expected.append(module.validation["Sortino"])
+    finite = [s for s in expected if math.isfinite(s)]
+    assert len(result.runs) == len(folds) * 2 and len(finite) >= 4
+    assert result.value == pytest.approx(sum(finite) / len(finite))
+    study = optuna.load_study(study_name="leak", storage=f"sqlite:///{tmp_path / 'a.db'}")
+    assert sorted(study.trials[0].intermediate_values) == list(range(len(folds) * 2))  # one report per module
+
+    # the bars after the last validation range (the last window's backtest) never reach a trial
+    end = folds[-1].validation[1]
+    rng = np.random.default_rng(0)
+    changed = {}
+    for asset, (market, metrics) in data.items():
+        m = market.copy()
+        later = m.index > end
+        for col in ("open", "high", "low", "close"):
+            m.loc[later, col] = m.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
+        changed[asset] = (m, metrics)
+    again = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", _fold_spec(protocol, changed, folds), PPO_PARAMS)
+    assert again.value == result.value and again.runs == result.runs
+
+
+@pytest.mark.slow
+def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
+    out = tmp_path / "tune"
+    argv = ["--protocol", str(DEMO_WF), "--config", "trend", "--until", "2021-10-31", "--trials", "2"]
+    assert cli.main([*argv, "--workers", "1", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    protocol = load_protocol(DEMO_WF)
+    kept = [w for w in protocol.windows if w.validation[1] <= pd.Timestamp("2021-10-31 23:59:59", tz="UTC")]
+    assert 0 < len(kept) < len(protocol.windows)
+    assert f"{len(kept)} window(s)" in printed and "stay out of sample" in printed and "trials_before" in printed
+    study = optuna.load_study(study_name="tune_demo_walk_forward_BTC-ETH_1d_ppo", storage=f"sqlite:///{out / 'study.db'}")
+    for t in finished_trials(study):
+        assert len(t.user_attrs["runs"]) == len(kept) * 2  # (window, asset), one seed
+    config = yaml.safe_load((out / "best.yml").read_text())
+    # the protocol's recipe travels with the tuned hyper-parameters
+    assert config["features"] == ["ret_5", "sma_20"] and config["observe_position"] is False
+    assert config["ensemble"] == 1 and config["algo"] == "ppo" and config["eval_freq"] == protocol.eval_freq
+    assert config["hyperparams"]["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
+    assert train_cm.main(
+        ["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0]]
+        + ["--no-save", "--tensorboard-log", "", "--no-progress"]
+    ) == 0
+
+
+def test_cli_protocol_user_errors(tmp_path, capsys):
+    for argv, message in [
+        ([], "--asset, --assets or --protocol"),
+        (["--asset", "BTC", "--until", "2021-12-31"], "add --protocol"),
+        (["--protocol", str(DEMO_WF), "--asset", "BTC"], "--assets names a subset"),
+        (["--protocol", str(DEMO_WF), "--until", "2020-01-01"], "no window"),
+        (["--protocol", str(DEMO_WF), "--config", "nope"], "not one of the protocol's configurations"),
+        (["--protocol", str(DEMO_WF), "--seeds", "3"], "the protocol has 2 seed(s)"),
+        (["--protocol", str(DEMO_WF), "--until", "soon"], "not a date"),
+    ]:
+        assert cli.main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "tune: error: " in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

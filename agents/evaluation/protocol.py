@@ -205,7 +205,7 @@ class Protocol:
         )
 
 
-def _date(value: Any, *, end: bool, where: str) -> pd.Timestamp:
+def protocol_date(value: Any, *, end: bool, where: str) -> pd.Timestamp:
     """A protocol date as UTC; a bare date given as an end means the end of that day."""
     if isinstance(value, dt.datetime):
         return to_utc_timestamp(pd.Timestamp(value))
@@ -220,7 +220,7 @@ def _date(value: Any, *, end: bool, where: str) -> pd.Timestamp:
 def _pair(value: Any, where: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"{where} must be [first date, last date], got {value!r}")
-    a, b = _date(value[0], end=False, where=where), _date(value[1], end=True, where=where)
+    a, b = protocol_date(value[0], end=False, where=where), protocol_date(value[1], end=True, where=where)
     if not a < b:
         raise ValueError(f"{where}: {value[0]} is not before {value[1]}")
     return a, b
@@ -257,11 +257,11 @@ def walk_forward_windows(spec: dict[str, Any]) -> list[Window]:
     floor = (
         None
         if spec.get("train_from") is None
-        else _date(spec["train_from"], end=False, where="walk_forward.train_from")
+        else protocol_date(spec["train_from"], end=False, where="walk_forward.train_from")
     )
     start, end = (
-        _date(spec["start"], end=False, where="walk_forward.start"),
-        _date(spec["end"], end=True, where="walk_forward.end"),
+        protocol_date(spec["start"], end=False, where="walk_forward.start"),
+        protocol_date(spec["end"], end=True, where="walk_forward.end"),
     )
     expanding = spec["train_months"] == "all"
     if expanding and floor is None:
