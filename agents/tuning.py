@@ -37,12 +37,14 @@ import pandas as pd
 
 from cryptorl.parallel import TaskOutcome, run_tasks
 
+from .config import DEFAULT_FEATURES
 from .crypto_module import CMConfig
 from .learners import get_learner
 from .training import Split, train_crypto_module
 
 NO_SORTINO = -10.0  # the score of a run without a validation Sortino (e.g. no downside at all)
 PRUNERS = ("median", "asha", "none")
+SPACES = ("learner", "module")  # what a trial varies: the learner's hyper-parameters, or the module too
 
 
 # -- the search space ------------------------------------------------------------------------------
@@ -50,6 +52,17 @@ def suggest_hyperparams(trial: optuna.Trial, algo: str) -> dict[str, Any]:
     """The SB3 hyper-parameters of a trial, for ``algo`` (its learner's search space, see
     :mod:`agents.learners`; the rest keep the module's defaults)."""
     return get_learner(algo).suggest(trial)
+
+
+def suggest_module(trial: optuna.Trial) -> dict[str, Any]:
+    """The module's own choices of the ``module`` space (CMConfig fields): the prior under it, how
+    many bars it observes, and whether it sees the market features."""
+    features = trial.suggest_categorical("features", ["market", "none"])
+    return {
+        "prior": trial.suggest_categorical("prior", ["donchian", "sma20", "vol_target"]),
+        "window": trial.suggest_categorical("window", [10, 30, 60]),
+        "features": list(DEFAULT_FEATURES) if features == "market" else [],
+    }
 
 
 # -- what every trial trains -----------------------------------------------------------------------
@@ -82,6 +95,11 @@ class TuneSpec:
     seeds: tuple[int, ...] = (0,)
     eval_freq: int = 2_000
     folds: tuple[Split, ...] = ()
+    space: str = "learner"  # one of SPACES
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"unknown search space {self.space!r}: choose among {', '.join(SPACES)}")
 
     def runs(self) -> list[tuple[str, int, Split]]:
         """(asset, seed, split) of every training of a trial, in the order they run (fold by fold)."""
@@ -101,6 +119,7 @@ class TrialTask:
     hyperparams: dict[str, Any]
     spec: TuneSpec
     pruner: str = "median"
+    fields: dict[str, Any] = field(default_factory=dict)  # CMConfig fields of the module space
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,11 @@ def run_trial(task: TrialTask) -> TrialResult:
         for k, (asset, seed, _) in enumerate(spec.runs()):
             d = spec.data[asset]
             config = replace(
-                spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams}
+                spec.base,
+                **task.fields,
+                asset=asset,
+                seed=seed,
+                hyperparams={**spec.base.hyperparams, **task.hyperparams},
             )
             best = [-math.inf]
 
@@ -164,7 +187,11 @@ def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
         for k, (asset, seed, fold) in enumerate(spec.runs()):
             d = validation_data(spec.data[asset].market, spec.data[asset].metrics, fold)
             config = replace(
-                spec.base, asset=asset, seed=seed, hyperparams={**spec.base.hyperparams, **task.hyperparams}
+                spec.base,
+                **task.fields,
+                asset=asset,
+                seed=seed,
+                hyperparams={**spec.base.hyperparams, **task.hyperparams},
             )
             module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
             score = float(module.validation.get("Sortino", math.nan))
@@ -244,6 +271,7 @@ def tune(
                     suggest_hyperparams(t, spec.base.algo),
                     spec,
                     pruner,
+                    suggest_module(t) if spec.space == "module" else {},
                 )
                 for t in trials
             ]
@@ -292,7 +320,11 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
     """The best trial's recipe as the mapping ``train_cm --config`` reads (``asset`` for one asset;
     with folds also every field in which the protocol's configuration differs from the defaults)."""
     best = study.best_trial
-    base = spec.base
+    base = (
+        spec.base
+        if spec.space == "learner"
+        else replace(spec.base, **suggest_module(optuna.trial.FixedTrial(best.params)))
+    )
     out: dict[str, Any] = {}
     if len(spec.data) == 1:
         out["asset"] = next(iter(spec.data))
@@ -308,7 +340,7 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
         eval_freq=spec.eval_freq,
         hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)},
     )
-    if spec.folds:  # e.g. the prior, the features, the selection: train_cm must train what was scored
+    if spec.folds or spec.space == "module":  # e.g. the prior, the features: train_cm must train what was scored
         default = asdict(CMConfig(asset=base.asset, seed=base.seed))
         out.update({k: _plain(v) for k, v in asdict(base).items() if k not in out and v != default[k]})
     return out
@@ -391,6 +423,7 @@ def asset_data(
 __all__ = [
     "NO_SORTINO",
     "PRUNERS",
+    "SPACES",
     "AssetData",
     "TrialResult",
     "TrialTask",
@@ -403,6 +436,7 @@ __all__ = [
     "open_study",
     "run_trial",
     "suggest_hyperparams",
+    "suggest_module",
     "tune",
     "validation_data",
     "write_report",

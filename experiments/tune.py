@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--asset", help="tune one crypto's module, e.g. BTC")
     which.add_argument(
-        "--assets", help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK (with --protocol: a subset)"
+        "--assets",
+        help="tune hyper-parameters shared by several cryptos, e.g. BTC,ETH,LINK (with --protocol: a subset)",
     )
     p.add_argument("--protocol", type=Path, help="tune on a scoreboard protocol's walk-forward windows (YAML)")
     p.add_argument("--config", help="with --protocol: the configuration to tune (default the protocol's first)")
@@ -74,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(p)
     p.add_argument("--trials", type=int, default=50, help="finished trials the study should have (default 50)")
     p.add_argument(
-        "--seeds", type=int, default=1, help="seeds per asset and trial, 0..N-1 (with --protocol its first N; default 1)"
+        "--seeds",
+        type=int,
+        default=1,
+        help="seeds per asset and trial, 0..N-1 (with --protocol its first N; default 1)",
     )
     from agents.config import CMConfig
 
@@ -90,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-months", type=float, default=2, help="validation months (default 2)")
     p.add_argument(
         "--backtest-months", type=float, default=7, help="backtest months, left out of the search (default 7)"
+    )
+    p.add_argument(
+        "--space",
+        default="learner",
+        choices=["learner", "module"],
+        help="what trials vary: learner, the algorithm's hyper-parameters; module, also the module's prior "
+        "(donchian, sma20, vol_target), observation window (10, 30, 60 bars) and market features (on/off) "
+        "(default learner)",
     )
     p.add_argument("--pruner", default="median", choices=["median", "asha", "none"], help="default median")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
@@ -151,7 +163,9 @@ def _protocol_spec(args: argparse.Namespace, assets: list[str], given: dict):
         raise ValueError(f"no window of {args.protocol} has its validation range ending by {args.until}")
     name = args.config or next(iter(protocol.configs))
     if name not in protocol.configs:
-        raise ValueError(f"--config {name!r} is not one of the protocol's configurations ({', '.join(protocol.configs)})")
+        raise ValueError(
+            f"--config {name!r} is not one of the protocol's configurations ({', '.join(protocol.configs)})"
+        )
     if args.seeds > len(protocol.seeds):
         raise ValueError(f"--seeds {args.seeds}: the protocol has {len(protocol.seeds)} seed(s)")
     base = replace(protocol.cm_config(name, protocol.assets[0], protocol.seeds[0]), **given)
@@ -166,10 +180,10 @@ def _protocol_spec(args: argparse.Namespace, assets: list[str], given: dict):
     print(
         f"{protocol.name}: configuration {name!r}, {len(folds)} window(s) {protocol.windows[0].name} .. {last.name}, "
         f"validation ranges {folds[0].validation[0]:%Y-%m-%d} .. {last.validation[1]:%Y-%m-%d}, "
-        f"assets {','.join(protocol.assets)}; backtests from {last.validation[1]:%Y-%m-%d} on stay out of sample"
+        f"assets {','.join(protocol.assets)}; the backtests after {last.validation[1]:%Y-%m-%d} stay out of sample"
     )
     eval_freq = args.eval_freq or protocol.eval_freq
-    return TuneSpec(data, base, protocol.seeds[: args.seeds], eval_freq, folds), protocol.interval
+    return TuneSpec(data, base, protocol.seeds[: args.seeds], eval_freq, folds, args.space), protocol.interval
 
 
 @command("tune")
@@ -207,13 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(one_line(exc)) from None
     base = spec.base if spec is not None else base
     what = f"{args.protocol.stem}_" if args.protocol is not None else ""
-    study_name = args.study_name or f"tune_{what}{'-'.join(assets)}_{interval}_{base.algo}"
+    space = "_module" if args.space == "module" else ""
+    study_name = args.study_name or f"tune_{what}{'-'.join(assets)}_{interval}_{base.algo}{space}"
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
 
     if spec is None:
         data = _validation_data(args, assets, interval)
-        spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq or 2000)
+        spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq or 2000, space=args.space)
 
     try:
         study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from agents.config import DEFAULT_FEATURES
 from agents.crypto_module import CMConfig
 from agents.evaluation import load_markets, load_protocol
 from agents.training import Split, paper_split, train_crypto_module
@@ -247,7 +248,14 @@ def test_ctrl_c_marks_the_trials_in_flight_failed_and_the_rerun_finishes(tmp_pat
 
 # -- walk-forward folds ----------------------------------------------------------------------------
 DEMO_WF = Path("experiments/protocols/demo_walk_forward.yml")
-PPO_PARAMS = {"learning_rate": 1e-3, "gamma": 0.9, "gae_lambda": 0.9, "n_epochs": 2, "clip_range": 0.2, "ent_coef": 1e-4}
+PPO_PARAMS = {
+    "learning_rate": 1e-3,
+    "gamma": 0.9,
+    "gae_lambda": 0.9,
+    "n_epochs": 2,
+    "clip_range": 0.2,
+    "ent_coef": 1e-4,
+}
 
 
 @pytest.fixture(scope="module")
@@ -297,25 +305,43 @@ def test_folds_objective_is_the_mean_validation_sortino_of_every_window_and_igno
 @pytest.mark.slow
 def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
     out = tmp_path / "tune"
-    argv = ["--protocol", str(DEMO_WF), "--config", "trend", "--until", "2021-10-31", "--trials", "2"]
+    argv = [
+        "--protocol",
+        str(DEMO_WF),
+        "--config",
+        "trend",
+        "--until",
+        "2021-10-31",
+        "--trials",
+        "2",
+        "--space",
+        "module",
+    ]
     assert cli.main([*argv, "--workers", "1", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     protocol = load_protocol(DEMO_WF)
     kept = [w for w in protocol.windows if w.validation[1] <= pd.Timestamp("2021-10-31 23:59:59", tz="UTC")]
     assert 0 < len(kept) < len(protocol.windows)
     assert f"{len(kept)} window(s)" in printed and "stay out of sample" in printed and "trials_before" in printed
-    study = optuna.load_study(study_name="tune_demo_walk_forward_BTC-ETH_1d_ppo", storage=f"sqlite:///{out / 'study.db'}")
+    name = "tune_demo_walk_forward_BTC-ETH_1d_ppo_module"
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
     for t in finished_trials(study):
         assert len(t.user_attrs["runs"]) == len(kept) * 2  # (window, asset), one seed
     config = yaml.safe_load((out / "best.yml").read_text())
-    # the protocol's recipe travels with the tuned hyper-parameters
-    assert config["features"] == ["ret_5", "sma_20"] and config["observe_position"] is False
+    # the protocol's recipe travels with the tuned hyper-parameters and the module's tuned fields
+    best, trained = study.best_params, CMConfig(**{k: v for k, v in config.items() if k != "eval_freq"})
+    assert trained.prior == best["prior"] and trained.window == best["window"]
+    assert trained.features == ([] if best["features"] == "none" else list(DEFAULT_FEATURES))
+    assert trained.observe_position is False and trained.ensemble == 1
     assert config["ensemble"] == 1 and config["algo"] == "ppo" and config["eval_freq"] == protocol.eval_freq
     assert config["hyperparams"]["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
-    assert train_cm.main(
-        ["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0]]
-        + ["--no-save", "--tensorboard-log", "", "--no-progress"]
-    ) == 0
+    assert (
+        train_cm.main(
+            ["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0]]
+            + ["--no-save", "--tensorboard-log", "", "--no-progress"]
+        )
+        == 0
+    )
 
 
 def test_cli_protocol_user_errors(tmp_path, capsys):
@@ -327,6 +353,7 @@ def test_cli_protocol_user_errors(tmp_path, capsys):
         (["--protocol", str(DEMO_WF), "--config", "nope"], "not one of the protocol's configurations"),
         (["--protocol", str(DEMO_WF), "--seeds", "3"], "the protocol has 2 seed(s)"),
         (["--protocol", str(DEMO_WF), "--until", "soon"], "not a date"),
+        (["--protocol", str(DEMO_WF), "--config", "trend", "--assets", "SOL"], "not in the protocol"),
     ]:
         assert cli.main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
         err = capsys.readouterr().err
