@@ -147,7 +147,7 @@ def on_trial(trial, outcome) -> None:
 
 
 def _protocol_spec(args: argparse.Namespace, assets: list[str], given: dict):
-    """The study's spec on a protocol's walk-forward windows, and the windows its backtests keep out of sample."""
+    """The study's spec on a protocol's walk-forward windows (up to ``--until``) and the protocol's interval."""
     from dataclasses import replace
 
     from agents.evaluation import load_markets, load_protocol
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--config and --until choose among a protocol's configurations and windows: add --protocol")
     if args.protocol is not None and args.asset:
         raise UserError("with --protocol, --assets names a subset of its assets")
+    if args.protocol is not None and any(getattr(args, k) for k in ("source", "interval", "start", "end", "metrics")):
+        raise UserError("the protocol names the data: --source, --interval, --start, --end and --metrics do not apply")
     assets = parse_assets(args.asset or args.assets) if (args.asset or args.assets) else []
     for name in ("trials", "seeds", "timesteps", "eval_freq", "n_envs", "episode_length", "window", "workers"):
         value = getattr(args, name)
@@ -216,19 +218,17 @@ def main(argv: list[str] | None = None) -> int:
             interval = args.interval or "1d"
             # trials tune one SAM; train_cm --config best.yml then trains the ensemble
             base = CMConfig(asset=assets[0], interval=interval, ensemble=1, **given)
-            spec = None
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(one_line(exc)) from None
-    base = spec.base if spec is not None else base
+    if args.protocol is None:
+        data = _validation_data(args, assets, interval)
+        spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq or 2000, space=args.space)
+    base = spec.base
     what = f"{args.protocol.stem}_" if args.protocol is not None else ""
     space = "_module" if args.space == "module" else ""
     study_name = args.study_name or f"tune_{what}{'-'.join(assets)}_{interval}_{base.algo}{space}"
     out: Path = args.out or Path("reports/tune") / study_name
     storage = args.storage or default_storage(out)
-
-    if spec is None:
-        data = _validation_data(args, assets, interval)
-        spec = TuneSpec(data, base, tuple(range(args.seeds)), args.eval_freq or 2000, space=args.space)
 
     try:
         study = open_study(study_name, storage, pruner=args.pruner, seed=args.sampler_seed)

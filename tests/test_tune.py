@@ -349,6 +349,7 @@ def test_cli_protocol_user_errors(tmp_path, capsys):
         ([], "--asset, --assets or --protocol"),
         (["--asset", "BTC", "--until", "2021-12-31"], "add --protocol"),
         (["--protocol", str(DEMO_WF), "--asset", "BTC"], "--assets names a subset"),
+        (["--protocol", str(DEMO_WF), "--source", "demo"], "the protocol names the data"),
         (["--protocol", str(DEMO_WF), "--until", "2020-01-01"], "no window"),
         (["--protocol", str(DEMO_WF), "--config", "nope"], "not one of the protocol's configurations"),
         (["--protocol", str(DEMO_WF), "--seeds", "3"], "the protocol has 2 seed(s)"),
