@@ -12,8 +12,8 @@
   throughout) are left out of the mean. No backtest range is ever trained on or scored.
 * **Pruning**: every validation the callback computes is reported to Optuna as an intermediate
   value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``; with
-  folds, the running mean after each run, at step ``run``); the median pruner (or ASHA) stops
-  trials that fall behind.
+  folds, the running mean after each run, at step ``run``, and the median pruner waits for the
+  first window to be complete); the median pruner (or ASHA) stops trials that fall behind.
 * **Sampler**: TPE. The driver asks the study for trials, their training runs as
   :func:`cryptorl.parallel.run_tasks` tasks (one CPU each, on a local Ray instance or a cluster),
   each task re-attaches to the study through its storage to report intermediate values, and the
@@ -107,6 +107,12 @@ class TuneSpec:
             return [(asset, seed, self.data[asset].split) for asset in self.data for seed in self.seeds]
         return [(asset, seed, fold) for fold in self.folds for asset in self.data for seed in self.seeds]
 
+    @property
+    def warmup(self) -> int:
+        """Reports before the pruner may judge a trial: with folds, a whole first window (its
+        first coins alone say little), else none."""
+        return len(self.data) * len(self.seeds) if self.folds else 0
+
 
 @dataclass(frozen=True)
 class TrialTask:
@@ -138,9 +144,10 @@ def run_trial(task: TrialTask) -> TrialResult:
 
     A top-level function: what Ray ships to a worker. Pruning ends the trial early (``pruned``).
     """
-    study = optuna.load_study(study_name=task.study_name, storage=task.storage, pruner=make_pruner(task.pruner))
-    trial = optuna.trial.Trial(study, task.trial_id)
     spec = task.spec
+    pruner = make_pruner(task.pruner, warmup=spec.warmup)
+    study = optuna.load_study(study_name=task.study_name, storage=task.storage, pruner=pruner)
+    trial = optuna.trial.Trial(study, task.trial_id)
     if spec.folds:
         return _run_fold_trial(trial, task)
     finished: list[float] = []
@@ -207,9 +214,10 @@ def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
 
 
 # -- the study ---------------------------------------------------------------------------------------
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, warmup: int = 0) -> optuna.pruners.BasePruner:
+    """The named pruner; the median pruner judges no trial before step ``warmup``."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner()
     if name == "none":

@@ -21,6 +21,7 @@ from agents.tuning import (
     TuneSpec,
     best_config,
     finished_trials,
+    make_pruner,
     open_study,
     run_trial,
     suggest_hyperparams,
@@ -342,6 +343,23 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
         )
         == 0
     )
+
+
+def test_the_median_pruner_waits_for_the_first_window(demo_folds):
+    protocol, data, folds = demo_folds
+    spec = _fold_spec(protocol, data, folds)
+    assert spec.warmup == 2 and replace(spec, folds=()).warmup == 0  # two coins, one seed
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", warmup=spec.warmup))
+    for _ in range(4):  # four finished trials that scored 2.0 on every report
+        t = study.ask()
+        for step in range(4):
+            t.report(2.0, step)
+        study.tell(t, 2.0)
+    t = study.ask()
+    t.report(-1.0, 1)  # the first window's second coin: too early to judge
+    assert not t.should_prune()
+    t.report(-1.0, 2)  # the second window's first coin
+    assert t.should_prune()
 
 
 def test_cli_protocol_user_errors(tmp_path, capsys):
