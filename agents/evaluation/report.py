@@ -379,7 +379,8 @@ def scoreboard_section(
             "",
         ]
     if not board.selection.empty:
-        sel = board.selection.pivot(index="window", columns="portfolio", values="config").reset_index()
+        sel = board.selection.pivot(index="window", columns="portfolio", values="config")
+        sel = sel.reindex(board.selection["window"].unique()).reset_index()  # in time order, not by name
         lines += [
             "### Configuration selected per window (walk-forward: the best mean Sortino of the earlier windows)",
             "",
