@@ -6,14 +6,15 @@
   is never seen, so it stays out of sample for the tuned recipe.
 * **Walk-forward folds** (``TuneSpec.folds``, a scoreboard protocol's windows): every (asset,
   seed) trains once per fold, on that fold's training range with the data cut at its validation
-  end, and the objective is the mean validation Sortino of the modules (the ensemble's, after the
-  fallback to the prior) over the folds: what the scoreboard's walk-forward selection ranks
-  configurations by. Folds where the module has no Sortino (e.g. a prior out of the market
-  throughout) are left out of the mean. No backtest range is ever trained on or scored.
+  end, and its module (the voted ensemble, after the fallback to the prior) is backtested on the
+  fold's validation range. The objective is the mean over (asset, seed) of the Sortino ratio of
+  those validation returns chained over the folds (:func:`stitched_sortino`), as the scoreboard
+  stitches its backtests: one window with few losing days cannot dominate it, as it dominates a
+  mean of per-window ratios. No backtest range is ever trained on or scored.
 * **Pruning**: every validation the callback computes is reported to Optuna as an intermediate
   value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``; with
-  folds, the running mean after each run, at step ``run``, and the median pruner waits for the
-  first window to be complete); the median pruner (or ASHA) stops trials that fall behind.
+  folds, the objective so far after each fold, at step ``fold``, and the median pruner judges
+  none on its first fold alone); the median pruner (or ASHA) stops trials that fall behind.
 * **Sampler**: TPE. The driver asks the study for trials, their training runs as
   :func:`cryptorl.parallel.run_tasks` tasks (one CPU each, on a local Ray instance or a cluster),
   each task re-attaches to the study through its storage to report intermediate values, and the
@@ -27,20 +28,23 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
+from cryptorl.data.frames import periods_per_year
 from cryptorl.parallel import TaskOutcome, run_tasks
+from cryptorl.portfolio.stats import sortino_ratio
 
 from .config import DEFAULT_FEATURES
 from .crypto_module import CMConfig
 from .learners import get_learner
-from .training import Split, train_crypto_module
+from .training import Split, policy_backtest, train_crypto_module
 
 NO_SORTINO = -10.0  # the score of a run without a validation Sortino (e.g. no downside at all)
 PRUNERS = ("median", "asha", "none")
@@ -101,17 +105,15 @@ class TuneSpec:
         if self.space not in SPACES:
             raise ValueError(f"unknown search space {self.space!r}: choose among {', '.join(SPACES)}")
 
-    def runs(self) -> list[tuple[str, int, Split]]:
-        """(asset, seed, split) of every training of a trial, in the order they run (fold by fold)."""
-        if not self.folds:
-            return [(asset, seed, self.data[asset].split) for asset in self.data for seed in self.seeds]
-        return [(asset, seed, fold) for fold in self.folds for asset in self.data for seed in self.seeds]
+    def runs(self) -> list[tuple[str, int]]:
+        """(asset, seed) of every training of a trial (of every fold's, with folds), in the order they run."""
+        return [(asset, seed) for asset in self.data for seed in self.seeds]
 
     @property
     def warmup(self) -> int:
-        """Reports before the pruner may judge a trial: with folds, a whole first window (its
-        first coins alone say little), else none."""
-        return len(self.data) * len(self.seeds) if self.folds else 0
+        """Reports before the pruner may judge a trial: with folds, the first window's (one
+        window says little), else none."""
+        return 1 if self.folds else 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ class TrialTask:
     spec: TuneSpec
     pruner: str = "median"
     fields: dict[str, Any] = field(default_factory=dict)  # CMConfig fields of the module space
+
+    def config(self, asset: str, seed: int) -> CMConfig:
+        """What the trial trains for ``asset`` and ``seed``."""
+        base = self.spec.base
+        hyperparams = {**base.hyperparams, **self.hyperparams}
+        return replace(base, **self.fields, asset=asset, seed=seed, hyperparams=hyperparams)
 
 
 @dataclass(frozen=True)
@@ -154,15 +162,9 @@ def run_trial(task: TrialTask) -> TrialResult:
     runs: dict[str, float] = {}
     reported: set[int] = set()
     try:
-        for k, (asset, seed, _) in enumerate(spec.runs()):
+        for k, (asset, seed) in enumerate(spec.runs()):
             d = spec.data[asset]
-            config = replace(
-                spec.base,
-                **task.fields,
-                asset=asset,
-                seed=seed,
-                hyperparams={**spec.base.hyperparams, **task.hyperparams},
-            )
+            config = task.config(asset, seed)
             best = [-math.inf]
 
             def report(row: dict[str, float], offset: int = k * config.timesteps, best: list[float] = best) -> None:
@@ -184,33 +186,41 @@ def run_trial(task: TrialTask) -> TrialResult:
     return TrialResult(sum(finished) / len(finished), runs=runs)
 
 
+def stitched_sortino(returns: Sequence[pd.Series], interval: str) -> float:
+    """The annualised Sortino ratio of bar returns chained over disjoint ranges (0 with no downside)."""
+    chained = np.concatenate([np.asarray(r, dtype="float64") for r in returns])
+    return sortino_ratio(chained) * math.sqrt(periods_per_year(interval))
+
+
 def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
-    """:func:`run_trial` over walk-forward folds: one module per (fold, asset, seed), scored by
-    its validation Sortino; the running mean is reported after each run."""
+    """:func:`run_trial` over walk-forward folds: one module per (fold, asset, seed); the objective
+    is the mean over (asset, seed) of the Sortino ratio of its validation returns chained over the
+    folds (:func:`stitched_sortino`), reported after each fold. ``runs`` keeps every module's own
+    validation Sortino."""
     spec = task.spec
-    scores: list[float] = []
+    returns: dict[tuple[str, int], list[pd.Series]] = {}
     runs: dict[str, float] = {}
+
+    def objective() -> float:
+        return float(np.mean([stitched_sortino(r, spec.base.interval) for r in returns.values()]))
+
     try:
-        for k, (asset, seed, fold) in enumerate(spec.runs()):
-            d = validation_data(spec.data[asset].market, spec.data[asset].metrics, fold)
-            config = replace(
-                spec.base,
-                **task.fields,
-                asset=asset,
-                seed=seed,
-                hyperparams={**spec.base.hyperparams, **task.hyperparams},
-            )
-            module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
-            score = float(module.validation.get("Sortino", math.nan))
-            runs[f"{asset} seed {seed} validation {fold.validation[0]:%Y-%m-%d}"] = score
-            if math.isfinite(score):
-                scores.append(score)
-            trial.report(sum(scores) / len(scores) if scores else NO_SORTINO, k)
+        for k, fold in enumerate(spec.folds):
+            for asset, seed in spec.runs():
+                d = validation_data(spec.data[asset].market, spec.data[asset].metrics, fold)
+                config = task.config(asset, seed)
+                module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
+                path = policy_backtest(module, d.market, d.metrics, *fold.validation)
+                returns.setdefault((asset, seed), []).append(path.returns)
+                runs[f"{asset} seed {seed} validation {fold.validation[0]:%Y-%m-%d}"] = float(
+                    module.validation.get("Sortino", math.nan)
+                )
+            trial.report(objective(), k)
             if trial.should_prune():
                 raise optuna.TrialPruned()
     except optuna.TrialPruned:
         return TrialResult(None, pruned=True, runs=runs)
-    return TrialResult(sum(scores) / len(scores) if scores else NO_SORTINO, runs=runs)
+    return TrialResult(objective(), runs=runs)
 
 
 # -- the study ---------------------------------------------------------------------------------------
@@ -444,6 +454,7 @@ __all__ = [
     "open_study",
     "run_trial",
     "suggest_hyperparams",
+    "stitched_sortino",
     "suggest_module",
     "tune",
     "validation_data",

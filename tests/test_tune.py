@@ -15,7 +15,7 @@ import yaml
 from agents.config import DEFAULT_FEATURES
 from agents.crypto_module import CMConfig
 from agents.evaluation import load_markets, load_protocol
-from agents.training import Split, paper_split, train_crypto_module
+from agents.training import Split, paper_split, policy_backtest, train_crypto_module
 from agents.tuning import (
     TrialTask,
     TuneSpec,
@@ -24,6 +24,7 @@ from agents.tuning import (
     make_pruner,
     open_study,
     run_trial,
+    stitched_sortino,
     suggest_hyperparams,
     tune,
     validation_data,
@@ -275,19 +276,22 @@ def _fold_spec(protocol, data, folds) -> TuneSpec:
 def test_folds_objective_is_the_mean_validation_sortino_of_every_window_and_ignores_later_bars(tmp_path, demo_folds):
     protocol, data, folds = demo_folds
     result = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _fold_spec(protocol, data, folds), PPO_PARAMS)
-    # by hand: one module per (window, asset), each on its own window's data, its validation Sortino
-    expected = []
+    # by hand: one module per (window, asset) on its own window's data, backtested on the window's
+    # validation range; each coin's validation returns chained over the windows
+    chained = {asset: [] for asset in data}
     for fold in folds:
         for asset, (market, metrics) in data.items():
             config = replace(protocol.cm_config("trend", asset, 0), hyperparams=PPO_PARAMS)
             d = validation_data(market, metrics, fold)
             module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=protocol.eval_freq)
-            expected.append(module.validation["Sortino"])
-    finite = [s for s in expected if math.isfinite(s)]
-    assert len(result.runs) == len(folds) * 2 and len(finite) >= 4
-    assert result.value == pytest.approx(sum(finite) / len(finite))
+            chained[asset].append(policy_backtest(module, d.market, d.metrics, *fold.validation).returns)
+    by_coin = [stitched_sortino(r, "1d") for r in chained.values()]
+    assert len(result.runs) == len(folds) * 2 and all(s != 0 for s in by_coin)
+    assert result.value == pytest.approx(sum(by_coin) / 2)
+    r = pd.concat(chained["BTC"]).to_numpy()  # the chained ratio by hand: mean over downside deviation
+    assert by_coin[0] == pytest.approx(r.mean() / np.sqrt(np.mean(np.minimum(r, 0) ** 2)) * np.sqrt(365))
     study = optuna.load_study(study_name="leak", storage=f"sqlite:///{tmp_path / 'a.db'}")
-    assert sorted(study.trials[0].intermediate_values) == list(range(len(folds) * 2))  # one report per module
+    assert sorted(study.trials[0].intermediate_values) == list(range(len(folds)))  # one report per window
 
     # the bars after the last validation range (the last window's backtest) never reach a trial
     end = folds[-1].validation[1]
@@ -348,7 +352,7 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
 def test_the_median_pruner_waits_for_the_first_window(demo_folds):
     protocol, data, folds = demo_folds
     spec = _fold_spec(protocol, data, folds)
-    assert spec.warmup == 2 and replace(spec, folds=()).warmup == 0  # two coins, one seed
+    assert spec.warmup == 1 and replace(spec, folds=()).warmup == 0
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median", warmup=spec.warmup))
     for _ in range(4):  # four finished trials that scored 2.0 on every report
         t = study.ask()
@@ -356,9 +360,9 @@ def test_the_median_pruner_waits_for_the_first_window(demo_folds):
             t.report(2.0, step)
         study.tell(t, 2.0)
     t = study.ask()
-    t.report(-1.0, 1)  # the first window's second coin: too early to judge
+    t.report(-1.0, 0)  # the first window alone: too early to judge
     assert not t.should_prune()
-    t.report(-1.0, 2)  # the second window's first coin
+    t.report(-1.0, 1)  # the first two windows
     assert t.should_prune()
 
 
