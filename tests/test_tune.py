@@ -35,6 +35,23 @@ from experiments import tune as cli
 
 TINY = {"timesteps": 256, "n_envs": 8, "episode_length": 32, "window": 10, "ensemble": 1}
 DEMO = ("2021-01-01", "2022-09-30")
+PPO_PARAMS = {
+    "learning_rate": 1e-3,
+    "gamma": 0.9,
+    "gae_lambda": 0.9,
+    "n_epochs": 2,
+    "clip_range": 0.2,
+    "ent_coef": 1e-4,
+}
+
+
+def _scrambled_after(market, end, rng):
+    """``market`` with every price after ``end`` multiplied by a random factor in [0.5, 1.5)."""
+    changed = market.copy()
+    later = changed.index > end
+    for col in ("open", "high", "low", "close"):
+        changed.loc[later, col] = changed.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
+    return changed
 
 
 @pytest.fixture(scope="module")
@@ -76,26 +93,14 @@ def _trial_value(storage, spec, params):
 @pytest.mark.slow
 def test_the_backtest_range_does_not_move_the_objective(tmp_path, btc):
     market, metrics, split = btc
-    later = market.index > split.validation[1]
-    changed = market.copy()
-    rng = np.random.default_rng(0)
-    for col in ("open", "high", "low", "close"):
-        changed.loc[later, col] = changed.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
+    changed = _scrambled_after(market, split.validation[1], np.random.default_rng(0))
     changed_metrics = metrics.copy()
     changed_metrics.loc[changed_metrics.index > split.validation[1]] = 123.0
-    params = {
-        "learning_rate": 1e-3,
-        "gamma": 0.9,
-        "gae_lambda": 0.9,
-        "n_epochs": 2,
-        "clip_range": 0.2,
-        "ent_coef": 1e-4,
-    }
-    a = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _spec(btc), params)
+    a = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _spec(btc), PPO_PARAMS)
     spec_b = TuneSpec(
         {"BTC": validation_data(changed, changed_metrics, split)}, CMConfig(asset="BTC", algo="ppo", **TINY), (0,), 128
     )
-    b = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", spec_b, params)
+    b = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", spec_b, PPO_PARAMS)
     assert a.value == b.value and a.runs == b.runs and math.isfinite(a.value)
 
 
@@ -250,14 +255,6 @@ def test_ctrl_c_marks_the_trials_in_flight_failed_and_the_rerun_finishes(tmp_pat
 
 # -- walk-forward folds ----------------------------------------------------------------------------
 DEMO_WF = Path("experiments/protocols/demo_walk_forward.yml")
-PPO_PARAMS = {
-    "learning_rate": 1e-3,
-    "gamma": 0.9,
-    "gae_lambda": 0.9,
-    "n_epochs": 2,
-    "clip_range": 0.2,
-    "ent_coef": 1e-4,
-}
 
 
 @pytest.fixture(scope="module")
@@ -296,13 +293,7 @@ def test_folds_objective_is_the_mean_validation_sortino_of_every_window_and_igno
     # the bars after the last validation range (the last window's backtest) never reach a trial
     end = folds[-1].validation[1]
     rng = np.random.default_rng(0)
-    changed = {}
-    for asset, (market, metrics) in data.items():
-        m = market.copy()
-        later = m.index > end
-        for col in ("open", "high", "low", "close"):
-            m.loc[later, col] = m.loc[later, col].to_numpy() * rng.uniform(0.5, 1.5, later.sum())
-        changed[asset] = (m, metrics)
+    changed = {asset: (_scrambled_after(market, end, rng), metrics) for asset, (market, metrics) in data.items()}
     again = _trial_value(f"sqlite:///{tmp_path / 'b.db'}", _fold_spec(protocol, changed, folds), PPO_PARAMS)
     assert again.value == result.value and again.runs == result.runs
 
