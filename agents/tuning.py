@@ -14,7 +14,7 @@
 * **Pruning**: every validation the callback computes is reported to Optuna as an intermediate
   value (the running mean of the runs' best Sortino so far, at step ``run * timesteps + t``; with
   folds, the objective so far after each fold, at step ``fold``, and the median pruner judges
-  none on its first fold alone); the median pruner (or ASHA) stops trials that fall behind.
+  none before a third of the folds); the median pruner (or ASHA) stops trials that fall behind.
 * **Sampler**: TPE. The driver asks the study for trials, their training runs as
   :func:`cryptorl.parallel.run_tasks` tasks (one CPU each, on a local Ray instance or a cluster),
   each task re-attaches to the study through its storage to report intermediate values, and the
@@ -111,9 +111,9 @@ class TuneSpec:
 
     @property
     def warmup(self) -> int:
-        """Reports before the pruner may judge a trial: with folds, the first window's (one
-        window says little), else none."""
-        return 1 if self.folds else 0
+        """Reports before the pruner may judge a trial: with folds, a third of the windows' (at
+        least one: the first windows' luck would otherwise decide), else none."""
+        return max(1, len(self.folds) // 3) if self.folds else 0
 
 
 @dataclass(frozen=True)

@@ -343,7 +343,8 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
 def test_the_median_pruner_waits_for_the_first_window(demo_folds):
     protocol, data, folds = demo_folds
     spec = _fold_spec(protocol, data, folds)
-    assert spec.warmup == 1 and replace(spec, folds=()).warmup == 0
+    assert spec.warmup == 1 and replace(spec, folds=()).warmup == 0  # four windows
+    assert replace(spec, folds=folds * 4).warmup == 5
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median", warmup=spec.warmup))
     for _ in range(4):  # four finished trials that scored 2.0 on every report
         t = study.ask()
