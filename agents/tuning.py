@@ -338,11 +338,8 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
     """The best trial's recipe as the mapping ``train_cm --config`` reads (``asset`` for one asset;
     with folds also every field in which the protocol's configuration differs from the defaults)."""
     best = study.best_trial
-    base = (
-        spec.base
-        if spec.space == "learner"
-        else replace(spec.base, **suggest_module(optuna.trial.FixedTrial(best.params)))
-    )
+    fields = {} if spec.space == "learner" else suggest_module(optuna.trial.FixedTrial(best.params))
+    base = replace(spec.base, **fields)
     out: dict[str, Any] = {}
     if len(spec.data) == 1:
         out["asset"] = next(iter(spec.data))
@@ -358,9 +355,10 @@ def best_config(study: optuna.Study, spec: TuneSpec) -> dict[str, Any]:
         eval_freq=spec.eval_freq,
         hyperparams={**base.hyperparams, **_hyperparams_of(best, base.algo)},
     )
-    if spec.folds or spec.space == "module":  # e.g. the prior, the features: train_cm must train what was scored
+    if spec.folds:  # the protocol's configuration where it differs from the defaults (prior, ensemble, ...)
         default = asdict(CMConfig(asset=base.asset, seed=base.seed))
-        out.update({k: _plain(v) for k, v in asdict(base).items() if k not in out and v != default[k]})
+        fields = {k: v for k, v in asdict(base).items() if v != default[k]}
+    out.update({k: _plain(v) for k, v in fields.items() if k not in out})
     return out
 
 

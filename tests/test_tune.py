@@ -26,6 +26,7 @@ from agents.tuning import (
     run_trial,
     stitched_sortino,
     suggest_hyperparams,
+    suggest_module,
     tune,
     validation_data,
 )
@@ -374,3 +375,18 @@ def test_cli_protocol_user_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "tune: error: " in err and message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_best_config_of_the_module_space_carries_the_module_fields_but_not_the_single_member():
+    study = optuna.create_study(direction="maximize")
+    params = {**PPO_PARAMS, "features": "none", "prior": "sma20", "window": 10}
+    study.enqueue_trial(params)
+    trial = study.ask()
+    suggest_hyperparams(trial, "ppo")
+    suggest_module(trial)
+    study.tell(trial, 1.0)
+    base = CMConfig(algo="ppo", **TINY)  # one member per trial, as the command tunes them
+    config = best_config(study, TuneSpec({"BTC": None}, base, (0,), 64, space="module"))
+    assert (config["prior"], config["window"], config["features"]) == ("sma20", 10, [])
+    assert "ensemble" not in config  # train_cm --config trains the default ensemble
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
