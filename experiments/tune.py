@@ -24,13 +24,14 @@ optimization_history.png and param_importances.png.
 
 With --protocol (a scoreboard protocol, see python -m experiments.evaluate --help) the trials train
 on its walk-forward windows instead: one module per (window, asset, seed), on that window's training
-range with the data cut at its validation end, scoring the mean validation Sortino of the modules
-(the ensemble's, after the fallback to the prior) over the windows, which is how the scoreboard's
-walk-forward selection ranks configurations. The recipe is the protocol's configuration (--config,
-default its first) with the trial's hyper-parameters. A window's validation range is the backtest of
-the window before it: --until DATE tunes on the windows whose validation ends by DATE, and the
-command names the windows whose backtests stay out of sample for the tuned recipe (score it there,
-with the trials counted by the protocol's trials_before).
+range with the data cut at its validation end, backtested on that window's validation range; the
+objective is the Sortino ratio of each asset's validation returns chained over the windows, averaged
+over assets and seeds. The recipe is the protocol's configuration (--config, default its first) with
+the trial's hyper-parameters (--space module: also its prior, observation window and market
+features). A window's validation range is the backtest of the window before it: --until DATE tunes
+on the windows whose validation ends by DATE, and the command says from when the backtests stay out
+of sample for the tuned recipe (score it there, with the trials counted by the protocol's
+trials_before).
 """
 
 from __future__ import annotations
@@ -105,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pruner", default="median", choices=["median", "asha", "none"], help="default median")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
-    p.add_argument("--study-name", default=None, help="default tune_<assets>_<interval>_<algo>")
+    p.add_argument(
+        "--study-name",
+        default=None,
+        help="default tune_[<protocol>_]<assets>_<interval>_<algo>[_module]",
+    )
     p.add_argument(
         "--storage",
         default=None,
