@@ -541,3 +541,15 @@ def test_agents_fit_before_the_backtest_and_decide_on_the_past():
     for (name, before), (_, after) in zip(*runs):
         pd.testing.assert_frame_equal(before.weights.loc[:cut], after.weights.loc[:cut])
         assert not before.weights.equals(after.weights) or name == "momentum"  # later weights see the change
+
+
+def test_the_selection_table_lists_windows_in_time_order_not_by_name():
+    from agents.evaluation.report import selection_table
+
+    names = [f"wf{k}-2020{k:02d}01" for k in range(1, 12)]  # wf10 and wf11 sort before wf2 by name
+    selection = pd.DataFrame(
+        [{"portfolio": p, "window": w, "config": f"c{k % 2}"} for p in ("A", "B") for k, w in enumerate(names)]
+    )
+    table = selection_table(selection)
+    assert table["window"].tolist() == names
+    assert table.loc[table["window"] == "wf10-20201001", "A"].item() == "c1"

@@ -318,6 +318,12 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     return paths
 
 
+def selection_table(selection: pd.DataFrame) -> pd.DataFrame:
+    """(window x portfolio) the configuration "selected" trades, windows in time order (as given)."""
+    table = selection.pivot(index="window", columns="portfolio", values="config")
+    return table.reindex(selection["window"].unique()).reset_index()
+
+
 def scoreboard_section(
     protocol: Protocol, board: Scoreboard, out: Path, paths: dict[str, Path], *, on: str
 ) -> list[str]:
@@ -379,8 +385,7 @@ def scoreboard_section(
             "",
         ]
     if not board.selection.empty:
-        sel = board.selection.pivot(index="window", columns="portfolio", values="config")
-        sel = sel.reindex(board.selection["window"].unique()).reset_index()  # in time order, not by name
+        sel = selection_table(board.selection)
         lines += [
             "### Configuration selected per window (walk-forward: the best mean Sortino of the earlier windows)",
             "",
