@@ -378,7 +378,9 @@ def _hyperparams_of(trial: optuna.trial.FrozenTrial, algo: str) -> dict[str, Any
 
 
 def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Path]:
-    """best.yml (for ``train_cm --config``), trials.csv and the study's plots in ``out``.
+    """best.yml (for ``train_cm --config``), trials.csv and the study's plots in ``out``; with folds
+    also protocol_config.yml, the recipe as a protocol configuration named ``tuned`` (to score it on
+    later windows with ``experiments.evaluate``).
 
     Each file is written beside its final name and renamed into place: nothing half-written.
     """
@@ -391,7 +393,12 @@ def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Pa
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"config": out / "best.yml", "trials": out / "trials.csv"}
-    _atomic_text(paths["config"], yaml.safe_dump(best_config(study, spec), sort_keys=False))
+    config = best_config(study, spec)
+    _atomic_text(paths["config"], yaml.safe_dump(config, sort_keys=False))
+    if spec.folds:  # the protocol fixes these for all its configurations
+        options = {k: v for k, v in config.items() if k not in ("asset", "interval", "fee", "execution", "eval_freq")}
+        paths["protocol_config"] = out / "protocol_config.yml"
+        _atomic_text(paths["protocol_config"], yaml.safe_dump({"tuned": options}, sort_keys=False))
     _atomic_text(paths["trials"], study.trials_dataframe().to_csv(index=False))
     plots: list[tuple[str, Callable[[], Any]]] = [
         ("optimization_history", lambda: ovm.plot_optimization_history(study)),

@@ -20,7 +20,8 @@ The study lives in --storage (default sqlite:///<out>/study.db): run the same co
 (same --storage and --study-name) to resume an interrupted search or to add trials; several
 machines can work on one study through a PostgreSQL storage. Written to --out (default
 reports/tune/<study name>): best.yml (the best recipe, for train_cm --config), trials.csv,
-optimization_history.png and param_importances.png.
+optimization_history.png and param_importances.png (with --protocol also protocol_config.yml: the
+recipe as a protocol configuration).
 
 With --protocol (a scoreboard protocol, see python -m experiments.evaluate --help) the trials train
 on its walk-forward windows instead: one module per (window, asset, seed), on that window's training
@@ -275,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train it: python -m experiments.train_cm --asset {assets[0]} --config {paths['config']}")
     if spec.folds:
         print(
-            f"score it out of sample: add its hyperparams as a configuration of {args.protocol}, evaluate the windows "
-            f"whose backtests start after {spec.folds[-1].validation[1]:%Y-%m-%d}, and count these "
+            f"score it out of sample: add {paths['protocol_config']} to the configs of {args.protocol}, evaluate "
+            f"the windows whose backtests start after {spec.folds[-1].validation[1]:%Y-%m-%d}, and count these "
             f"{len(study.trials)} trials in trials_before"
         )
     return 0

@@ -332,6 +332,11 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
     assert trained.observe_position is False and trained.ensemble == 1
     assert config["ensemble"] == 1 and config["algo"] == "ppo" and config["eval_freq"] == protocol.eval_freq
     assert config["hyperparams"]["learning_rate"] == pytest.approx(study.best_params["learning_rate"])
+    # the recipe as a protocol configuration: the protocol takes it and trains what best.yml trains
+    raw = yaml.safe_load(DEMO_WF.read_text())
+    raw["configs"] = yaml.safe_load((out / "protocol_config.yml").read_text())
+    (tmp_path / "p.yml").write_text(yaml.safe_dump(raw))
+    assert load_protocol(tmp_path / "p.yml").cm_config("tuned", "BTC", 0) == replace(trained, asset="BTC", seed=0)
     assert (
         train_cm.main(
             ["--asset", "BTC", "--source", "demo", "--config", str(out / "best.yml"), "--start", DEMO[0]]
