@@ -206,8 +206,9 @@ def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
 
     try:
         for k, fold in enumerate(spec.folds):
+            cut = {a: validation_data(d.market, d.metrics, fold) for a, d in spec.data.items()}  # once per fold
             for asset, seed in spec.runs():
-                d = validation_data(spec.data[asset].market, spec.data[asset].metrics, fold)
+                d = cut[asset]
                 config = task.config(asset, seed)
                 module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
                 path = policy_backtest(module, d.market, d.metrics, *fold.validation)
