@@ -373,19 +373,21 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert len(skill) == 2 * 2 * 2 and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()
     assert "## Timing skill of the modules" in (out / "report.md").read_text()
     # "selected" trades the config with the best validation Sortino in the first window, then the
-    # one with the best mean Sortino over the earlier windows' backtests (walk-forward selection)
+    # one whose portfolio returns over the earlier windows' backtests, chained, have the best Sortino
     protocol = load_protocol(DEMO_WF)
     data = load_markets(protocol, progress=False)
     scores = score(protocol, data, out)
     (pname, members), names = next(iter(protocol.portfolios.items())), [w.name for w in protocol.windows]
-    mine = runs[(runs.portfolio == pname) & runs.strategy.isin(["ohlcv", "trend"])]
-    window_sortino = mine.groupby(["strategy", "window"])["Sortino"].mean().unstack("window")
-    sel = select_configs(protocol, scores, list(protocol.windows), members, window_sortino)
-    val = scores.cms.groupby(["window", "config"])["validation_Sortino"].mean().unstack()
+    cms = scores.cms[scores.cms.asset.isin(members)]
+    val = cms.groupby(["window", "config"])["validation_Sortino"].mean().unstack()
+    rets = {c: [scores.values[(w, pname, c)].pct_change().dropna() for w in names] for c in ("ohlcv", "trend")}
+    sel = select_configs(names, rets, val, "1d")
     assert sel.config.iloc[0] == val.loc[names[0]].idxmax() and sel.by.iloc[0] == "validation"
     for k in range(1, len(names)):
-        assert sel.by.iloc[k] == "earlier windows"
-        assert sel.config.iloc[k] == window_sortino[names[:k]].mean(axis=1).idxmax()
+        chained = {c: np.concatenate([x.to_numpy() for x in r[:k]]) for c, r in rets.items()}
+        by_hand = {c: x.mean() / np.sqrt(np.mean(np.minimum(x, 0) ** 2)) for c, x in chained.items()}
+        assert sel.by.iloc[k] == "earlier windows" and sel.config.iloc[k] == max(by_hand, key=by_hand.get)
+        assert sel.Sortino.iloc[k] == pytest.approx(max(by_hand.values()) * np.sqrt(365))
     chosen = pd.read_csv(out / "selection.csv")
     assert chosen[chosen.portfolio == pname].config.tolist() == sel.config.tolist()
     # baselines only: nothing trained, the same baseline figures
@@ -553,3 +555,24 @@ def test_the_selection_table_lists_windows_in_time_order_not_by_name():
     table = selection_table(selection)
     assert table["window"].tolist() == names
     assert table.loc[table["window"] == "wf10-20201001", "A"].item() == "c1"
+
+
+def test_walk_forward_selection_chains_the_earlier_windows_instead_of_averaging_their_ratios():
+    from agents.evaluation.scoreboard import select_configs
+
+    days = pd.date_range("2021-01-01", periods=30, freq="D", tz="UTC")
+    w = [days[:10], days[10:20], days[20:]]
+    # "spiky": nine gains and a tiny loss (window Sortino about 285), then a losing window: its mean
+    # of window ratios is about 142, but chained it lost money. "steady": +1 %, -0.5 % alternating.
+    spiky = [[0.01] * 9 + [-0.0001], [0.01, -0.03] * 5, [0.0] * 10]
+    steady = [[0.01, -0.005] * 5] * 3
+    rets = {
+        "spiky": [pd.Series(r, index=i) for r, i in zip(spiky, w)],
+        "steady": [pd.Series(r, index=i) for r, i in zip(steady, w)],
+    }
+    validation = pd.DataFrame({"spiky": [0.1, 9, 9], "steady": [0.2, 0, 0]}, index=["w1", "w2", "w3"])
+    sel = select_configs(["w1", "w2", "w3"], rets, validation, "1d")
+    assert sel.by.tolist() == ["validation", "earlier windows", "earlier windows"]
+    # w1: validation only; w2: spiky's first window beats steady's; w3: chained, spiky lost money
+    assert sel.config.tolist() == ["steady", "spiky", "steady"]
+    assert sel.Sortino.iloc[2] == pytest.approx(0.0025 / np.sqrt(0.000025 / 2) * np.sqrt(365))

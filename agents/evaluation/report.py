@@ -387,7 +387,7 @@ def scoreboard_section(
     if not board.selection.empty:
         sel = selection_table(board.selection)
         lines += [
-            "### Configuration selected per window (walk-forward: the best mean Sortino of the earlier windows)",
+            "### Configuration selected per window (walk-forward: the best Sortino of the earlier windows, chained)",
             "",
             _md(sel),
             "",

@@ -18,12 +18,14 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
 * **PBO** (Bailey et al. 2015) of the configuration search, by CSCV over the (windows x
   configurations) matrix of window Sortino ratios, when there are two configurations or more;
 * **selected**: walk-forward model selection, a meta-strategy that trades in each backtest window
-  the configuration with the best mean Sortino of the portfolio over the earlier windows'
-  backtests. Each of them ended before this window's backtest starts (an earlier backtest range
-  is a later window's validation fold), so the choice uses data known at the time, and none of
-  the modules it scores chose its checkpoints on them. The first window, with none before it,
-  takes the best mean validation Sortino of its modules (averaged over the portfolio's coins and
-  the seeds). Its stitched curve is out of sample for the selection itself.
+  the configuration whose portfolio has the best Sortino ratio over the earlier windows'
+  backtests, their returns chained as the stitched curve chains them (not a mean of the windows'
+  ratios, which one window with almost no downside can decide). Each earlier window ended before
+  this window's backtest starts (an earlier backtest range is a later window's validation fold),
+  so the choice uses data known at the time, and none of the modules it scores chose its
+  checkpoints on them. The first window, with none before it, takes the best mean validation
+  Sortino of its modules (averaged over the portfolio's coins and the seeds). Its stitched curve
+  is out of sample for the selection itself.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def _stitch(parts: list[pd.Series], start: pd.Timestamp) -> pd.Series:
     return pd.concat([pd.Series([1.0], index=[start]), (1.0 + r).cumprod()]).rename("value")
 
 
-def validation_table(protocol: Protocol, scores: Scores, members) -> pd.DataFrame:
+def validation_table(scores: Scores, members) -> pd.DataFrame:
     """(window x config) mean validation Sortino of the modules of ``members`` over seeds."""
     cms = scores.cms
     if cms.empty:
@@ -102,22 +104,29 @@ def validation_table(protocol: Protocol, scores: Scores, members) -> pd.DataFram
 
 
 def select_configs(
-    protocol: Protocol, scores: Scores, wins: list[Window], members, window_sortino: pd.DataFrame
+    names: list[str], window_returns: dict[str, list[pd.Series]], validation: pd.DataFrame, interval: str
 ) -> pd.DataFrame:
-    """Per window: the configuration with the best mean ``window_sortino`` (strategy x window, the
-    portfolio's seed-mean Sortino) over the earlier windows; in the first window (or while no
-    earlier window has a figure) the best mean validation Sortino of its modules. Ties: the first
-    in the protocol's order."""
-    names, configs = [w.name for w in wins], list(protocol.configs)
-    val = validation_table(protocol, scores, members).reindex(index=names, columns=configs)
-    earlier = window_sortino.reindex(index=configs, columns=names).T.expanding().mean().shift(1)
+    """Per window of ``names`` (in time order): the configuration whose ``window_returns`` (per
+    configuration, the portfolio's seed-mean returns of each window) chained over the earlier
+    windows have the best Sortino ratio (annualised for ``interval``, the curves' bar); in the
+    first window the best of ``validation`` (window x config, the modules' mean validation
+    Sortino). Ties: the first configuration of ``window_returns``."""
+    configs = list(window_returns)
+    val = validation.reindex(index=names, columns=configs)
     rows = []
-    for w in names:
-        by, scores_k = "earlier windows", earlier.loc[w]
-        if not scores_k.notna().any():
+    for k, w in enumerate(names):
+        if k == 0:
             by, scores_k = "validation", val.loc[w]
+        else:
+            by = "earlier windows"
+            scores_k = pd.Series(
+                {
+                    c: performance(_stitch(r[:k], r[0].index[0]), interval, keys=("Sortino",))["Sortino"]
+                    for c, r in window_returns.items()
+                }
+            )
         best = str(scores_k.idxmax()) if scores_k.notna().any() else configs[0]
-        rows.append({"window": w, "config": best, "by": by, "mean Sortino": float(scores_k.get(best, np.nan))})
+        rows.append({"window": w, "config": best, "by": by, "Sortino": float(scores_k.get(best, np.nan))})
     return pd.DataFrame(rows)
 
 
@@ -154,7 +163,11 @@ def build_scoreboard(
         kind = {s: "baseline" if s in baselines else "agent" if s in protocol.agents else "config" for s in strategies}
         chosen: dict[str, str] = {}
         if len(configs) >= 2:
-            sel = select_configs(protocol, scores, wins, members, window_sortino)
+            window_returns = {
+                c: [_returns(scores.values[(w, pname, c)], protocol.interval) for w in names] for c in configs
+            }
+            validation = validation_table(scores, members)
+            sel = select_configs(names, window_returns, validation, curve_iv)
             chosen = dict(zip(sel.window, sel.config))
             selection_rows += [{"portfolio": pname, **row} for row in sel.to_dict("records")]
             window_sortino.loc[SELECTED] = [window_sortino.loc[chosen[w], w] for w in names]
