@@ -21,6 +21,9 @@
   driver tells the study the results. The storage (a SQLite file by default; PostgreSQL for
   workers on several machines) holds the whole study: a run that is stopped resumes where it was
   with the same ``--storage`` and study name.
+* **Overfitting of the search**: :func:`fold_scores` tabulates the completed trials' validation
+  Sortino per fold, and :func:`search_pbo` is the probability of backtest overfitting of the search
+  (CSCV over that table, as the scoreboard's PBO over its configurations and windows).
 * :func:`best_config` is the YAML mapping ``python -m experiments.train_cm --config`` takes.
 """
 
@@ -39,7 +42,7 @@ import pandas as pd
 
 from cryptorl.data.frames import periods_per_year
 from cryptorl.parallel import TaskOutcome, run_tasks
-from cryptorl.portfolio.stats import sortino_ratio
+from cryptorl.portfolio.stats import probability_of_backtest_overfitting, sortino_ratio
 
 from .config import DEFAULT_FEATURES
 from .crypto_module import CMConfig
@@ -195,8 +198,8 @@ def stitched_sortino(returns: Sequence[pd.Series], interval: str) -> float:
 def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
     """:func:`run_trial` over walk-forward folds: one module per (fold, asset, seed); the objective
     is the mean over (asset, seed) of the Sortino ratio of its validation returns chained over the
-    folds (:func:`stitched_sortino`), reported after each fold. ``runs`` keeps every module's own
-    validation Sortino."""
+    folds (:func:`stitched_sortino`), reported after each fold. ``runs`` keeps the Sortino ratio of
+    every module's returns on its fold (what :func:`fold_scores` tabulates)."""
     spec = task.spec
     returns: dict[tuple[str, int], list[pd.Series]] = {}
     runs: dict[str, float] = {}
@@ -213,8 +216,8 @@ def _run_fold_trial(trial: optuna.Trial, task: TrialTask) -> TrialResult:
                 module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=spec.eval_freq)
                 path = policy_backtest(module, d.market, d.metrics, *fold.validation)
                 returns.setdefault((asset, seed), []).append(path.returns)
-                runs[f"{asset} seed {seed} validation {fold.validation[0]:%Y-%m-%d}"] = float(
-                    module.validation.get("Sortino", math.nan)
+                runs[f"{asset} seed {seed} validation {fold.validation[0]:%Y-%m-%d}"] = stitched_sortino(
+                    [path.returns], spec.base.interval
                 )
             trial.report(objective(), k)
             if trial.should_prune():
@@ -381,7 +384,7 @@ def _hyperparams_of(trial: optuna.trial.FrozenTrial, algo: str) -> dict[str, Any
 def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Path]:
     """best.yml (for ``train_cm --config``), trials.csv and the study's plots in ``out``; with folds
     also protocol_config.yml, the recipe as a protocol configuration named ``tuned`` (to score it on
-    later windows with ``experiments.evaluate``).
+    later windows with ``experiments.evaluate``), and folds.csv (:func:`fold_scores`).
 
     Each file is written beside its final name and renamed into place: nothing half-written.
     """
@@ -401,6 +404,9 @@ def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Pa
         paths["protocol_config"] = out / "protocol_config.yml"
         _atomic_text(paths["protocol_config"], yaml.safe_dump({"tuned": options}, sort_keys=False))
     _atomic_text(paths["trials"], study.trials_dataframe().to_csv(index=False))
+    if spec.folds:
+        paths["folds"] = out / "folds.csv"
+        _atomic_text(paths["folds"], fold_scores(study).to_csv())
     plots: list[tuple[str, Callable[[], Any]]] = [
         ("optimization_history", lambda: ovm.plot_optimization_history(study)),
         ("param_importances", lambda: ovm.plot_param_importances(study)),
@@ -424,6 +430,29 @@ def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Pa
         os.replace(tmp, out / f"{name}.png")
         paths[name] = out / f"{name}.png"
     return paths
+
+
+def fold_scores(study: optuna.Study) -> pd.DataFrame:
+    """(fold x completed trial) the mean over (asset, seed) of each fold's validation Sortino, from
+    the ``runs`` of a walk-forward search (folds by their validation start, in time order); empty
+    for a search without folds."""
+    cols = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        runs = pd.Series(t.user_attrs.get("runs", {}), dtype="float64")
+        fold = runs.index.str.extract(r" validation (\d{4}-\d{2}-\d{2})$", expand=False)
+        if len(runs) and fold.notna().all():
+            cols[t.number] = runs.groupby(fold.to_numpy()).mean()
+    return pd.DataFrame(cols).sort_index().rename_axis(index="validation start", columns="trial")
+
+
+def search_pbo(scores: pd.DataFrame) -> float | None:
+    """The probability of backtest overfitting of a search (CSCV over :func:`fold_scores`): how often
+    the trial best on half of the folds ranks at or below the median on the other half. None with
+    fewer than two completed trials or two folds."""
+    scores = scores.dropna()
+    if scores.shape[0] < 2 or scores.shape[1] < 2:
+        return None
+    return probability_of_backtest_overfitting(scores.to_numpy()).pbo
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
 
     from agents.config import CMConfig
-    from agents.tuning import TuneSpec, default_storage, open_study, tune, write_report
+    from agents.tuning import TuneSpec, default_storage, fold_scores, open_study, search_pbo, tune, write_report
     from cryptorl.parallel import check_address
 
     check_address(args.address)  # a cluster that does not answer: before the study database exists
@@ -275,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {path}")
     print(f"train it: python -m experiments.train_cm --asset {assets[0]} --config {paths['config']}")
     if spec.folds:
+        scores = fold_scores(study)
+        pbo = search_pbo(scores)
+        if pbo is not None:
+            print(
+                f"PBO of the search: {pbo:.2f} over {scores.shape[1]} completed trials and {scores.shape[0]} windows "
+                "(how often the trial best on half of the windows is at or below the median on the other half; "
+                "about 0.5 when the validation windows rank noise)"
+            )
         print(
             f"score it out of sample: add {paths['protocol_config']} to the configs of {args.protocol}, evaluate "
             f"the windows whose backtests start after {spec.folds[-1].validation[1]:%Y-%m-%d}, and count these "

@@ -276,15 +276,19 @@ def test_folds_objective_is_the_mean_validation_sortino_of_every_window_and_igno
     result = _trial_value(f"sqlite:///{tmp_path / 'a.db'}", _fold_spec(protocol, data, folds), PPO_PARAMS)
     # by hand: one module per (window, asset) on its own window's data, backtested on the window's
     # validation range; each coin's validation returns chained over the windows
-    chained = {asset: [] for asset in data}
+    chained, per_fold = {asset: [] for asset in data}, {}
     for fold in folds:
         for asset, (market, metrics) in data.items():
             config = replace(protocol.cm_config("trend", asset, 0), hyperparams=PPO_PARAMS)
             d = validation_data(market, metrics, fold)
             module, _ = train_crypto_module(d.market, d.metrics, config, d.split, eval_freq=protocol.eval_freq)
             chained[asset].append(policy_backtest(module, d.market, d.metrics, *fold.validation).returns)
+            per_fold[f"{asset} seed 0 validation {fold.validation[0]:%Y-%m-%d}"] = stitched_sortino(
+                chained[asset][-1:], "1d"
+            )
     by_coin = [stitched_sortino(r, "1d") for r in chained.values()]
     assert len(result.runs) == len(folds) * 2 and all(s != 0 for s in by_coin)
+    assert result.runs == pytest.approx(per_fold)  # each module's Sortino on its own window
     assert result.value == pytest.approx(sum(by_coin) / 2)
     r = pd.concat(chained["BTC"]).to_numpy()  # the chained ratio by hand: mean over downside deviation
     assert by_coin[0] == pytest.approx(r.mean() / np.sqrt(np.mean(np.minimum(r, 0) ** 2)) * np.sqrt(365))
@@ -324,6 +328,10 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
     for t in finished_trials(study):
         assert len(t.user_attrs["runs"]) == len(kept) * 2  # (window, asset), one seed
+    completed = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    folds = pd.read_csv(out / "folds.csv", index_col=0)
+    assert folds.shape == (len(kept), len(completed)) and folds.index.is_monotonic_increasing
+    assert ("PBO of the search" in printed) == (len(completed) >= 2)
     config = yaml.safe_load((out / "best.yml").read_text())
     # the protocol's recipe travels with the tuned hyper-parameters and the module's tuned fields
     best, trained = study.best_params, CMConfig(**{k: v for k, v in config.items() if k != "eval_freq"})
@@ -395,3 +403,26 @@ def test_best_config_of_the_module_space_carries_the_module_fields_but_not_the_s
     assert (config["prior"], config["window"], config["features"]) == ("sma20", 10, [])
     assert "ensemble" not in config  # train_cm --config trains the default ensemble
     assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+def test_fold_scores_and_the_search_pbo_by_hand():
+    from agents.tuning import fold_scores, search_pbo
+
+    study = optuna.create_study(direction="maximize")
+    folds = ("2021-01-01", "2021-04-01")
+
+    def add(value, scores, state=optuna.trial.TrialState.COMPLETE):
+        runs = {f"{a} seed 0 validation {f}": x for f, pair in zip(folds, scores) for a, x in zip("AB", pair)}
+        study.add_trial(optuna.trial.create_trial(value=value, state=state, user_attrs={"runs": runs}))
+
+    add(1.0, [(3.0, 1.0), (0.0, 0.0)])  # trial 0: best on the first window (mean 2), worst on the second
+    add(0.5, [(1.0, 1.0), (1.0, 2.0)])  # trial 1: the other way round (1 and 1.5)
+    table = fold_scores(study)
+    assert table.index.tolist() == list(folds) and table.columns.tolist() == [0, 1]
+    assert table.to_numpy().tolist() == [[2.0, 1.0], [0.0, 1.5]]
+    # CSCV with two blocks: the trial best on either window is the worse one on the other: PBO 1
+    assert search_pbo(table) == 1.0
+    add(0.9, [(5.0, 5.0), (4.0, 4.0)])  # trial 2 best on both windows: never overfit
+    add(None, [(9.0, 9.0), (9.0, 9.0)], state=optuna.trial.TrialState.FAIL)  # not completed: left out
+    assert fold_scores(study).columns.tolist() == [0, 1, 2] and search_pbo(fold_scores(study)) == 0.0
+    assert search_pbo(table[[0]]) is None and search_pbo(table.iloc[:1]) is None
