@@ -384,7 +384,8 @@ def _hyperparams_of(trial: optuna.trial.FrozenTrial, algo: str) -> dict[str, Any
 def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Path]:
     """best.yml (for ``train_cm --config``), trials.csv and the study's plots in ``out``; with folds
     also protocol_config.yml, the recipe as a protocol configuration named ``tuned`` (to score it on
-    later windows with ``experiments.evaluate``), and folds.csv (:func:`fold_scores`).
+    later windows with ``experiments.evaluate``), fold_scores.csv (:func:`fold_scores`) and its plot
+    trials_by_window.png (:func:`plot_fold_scores`).
 
     Each file is written beside its final name and renamed into place: nothing half-written.
     """
@@ -404,13 +405,15 @@ def write_report(study: optuna.Study, spec: TuneSpec, out: Path) -> dict[str, Pa
         paths["protocol_config"] = out / "protocol_config.yml"
         _atomic_text(paths["protocol_config"], yaml.safe_dump({"tuned": options}, sort_keys=False))
     _atomic_text(paths["trials"], study.trials_dataframe().to_csv(index=False))
-    if spec.folds:
-        paths["folds"] = out / "folds.csv"
-        _atomic_text(paths["folds"], fold_scores(study).to_csv())
     plots: list[tuple[str, Callable[[], Any]]] = [
         ("optimization_history", lambda: ovm.plot_optimization_history(study)),
         ("param_importances", lambda: ovm.plot_param_importances(study)),
     ]
+    if spec.folds:
+        scores = fold_scores(study)
+        paths["fold_scores"] = out / "fold_scores.csv"
+        _atomic_text(paths["fold_scores"], scores.to_csv())
+        plots.append(("trials_by_window", lambda: plot_fold_scores(scores, study.best_trial.number)))
     import warnings
 
     for name, plot in plots:
@@ -443,6 +446,27 @@ def fold_scores(study: optuna.Study) -> pd.DataFrame:
         if len(runs) and fold.notna().all():
             cols[t.number] = runs.groupby(fold.to_numpy()).mean()
     return pd.DataFrame(cols).sort_index().rename_axis(index="validation start", columns="trial")
+
+
+def plot_fold_scores(scores: pd.DataFrame, best: int):
+    """Every completed trial's :func:`fold_scores` over the windows as its lead over the median
+    trial of each window (grey; the best trial in colour): whether a lead holds across the windows
+    or comes from one of them. Returns the Axes; a ValueError without a completed trial."""
+    import matplotlib.pyplot as plt
+
+    if scores.empty:
+        raise ValueError("no completed trial")
+    x, lead = pd.to_datetime(scores.index), scores.sub(scores.median(axis=1), axis=0)
+    fig, ax = plt.subplots()
+    ax.plot(x, lead.to_numpy(), color="grey", lw=0.8, alpha=0.6)
+    if best in lead:
+        ax.plot(x, lead[best], color="C3", lw=2, marker="o", label=f"best trial ({best})")
+        ax.legend()
+    ax.axhline(0.0, color="black", ls="--", lw=1)
+    ax.set_xlabel("validation window (start)")
+    ax.set_ylabel("validation Sortino - the median trial's")
+    ax.set_title(f"{scores.shape[1]} completed trials, window by window (mean over coins and seeds)")
+    return ax
 
 
 def search_pbo(scores: pd.DataFrame) -> float | None:

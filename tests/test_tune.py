@@ -329,8 +329,9 @@ def test_cli_tunes_on_the_protocol_windows_until_a_date(tmp_path, capsys):
     for t in finished_trials(study):
         assert len(t.user_attrs["runs"]) == len(kept) * 2  # (window, asset), one seed
     completed = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    folds = pd.read_csv(out / "folds.csv", index_col=0)
+    folds = pd.read_csv(out / "fold_scores.csv", index_col=0)
     assert folds.shape == (len(kept), len(completed)) and folds.index.is_monotonic_increasing
+    assert (out / "trials_by_window.png").stat().st_size > 0
     assert ("PBO of the search" in printed) == (len(completed) >= 2)
     config = yaml.safe_load((out / "best.yml").read_text())
     # the protocol's recipe travels with the tuned hyper-parameters and the module's tuned fields
