@@ -303,7 +303,9 @@ def test_baselines_key_and_trials_before():
     raw.update(baselines={"tsmom": True, "donchian": [5, 10]}, trials_before=4)
     p = parse_protocol(raw)
     assert (p.trend_sma, p.tsmom, p.donchian, p.inverse_vol, p.n_trials) == (20, 60, (5, 10), None, 6)
-    assert p.subset(configs=["ohlcv"]).n_trials == 5
+    # a subset run still counts every configuration of the protocol as tried
+    sub = p.subset(configs=["ohlcv"])
+    assert (len(sub.configs), sub.trials_before, sub.n_trials) == (1, 5, 6)
     for bad, message in (({"sma": 3}, "baselines takes"), ({"donchian": [1]}, "donchian"), ({"tsmom": 0}, "tsmom")):
         with pytest.raises(ValueError, match=message):
             parse_protocol({**raw, "baselines": bad})

@@ -178,7 +178,11 @@ class Protocol:
         return max(w.backtest[1] for w in self.windows)
 
     def subset(self, *, configs=None, windows=None, seeds=None, assets=None, agents=None) -> Protocol:
-        """The same protocol restricted to some configs / windows / seeds / assets / agents (command flags)."""
+        """The same protocol restricted to some configs / windows / seeds / assets / agents (command flags).
+
+        The configurations and agents left out still count as tried: they move into ``trials_before``,
+        so a run of a few of them deflates its Sharpe ratios by all the protocol's (:attr:`n_trials`).
+        """
 
         def pick(what: str, chosen, have):
             if chosen is None:
@@ -202,6 +206,7 @@ class Protocol:
             windows=tuple(w for w in self.windows if w.name in wins),
             configs={k: self.configs[k] for k in cfgs},
             agents={k: self.agents[k] for k in ags},
+            trials_before=self.trials_before + len(self.configs) - len(cfgs) + len(self.agents) - len(ags),
         )
 
 
