@@ -5,7 +5,7 @@
     python -m experiments.tune --asset BTC --trials 200 --address auto \\
         --storage postgresql://user:pass@db-host/optuna                      # a cluster, a shared study
     python -m experiments.train_cm --asset BTC --config reports/tune/tune_BTC_1d_dqn/best.yml
-    python -m experiments.tune --protocol experiments/protocols/walk_forward_daily.yml \
+    python -m experiments.tune --protocol experiments/protocols/walk_forward_daily.yml \\
         --until 2021-12-31 --trials 12                                        # walk-forward folds
 
 Each trial trains one module per asset and seed (--seeds N: seeds 0..N-1) with the hyper-parameters
@@ -21,7 +21,9 @@ The study lives in --storage (default sqlite:///<out>/study.db): run the same co
 machines can work on one study through a PostgreSQL storage. Written to --out (default
 reports/tune/<study name>): best.yml (the best recipe, for train_cm --config), trials.csv,
 optimization_history.png and param_importances.png (with --protocol also protocol_config.yml: the
-recipe as a protocol configuration).
+recipe as a protocol configuration; fold_scores.csv: every completed trial's validation Sortino per
+window, drawn in trials_by_window.png; and the search's probability of backtest overfitting, PBO,
+is printed).
 
 With --protocol (a scoreboard protocol, see python -m experiments.evaluate --help) the trials train
 on its walk-forward windows instead: one module per (window, asset, seed), on that window's training
