@@ -370,6 +370,13 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert board.loc["B&H equal weight", "ARR"] == pytest.approx(np.prod(1 + ew["ARR"].to_numpy()) - 1, rel=1e-5)
     versus = pd.read_csv(out / "versus.csv")
     assert versus["windows won"].between(0, 1).all() and versus["bootstrap p (Sortino)"].between(0, 1).all()
+    # the other configuration, the agents and "selected" are also compared with the first configuration
+    ref = versus[versus.baseline == "ohlcv"]
+    for pname, rows in ref.groupby("portfolio"):
+        assert sorted(rows.strategy) == sorted(["trend", SELECTED, "momentum", "dls"])
+        mine = runs[(runs.portfolio == pname) & (runs.kind == "cm")].groupby(["strategy", "window"]).Sortino.mean()
+        won = (mine["trend"] > mine["ohlcv"]).mean()
+        assert rows.set_index("strategy").loc["trend", "windows won"] == pytest.approx(won)
     assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
     skill = pd.read_csv(out / "skill.csv")  # each (config, coin, seed) tested once over its 4 windows
     assert len(skill) == 2 * 2 * 2 and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()

@@ -372,7 +372,7 @@ def scoreboard_section(
             "",
             f"![]({png.name})",
             "",
-            "Against each portfolio baseline:",
+            "Against each portfolio baseline (and the first configuration, the reference, with two or more):",
             "",
             _md(vs[keep]),
             "",

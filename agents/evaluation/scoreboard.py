@@ -12,6 +12,8 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
 * **versus** every portfolio baseline: the share of windows whose Sortino beats the baseline's,
   the Wilcoxon signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
   of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI);
+  with two configurations or more, every other configuration, agent and "selected" is also
+  compared with the protocol's first configuration (an ablation's reference);
 * **deflated Sharpe** (Bailey & López de Prado 2014) of each configuration's and alternative
   agent's stitched curve given the configurations tried (the protocol's configurations and agents
   plus ``trials_before``); PSR against 0 for every line;
@@ -218,10 +220,12 @@ def build_scoreboard(
                 row["DSR"] = deflated_sharpe_ratio(returns[row["strategy"]], protocol.n_trials, var)
                 row["trials"] = protocol.n_trials
         against = [b for b in baselines if not holds_one_asset(b)]
+        reference = configs[0] if len(configs) >= 2 else None  # an ablation's reference: the first config
         for strategy in strategies:
             if holds_one_asset(strategy):
                 continue
-            for base in against:
+            refs = [reference] if reference not in (None, strategy) and strategy not in baselines else []
+            for base in against + refs:
                 if base == strategy:
                     continue
                 won, p_w = paired_windows(window_sortino.loc[strategy], window_sortino.loc[base])
