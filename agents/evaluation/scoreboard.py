@@ -163,13 +163,14 @@ def build_scoreboard(
         strategies = list(dict.fromkeys(r.strategy))
         baselines = [s for s in strategies if s not in protocol.configs and s not in protocol.agents]
         kind = {s: "baseline" if s in baselines else "agent" if s in protocol.agents else "config" for s in strategies}
+        # each strategy's seed-mean returns per window, in time order (chained below, and by the selection)
+        window_returns = {
+            s: [_returns(scores.values[(w, pname, s)], protocol.interval) for w in names] for s in strategies
+        }
         chosen: dict[str, str] = {}
         if len(configs) >= 2:
-            window_returns = {
-                c: [_returns(scores.values[(w, pname, c)], protocol.interval) for w in names] for c in configs
-            }
             validation = validation_table(scores, members)
-            sel = select_configs(names, window_returns, validation, curve_iv)
+            sel = select_configs(names, {c: window_returns[c] for c in configs}, validation, curve_iv)
             chosen = dict(zip(sel.window, sel.config))
             selection_rows += [{"portfolio": pname, **row} for row in sel.to_dict("records")]
             window_sortino.loc[SELECTED] = [window_sortino.loc[chosen[w], w] for w in names]
@@ -182,8 +183,9 @@ def build_scoreboard(
         seeds_of[SELECTED] = list(protocol.seeds)
         returns: dict[str, pd.Series] = {}
         for strategy in strategies:
-            paths = [scores.values[(w, pname, source(strategy, w))] for w in names]
-            curve = _stitch([_returns(v, protocol.interval) for v in paths], paths[0].index[0])
+            start = scores.values[(names[0], pname, source(strategy, names[0]))].index[0]
+            parts = [window_returns[source(strategy, w)][i] for i, w in enumerate(names)]
+            curve = _stitch(parts, start)
             curves[(pname, strategy)] = curve
             returns[strategy] = curve.pct_change().iloc[1:]
             m = performance(curve, curve_iv)
