@@ -25,6 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")  # torch devices of the networks (CMConfig.dev
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last", "excess")
 REWARDS = ("log", "dsr")  # the training rewards of envs.CryptoModuleEnv
+PRIOR_MODES = ("filter", "lift")  # how the actions take the prior's position (CMConfig.prior_mode)
 # Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
 # close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
 PRIORS: dict[str, Any] = {
@@ -138,11 +139,19 @@ class CMConfig:
     prior: str = field(
         default="donchian",
         metadata={
-            "help": "a rule's position the actions scale: action 1 takes it, 0 stays out (none: all-in / "
-            "all-out); vol_target runs at 25 % annual volatility, donchian is the vol-targeted Donchian "
+            "help": "a rule's position the actions take (see prior_mode; none: all-in / all-out); vol_target runs at 25 % annual volatility, donchian is the vol-targeted Donchian "
             "ensemble, sma20 the 20-bar moving-average rule; a module that does not beat its prior on "
             "validation follows it",
             "choices": lambda: PRIORS,
+        },
+    )
+    prior_mode: str = field(
+        default="filter",
+        metadata={
+            "help": "how the actions take the prior's position: filter (action 1 takes it, 0 stays out) or "
+            "lift (action 0 takes it, 1 holds the whole coin: the module may hold while the rule is out, "
+            "never less than the rule)",
+            "choices": PRIOR_MODES,
         },
     )
     prior_confidence: float = field(
@@ -181,6 +190,10 @@ class CMConfig:
             raise ValueError("pool and with_eam do not go together: the EAM is trained on the module's asset alone")
         if self.prior not in PRIORS:
             raise ValueError(f"unknown prior {self.prior!r}: choose among {', '.join(PRIORS)}")
+        if self.prior_mode not in PRIOR_MODES:
+            raise ValueError(f"unknown prior_mode {self.prior_mode!r}: choose among {', '.join(PRIOR_MODES)}")
+        if self.prior_mode == "lift" and self.prior == "none":
+            raise ValueError("prior_mode lift needs a prior to lift: choose one with prior")
         if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
             raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
         if self.reward not in REWARDS:
@@ -198,6 +211,11 @@ class CMConfig:
             raise ValueError(f"unknown device {self.device!r}: choose among {', '.join(DEVICES)}")
         if "device" in self.hyperparams:
             raise ValueError("the device is an option of its own (CMConfig.device, --device), not a hyper-parameter")
+
+    @property
+    def lift(self) -> bool:
+        """Whether the actions lift the prior (``prior_mode="lift"``) rather than filter it."""
+        return self.prior_mode == "lift"
 
     @property
     def learner(self) -> str:
@@ -236,6 +254,7 @@ __all__ = [
     "MAX_ENSEMBLE",
     "MEMBER_SEED_STRIDE",
     "PRIORS",
+    "PRIOR_MODES",
     "SELECTIONS",
     "CMConfig",
     "config_from_manifest",

@@ -40,7 +40,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from cryptorl.data.frames import DataError, interval_timedelta, to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.modelstore import ModelStore, ModelStoreError, verify
-from envs import CryptoModuleEnv, SignalEnv, signals_from_actions
+from envs import CryptoModuleEnv, SignalEnv, prior_share, signals_from_actions
 from envs.crypto_module import with_position
 from envs.features import market_features
 
@@ -241,6 +241,7 @@ class CryptoModule:
             signals=self.signals(market, feats),
             observe_position=self.config.observe_position,
             scale=prior_row(feats),
+            lift=self.config.lift,
         )
 
     # -- decisions -----------------------------------------------------------------------------
@@ -281,17 +282,24 @@ class CryptoModule:
         """Decisions at every bar close in [start, end] with a complete observation, in one pass.
 
         Returns a frame indexed by decision time with columns ``cash, crypto``: the crypto share
-        is the members' vote times the prior's position (:meth:`votes`; 1 without a prior). The
+        is the share the members' vote takes of the prior's position (:meth:`votes`, :meth:`shares`). The
         decision at the last bar is included (what a live loop acts on); ``start == end``
         decides one bar.
         """
-        return decision_frame(*self.votes(market, metrics, start, end))
+        votes, prior = self.votes(market, metrics, start, end)
+        return decision_frame(self.shares(votes, prior))
+
+    def shares(self, votes, prior):
+        """The crypto shares that votes (the members' mean actions, in [0, 1]) take of the prior's
+        position: ``votes * prior``, or with ``prior_mode="lift"`` ``prior + votes * (1 - prior)``
+        (:func:`envs.prior_share`)."""
+        return prior_share(votes, prior, self.config.lift)
 
     def votes(
         self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None
     ) -> tuple[pd.Series, np.ndarray]:
         """The members' mean action at every bar close in [start, end] (in [0, 1]) and the prior's
-        position at those bars (ones without a prior): what :meth:`decide_range` multiplies."""
+        position at those bars (ones without a prior): what :meth:`shares` combines."""
         path = self.decision_path(market, metrics, start, end)
         votes = np.clip(self._actions(path.obs, path.skip), 0.0, 1.0)
         return pd.Series(votes, index=path.index, name="votes"), path.prior
@@ -451,10 +459,9 @@ def walk_from_cash(both: Callable[[int], np.ndarray], skip: int, lead: int = 64)
         lead *= 2
 
 
-def decision_frame(votes: pd.Series, prior: np.ndarray) -> pd.DataFrame:
-    """The ``cash, crypto`` decisions of :meth:`CryptoModule.votes`' output: crypto = vote x prior."""
-    crypto = votes * prior
-    return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=votes.index)
+def decision_frame(crypto: pd.Series) -> pd.DataFrame:
+    """The ``cash, crypto`` decisions of crypto shares (:meth:`CryptoModule.shares`)."""
+    return pd.DataFrame({"cash": 1.0 - crypto, "crypto": crypto}, index=crypto.index)
 
 
 def prior_position(market: pd.DataFrame, config: CMConfig) -> pd.Series | None:

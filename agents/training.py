@@ -122,9 +122,9 @@ def forward_folds(
     metrics: pd.DataFrame | None,
     config: CMConfig,
     starts=FORWARD_CHECK_STARTS,
-) -> list[tuple[pd.Series, pd.DataFrame, np.ndarray]]:
+) -> list[tuple[pd.Series, pd.DataFrame, np.ndarray, bool]]:
     """A module of ``config`` trained on each :func:`forward_split` fold (nothing after its
-    validation range seen) and its ``(votes, market, prior)`` on the fold's check range, the
+    validation range seen) and its ``(votes, market, prior, lift)`` on the fold's check range, the
     market cut at the check's end: the folds :func:`cryptorl.portfolio.skill.skill_test` takes."""
     folds = []
     for start in starts:
@@ -134,7 +134,7 @@ def forward_folds(
         end = split.validation[1]
         module, _ = train_crypto_module(cut.loc[:end], None if known is None else known.loc[:end], config, split)
         votes, prior = module.votes(cut, known, c0, c1)
-        folds.append((votes, cut, prior))
+        folds.append((votes, cut, prior, config.lift))
     return folds
 
 
@@ -272,7 +272,7 @@ class ValidationCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         path = self._path
-        crypto = np.clip(self.module._actions(path.obs, path.skip), 0.0, 1.0) * path.prior
+        crypto = self.module.shares(np.clip(self.module._actions(path.obs, path.skip), 0.0, 1.0), path.prior)
         row, res = validation_row(self.module, self.market, path.index, crypto, self.num_timesteps, self._reference)
         self.history.append(row)
         score = selection_score(row, self.selection)
@@ -365,6 +365,7 @@ def train_crypto_module(
         signals=signals,
         observe_position=config.observe_position,
         scale=prior_row(feats),
+        lift=config.lift,
         reward=config.reward,
         **env_kw,
     )
@@ -430,6 +431,7 @@ def pool_templates(
                 episode_length=config.episode_length,
                 observe_position=config.observe_position,
                 scale=prior_row(feats),
+                lift=config.lift,
                 reward=config.reward,
                 **{**env_kw, "asset": asset},
             )
@@ -437,9 +439,10 @@ def pool_templates(
     return out
 
 
-def follow_prior(sam: BaseAlgorithm) -> None:
-    """Make ``sam`` answer action 1 (take the prior's position) on every observation: its output
-    layer's weights become 0 and its bias prefers action 1 (for every quantile of a QR-DQN)."""
+def follow_prior(sam: BaseAlgorithm, action: int = 1) -> None:
+    """Make ``sam`` answer ``action`` (the one that takes the prior's position: 1 for a filter, 0
+    for a lift) on every observation: its output layer's weights become 0 and its bias prefers
+    that action (for every quantile of a QR-DQN)."""
     if hasattr(sam.policy, "q_net"):  # DQN
         layers = [sam.q_net.q_net[-1], sam.q_net_target.q_net[-1]]
     elif hasattr(sam.policy, "quantile_net"):  # QR-DQN
@@ -449,7 +452,8 @@ def follow_prior(sam: BaseAlgorithm) -> None:
     with torch.no_grad():
         for layer in layers:
             layer.weight.zero_()
-            layer.bias.copy_(torch.tensor([0.0, 1.0]).repeat(layer.bias.numel() // 2))
+            bias = [0.0, 1.0] if action == 1 else [1.0, 0.0]
+            layer.bias.copy_(torch.tensor(bias).repeat(layer.bias.numel() // 2))
 
 
 def keep_prior_unless_beaten(
@@ -485,7 +489,7 @@ def keep_prior_unless_beaten(
         beaten = excess_dsr >= module.config.prior_confidence
     if not beaten:
         for sam in module.members:
-            follow_prior(sam)
+            follow_prior(sam, 0 if module.config.lift else 1)
         module.validation = {k: float(v) for k, v in prior.metrics().items()}
     module.validation["follows_prior"] = 0.0 if beaten else 1.0
     if excess_dsr is not None:
@@ -619,7 +623,7 @@ def _train_batched(
     def evaluate(crypto: np.ndarray, timesteps: int) -> np.ndarray:
         keep = np.zeros(len(records), dtype=bool)
         for k, rec in enumerate(records):
-            shares = np.clip(crypto[k], 0.0, 1.0) * path.prior
+            shares = probe.shares(np.clip(crypto[k], 0.0, 1.0), path.prior)
             row, res = validation_row(probe, market, path.index, shares, timesteps, reference)
             rec.history.append(row)
             score = selection_score(row, config.selection)

@@ -174,7 +174,7 @@ def scoring(market: pd.DataFrame, n_modules: int, bars: int, old_modules: int) -
     same = True
     for m, decided in zip(modules[:old_modules], new, strict=False):
         env = m.env(data, None)
-        crypto = bar_by_bar(m, env.obs_tensor[env.first_step :])[-len(decided) :] * env.scale[-len(decided) :]
+        crypto = m.shares(bar_by_bar(m, env.obs_tensor[env.first_step :])[-len(decided) :], env.scale[-len(decided) :])
         same = same and np.array_equal(crypto, decided["crypto"].to_numpy())
     t_old = (time.perf_counter() - t0) / old_modules * n_modules
     return t_old, t_new, same

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from .accounting import EXECUTIONS, cost_rate
-from .crypto_module import CryptoModuleEnv, pooled
+from .crypto_module import CryptoModuleEnv, pooled, prior_share
 from .features import OHLCV_FEATURES
 from .portfolio import PortfolioEnv
 from .signal import ACTIONS, SignalEnv, signals_from_actions
@@ -51,5 +51,6 @@ __all__ = [
     "SignalEnv",
     "cost_rate",
     "pooled",
+    "prior_share",
     "signals_from_actions",
 ]

@@ -13,7 +13,10 @@ Action: ``Discrete(2)``, 0 = all cash, 1 = all crypto (weights (cash, crypto) = 
 Prior (``scale``): an optional series ``s_t`` in [0, 1] known at bar t (e.g. a trend rule's or a
 volatility target's position): action ``a`` at bar t then holds ``a * s_t`` crypto, so the
 action says how much of the prior's position to take (1: follow it, 0: stay out), and the
-position row observes the action ``a``, not the scaled weight.
+position row observes the action ``a``, not the scaled weight. With ``lift=True`` the action
+lifts the prior instead of filtering it: ``s_t + a * (1 - s_t)`` crypto (0: follow it, 1: hold
+the whole coin), so a policy can hold while the rule is out but never below it
+(:func:`prior_share`).
 
 Reward: log growth of the module's value over the step, net of the cost on the traded amount,
 with the shared accounting (:mod:`envs.accounting`). The decision taken on ``obs[t]`` trades
@@ -56,6 +59,13 @@ def with_position(obs: np.ndarray, position) -> np.ndarray:
     return obs
 
 
+def prior_share(action, prior, lift: bool = False):
+    """The crypto share that ``action`` (in [0, 1]; scalars or arrays) takes of a prior whose
+    position is ``prior``: ``action * prior`` (a filter: 1 follows the prior, 0 stays out) or,
+    with ``lift``, ``prior + action * (1 - prior)`` (1 holds the whole coin, 0 follows the prior)."""
+    return prior + action * (1.0 - prior) if lift else action * prior
+
+
 class CryptoModuleEnv(RangeEnv):
     """One crypto and cash; see the module docstring and ``docs/envs.md``.
 
@@ -75,6 +85,7 @@ class CryptoModuleEnv(RangeEnv):
         signals: pd.Series | pd.DataFrame | None = None,
         observe_position: bool = False,
         scale: pd.Series | None = None,
+        lift: bool = False,
         reward: str = "log",
         **options,
     ):
@@ -109,6 +120,9 @@ class CryptoModuleEnv(RangeEnv):
                 raise ValueError("scale (the prior position) must lie in [0, 1]")
             self.scale = np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)  # unknown prior: no position
         self.scale.flags.writeable = False
+        if lift and not self.scaled:
+            raise ValueError("lift needs a prior (scale) to lift")
+        self.lift = bool(lift)
 
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=self.obs_tensor.shape[1:], dtype=np.float32)
         if action_type == "discrete":
@@ -156,7 +170,7 @@ class CryptoModuleEnv(RangeEnv):
             a = _DISCRETE_WEIGHT[action] if self._discrete else self.action_weight(action)
         except (KeyError, TypeError):
             a = self.action_weight(action)
-        w = a * self._scale_l[t] if self.scaled else a
+        w = prior_share(a, self._scale_l[t], self.lift) if self.scaled else a
         if self._at_close:
             value, drifted, fee, turnover, growth = one_asset_close(
                 self._value, self._drifted, w, self._yc[t + 1], self.cost
@@ -255,6 +269,7 @@ def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
             e.execution,
             e.action_type,
             e.observe_position,
+            e.lift,
             e.episode_length,
             e.reward,
         )
@@ -263,7 +278,7 @@ def pooled(envs: Sequence[CryptoModuleEnv]) -> CryptoModuleEnv:
         if contract(e) != contract(first):
             raise ValueError(
                 f"cannot pool {e.asset} with {first.asset}: observation rows, window, costs, execution, "
-                "action type, episode length and reward must be the same"
+                "action type, lift, episode length and reward must be the same"
             )
     out = copy.copy(first)
     parts = [slice(e.first_step, e.last_step + 1) for e in envs]

@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from .accounting import differential_sharpe, one_asset_close, one_asset_next_open
-from .crypto_module import DSR_ETA, CryptoModuleEnv, with_position
+from .crypto_module import DSR_ETA, CryptoModuleEnv, prior_share, with_position
 
 
 class CryptoModuleVecEnv(VecEnv):
@@ -153,7 +153,7 @@ class CryptoModuleVecEnv(VecEnv):
         self._actions = None
         t = self.steps
         env = self.env
-        w = a * env.scale.take(t) if env.scaled else a  # the prior's share the actions take
+        w = prior_share(a, env.scale.take(t), env.lift) if env.scaled else a  # the prior's share the actions take
         if self._next_open:
             y_gap, y_intra = self._gap_next.take(t), self._intra_next.take(t)
             step = one_asset_next_open(self.values, self.positions, w, y_gap, y_intra, env.cost)

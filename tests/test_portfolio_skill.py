@@ -109,3 +109,29 @@ def test_a_prior_is_not_skill_of_its_filter():
     assert res.sortino == pytest.approx(backtest(weights, {"X": market}, interval="1d").metrics()["Sortino"], rel=1e-9)
     with pytest.raises(ValueError, match="prior"):
         skill_test((always, market, half.iloc[:-1]), interval="1d", n=9)
+
+
+def test_a_lift_of_a_prior_is_tested_against_random_lifts_of_it():
+    market = _market(300, seed=5)
+    # a lift is prior + action * (1 - prior): the engine's Sortino of that position
+    rng = np.random.default_rng(1)
+    prior = pd.Series(rng.uniform(0, 1, len(market)).round(2), index=market.index)
+    act = pd.Series(np.repeat(rng.integers(0, 2, 30), 10).astype("float64"), index=market.index)
+    res = skill_test((act, market, prior, True), interval="1d", n=9)
+    held = prior + act * (1 - prior)
+    weights = pd.DataFrame({"cash": 1 - held, "X": held})
+    assert res.sortino == pytest.approx(backtest(weights, {"X": market}, interval="1d").metrics()["Sortino"], rel=1e-9)
+    # a prior that knows tomorrow: never lifting it is no skill of the lift (only itself as null),
+    # and neither is always lifting it (every random lift holds the coin throughout, too)
+    oracle = (market["close"].shift(-1) > market["close"]).astype("float64").fillna(0.0)
+    for action in (0.0, 1.0):
+        fold = (pd.Series(action, index=market.index), market, oracle, True)
+        assert skill_test(fold, interval="1d", n=99).pvalue == pytest.approx(0.5)
+    # lifting the oracle on exactly the days it is out (before each fall) holds the coin throughout:
+    # random lifts of the same exposure keep some of the oracle's exits and beat it
+    worst = pd.Series((1 - oracle).to_numpy(), index=market.index)
+    assert skill_test((worst, market, oracle, True), interval="1d", n=99).pvalue > 0.95
+    # False is the filter
+    a = skill_test((act, market, prior, False), interval="1d", n=19)
+    b = skill_test((act, market, prior), interval="1d", n=19)
+    assert a.sortino == b.sortino and np.array_equal(a.null, b.null)

@@ -1,6 +1,7 @@
 """A Crypto Module on top of a rule's position (CMConfig.prior): the environment trades the
-action times the prior, decisions are the vote times the prior, the prior uses no future bar,
-and a module that does not beat its prior on validation follows it."""
+action times the prior (or, lifting it, the prior plus the action times the rest), decisions
+are the vote's share of the prior, the prior uses no future bar, and a module that does not
+beat its prior on validation follows it."""
 
 from __future__ import annotations
 
@@ -61,15 +62,35 @@ def test_env_holds_the_action_times_the_prior_by_hand():
     assert rewards[2] == pytest.approx(0.0)
 
 
+def test_env_lifts_the_prior_by_hand():
+    m = market_from([100.0, 100.0, 110.0, 99.0, 99.0])
+    scale = pd.Series([0.0, 0.5, 0.25, 1.0, 0.0], index=m.index)
+    env = CryptoModuleEnv(m, asset="TST", window=1, fee=0.0, scale=scale, lift=True, observe_position=True)
+    env.reset()
+    rewards, positions = [], []
+    for action in (1, 0, 1):
+        obs, r, _, _, info = env.step(action)
+        rewards.append(r)
+        positions.append(info["position"])
+        assert obs[-1, 0, -1] == action
+    assert positions == [1.0, 0.25, 1.0]  # action 1: the whole coin; action 0: the prior's 0.25
+    assert rewards[0] == pytest.approx(np.log(1.1))
+    assert rewards[1] == pytest.approx(np.log(0.75 + 0.25 * 0.9))
+    assert rewards[2] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="lift needs a prior"):
+        CryptoModuleEnv(m, asset="TST", window=1, lift=True)
+
+
 def test_env_refuses_a_prior_outside_zero_one():
     m = market_from([100.0, 101.0, 102.0])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         CryptoModuleEnv(m, asset="TST", window=1, scale=pd.Series(2.0, index=m.index))
 
 
-def test_vector_env_with_a_prior_equals_single_envs(market):
+@pytest.mark.parametrize("lift", [False, True])
+def test_vector_env_with_a_prior_equals_single_envs(market, lift):
     scale = donchian_position(market["close"])
-    kw = dict(window=7, episode_length=13, fee=0.003, scale=scale, observe_position=True)
+    kw = dict(window=7, episode_length=13, fee=0.003, scale=scale, lift=lift, observe_position=True)
     vec = CryptoModuleVecEnv(CryptoModuleEnv(market, **kw), 4, seed=3, full_info=True)
     singles = [CryptoModuleEnv(market, **kw) for _ in range(4)]
     vec.reset()
@@ -98,15 +119,17 @@ def test_prior_uses_no_future_bar(market, prior):
     assert before.dropna().between(0.0, 1.0).all()
 
 
-def _untrained(market, prior: str, answer: tuple[float, float] | None = None) -> CryptoModule:
+def _untrained(
+    market, prior: str, answer: tuple[float, float] | None = None, prior_mode: str = "filter"
+) -> CryptoModule:
     """A two-member module with ``prior``, its networks built on the module's own observations;
-    ``answer``: the output bias every member then answers with (Q of cash, Q of crypto)."""
-    config = CMConfig(prior=prior, ensemble=2)
+    ``answer``: the output bias every member then answers with (Q of action 0, Q of action 1)."""
+    config = CMConfig(prior=prior, ensemble=2, prior_mode=prior_mode)
     dru = DataRefinementUnit().fit(market, None, SPLIT.train[1], asset="BTC")
     env = CryptoModule(config, dru, None).env(market, None)
     members = [_member(config, env, seed) for seed in range(2)]
     for sam in members:
-        follow_prior(sam)
+        follow_prior(sam, 0 if config.lift else 1)
         if answer is not None:
             with torch.no_grad():
                 sam.q_net.q_net[-1].bias.copy_(torch.tensor(answer))
@@ -121,8 +144,9 @@ def _prior_sortino(module: CryptoModule, market) -> tuple[float, np.ndarray]:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_a_module_that_follows_its_prior_is_the_donchian_rule(market):
-    module = _untrained(market, "donchian")
+@pytest.mark.parametrize("prior_mode", ["filter", "lift"])
+def test_a_module_that_follows_its_prior_is_the_donchian_rule(market, prior_mode):
+    module = _untrained(market, "donchian", prior_mode=prior_mode)
     decided = module.decide_range(market, None, *SPLIT.backtest)["crypto"]
     rule = donchian_ensemble({"BTC": market}, start=SPLIT.backtest[0], end=SPLIT.backtest[1])["BTC"]
     assert decided.max() > 0.1  # the rule holds crypto in this range: the comparison means something
@@ -142,8 +166,9 @@ def test_a_module_worse_than_its_prior_on_validation_follows_the_prior(market):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_training_with_a_prior_is_never_worse_than_it_on_validation(market):
-    config = CMConfig(prior="sma20", ensemble=2, timesteps=1_500)
+@pytest.mark.parametrize("prior_mode", ["filter", "lift"])
+def test_training_with_a_prior_is_never_worse_than_it_on_validation(market, prior_mode):
+    config = CMConfig(prior="sma20", ensemble=2, timesteps=1_500, prior_mode=prior_mode)
     module, _ = train_crypto_module(market, None, config, SPLIT, eval_freq=500)
     prior_sortino, _ = _prior_sortino(module, market)
     kept = policy_backtest(module, market, None, *SPLIT.validation).metrics()["Sortino"]
@@ -151,10 +176,28 @@ def test_training_with_a_prior_is_never_worse_than_it_on_validation(market):
     assert module.validation["Sortino"] == pytest.approx(kept)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_lifting_module_holds_the_whole_coin_on_action_one_and_falls_back_to_its_prior(market):
+    module = _untrained(market, "donchian", answer=(0.0, 1.0), prior_mode="lift")  # always lift
+    decided = module.decide_range(market, None, *SPLIT.validation)["crypto"]
+    assert (decided == 1.0).all()
+    prior_sortino, prior = _prior_sortino(module, market)
+    assert 0.0 < prior.mean() < 0.9  # the rule is partly out: the lift holds more than it
+    module.validation = {"Sortino": prior_sortino - 0.01}  # below the prior: the fallback follows it
+    keep_prior_unless_beaten(module, market, None, SPLIT)
+    assert module.validation["follows_prior"] == 1.0
+    np.testing.assert_allclose(module.decide_range(market, None, *SPLIT.validation)["crypto"], prior)
+
+
 def test_config_refuses_an_unknown_prior_and_old_modules_have_none():
     with pytest.raises(ValueError, match="unknown prior"):
         CMConfig(prior="moon")
     assert config_from_manifest({"asset": "BTC"}).prior == "none"
+    assert config_from_manifest({"asset": "BTC"}).prior_mode == "filter"
+    with pytest.raises(ValueError, match="unknown prior_mode"):
+        CMConfig(prior_mode="boost")
+    with pytest.raises(ValueError, match="needs a prior"):
+        CMConfig(prior="none", prior_mode="lift")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

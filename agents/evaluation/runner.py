@@ -229,8 +229,9 @@ def score(
                         )
                     modules[asset] = module
                     votes, prior = module.votes(markets[asset], metrics[asset], b0, b1)
-                    folds.setdefault((cname, asset, seed), []).append((votes, data[asset][0], prior))
-                    decisions[asset] = decision_frame(votes, prior)
+                    fold = (votes, data[asset][0], prior, module.config.lift)
+                    folds.setdefault((cname, asset, seed), []).append(fold)
+                    decisions[asset] = decision_frame(module.shares(votes, prior))
                 # each module alone, and each portfolio of them voted, in one loop on the same costs
                 alone = [FixedWeights(a, d.rename(columns={"crypto": a})) for a, d in decisions.items()]
                 voted = [

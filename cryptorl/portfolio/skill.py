@@ -17,7 +17,9 @@ as skill, and the Sortino ratio is that of the stitched returns (each fold start
 backtest window does). A fold may carry a prior, ``(action, market, prior)``: the position is then
 ``action * prior`` (a rule's position the policy filters, e.g. a trend rule's) and the null
 shuffles the actions over the same prior, so the test asks whether the filter beats random
-filters of the same rule, not whether the rule beats random timing. A policy that never trades has only itself as its null and gets p = 1/2:
+filters of the same rule, not whether the rule beats random timing. A fourth element ``lift``
+(True) makes the position ``prior + action * (1 - prior)``: the action lifts the rule's position
+toward the whole coin instead of filtering it, and the null lifts it at random times. A policy that never trades has only itself as its null and gets p = 1/2:
 no evidence either way; a lucky random policy gets a p-value about uniform on (0, 1).
 """
 
@@ -101,14 +103,14 @@ def skill_test(
 
     ``folds``: ``(position, market)`` pairs, ``position`` the crypto share decided at each time
     of a fold (a Series indexed by decision times, all in ``market``); one pair or a list; or
-    ``(action, market, prior)`` triples (see the module docstring), ``prior`` in [0, 1] at the
-    same times.
+    ``(action, market, prior)`` triples or ``(action, market, prior, lift)`` (see the module
+    docstring), ``prior`` in [0, 1] at the same times.
     """
     if isinstance(folds, tuple):
         folds = [folds]
     if not folds:
         raise ValueError("skill_test needs at least one (position, market) fold")
-    positions, bars, priors = [], [], []
+    positions, bars, priors, lifts = [], [], [], []
     for position, market, *prior in folds:
         if not isinstance(position, pd.Series) or len(position) < 2:
             raise ValueError("a position must be a pandas Series of at least two crypto shares")
@@ -126,9 +128,11 @@ def skill_test(
         if s.shape != p.shape or np.isnan(s).any() or (s < -1e-12).any() or (s > 1 + 1e-12).any():
             raise ValueError("a fold's prior must be one share in [0, 1] per decision time")
         priors.append(s)
+        lifts.append(np.full(len(p), bool(prior[1]) if len(prior) > 1 else False))
     own_path = np.concatenate(positions)
     paths = np.vstack([own_path, same_exposure_paths(own_path, n, np.random.default_rng(seed))])
-    paths = paths * np.concatenate(priors)
+    prior, lift = np.concatenate(priors), np.concatenate(lifts)
+    paths = np.where(lift, prior + paths * (1.0 - prior), paths * prior)
     s = _stitched_sortinos(paths, bars, fee=fee, execution=execution, ppy=periods_per_year(interval))
     own, null = float(s[0]), s[1:]
     tie = np.abs(null - own) <= 1e-12 * max(1.0, abs(own))
