@@ -274,8 +274,14 @@ class CryptoModule:
 
     def decide(self, observation: np.ndarray) -> tuple[float, float]:
         """``(cash share, crypto share)`` for one observation of shape (f, 2, n) (with the
-        position row filled in when the module observes its position)."""
-        a = float(np.clip(self._vote(np.asarray(observation, dtype=np.float32)[None])[0], 0.0, 1.0))
+        position row filled in when the module observes its position); with a prior, the vote's
+        share of the prior's position at the observation's bar (its ``prior`` row), as
+        :meth:`decide_range` decides."""
+        obs = np.asarray(observation, dtype=np.float32)
+        a = float(np.clip(self._vote(obs[None])[0], 0.0, 1.0))
+        if self.config.prior != "none":  # the prior row comes before the EAM signal and position rows
+            row = -1 - (self.eam is not None) - self.config.observe_position
+            a = float(self.shares(a, float(obs[row, 0, -1])))
         return 1.0 - a, a
 
     def decide_range(self, market: pd.DataFrame, metrics: pd.DataFrame | None, start=None, end=None) -> pd.DataFrame:

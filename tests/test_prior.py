@@ -177,6 +177,21 @@ def test_training_with_a_prior_is_never_worse_than_it_on_validation(market, prio
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(("prior_mode", "answer"), [("filter", None), ("lift", None), ("lift", (0.0, 1.0))])
+def test_one_observation_is_decided_as_the_range_is(market, prior_mode, answer):
+    module = _untrained(market, "donchian", answer=answer, prior_mode=prior_mode)
+    decided = module.decide_range(market, None, *SPLIT.validation)["crypto"]
+    env = module.env(market, None)
+    assert env.feature_names[-2:] == ("prior", "position")
+    for t in range(0, len(decided), 7):
+        bar = int(env.index.get_loc(decided.index[t]))
+        obs = env.obs_tensor[bar].copy()
+        obs[-1, 0], obs[-1, 1] = 1.0, 0.0  # these members answer the same from either position
+        cash, crypto = module.decide(obs)
+        assert crypto == pytest.approx(decided.iloc[t]) and cash == pytest.approx(1 - crypto)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_lifting_module_holds_the_whole_coin_on_action_one_and_falls_back_to_its_prior(market):
     module = _untrained(market, "donchian", answer=(0.0, 1.0), prior_mode="lift")  # always lift
     decided = module.decide_range(market, None, *SPLIT.validation)["crypto"]
