@@ -140,8 +140,8 @@ class CMConfig:
         default="donchian",
         metadata={
             "help": "a rule's position the actions take (see prior_mode; none: all-in / all-out); vol_target "
-            "runs at 25 % annual volatility, donchian is the vol-targeted Donchian ensemble, sma20 the 20-bar moving-average rule; a module that does not beat its prior on "
-            "validation follows it",
+            "runs at 25 % annual volatility, donchian is the vol-targeted Donchian ensemble, sma20 the "
+            "20-bar moving-average rule; a module that does not beat its prior on validation follows it",
             "choices": lambda: PRIORS,
         },
     )
