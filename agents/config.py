@@ -24,7 +24,7 @@ DEVICES = ("auto", "cpu", "cuda")  # torch devices of the networks (CMConfig.dev
 # 60-bar high and from the 20- and 50-bar averages.
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last", "excess")
-REWARDS = ("log", "dsr")  # the training rewards of envs.CryptoModuleEnv
+REWARDS = ("log", "dsr", "drawdown")  # the training rewards of envs.CryptoModuleEnv
 PRIOR_MODES = ("filter", "lift")  # how the actions take the prior's position (CMConfig.prior_mode)
 # Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
 # close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
@@ -99,7 +99,8 @@ class CMConfig:
         metadata={
             "help": "the training reward: log the log growth of the module's value over each bar; dsr the "
             "differential Sharpe ratio of the bar's return (Moody & Saffell), which rewards a gain by how "
-            "much it raises a running Sharpe ratio",
+            "much it raises a running Sharpe ratio; drawdown the log growth less each rise of the drawdown "
+            "from the episode's peak (a loss from a peak counts twice)",
             "choices": REWARDS,
         },
     )

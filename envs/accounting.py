@@ -85,6 +85,15 @@ def differential_sharpe(r, a, b, eta: float, floor):
     return (b * da - 0.5 * a * db) / var**1.5, a + eta * da, b + eta * db
 
 
+def drawdown_rise(value, peak, drawdown):
+    """The new drawdown from the running peak after a step to ``value``, how much it rose, and
+    the new peak: ``peak' = max(peak, value)``, ``dd' = 1 - value / peak'``, ``rise = max(dd' - dd, 0)``.
+    Scalars or arrays; returns ``(dd', rise, peak')``."""
+    peak = np.maximum(peak, value)
+    new = 1.0 - value / peak
+    return new, np.maximum(new - drawdown, 0.0), peak
+
+
 def multi_asset_close(value: float, drifted: np.ndarray, target: np.ndarray, y: np.ndarray, cost: float) -> Step:
     """``execution="close"`` for weight vectors (cash first); ``y`` holds 1 for cash."""
     turnover = float(np.abs(target[1:] - drifted[1:]).sum())

@@ -26,7 +26,9 @@ Saffell; :func:`envs.accounting.differential_sharpe`): moving moments with rate
 :data:`DSR_ETA`, started each episode at mean 0 and the variance of following the prior over
 the environment's range (:meth:`CryptoModuleEnv.reference_variance`), a quarter of which floors
 the moving variance. It rewards a step by how much it raises a running Sharpe ratio, so a gain
-taken with less variance counts for more.
+taken with less variance counts for more. With ``reward="drawdown"`` it is the log growth less
+:data:`DRAWDOWN_PENALTY` times the rise of the drawdown from the episode's running peak
+(:func:`envs.accounting.drawdown_rise`): a loss from a peak counts twice, a recovery once.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from .accounting import differential_sharpe, one_asset_close, one_asset_next_open
+from .accounting import differential_sharpe, drawdown_rise, one_asset_close, one_asset_next_open
 from .base import RangeEnv
 from .features import stack_assets
 
 _DISCRETE_WEIGHT = {0: 0.0, 1: 1.0}
 ACTION_TYPES = ("discrete", "continuous")
-REWARDS = ("log", "dsr")  # log growth, or the differential Sharpe ratio of the step's return
+# log growth; the differential Sharpe ratio of the step's return; log growth less the rise of the drawdown
+REWARDS = ("log", "dsr", "drawdown")
+DRAWDOWN_PENALTY = 1.0  # the "drawdown" reward's weight on each rise of the drawdown from the episode's peak
 DSR_ETA = 0.05  # the differential Sharpe ratio's moving-moment rate: a memory of about 20 bars
 
 
@@ -150,6 +154,7 @@ class CryptoModuleEnv(RangeEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         t = self._start(seed)
         self._value, self._drifted = 1.0, 0.0
+        self._peak, self._drawdown = 1.0, 0.0
         self._moments = (0.0, self.dsr_variance)  # the differential Sharpe ratio's moving mean and second moment
         info = {
             "time": self._times[t],
@@ -199,7 +204,11 @@ class CryptoModuleEnv(RangeEnv):
             r, *moments = differential_sharpe(growth - 1.0, *self._moments, DSR_ETA, self.dsr_variance / 4)
             self._moments = tuple(moments)
             return self._observe(t, a), float(r), False, t >= self._stop, info
-        return self._observe(t, a), math.log(growth), False, t >= self._stop, info
+        r = math.log(growth)
+        if self.reward == "drawdown":
+            self._drawdown, rise, self._peak = drawdown_rise(value, self._peak, self._drawdown)
+            r -= DRAWDOWN_PENALTY * float(rise)
+        return self._observe(t, a), r, False, t >= self._stop, info
 
     # -------------------------------------------------------------- helpers
     def _observe(self, t: int, position: float) -> np.ndarray:

@@ -31,8 +31,8 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from .accounting import differential_sharpe, one_asset_close, one_asset_next_open
-from .crypto_module import DSR_ETA, CryptoModuleEnv, prior_share, with_position
+from .accounting import differential_sharpe, drawdown_rise, one_asset_close, one_asset_next_open
+from .crypto_module import DRAWDOWN_PENALTY, DSR_ETA, CryptoModuleEnv, prior_share, with_position
 
 
 class CryptoModuleVecEnv(VecEnv):
@@ -80,6 +80,7 @@ class CryptoModuleVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self._dsr = env.reward == "dsr"
         self._mean, self._second = np.zeros(n), np.full(n, env.dsr_variance)  # the differential Sharpe ratio's moments
+        self._peaks, self._drawdowns = np.ones(n), np.zeros(n)  # the "drawdown" reward's running peak and drawdown
         if seed is not None:
             self.seed(seed)
 
@@ -110,6 +111,7 @@ class CryptoModuleVecEnv(VecEnv):
         self.steps[i], self._stop[i] = t0, stop
         self.values[i], self.positions[i] = 1.0, 0.0
         self._mean[i], self._second[i] = 0.0, self.env.dsr_variance
+        self._peaks[i], self._drawdowns[i] = 1.0, 0.0
         return t0
 
     def reset(self) -> VecEnvObs:
@@ -167,6 +169,9 @@ class CryptoModuleVecEnv(VecEnv):
             )
         else:
             rewards = np.log(growth)
+            if env.reward == "drawdown":
+                self._drawdowns, rise, self._peaks = drawdown_rise(self.values, self._peaks, self._drawdowns)
+                rewards -= DRAWDOWN_PENALTY * rise
         t = t + 1
         self.steps = t
         dones = t >= self._stop

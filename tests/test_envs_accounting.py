@@ -218,6 +218,18 @@ def test_differential_sharpe_reward_by_hand():
     )  # the same accounting
 
 
+def test_drawdown_reward_by_hand():
+    """reward="drawdown": the log growth less each rise of the drawdown from the episode's peak."""
+    env = cm(reward="drawdown")
+    rewards, infos, _ = run(env, [1, 1, 0])
+    assert [i["value"] for i in infos] == pytest.approx([1.0, 1.089, 0.9801, 0.970299], rel=1e-14)
+    # a new peak: no penalty; then 10 % below the peak of 1.089; then 10.9 % below it (a rise of 0.9 %)
+    expected = [math.log(1.089), math.log(0.9) - 0.1, math.log(0.99) - (0.109 - 0.1)]
+    assert rewards == pytest.approx(expected, rel=1e-12)
+    rewards, _, _ = run(env, [1])  # a new episode starts from a new peak
+    assert rewards == pytest.approx([math.log(1.089)], rel=1e-12)
+
+
 def test_differential_sharpe_is_the_moving_sharpe_ratios_derivative():
     """D = dS/d(eta) at eta = 0, where S = a / sqrt(b - a^2) is the moving Sharpe ratio: a small
     step raises S by eta * D."""

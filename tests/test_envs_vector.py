@@ -26,6 +26,8 @@ def market():
         dict(execution="next_open", action_type="continuous", observe_position=True),
         dict(execution="close", action_type="discrete", observe_position=True, reward="dsr"),
         dict(execution="next_open", action_type="continuous", reward="dsr"),
+        dict(execution="close", action_type="discrete", observe_position=True, reward="drawdown"),
+        dict(execution="next_open", action_type="continuous", reward="drawdown"),
     ],
 )
 def test_vector_env_equals_single_envs(kwargs):
