@@ -9,9 +9,10 @@ each of six years: train 15 months, validate 2, check the 2 after; the data beyo
 scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (Stouffer):
 
 * **rules** that need no learning: in the coin while the mean of its planted leading metrics
-  (known one bar late) is above its training-range median (the ceiling), and while the DRU's
-  principal component most correlated with the next 12 bars' return on the training range is on
-  that side (what the refined observation carries);
+  (known one bar late) is above its training-range median (the ceiling), the same rule filtering
+  the default prior (the ceiling of a module with that prior, tested against random filters of
+  it), and in while the DRU's principal component most correlated with the next 12 bars' return on
+  the training range is on that side (what the refined observation carries);
 * **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object).
 
     python benchmarks/learning_power.py                 # about three minutes on 2 cores
@@ -33,7 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.crypto_module import CMConfig  # noqa: E402
+from agents.crypto_module import CMConfig, prior_position  # noqa: E402
 from agents.training import FORWARD_CHECK_STARTS, forward_folds, forward_split  # noqa: E402
 from cryptorl.data.demo import demo_data, demo_planted  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
@@ -49,13 +50,20 @@ CONFIGS = (
 def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list]:
     """The two rules' (position, market) folds."""
     leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
-    out: dict[str, list] = {"rule: planted metrics": [], "rule: best DRU component": []}
+    prior = prior_position(market, CMConfig()).fillna(0.0)
+    out: dict[str, list] = {
+        "rule: planted metrics": [],
+        f"rule: planted metrics, filtering the {CMConfig().prior} prior": [],
+        "rule: best DRU component": [],
+    }
     for start in FORWARD_CHECK_STARTS:
         split = forward_split(start)
         c0, c1 = split.backtest
         cut = market.loc[:c1]
-        out["rule: planted metrics"].append(
-            ((leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float), cut)
+        planted = (leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float)
+        out["rule: planted metrics"].append((planted, cut))
+        out[f"rule: planted metrics, filtering the {CMConfig().prior} prior"].append(
+            (planted, cut, prior.reindex(planted.index).to_numpy())
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
