@@ -11,7 +11,7 @@ scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (St
 * **rules** that need no learning: in the coin while the mean of its planted leading metrics
   (known one bar late) is above its training-range median (the ceiling), the same rule filtering
   the default prior (the ceiling of a module with that prior, tested against random filters of
-  it), and in while the DRU's principal component most correlated with the next 12 bars' return on
+  it), and while the DRU's principal component most correlated with the next 12 bars' return on
   the training range is on that side (what the refined observation carries);
 * **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object).
 
@@ -48,7 +48,7 @@ CONFIGS = (
 
 
 def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list]:
-    """The two rules' (position, market) folds."""
+    """The rules' (position, market[, prior]) folds."""
     leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
     prior = prior_position(market, CMConfig()).fillna(0.0)
     out: dict[str, list] = {
