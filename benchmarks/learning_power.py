@@ -13,7 +13,9 @@ scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (St
   the default prior (the ceiling of a module with that prior, tested against random filters of
   it), and while the DRU's principal component most correlated with the next 12 bars' return on
   the training range is on that side (what the refined observation carries);
-* **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object).
+* **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object); a
+  module without a prior is also tested as a filter of the default prior (its decisions against
+  random filters of that prior: the null a module with the prior faces, which has less power).
 
     python benchmarks/learning_power.py                 # about three minutes on 2 cores
     python benchmarks/learning_power.py --assets BTC --configs '{}' '{"prior": "none"}'
@@ -97,11 +99,17 @@ def main(argv: list[str] | None = None) -> None:
                 warnings.simplefilter("ignore")
                 fs = forward_folds(market, metrics, CMConfig(asset=asset, seed=args.seed, **json.loads(text)))
             rows.setdefault(f"module {text}", []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
+            if json.loads(text).get("prior") == "none":
+                prior = prior_position(market, CMConfig()).fillna(0.0)
+                as_filter = [(votes, cut, prior.reindex(votes.index).to_numpy()) for votes, cut, *_ in fs]
+                rows.setdefault(f"module {text}, as a filter of the {CMConfig().prior} prior", []).append(
+                    skill_test(as_filter, interval="1d", fee=0.001, n=999).pvalue
+                )
         print(f"trained {text} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     print(f"skill-test p-values on the demo market's guard folds (seed {args.seed}; small is skill)")
-    print(f"{'policy':<80} " + " ".join(f"{a:>6}" for a in args.assets) + "  pooled")
+    print(f"{'policy':<100} " + " ".join(f"{a:>6}" for a in args.assets) + "  pooled")
     for name, ps in rows.items():
-        print(f"{name:<80} " + " ".join(f"{p:6.3f}" for p in ps) + f"  {combined_pvalue(ps):6.3f}")
+        print(f"{name:<100} " + " ".join(f"{p:6.3f}" for p in ps) + f"  {combined_pvalue(ps):6.3f}")
 
 
 if __name__ == "__main__":
