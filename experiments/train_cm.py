@@ -159,8 +159,15 @@ def _print_results(trained) -> None:
     v = module.validation
     if v:
         print(
-            f"best validation: Sortino {v['Sortino']:.3f}, total return (ARR) {v['ARR']:.2%}, MaxDD {v['MaxDrawdown']:.2%}"
+            f"validation (the weights kept): Sortino {v['Sortino']:.3f}, total return (ARR) {v['ARR']:.2%}, "
+            f"MaxDD {v['MaxDrawdown']:.2%}"
         )
+    if "follows_prior" in v:
+        prior = f"its {module.config.prior} prior"
+        if v["follows_prior"]:
+            print(f"what the module learned did not beat {prior} on validation: it follows the rule")
+        else:
+            print(f"what the module learned beat {prior} on validation: kept")
 
 
 @command("train_cm")

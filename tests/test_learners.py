@@ -54,7 +54,7 @@ def test_a_toy_learner_trains_through_train_cm_and_loads_back(toy, tmp_path, cap
     argv += ["--ensemble", "1", "--n-envs", "4", "--window", "10", "--episode-length", "32", "--features", ""]
     argv += ["--no-progress", "--tensorboard-log", "", "--models", str(tmp_path / "models")]
     assert train_cm.main(argv) == 0
-    assert "best validation" in capsys.readouterr().out
+    assert "validation (the weights kept)" in capsys.readouterr().out
     folder = ModelStore(tmp_path / "models").current("BTC", "1d")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["algorithm"] == "toydqn" and manifest["hyperparameters"]["batch_size"] == 16

@@ -33,9 +33,13 @@ def test_smoke_on_demo_data_saves_a_verified_module(tmp_path, capsys):
     ]
     assert train_cm.main(argv) == 0
     out = capsys.readouterr().out
-    assert "B&H ETH" in out and "DRU selection" in out
+    assert "B&H ETH" in out and "DRU selection" in out and "validation (the weights kept)" in out
     folder = ModelStore(tmp_path / "models").current("ETH", "1d")
     manifest = json.loads((folder / "manifest.json").read_text())
+    # the default prior: the module says whether what it learned beat the rule on validation
+    followed = "did not beat its donchian prior on validation: it follows the rule" in out
+    assert followed == (manifest["validation"]["follows_prior"] == 1.0)
+    assert followed or "beat its donchian prior on validation: kept" in out
     assert manifest["hyperparameters"]["learning_rate"] == 3e-4 and manifest["algorithm"] == "dqn"
     assert set(manifest["ranges"]) == {"train", "validation", "backtest"}
     assert any((tmp_path / "runs").rglob("events.out.tfevents.*"))

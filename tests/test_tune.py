@@ -183,7 +183,7 @@ def test_cli_four_tiny_trials_on_ray_write_a_config_train_cm_takes(tmp_path, cap
         )
         == 0
     )
-    assert "best validation" in capsys.readouterr().out
+    assert "validation (the weights kept)" in capsys.readouterr().out
 
 
 def _spec_from(config) -> TuneSpec:
