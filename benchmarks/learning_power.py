@@ -49,24 +49,32 @@ CONFIGS = (
 )
 
 
-def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, list]:
-    """The rules' (position, market[, prior]) folds."""
+PRIOR = CMConfig().prior  # the default prior, which a filter is tested against
+
+
+def default_prior(market: pd.DataFrame) -> pd.Series:
+    """The default prior's position at each bar (none while it warms up)."""
+    return prior_position(market, CMConfig()).fillna(0.0)
+
+
+def filtering(folds: list, prior: pd.Series) -> list:
+    """``(position, market, ...)`` folds as filters of ``prior``: tested against random filters of it."""
+    return [(position, cut, prior.reindex(position.index).to_numpy()) for position, cut, *_ in folds]
+
+
+def pvalue(folds: list) -> float:
+    return skill_test(folds, interval="1d", fee=0.001, n=999).pvalue
+
+
+def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame, prior: pd.Series) -> dict[str, list]:
+    """The rules' folds; the planted rule also as a filter of ``prior``."""
     leading = metrics[demo_planted(asset).leading].mean(axis=1).shift(1)
-    prior = prior_position(market, CMConfig()).fillna(0.0)
-    out: dict[str, list] = {
-        "rule: planted metrics": [],
-        f"rule: planted metrics, filtering the {CMConfig().prior} prior": [],
-        "rule: best DRU component": [],
-    }
+    planted, best_component = [], []
     for start in FORWARD_CHECK_STARTS:
         split = forward_split(start)
         c0, c1 = split.backtest
         cut = market.loc[:c1]
-        planted = (leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float)
-        out["rule: planted metrics"].append((planted, cut))
-        out[f"rule: planted metrics, filtering the {CMConfig().prior} prior"].append(
-            (planted, cut, prior.reindex(planted.index).to_numpy())
-        )
+        planted.append(((leading.loc[c0:c1] > leading.loc[: split.train[1]].median()).astype(float), cut))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dru = DataRefinementUnit().fit(cut, metrics.loc[:c1], split.train[1], asset=asset)
@@ -75,10 +83,12 @@ def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame) -> dict[
         ahead = np.log(cut["close"]).diff(12).shift(-12).reindex(train.index)
         corr = {c: train[c].corr(ahead) for c in refined.columns}
         best = max(corr, key=lambda c: abs(corr[c]))
-        out["rule: best DRU component"].append(
-            ((np.sign(corr[best]) * refined[best]).loc[c0:c1].gt(0).astype(float), cut)
-        )
-    return out
+        best_component.append(((np.sign(corr[best]) * refined[best]).loc[c0:c1].gt(0).astype(float), cut))
+    return {
+        "rule: planted metrics": planted,
+        f"rule: planted metrics, filtering the {PRIOR} prior": filtering(planted, prior),
+        "rule: best DRU component": best_component,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,23 +98,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     data = {a: demo_data(a, "1d", "2017-12-01", "2024-09-30") for a in args.assets}
+    priors = {a: default_prior(market) for a, (market, _) in data.items()}
     rows: dict[str, list[float]] = {}
     for asset, (market, metrics) in data.items():
-        for name, fs in rule_folds(asset, market, metrics).items():
-            rows.setdefault(name, []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
+        for name, fs in rule_folds(asset, market, metrics, priors[asset]).items():
+            rows.setdefault(name, []).append(pvalue(fs))
     for text in args.configs:
         t = time.perf_counter()
+        options = json.loads(text)
         for asset, (market, metrics) in data.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                fs = forward_folds(market, metrics, CMConfig(asset=asset, seed=args.seed, **json.loads(text)))
-            rows.setdefault(f"module {text}", []).append(skill_test(fs, interval="1d", fee=0.001, n=999).pvalue)
-            if json.loads(text).get("prior") == "none":
-                prior = prior_position(market, CMConfig()).fillna(0.0)
-                as_filter = [(votes, cut, prior.reindex(votes.index).to_numpy()) for votes, cut, *_ in fs]
-                rows.setdefault(f"module {text}, as a filter of the {CMConfig().prior} prior", []).append(
-                    skill_test(as_filter, interval="1d", fee=0.001, n=999).pvalue
-                )
+                fs = forward_folds(market, metrics, CMConfig(asset=asset, seed=args.seed, **options))
+            rows.setdefault(f"module {text}", []).append(pvalue(fs))
+            if options.get("prior") == "none":
+                name = f"module {text}, as a filter of the {PRIOR} prior"
+                rows.setdefault(name, []).append(pvalue(filtering(fs, priors[asset])))
         print(f"trained {text} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     print(f"skill-test p-values on the demo market's guard folds (seed {args.seed}; small is skill)")
     print(f"{'policy':<100} " + " ".join(f"{a:>6}" for a in args.assets) + "  pooled")
