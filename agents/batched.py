@@ -129,8 +129,10 @@ class CryptoCashQ:
       (``unfold``) where it does not.
     """
 
-    def __init__(self, table: torch.Tensor, first_bar: int, observe_position: bool):
-        # table (T, f, 2, n) as the environment's obs_tensor
+    def __init__(self, table: torch.Tensor, first_bar: int, observe_position: bool, skip: int = 0):
+        # table (T, f, 2, n) as the environment's obs_tensor; skip: the window positions the
+        # first convolution leaves out at the start (``TimeConv.offset``)
+        self.skip = skip
         self.crypto = table[:, :, 0, :].transpose(1, 2).contiguous()  # (T, n, f)
         cash = table[first_bar, :, 1, :].T.contiguous()  # (n, f): the same for every bar from first_bar
         if observe_position:
@@ -163,6 +165,7 @@ class CryptoCashQ:
     def _rows(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """conv1..conv3 on rows x (K, B, n, f): (K, B, channels)."""
         e = "features_extractor."
+        x = x[:, :, self.skip :]
         h = torch.relu(self._time_conv(x, p[e + "conv1.linear.weight"], p[e + "conv1.linear.bias"], 3, 2))
         h = torch.relu(self._time_conv(h, p[e + "conv2.linear.weight"], p[e + "conv2.linear.bias"], 3, 1))
         w3 = p[e + "conv3.linear.weight"]
@@ -263,8 +266,9 @@ def learn_dqn_members(
     optimizer = torch.optim.Adam(q.params.values(), lr=float(hp["learning_rate"]), foreach=True)
     table = torch.as_tensor(np.array(template.obs_tensor), device=device)  # (T, f, 2, n): one row per bar
 
+    skip = members[0].q_net.features_extractor.conv1.offset(table.shape[-1])  # window positions conv1 leaves out
     fast = (
-        CryptoCashQ(table, template.first_step, observe_position)
+        CryptoCashQ(table, template.first_step, observe_position, skip)
         if CryptoCashQ.cash_row_is_constant(template.obs_tensor, template.first_step, observe_position)
         else None
     )

@@ -72,6 +72,14 @@ class CMConfig:
     )
     eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
     features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
+    align_latest: bool = field(
+        default=True,
+        metadata={
+            "help": "the SAM CNN's strided first convolution ends on the observation window's last bar, the "
+            "current one (off: it reads an even-length window up to the bar before, as modules saved before "
+            "this option did)"
+        },
+    )
     hyperparams: dict[str, Any] = field(default_factory=dict)
     dru: dict[str, Any] = field(default_factory=dict)
     features: list[str] = field(
@@ -240,6 +248,7 @@ LEGACY_FIELDS: dict[str, Any] = {
     "ensemble": 1,
     "backend": "sb3",
     "prior": "none",
+    "align_latest": False,
 }
 
 

@@ -98,10 +98,10 @@ class _SpacesEnv(gym.Env):
         raise RuntimeError("a spaces-only environment cannot be stepped")
 
 
-def policy_kwargs(algo: str, extractor: type, features_dim: int) -> dict[str, Any]:
+def policy_kwargs(algo: str, extractor: type, features_dim: int, **extractor_kwargs: Any) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "features_extractor_class": extractor,
-        "features_extractor_kwargs": {"features_dim": features_dim},
+        "features_extractor_kwargs": {"features_dim": features_dim, **extractor_kwargs},
     }
     kw["net_arch"] = dict(pi=[64], vf=[64]) if get_learner(algo).on_policy else [64]
     return kw
@@ -117,12 +117,14 @@ def build_algo(
     tensorboard_log: str | None = None,
     hyperparams: dict[str, Any] | None = None,
     device: str = "cpu",
+    extractor_kwargs: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
-    """An SB3 algorithm with the paper's CNN extractor (what training and loading both use)."""
+    """An SB3 algorithm with the paper's CNN extractor (what training and loading both use);
+    ``extractor_kwargs`` go to the extractor (``SAMCNN``'s ``align_latest``)."""
     return get_learner(algo).algorithm_class(
         "MlpPolicy",
         env,
-        policy_kwargs=policy_kwargs(algo, extractor, features_dim),
+        policy_kwargs=policy_kwargs(algo, extractor, features_dim, **(extractor_kwargs or {})),
         seed=seed,
         tensorboard_log=tensorboard_log,
         device=resolve_device(device),
@@ -359,7 +361,8 @@ class CryptoModule:
             "algorithm": self.config.algo,
             "hyperparameters": self.config.algo_kwargs(),
             "network": {
-                "sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels})",
+                "sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels}, "
+                f"align_latest={self.config.align_latest})",
                 "eam": f"EAMCNN(features_dim={self.config.features_dim})" if self.eam is not None else None,
             },
             "feature_spec": {
@@ -507,6 +510,7 @@ def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path:
         extractor,
         config.features_dim,
         hyperparams=_load_safe_kwargs(algo, config),
+        extractor_kwargs={"align_latest": config.align_latest} if extractor is SAMCNN else None,
     )
     try:
         model.set_parameters(str(path), exact_match=True, device="cpu")

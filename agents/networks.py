@@ -3,11 +3,11 @@
 * :class:`SAMCNN` — the SAM's "simple 4-layer CNN" (MSPM, Huang & Tanaka 2022): input
   ``(f, m, n)`` = features x assets (crypto, cash) x recent intervals. Convolutions run along
   time with kernels ``(1, k)`` shared across the ``m`` rows (EIIE style), so the same filters
-  read the crypto and the cash row; the first one has stride 2 along time, the third collapses
-  time and the last mixes the rows. The time convolutions are computed as matrix products over
-  shifted views (:class:`TimeConv`, identical to ``nn.Conv2d``; see the tests), which is about
-  twice as fast on a CPU at these sizes; 8 channels by default (see
-  ``benchmarks/train_throughput.py``).
+  read the crypto and the cash row; the first one has stride 2 along time and ends on the
+  window's last position (the current bar), the third collapses time and the last mixes the
+  rows. The time convolutions are computed as matrix products over shifted views
+  (:class:`TimeConv`, identical to ``nn.Conv2d``; see the tests), which is about twice as fast on
+  a CPU at these sizes; 8 channels by default (see ``benchmarks/train_throughput.py``).
 * :class:`EAMCNN` — the EAM's 1-D CNN over time: every non-time dimension becomes a channel.
 """
 
@@ -43,17 +43,27 @@ class TimeConv(nn.Module):
     (strided) views of the input are concatenated and multiplied by the kernel: the same
     arithmetic as ``nn.Conv2d(cin, cout, (1, k), stride=(1, stride))`` (weight ``[o, c, 0, j]``
     = ``linear.weight[o, j * cin + c]``), about twice as fast on a CPU for these small sizes.
+
+    With a stride, ``nn.Conv2d`` leaves out the input's last positions when the strides do not
+    fit its length evenly; along time those are the newest bars. ``align_latest=True`` leaves out
+    the oldest instead (the convolution of ``x[:, :, offset(n):]``), so the last window always
+    ends on the current bar.
     """
 
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, align_latest: bool = False):
         super().__init__()
-        self.k, self.stride = k, stride
+        self.k, self.stride, self.align_latest = k, stride, align_latest
         self.linear = nn.Linear(cin * k, cout)
 
     def out_len(self, n: int) -> int:
         return (n - self.k) // self.stride + 1
 
+    def offset(self, n: int) -> int:
+        """The input positions left out at the start of a length-``n`` input."""
+        return (n - self.k) % self.stride if self.align_latest else 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, self.offset(x.shape[2]) :]
         if self.k == x.shape[2]:  # the kernel spans all of time: one window, no copies
             return self.linear(x.flatten(2)).unsqueeze(2)
         span = self.stride * (self.out_len(x.shape[2]) - 1) + 1
@@ -62,18 +72,29 @@ class TimeConv(nn.Module):
 
 
 class SAMCNN(BaseFeaturesExtractor):
-    """Four convolutions over an ``(f, m, n)`` observation, then a linear layer."""
+    """Four convolutions over an ``(f, m, n)`` observation, then a linear layer.
+
+    ``align_latest``: the strided first convolution ends on the window's last position, the
+    current bar. False reproduces the networks of modules saved before this option, which read
+    a window of even length up to the bar before the current one only (``nn.Conv2d``'s cut).
+    """
 
     default_channels = 8
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, channels: int = default_channels):
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 64,
+        channels: int = default_channels,
+        align_latest: bool = True,
+    ):
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:
             raise ValueError(f"SAMCNN expects (features, assets, window) observations, got {observation_space.shape}")
         f, m, n = observation_space.shape
         if n < 7:
             raise ValueError(f"SAMCNN needs a window of at least 7 intervals, got {n}")
-        self.conv1 = TimeConv(f, channels, 3, stride=2)
+        self.conv1 = TimeConv(f, channels, 3, stride=2, align_latest=align_latest)
         t = self.conv1.out_len(n)
         self.conv2 = TimeConv(channels, channels, 3)
         t = self.conv2.out_len(t)

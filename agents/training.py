@@ -560,6 +560,7 @@ def _member(config: CMConfig, template: CryptoModuleEnv, seed: int):
         seed=seed,
         hyperparams=config.algo_kwargs(),
         device=config.device,
+        extractor_kwargs={"align_latest": config.align_latest},
     )
 
 

@@ -47,7 +47,14 @@ def _random_members(config: CMConfig, env: CryptoModuleEnv, k: int, seed: int) -
     """DQNs with random weights, scaled up so that their actions vary from bar to bar."""
     members = []
     for m in range(k):
-        sam = build_algo("dqn", CryptoModuleVecEnv(env, 2, seed=m), SAMCNN, config.features_dim, seed=seed + m)
+        sam = build_algo(
+            "dqn",
+            CryptoModuleVecEnv(env, 2, seed=m),
+            SAMCNN,
+            config.features_dim,
+            seed=seed + m,
+            extractor_kwargs={"align_latest": config.align_latest},
+        )
         with torch.no_grad():
             for p in sam.q_net.parameters():
                 p.mul_(3.0)
@@ -126,8 +133,10 @@ def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed):
 
 
 @pytest.mark.parametrize("observe_position", [True, False])
-def test_the_training_forward_computes_the_q_networks(tiny, observe_position):
+@pytest.mark.parametrize("align_latest", [True, False])
+def test_the_training_forward_computes_the_q_networks(tiny, observe_position, align_latest):
     market, metrics, config, split = tiny
+    config = replace(config, align_latest=align_latest)  # a window of 10: conv1 leaves out one position
     dru = DataRefinementUnit().fit(market, metrics, split.train[1], asset="BTC")
     feats = module_features(dru, market, metrics, config)
     env = CryptoModuleEnv(market, feats, window=config.window, observe_position=observe_position)
@@ -135,7 +144,9 @@ def test_the_training_forward_computes_the_q_networks(tiny, observe_position):
     q = StackedQ([m.q_net for m in members], torch.device("cpu"))
     table = torch.as_tensor(np.array(env.obs_tensor))
     assert CryptoCashQ.cash_row_is_constant(env.obs_tensor, env.first_step, observe_position)
-    fast = CryptoCashQ(table, env.first_step, observe_position)
+    skip = members[0].q_net.features_extractor.conv1.offset(config.window)
+    assert skip == int(align_latest)
+    fast = CryptoCashQ(table, env.first_step, observe_position, skip)
     rng = np.random.default_rng(3)
     bars = torch.as_tensor(rng.integers(env.first_step, env.last_step + 1, (3, 64)))
     pos = torch.as_tensor(rng.integers(0, 2, (3, 64)), dtype=torch.float32)
@@ -164,6 +175,22 @@ def test_batched_module_round_trips_and_records_its_backend(tmp_path, tiny):
     p0, p1 = (m.q_net.state_dict() for m in module.members[:2])
     assert not all(torch.equal(p0[k], p1[k]) for k in p0)
     assert type(module.sam).__name__ == "DQN"
+
+
+@pytest.mark.parametrize("align_latest", [True, False])
+def test_a_saved_module_keeps_its_networks_time_alignment(tmp_path, tiny, align_latest):
+    """A module saved before align_latest existed has no such field: it loads with the alignment
+    it was trained with (False), and every module decides after loading as before saving."""
+    market, metrics, config, split = tiny
+    cfg = replace(config, align_latest=align_latest)
+    dru = DataRefinementUnit().fit(market, metrics, split.train[1], asset="BTC")
+    env = CryptoModuleEnv(market, module_features(dru, market, metrics, cfg), window=cfg.window, observe_position=True)
+    members = _random_members(cfg, env, 3, 0)
+    module = CryptoModule(cfg, dru, members[0], members=members)
+    loaded = CryptoModule.load(module.save(tmp_path))
+    assert all(m.q_net.features_extractor.conv1.align_latest is align_latest for m in loaded.members)
+    assert module.decide_range(market, metrics).equals(loaded.decide_range(market, metrics))
+    assert config_from_manifest({"asset": "BTC"}).align_latest is False
 
 
 def test_manifest_without_a_backend_is_an_sb3_module():

@@ -27,6 +27,35 @@ def test_time_conv_equals_conv2d(k, stride):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n", [29, 30])
+def test_time_conv_aligned_to_the_latest_position(n):
+    """With a stride that does not fit the input evenly, align_latest leaves out the oldest
+    positions instead of the newest: the convolution of x[..., offset:], whose last window ends on
+    the last position."""
+    torch.manual_seed(0)
+    tc = TimeConv(4, 3, 3, stride=2, align_latest=True)
+    assert tc.offset(n) == (n - 3) % 2
+    x = torch.randn(2, 2, n, 4)  # channels last
+    plain = TimeConv(4, 3, 3, stride=2)
+    plain.load_state_dict(tc.state_dict())
+    torch.testing.assert_close(tc(x), plain(x[:, :, tc.offset(n) :]))
+    assert plain.offset(n) == 0
+
+
+@pytest.mark.parametrize("align_latest", [True, False])
+def test_sam_cnn_reads_the_current_bar(align_latest):
+    """The newest position of an even-length window (the current bar) moves the features only
+    with align_latest; modules saved before it read up to the bar before."""
+    torch.manual_seed(0)
+    net = SAMCNN(gym.spaces.Box(-np.inf, np.inf, (6, 2, 30), np.float32), features_dim=32, align_latest=align_latest)
+    x = torch.randn(3, 6, 2, 30)
+    newest, oldest = x.clone(), x.clone()
+    newest[..., -1] += 1.0
+    oldest[..., 0] += 1.0
+    assert torch.allclose(net(x), net(newest)) is not align_latest
+    assert torch.allclose(net(x), net(oldest)) is align_latest
+
+
 def test_sam_cnn_shapes_and_row_mixing():
     space = gym.spaces.Box(-np.inf, np.inf, (6, 2, 30), np.float32)
     net = SAMCNN(space, features_dim=32)
