@@ -3,9 +3,9 @@
 * :class:`SAMCNN` — the SAM's "simple 4-layer CNN" (MSPM, Huang & Tanaka 2022): input
   ``(f, m, n)`` = features x assets (crypto, cash) x recent intervals. Convolutions run along
   time with kernels ``(1, k)`` shared across the ``m`` rows (EIIE style), so the same filters
-  read the crypto and the cash row; the first one has stride 2 along time and ends on the
-  window's last position (the current bar), the third collapses time and the last mixes the
-  rows. The time convolutions are computed as matrix products over shifted views
+  read the crypto and the cash row; the first one has stride 2 along time (``align_latest``
+  says which end of an even window it leaves out), the third collapses time and the last mixes
+  the rows. The time convolutions are computed as matrix products over shifted views
   (:class:`TimeConv`, identical to ``nn.Conv2d``; see the tests), which is about twice as fast on
   a CPU at these sizes; 8 channels by default (see ``benchmarks/train_throughput.py``).
 * :class:`EAMCNN` — the EAM's 1-D CNN over time: every non-time dimension becomes a channel.
@@ -75,8 +75,9 @@ class SAMCNN(BaseFeaturesExtractor):
     """Four convolutions over an ``(f, m, n)`` observation, then a linear layer.
 
     ``align_latest``: the strided first convolution ends on the window's last position, the
-    current bar. False reproduces the networks of modules saved before this option, which read
-    a window of even length up to the bar before the current one only (``nn.Conv2d``'s cut).
+    current bar. Without it (the default, as ``nn.Conv2d``) the convolution leaves
+    out that position for a window of even length, and the network reads the bars up to the one
+    before the current one.
     """
 
     default_channels = 8
@@ -86,7 +87,7 @@ class SAMCNN(BaseFeaturesExtractor):
         observation_space: gym.spaces.Box,
         features_dim: int = 64,
         channels: int = default_channels,
-        align_latest: bool = True,
+        align_latest: bool = False,
     ):
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:
