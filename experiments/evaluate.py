@@ -174,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
 
         table = skill_table(protocol, pd.read_csv(paths["skill"]))
         for r in table.to_dict("records"):
+            mean = r["pooled p of the seeds' mean"]
             print(
                 f"timing skill of {r['config']} on {r['portfolio']} over {r['windows']} windows: pooled p by seed "
-                f"{r['pooled p by seed']} (no skill: about uniform on 0-1)"
+                f"{r['pooled p by seed']}" + ("" if pd.isna(mean) else f", of the seeds' mean votes {mean:.3f}")
+                + " (no skill: about uniform on 0-1)"
             )
     print(f"report: {paths['report']}")
     return 0

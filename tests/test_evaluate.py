@@ -350,6 +350,7 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "stitched out-of-sample (4 windows)" in printed
     assert "timing skill of ohlcv on BTC+ETH over 4 windows: pooled p by seed" in printed
+    assert ", of the seeds' mean votes " in printed
     for name in ("scoreboard.csv", "versus.csv", "pbo.csv", "selection.csv", "stitched_btc_eth.png"):
         assert (out / name).stat().st_size > 0, name
     board = pd.read_csv(out / "scoreboard.csv").set_index("strategy")
@@ -378,8 +379,8 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
         won = (mine["trend"] > mine["ohlcv"]).mean()
         assert rows.set_index("strategy").loc["trend", "windows won"] == pytest.approx(won)
     assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
-    skill = pd.read_csv(out / "skill.csv")  # each (config, coin, seed) tested once over its 4 windows
-    assert len(skill) == 2 * 2 * 2 and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()
+    skill = pd.read_csv(out / "skill.csv")  # each (config, coin, seed) and seeds' mean tested once over 4 windows
+    assert len(skill) == 2 * 2 * (2 + 1) and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()
     assert "## Timing skill of the modules" in (out / "report.md").read_text()
     # "selected" trades the config with the best validation Sortino in the first window, then the
     # one whose portfolio returns over the earlier windows' backtests, chained, have the best Sortino
@@ -502,8 +503,8 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     """An oracle filter of its prior is skilled over its windows, a constant one has no evidence
     either way (p 1/2, its only null is itself); the report pools each seed's coins by Stouffer."""
     from agents.evaluation.report import skill_table
-    from agents.evaluation.runner import timing_skill
-    from cryptorl.portfolio.skill import combined_pvalue
+    from agents.evaluation.runner import SEED_MEAN, timing_skill
+    from cryptorl.portfolio.skill import combined_pvalue, skill_test
 
     rng = np.random.default_rng(0)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, 400)))
@@ -519,6 +520,16 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     skill = timing_skill(folds, interval="1d", fee=0.001, execution="close", n=199).set_index("config")
     assert skill.loc["oracle", "p"] < 0.01 and skill.loc["oracle", "percentile"] == 1.0
     assert skill.loc["held", "p"] == pytest.approx(0.5) and (skill["windows"] == 4).all()
+    assert (skill["seed"] == 0).all()  # one seed: no seeds' mean to test
+
+    # two seeds of one configuration: one more row tests their mean votes, window by window
+    two = {("mix", "AAA", 0): folds[("oracle", "AAA", 0)], ("mix", "AAA", 1): folds[("held", "AAA", 0)]}
+    mixed = timing_skill(two, interval="1d", fee=0.001, execution="close", n=199).set_index("seed")
+    assert list(mixed.index) == [0, 1, SEED_MEAN]
+    mean_votes = [((up[w] + 1.0) / 2, market, prior) for w in windows]
+    want = skill_test(mean_votes, interval="1d", fee=0.001, execution="close", n=199)
+    assert mixed.loc[SEED_MEAN, "p"] == pytest.approx(want.pvalue) and mixed.loc[SEED_MEAN, "windows"] == 4
+    assert mixed.loc[SEED_MEAN, "Sortino"] == pytest.approx(want.sortino)
 
     protocol = parse_protocol({**raw_demo(), "configs": {"a": {}}})
     coins = protocol.portfolios["BTC+ETH"]
@@ -531,6 +542,12 @@ def test_timing_skill_pools_a_modules_windows_and_the_report_pools_its_coins(tmp
     assert table["pooled p by seed"] == ", ".join(f"{v:.3f}" for v in by_seed)
     assert table["median pooled p"] == pytest.approx(np.median(by_seed))
     assert table["modules p < 0.05"] == pytest.approx(1 / 4)  # only (BTC, seed 0) at 0.02
+    assert np.isnan(table["pooled p of the seeds' mean"])
+    means = [{"config": "a", "asset": c, "seed": SEED_MEAN, "windows": 3, "p": 0.01, "percentile": 1.0} for c in coins]
+    table = skill_table(protocol, pd.DataFrame(rows + means)).set_index("portfolio").loc["BTC+ETH"]
+    assert table["pooled p of the seeds' mean"] == pytest.approx(combined_pvalue([0.01, 0.01]))
+    assert table["pooled p by seed"] == ", ".join(f"{v:.3f}" for v in by_seed)  # the mean is not a seed
+    assert table["modules p < 0.05"] == pytest.approx(1 / 4)
 
 
 def test_agents_fit_before_the_backtest_and_decide_on_the_past():

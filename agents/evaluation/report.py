@@ -10,8 +10,8 @@
 * ``targets.csv``: the target figures per window and config;
 * ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``;
 * ``skill.csv``: per module (config, asset, seed), its timing skill over all the windows against
-  random policies of the same exposure (:func:`.runner.timing_skill`), pooled per portfolio in the
-  report;
+  random policies of the same exposure (:func:`.runner.timing_skill`), and per (config, asset) the
+  seeds' mean votes' (seed -1), pooled per portfolio in the report;
 * with two or more disjoint windows, the walk-forward scoreboard (:mod:`.scoreboard`):
   ``scoreboard.csv`` (stitched figures), ``versus.csv`` (every strategy against every portfolio
   baseline), ``pbo.csv``, ``selection.csv`` and ``stitched_<portfolio>.png``.
@@ -30,7 +30,7 @@ from cryptorl.portfolio.report import slug
 from cryptorl.portfolio.skill import combined_pvalue
 
 from .protocol import Protocol
-from .runner import Scores
+from .runner import SEED_MEAN, Scores
 from .scoreboard import Scoreboard, build_scoreboard, plot_stitched
 
 FIGURES = ("ARR", "Sortino", "MaxDrawdown", "Turnover")
@@ -77,12 +77,15 @@ def cm_table(scores: Scores) -> pd.DataFrame:
 
 def skill_table(protocol: Protocol, skill: pd.DataFrame) -> pd.DataFrame:
     """Per (config, portfolio): the modules' timing skill over the windows (``Scores.skill``, or
-    ``skill.csv``), each seed's p-values over the portfolio's coins pooled by Stouffer's method."""
+    ``skill.csv``), each seed's p-values over the portfolio's coins pooled by Stouffer's method,
+    and the same for the seeds' mean votes (NaN with one seed)."""
     rows = []
     for cname in protocol.configs:
         mine = skill[skill.config == cname]
         for pname, members in protocol.portfolios.items():
             g = mine[mine.asset.isin(members)]
+            mean = g[g.seed == SEED_MEAN]
+            g = g[g.seed != SEED_MEAN]
             if g.empty:
                 continue
             pooled = [combined_pvalue(s["p"]) for _, s in g.groupby("seed")]
@@ -92,6 +95,7 @@ def skill_table(protocol: Protocol, skill: pd.DataFrame) -> pd.DataFrame:
                     "portfolio": pname,
                     "windows": int(g["windows"].max()),
                     "pooled p by seed": ", ".join(f"{p:.3f}" for p in pooled),
+                    "pooled p of the seeds' mean": combined_pvalue(mean["p"]) if len(mean) else float("nan"),
                     "median pooled p": float(np.median(pooled)),
                     "modules p < 0.05": float((g["p"] < 0.05).mean()),
                     "mean percentile": float(g["percentile"].mean()),
@@ -307,7 +311,9 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
             "of trades (its holding periods shuffled across the windows, over the same prior)? One-sided p per "
             "(config, coin, seed) in skill.csv; here each seed's p-values over the portfolio's coins pooled by "
             "Stouffer's method (about uniform on (0, 1) without skill; the learning guard asks for < 0.05), the "
-            "share of modules with p < 0.05 (about 5 % without skill) and the mean share of the null each beats.",
+            "same for the seeds' mean votes (the configuration's one answer: a coin's seeds are not independent "
+            "tests), the share of modules with p < 0.05 (about 5 % without skill) and the mean share of the null "
+            "each beats.",
             "",
             _md(skill_table(protocol, scores.skill)),
             "",

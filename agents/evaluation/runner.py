@@ -342,19 +342,34 @@ def fit_agents(
     return {(j.window, j.portfolio, j.name, j.seed): o.value for j, o in zip(jobs, outcomes)}
 
 
+SEED_MEAN = -1  # the seed of timing_skill's rows that test the seeds' mean votes
+
+
 def timing_skill(
     folds: Mapping[tuple[str, str, int], list], *, interval: str, fee: float, execution: str, n: int = 999
 ) -> pd.DataFrame:
     """Does each module time its coin better than chance, over all the windows it was scored on?
 
-    ``folds`` maps ``(config, asset, seed)`` to the ``(votes, market, prior)`` of each window:
+    ``folds`` maps ``(config, asset, seed)`` to the ``(votes, market, prior, lift)`` of each window:
     :func:`cryptorl.portfolio.skill.skill_test` shuffles the module's holding periods across the
     windows, over the same prior (the learning guard's test, here on every scored window and coin).
     One row per key: the module's stitched Sortino, the null's median, the share of the null it
-    beats and the one-sided p-value.
+    beats and the one-sided p-value. With several seeds, one more row per (config, asset), seed
+    :data:`SEED_MEAN`, tests the seeds' mean votes: the configuration's one answer, where the
+    seeds' own p-values are several looks at the same windows.
     """
+    by_config: dict[tuple[str, str], list[list]] = {}
+    for (config, asset, _), windows in folds.items():
+        by_config.setdefault((config, asset), []).append(windows)
+    mean_folds = {
+        (config, asset, SEED_MEAN): [
+            (pd.concat([w[0] for w in same], axis=1).mean(axis=1), *same[0][1:]) for same in zip(*seeds)
+        ]
+        for (config, asset), seeds in by_config.items()
+        if len(seeds) > 1
+    }
     rows = []
-    for (config, asset, seed), windows in folds.items():
+    for (config, asset, seed), windows in {**folds, **mean_folds}.items():
         res = skill_test(windows, interval=interval, fee=fee, execution=execution, n=n)
         rows.append(
             {
