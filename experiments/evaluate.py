@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             mean = r["pooled p of the seeds' mean"]
             print(
                 f"timing skill of {r['config']} on {r['portfolio']} over {r['windows']} windows: pooled p by seed "
-                f"{r['pooled p by seed']}" + ("" if pd.isna(mean) else f", of the seeds' mean votes {mean:.3f}")
+                f"{r['pooled p by seed']}"
+                + ("" if pd.isna(mean) else f", of the seeds' mean votes {mean:.3f}")
                 + " (no skill: about uniform on 0-1)"
             )
     print(f"report: {paths['report']}")
