@@ -75,9 +75,8 @@ class SAMCNN(BaseFeaturesExtractor):
     """Four convolutions over an ``(f, m, n)`` observation, then a linear layer.
 
     ``align_latest``: the strided first convolution ends on the window's last position, the
-    current bar. Without it (the default, as ``nn.Conv2d``) the convolution leaves
-    out that position for a window of even length, and the network reads the bars up to the one
-    before the current one.
+    current bar. Without it (the default, as ``nn.Conv2d``) the convolution leaves out that
+    position for a window of even length, and the network reads the bars up to the one before.
     """
 
     default_channels = 8
