@@ -73,11 +73,11 @@ class CMConfig:
     eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
     features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
     align_latest: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "end the SAM CNN's strided first convolution on the observation window's last bar, the "
-            "current one (off: nn.Conv2d's cut, which for an even window reads the bars up to the one before; "
-            "measured better on the real walk-forward windows, docs/evaluation.md)"
+            "current one (off: nn.Conv2d's cut, which for an even window reads the bars up to the one before, "
+            "as modules saved before this option did)"
         },
     )
     hyperparams: dict[str, Any] = field(default_factory=dict)

@@ -74,9 +74,10 @@ class TimeConv(nn.Module):
 class SAMCNN(BaseFeaturesExtractor):
     """Four convolutions over an ``(f, m, n)`` observation, then a linear layer.
 
-    ``align_latest``: the strided first convolution ends on the window's last position, the
-    current bar. Without it (the default, as ``nn.Conv2d``) the convolution leaves out that
-    position for a window of even length, and the network reads the bars up to the one before.
+    ``align_latest`` (the default): the strided first convolution ends on the window's last
+    position, the current bar. Without it (as ``nn.Conv2d``, and modules saved before this
+    option) the convolution leaves out that position for a window of even length, and the
+    network reads the bars up to the one before.
     """
 
     default_channels = 8
@@ -86,7 +87,7 @@ class SAMCNN(BaseFeaturesExtractor):
         observation_space: gym.spaces.Box,
         features_dim: int = 64,
         channels: int = default_channels,
-        align_latest: bool = False,
+        align_latest: bool = True,
     ):
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:

@@ -38,8 +38,8 @@ def _bh(market, start, end) -> dict[str, float]:
 BTC_MISSES = pytest.mark.xfail(
     strict=True,
     reason="measured: the default BTC module trades in the 2022 bear window (in crypto on 49 % of the bars, "
-    "drawdown -7 % against holding's -61 %), but its final weights' validation Sortino (-2.30, Jan-Feb 2022) is "
-    "below holding BTC's (-0.84); strict, so a default that passes turns this into a failure",
+    "drawdown -8 % against holding's -61 %), but its validation Sortino (-2.42, Jan-Feb 2022, following its "
+    "prior there) is below holding BTC's (-0.84); strict, so a default that passes turns this into a failure",
 )
 
 
