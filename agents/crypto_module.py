@@ -107,6 +107,11 @@ def policy_kwargs(algo: str, extractor: type, features_dim: int, **extractor_kwa
     return kw
 
 
+def sam_extractor_kwargs(config: CMConfig) -> dict[str, Any]:
+    """What :class:`SAMCNN` takes from a module's config: training and loading build one network."""
+    return {"align_latest": config.align_latest}
+
+
 def build_algo(
     algo: str,
     env,
@@ -510,7 +515,7 @@ def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path:
         extractor,
         config.features_dim,
         hyperparams=_load_safe_kwargs(algo, config),
-        extractor_kwargs={"align_latest": config.align_latest} if extractor is SAMCNN else None,
+        extractor_kwargs=sam_extractor_kwargs(config) if extractor is SAMCNN else None,
     )
     try:
         model.set_parameters(str(path), exact_match=True, device="cpu")

@@ -47,6 +47,7 @@ from .crypto_module import (
     eam_signals,
     module_features,
     prior_row,
+    sam_extractor_kwargs,
 )
 from .networks import EAMCNN, SAMCNN, resolve_device
 
@@ -560,7 +561,7 @@ def _member(config: CMConfig, template: CryptoModuleEnv, seed: int):
         seed=seed,
         hyperparams=config.algo_kwargs(),
         device=config.device,
-        extractor_kwargs={"align_latest": config.align_latest},
+        extractor_kwargs=sam_extractor_kwargs(config),
     )
 
 
