@@ -36,6 +36,7 @@ PRIORS: dict[str, Any] = {
 }
 MEMBER_SEED_STRIDE = 1000  # ensemble member k trains with seed + k * MEMBER_SEED_STRIDE
 MAX_ENSEMBLE = 32
+MAX_PRIOR_FOLDS = 12
 
 
 @dataclass
@@ -171,6 +172,16 @@ class CMConfig:
             "ratio of its daily returns over the prior's, given the checkpoints compared, is at least p",
         },
     )
+    prior_folds: int = field(
+        default=1,
+        metadata={
+            "help": "with a prior, the validation folds that decide whether the learned filter beats it: 1 the "
+            "validation range alone; K > 1 also the K-1 ranges of the same length before it, each judged by a "
+            "module trained on the training bars before that range (K times the training); the filter is kept "
+            "when its returns chained over the K folds beat the prior's",
+            "metavar": "K",
+        },
+    )
     pool: list[str] = field(
         default_factory=list,
         metadata={
@@ -205,6 +216,16 @@ class CMConfig:
             raise ValueError("prior_mode lift needs a prior to lift: choose one with prior")
         if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
             raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
+        if (
+            isinstance(self.prior_folds, bool)
+            or not isinstance(self.prior_folds, int)
+            or not 1 <= self.prior_folds <= MAX_PRIOR_FOLDS
+        ):
+            raise ValueError(
+                f"prior_folds must be a whole number of folds in 1..{MAX_PRIOR_FOLDS}, got {self.prior_folds!r}"
+            )
+        if self.prior_folds > 1 and self.prior == "none":
+            raise ValueError("prior_folds > 1 needs a prior: the folds decide between the learned filter and the prior")
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}: choose among {', '.join(REWARDS)}")
         if self.selection not in SELECTIONS:
@@ -262,6 +283,7 @@ __all__ = [
     "DEVICES",
     "LEGACY_FIELDS",
     "MAX_ENSEMBLE",
+    "MAX_PRIOR_FOLDS",
     "MEMBER_SEED_STRIDE",
     "PRIORS",
     "PRIOR_MODES",

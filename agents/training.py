@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +35,7 @@ from cryptorl.data.frames import to_utc_timestamp
 from cryptorl.features import DataRefinementUnit
 from cryptorl.features.dru import RefinementWarning
 from cryptorl.portfolio.backtest import BacktestResult, backtest
-from cryptorl.portfolio.stats import deflated_sharpe_ratio, sharpe_ratio
+from cryptorl.portfolio.stats import deflated_sharpe_ratio, sharpe_ratio, sortino_ratio
 from envs import CryptoModuleEnv, CryptoModuleVecEnv, SignalEnv, pooled
 
 from .batched import torch_threads
@@ -322,6 +322,80 @@ def train_crypto_module(
     training end are not used). Training runs with ``threads`` intra-op torch threads (None: as set);
     ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
     """
+    module, first = _fit(
+        market,
+        metrics,
+        config,
+        split,
+        eval_freq=eval_freq,
+        tensorboard_log=tensorboard_log,
+        run_name=run_name,
+        progress_bar=progress_bar,
+        on_evaluate=on_evaluate,
+        threads=threads,
+        pool=pool,
+    )
+    if config.prior != "none":
+        earlier = [
+            fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
+            for fold in earlier_folds(split, config.prior_folds)
+        ]
+        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history), earlier=earlier)
+    if tensorboard_log:
+        module.sam.logger.record(
+            "dru/chosen_metrics", str(module.dru.selection), exclude=("stdout", "log", "json", "csv")
+        )
+        module.sam.logger.dump(module.sam.num_timesteps)
+    return module, first
+
+
+def earlier_folds(split: Split, k: int) -> list[Split]:
+    """The ``k - 1`` walk-forward folds before ``split``'s validation range: fold j validates the
+    j-th range of the same length back and trains from the same start up to it."""
+    eps = pd.Timedelta(seconds=1)
+    v0, v1 = split.validation
+    length = v1 + eps - v0
+    folds = []
+    for j in range(1, k):
+        f0 = v0 - j * length
+        if f0 - split.train[0] < length:
+            raise ValueError(
+                f"prior_folds {k} is too many for the training range {split.train[0]} .. {split.train[1]}: "
+                f"fold {j} would train on less than one validation range's length"
+            )
+        folds.append(Split((split.train[0], f0 - eps), (f0, f0 + length - eps)))
+    return folds
+
+
+def fold_returns(
+    market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, fold: Split, **fit: Any
+) -> tuple[pd.Series, pd.Series]:
+    """The bar returns of a module of ``config`` trained on ``fold`` (nothing after its validation
+    range seen; no fallback) and of its prior, over the fold's validation range. ``fit``: the
+    training options of :func:`train_crypto_module` (``eval_freq``, ``threads``, ``pool``)."""
+    end = fold.validation[1]
+    market, metrics = market.loc[:end], None if metrics is None else metrics.loc[:end]
+    module, _ = _fit(market, metrics, config, fold, **fit)
+    path = module.decision_path(market, metrics, *fold.validation)
+    prior = shares_backtest(module, market, path.index, path.prior)
+    return policy_backtest(module, market, metrics, *fold.validation).returns, prior.returns
+
+
+def _fit(
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    config: CMConfig,
+    split: Split,
+    *,
+    eval_freq: int = 2_000,
+    tensorboard_log: str | None = None,
+    run_name: str | None = None,
+    progress_bar: bool = False,
+    on_evaluate: Callable[[dict[str, float]], None] | None = None,
+    threads: int | None = TRAIN_THREADS,
+    pool: Mapping[str, pd.DataFrame] | None = None,
+) -> tuple[CryptoModule, ValidationCallback | MemberValidation]:
+    """The module :func:`train_crypto_module` trains, before the fallback to its prior."""
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
@@ -391,11 +465,6 @@ def train_crypto_module(
     else:
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
-    if config.prior != "none":
-        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history))
-    if tensorboard_log:
-        module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
-        module.sam.logger.dump(module.sam.num_timesteps)
     return module, first
 
 
@@ -458,7 +527,12 @@ def follow_prior(sam: BaseAlgorithm, action: int = 1) -> None:
 
 
 def keep_prior_unless_beaten(
-    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, split: Split, checkpoints: int = 1
+    module: CryptoModule,
+    market: pd.DataFrame,
+    metrics: pd.DataFrame | None,
+    split: Split,
+    checkpoints: int = 1,
+    earlier: Sequence[tuple[pd.Series, pd.Series]] = (),
 ) -> None:
     """With a prior, the module keeps what it learned only when that beats the prior alone on the
     validation range; otherwise every member follows the prior (:func:`follow_prior`), so that a
@@ -469,18 +543,28 @@ def keep_prior_unless_beaten(
     deflated Sharpe ratio of the daily returns over the prior's of at least ``p``, deflated for
     the ``checkpoints`` each member chose among on that same range (the best of many checkpoints
     beats the prior on the range that chose it far more often than it would elsewhere).
+    ``earlier``: the (learned, prior) bar returns of earlier validation folds (:func:`fold_returns`,
+    ``config.prior_folds``); with them the figures are those of the returns chained over every fold.
     ``module.validation["follows_prior"]`` says which (1.0: the prior was kept), and
     ``"excess_dsr"`` gives that deflated Sharpe ratio when it was computed."""
     path = module.decision_path(market, metrics, *split.validation)
     prior = shares_backtest(module, market, path.index, path.prior)
+    folds = list(earlier)
+    if folds:
+        folds.append((policy_backtest(module, market, metrics, *split.validation).returns, prior.returns))
 
     def over_prior() -> np.ndarray:
+        if folds:
+            return np.concatenate([over(learned, rule) for learned, rule in folds])
         return over(policy_backtest(module, market, metrics, *split.validation).returns, prior.returns)
 
     excess = excess_dsr = None
     if module.config.selection == "excess":
         excess = over_prior()
         beaten = sharpe_ratio(excess) > 0  # 0 when it never differs from the prior
+    elif folds:
+        chained = [pd.concat(returns) for returns in zip(*folds, strict=True)]
+        beaten = sortino_ratio(chained[0]) > sortino_ratio(chained[1])
     else:
         learned = module.validation.get("Sortino", float("nan"))
         beaten = not np.isnan(learned) and learned > prior.metrics()["Sortino"]

@@ -15,6 +15,8 @@ from agents.crypto_module import PRIORS, CMConfig, CryptoModule, config_from_man
 from agents.training import (
     Split,
     _member,
+    earlier_folds,
+    fold_returns,
     follow_prior,
     keep_prior_unless_beaten,
     policy_backtest,
@@ -233,6 +235,57 @@ def test_a_higher_validation_sortino_alone_does_not_keep_the_filter_when_confide
         assert module.validation["follows_prior"] == 1.0
         assert module.validation["excess_dsr"] < 0.5  # staying out lost to a rule that gained
         np.testing.assert_allclose(module.decide_range(market, None, *SPLIT.validation)["crypto"], prior)
+
+
+def test_earlier_folds_step_back_one_validation_length_at_a_time_by_hand():
+    split = Split((utc("2018-01-01"), utc("2018-09-30 23:59:59")), (utc("2018-10-01"), utc("2018-12-31 23:59:59")))
+    assert earlier_folds(split, 1) == []
+    (fold,) = earlier_folds(split, 2)  # the validation range is 92 days long
+    assert fold.validation == (utc("2018-07-01"), utc("2018-09-30 23:59:59"))
+    assert fold.train == (utc("2018-01-01"), utc("2018-06-30 23:59:59"))
+    with pytest.raises(ValueError, match="prior_folds 3 is too many"):  # fold 2 would train on 89 days
+        earlier_folds(split, 3)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("filter_gained_before", [True, False])
+def test_earlier_folds_decide_with_the_validation_range_on_the_chained_returns(market, filter_gained_before):
+    """Always cash under a rule that gains on the validation range: alone, that range makes the
+    module follow the rule (the test above). An earlier fold where the filter gained 1 % a bar on
+    average while the rule stayed flat outweighs it on the chained returns; a fold where it lost
+    does not."""
+    module = _untrained(market, "sma20", answer=(1.0, 0.0))
+    module.validation = policy_backtest(module, market, None, *SPLIT.validation).metrics()
+    days = pd.date_range("2020-03-01", periods=92, freq="D", tz="UTC")
+    swings = np.tile([0.03, -0.01], 46) * (1 if filter_gained_before else -1)
+    earlier = [(pd.Series(swings, index=days), pd.Series(0.0, index=days))]
+    keep_prior_unless_beaten(module, market, None, SPLIT, earlier=earlier)
+    assert module.validation["follows_prior"] == (0.0 if filter_gained_before else 1.0)
+    held = module.decide_range(market, None, *SPLIT.validation)["crypto"]
+    assert (held.max() == 0.0) if filter_gained_before else held.max() > 0.1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_earlier_fold_uses_no_bar_after_its_validation_range(market):
+    (fold,) = earlier_folds(SPLIT, 2)
+    config = CMConfig(prior="donchian", ensemble=1, timesteps=600, prior_folds=2)
+    future = market.copy()
+    after = future.index > fold.validation[1]
+    future.loc[after, ["open", "high", "low", "close"]] *= np.linspace(0.5, 3.0, int(after.sum()))[:, None]
+    learned, rule = fold_returns(market, None, config, fold, eval_freq=300)
+    learned_f, rule_f = fold_returns(future, None, config, fold, eval_freq=300)
+    assert learned.index[0] >= fold.validation[0] and learned.index[-1] <= fold.validation[1]
+    assert rule.abs().sum() > 0  # the rule trades in this fold: the comparison means something
+    pd.testing.assert_series_equal(learned, learned_f)
+    pd.testing.assert_series_equal(rule, rule_f)
+
+
+def test_config_refuses_prior_folds_out_of_range_or_without_a_prior():
+    for bad in (0, True, 13, 2.0):
+        with pytest.raises(ValueError, match="prior_folds must be"):
+            CMConfig(prior_folds=bad)
+    with pytest.raises(ValueError, match="needs a prior"):
+        CMConfig(prior="none", prior_folds=2)
 
 
 def test_config_refuses_a_prior_confidence_that_is_not_a_probability():
