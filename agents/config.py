@@ -172,6 +172,14 @@ class CMConfig:
             "ratio of its daily returns over the prior's, given the checkpoints compared, is at least p",
         },
     )
+    train_on_prior: bool = field(
+        default=True,
+        metadata={
+            "help": "with a prior, train the actions on the prior's position (off: on the whole coin, all-in / "
+            "all-out, so that every bar's return teaches them; the prior then filters the decisions only, in "
+            "validation, backtests and trading)",
+        },
+    )
     prior_folds: int = field(
         default=1,
         metadata={
@@ -216,6 +224,10 @@ class CMConfig:
             raise ValueError("prior_mode lift needs a prior to lift: choose one with prior")
         if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
             raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
+        if not isinstance(self.train_on_prior, bool):
+            raise ValueError(f"train_on_prior must be true or false, got {self.train_on_prior!r}")
+        if not self.train_on_prior and self.lift:
+            raise ValueError("train_on_prior false trains all-in / all-out, which a lift does not decide: use a filter")
         if (
             isinstance(self.prior_folds, bool)
             or not isinstance(self.prior_folds, int)

@@ -439,7 +439,7 @@ def _fit(
         episode_length=config.episode_length,
         signals=signals,
         observe_position=config.observe_position,
-        scale=prior_row(feats),
+        scale=training_prior(feats, config),
         lift=config.lift,
         reward=config.reward,
         **env_kw,
@@ -466,6 +466,12 @@ def _fit(
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
     return module, first
+
+
+def training_prior(features: pd.DataFrame, config: CMConfig) -> pd.Series | None:
+    """The prior position the training episodes trade the actions on: the module's own, or none
+    (all-in / all-out) with ``config.train_on_prior`` off."""
+    return prior_row(features) if config.train_on_prior else None
 
 
 def pool_templates(
@@ -500,7 +506,7 @@ def pool_templates(
                 end=split.train[1],
                 episode_length=config.episode_length,
                 observe_position=config.observe_position,
-                scale=prior_row(feats),
+                scale=training_prior(feats, cfg),
                 lift=config.lift,
                 reward=config.reward,
                 **{**env_kw, "asset": asset},

@@ -23,6 +23,7 @@ from agents.training import (
     prior_reference,
     selection_score,
     train_crypto_module,
+    training_prior,
     validation_row,
 )
 from cryptorl.data.demo import demo_market
@@ -278,6 +279,34 @@ def test_an_earlier_fold_uses_no_bar_after_its_validation_range(market):
     assert rule.abs().sum() > 0  # the rule trades in this fold: the comparison means something
     pd.testing.assert_series_equal(learned, learned_f)
     pd.testing.assert_series_equal(rule, rule_f)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_module_trained_off_its_prior_still_decides_as_a_filter_of_it(market):
+    """train_on_prior false: the training episodes trade the whole coin (all-in / all-out), the
+    decisions are the vote times the prior as with any filter."""
+    on, off = (CMConfig(prior="sma20", ensemble=1, timesteps=1_500, train_on_prior=flag) for flag in (True, False))
+    dru = DataRefinementUnit().fit(market, None, SPLIT.train[1], asset="BTC")
+    feats = CryptoModule(on, dru, None).features(market, None)
+    assert training_prior(feats, off) is None
+    pd.testing.assert_series_equal(training_prior(feats, on), feats["prior"], check_names=False)
+    trained = {}
+    for config in (on, off):
+        module, _ = train_crypto_module(market.loc[: SPLIT.validation[1]], None, config, SPLIT, eval_freq=500)
+        trained[config.train_on_prior] = module
+    votes, prior = trained[False].votes(market, None, *SPLIT.backtest)
+    decided = trained[False].decide_range(market, None, *SPLIT.backtest)["crypto"]
+    np.testing.assert_allclose(decided, votes.to_numpy() * prior)
+    assert prior.max() > 0.1  # the rule holds crypto in this range: the product means something
+    weights = [dict(m.sam.q_net.state_dict()) for m in (trained[True], trained[False])]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # other rewards, other nets
+
+
+def test_config_refuses_training_off_a_lifted_prior():
+    with pytest.raises(ValueError, match="train_on_prior false"):
+        CMConfig(prior="donchian", prior_mode="lift", train_on_prior=False)
+    with pytest.raises(ValueError, match="train_on_prior must be"):
+        CMConfig(train_on_prior="no")
 
 
 def test_config_refuses_prior_folds_out_of_range_or_without_a_prior():
