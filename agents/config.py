@@ -180,6 +180,13 @@ class CMConfig:
             "validation, backtests and trading)",
         },
     )
+    prior_fallback: bool = field(
+        default=True,
+        metadata={
+            "help": "with a prior, follow it when the learned filter does not beat it on validation (off: keep "
+            "what was learned whatever validation says)",
+        },
+    )
     prior_folds: int = field(
         default=1,
         metadata={
@@ -224,6 +231,8 @@ class CMConfig:
             raise ValueError("prior_mode lift needs a prior to lift: choose one with prior")
         if isinstance(self.prior_confidence, bool) or not 0.0 <= float(self.prior_confidence) < 1.0:
             raise ValueError(f"prior_confidence must be a probability in [0, 1), got {self.prior_confidence!r}")
+        if not isinstance(self.prior_fallback, bool):
+            raise ValueError(f"prior_fallback must be true or false, got {self.prior_fallback!r}")
         if not isinstance(self.train_on_prior, bool):
             raise ValueError(f"train_on_prior must be true or false, got {self.train_on_prior!r}")
         if not self.train_on_prior and self.lift:
@@ -236,8 +245,10 @@ class CMConfig:
             raise ValueError(
                 f"prior_folds must be a whole number of folds in 1..{MAX_PRIOR_FOLDS}, got {self.prior_folds!r}"
             )
-        if self.prior_folds > 1 and self.prior == "none":
-            raise ValueError("prior_folds > 1 needs a prior: the folds decide between the learned filter and the prior")
+        if self.prior_folds > 1 and (self.prior == "none" or not self.prior_fallback):
+            raise ValueError(
+                "prior_folds > 1 needs a prior and its fallback: the folds decide between the learned filter and the prior"
+            )
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}: choose among {', '.join(REWARDS)}")
         if self.selection not in SELECTIONS:

@@ -335,7 +335,9 @@ def train_crypto_module(
         threads=threads,
         pool=pool,
     )
-    if config.prior != "none":
+    if config.prior != "none" and not config.prior_fallback:
+        module.validation["follows_prior"] = 0.0
+    elif config.prior != "none":
         earlier = [
             fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
             for fold in earlier_folds(split, config.prior_folds)

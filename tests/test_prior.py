@@ -302,6 +302,20 @@ def test_a_module_trained_off_its_prior_still_decides_as_a_filter_of_it(market):
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # other rewards, other nets
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_without_the_fallback_a_module_keeps_a_filter_that_lost_to_its_prior_on_validation(market):
+    trained = {}
+    for fallback in (True, False):
+        config = CMConfig(prior="sma20", ensemble=1, timesteps=1_500, seed=2, prior_fallback=fallback)
+        trained[fallback], _ = train_crypto_module(market.loc[: SPLIT.validation[1]], None, config, SPLIT, eval_freq=500)
+    assert trained[True].validation["follows_prior"] == 1.0  # this seed's filter lost: it follows the rule
+    assert (trained[True].votes(market, None, *SPLIT.validation)[0] == 1.0).all()
+    assert trained[False].validation["follows_prior"] == 0.0  # the same filter, kept
+    assert (trained[False].votes(market, None, *SPLIT.validation)[0] < 1.0).any()
+    with pytest.raises(ValueError, match="prior_fallback must be"):
+        CMConfig(prior_fallback=None)
+
+
 def test_config_refuses_training_off_a_lifted_prior():
     with pytest.raises(ValueError, match="train_on_prior false"):
         CMConfig(prior="donchian", prior_mode="lift", train_on_prior=False)
