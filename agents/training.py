@@ -335,14 +335,14 @@ def train_crypto_module(
         threads=threads,
         pool=pool,
     )
-    if config.prior != "none" and not config.prior_fallback:
-        module.validation["follows_prior"] = 0.0
-    elif config.prior != "none":
+    if config.prior != "none" and config.prior_fallback:
         earlier = [
             fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
             for fold in earlier_folds(split, config.prior_folds)
         ]
         keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history), earlier=earlier)
+    elif config.prior != "none":
+        module.validation["follows_prior"] = 0.0  # kept whatever validation says
     if tensorboard_log:
         module.sam.logger.record(
             "dru/chosen_metrics", str(module.dru.selection), exclude=("stdout", "log", "json", "csv")

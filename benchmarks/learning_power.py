@@ -17,7 +17,7 @@ scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (St
   module without a prior is also tested as a filter of the default prior (its decisions against
   random filters of that prior: the null a module with the prior faces, which has less power).
 
-    python benchmarks/learning_power.py                 # about three minutes on 2 cores
+    python benchmarks/learning_power.py                 # about four minutes on 2 cores
     python benchmarks/learning_power.py --assets BTC --configs '{}' '{"prior": "none"}'
 """
 
@@ -46,6 +46,8 @@ CONFIGS = (
     "{}",  # train_cm's defaults
     '{"prior": "none"}',
     '{"prior": "none", "features": [], "dru": {"max_metrics": 3}}',  # few inputs: the DRU's top three metrics
+    # the same few inputs as a filter of the default prior: trained on the whole coin, never falling back
+    '{"features": [], "dru": {"max_metrics": 3}, "train_on_prior": false, "prior_fallback": false}',
 )
 
 
