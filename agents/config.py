@@ -306,7 +306,6 @@ __all__ = [
     "DEVICES",
     "LEGACY_FIELDS",
     "MAX_ENSEMBLE",
-    "MAX_PRIOR_FOLDS",
     "MEMBER_SEED_STRIDE",
     "PRIORS",
     "PRIOR_MODES",
