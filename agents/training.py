@@ -322,82 +322,6 @@ def train_crypto_module(
     training end are not used). Training runs with ``threads`` intra-op torch threads (None: as set);
     ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
     """
-    module, first = _fit(
-        market,
-        metrics,
-        config,
-        split,
-        eval_freq=eval_freq,
-        tensorboard_log=tensorboard_log,
-        run_name=run_name,
-        progress_bar=progress_bar,
-        on_evaluate=on_evaluate,
-        threads=threads,
-        pool=pool,
-    )
-    if config.prior != "none" and config.prior_fallback:
-        earlier = [
-            fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
-            for fold in earlier_folds(split, config.prior_folds)
-        ]
-        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history), earlier=earlier)
-    elif config.prior != "none":
-        module.validation["follows_prior"] = 0.0  # kept whatever validation says
-    if tensorboard_log:
-        module.sam.logger.record(
-            "dru/chosen_metrics", str(module.dru.selection), exclude=("stdout", "log", "json", "csv")
-        )
-        module.sam.logger.dump(module.sam.num_timesteps)
-    return module, first
-
-
-def earlier_folds(split: Split, k: int) -> list[Split]:
-    """The ``k - 1`` walk-forward folds before ``split``'s validation range: fold j validates the
-    j-th range of the same length back and trains from the same start up to it."""
-    eps = pd.Timedelta(seconds=1)
-    v0, v1 = split.validation
-    length = v1 + eps - v0
-    folds = []
-    for j in range(1, k):
-        f0 = v0 - j * length
-        if f0 - split.train[0] < length:
-            raise ValueError(
-                f"prior_folds {k} is too many for the training range {split.train[0]} .. {split.train[1]}: "
-                f"fold {j} would train on less than one validation range's length"
-            )
-        folds.append(Split((split.train[0], f0 - eps), (f0, f0 + length - eps)))
-    return folds
-
-
-def fold_returns(
-    market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, fold: Split, **fit: Any
-) -> tuple[pd.Series, pd.Series]:
-    """The bar returns of a module of ``config`` trained on ``fold`` (nothing after its validation
-    range seen; no fallback) and of its prior, over the fold's validation range. ``fit``: the
-    training options of :func:`train_crypto_module` (``eval_freq``, ``threads``, ``pool``)."""
-    end = fold.validation[1]
-    market, metrics = market.loc[:end], None if metrics is None else metrics.loc[:end]
-    module, _ = _fit(market, metrics, config, fold, **fit)
-    path = module.decision_path(market, metrics, *fold.validation)
-    prior = shares_backtest(module, market, path.index, path.prior)
-    return policy_backtest(module, market, metrics, *fold.validation).returns, prior.returns
-
-
-def _fit(
-    market: pd.DataFrame,
-    metrics: pd.DataFrame | None,
-    config: CMConfig,
-    split: Split,
-    *,
-    eval_freq: int = 2_000,
-    tensorboard_log: str | None = None,
-    run_name: str | None = None,
-    progress_bar: bool = False,
-    on_evaluate: Callable[[dict[str, float]], None] | None = None,
-    threads: int | None = TRAIN_THREADS,
-    pool: Mapping[str, pd.DataFrame] | None = None,
-) -> tuple[CryptoModule, ValidationCallback | MemberValidation]:
-    """The module :func:`train_crypto_module` trains, before the fallback to its prior."""
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
@@ -467,7 +391,50 @@ def _fit(
     else:
         res = policy_backtest(module, market, metrics, *split.validation)
         module.validation = {k: float(v) for k, v in res.metrics().items()}
+    if config.prior != "none" and config.prior_fallback:
+        earlier = [
+            fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
+            for fold in earlier_folds(split, config.prior_folds)
+        ]
+        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history), earlier=earlier)
+    elif config.prior != "none":
+        module.validation["follows_prior"] = 0.0  # kept whatever validation says
+    if tensorboard_log:
+        module.sam.logger.record("dru/chosen_metrics", str(dru.selection), exclude=("stdout", "log", "json", "csv"))
+        module.sam.logger.dump(module.sam.num_timesteps)
     return module, first
+
+
+def earlier_folds(split: Split, k: int) -> list[Split]:
+    """The ``k - 1`` walk-forward folds before ``split``'s validation range: fold j validates the
+    j-th range of the same length back and trains from the same start up to it."""
+    eps = pd.Timedelta(seconds=1)
+    v0, v1 = split.validation
+    length = v1 + eps - v0
+    folds = []
+    for j in range(1, k):
+        f0 = v0 - j * length
+        if f0 - split.train[0] < length:
+            raise ValueError(
+                f"prior_folds {k} is too many for the training range {split.train[0]} .. {split.train[1]}: "
+                f"fold {j} would train on less than one validation range's length"
+            )
+        folds.append(Split((split.train[0], f0 - eps), (f0, f0 + length - eps)))
+    return folds
+
+
+def fold_returns(
+    market: pd.DataFrame, metrics: pd.DataFrame | None, config: CMConfig, fold: Split, **fit: Any
+) -> tuple[pd.Series, pd.Series]:
+    """The bar returns of a module of ``config`` trained on ``fold`` (nothing after its validation
+    range seen; the fallback off) and of its prior, over the fold's validation range. ``fit``: the
+    training options of :func:`train_crypto_module` (``eval_freq``, ``threads``, ``pool``)."""
+    end = fold.validation[1]
+    market, metrics = market.loc[:end], None if metrics is None else metrics.loc[:end]
+    module, _ = train_crypto_module(market, metrics, replace(config, prior_fallback=False, prior_folds=1), fold, **fit)
+    path = module.decision_path(market, metrics, *fold.validation)
+    prior = shares_backtest(module, market, path.index, path.prior)
+    return policy_backtest(module, market, metrics, *fold.validation).returns, prior.returns
 
 
 def training_prior(features: pd.DataFrame, config: CMConfig) -> pd.Series | None:

@@ -307,7 +307,9 @@ def test_without_the_fallback_a_module_keeps_a_filter_that_lost_to_its_prior_on_
     trained = {}
     for fallback in (True, False):
         config = CMConfig(prior="sma20", ensemble=1, timesteps=1_500, seed=2, prior_fallback=fallback)
-        trained[fallback], _ = train_crypto_module(market.loc[: SPLIT.validation[1]], None, config, SPLIT, eval_freq=500)
+        trained[fallback], _ = train_crypto_module(
+            market.loc[: SPLIT.validation[1]], None, config, SPLIT, eval_freq=500
+        )
     assert trained[True].validation["follows_prior"] == 1.0  # this seed's filter lost: it follows the rule
     assert (trained[True].votes(market, None, *SPLIT.validation)[0] == 1.0).all()
     assert trained[False].validation["follows_prior"] == 0.0  # the same filter, kept
