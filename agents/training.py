@@ -160,6 +160,14 @@ def policy_backtest(
     return shares_backtest(module, market, decisions.index, decisions["crypto"].to_numpy())
 
 
+def prior_backtest(
+    module: CryptoModule, market: pd.DataFrame, metrics: pd.DataFrame | None, start, end
+) -> BacktestResult:
+    """Backtest the module's prior alone over the bars the module decides in [start, end]."""
+    path = module.decision_path(market, metrics, start, end)
+    return shares_backtest(module, market, path.index, path.prior)
+
+
 def in_crypto(crypto: pd.Series | np.ndarray) -> float:
     """The share of a module's bars spent holding crypto, whatever the size of the position (the
     last decision is never traded). A module under a vol-targeted prior holds a fraction of its
@@ -432,8 +440,7 @@ def fold_returns(
     end = fold.validation[1]
     market, metrics = market.loc[:end], None if metrics is None else metrics.loc[:end]
     module, _ = train_crypto_module(market, metrics, replace(config, prior_fallback=False, prior_folds=1), fold, **fit)
-    path = module.decision_path(market, metrics, *fold.validation)
-    prior = shares_backtest(module, market, path.index, path.prior)
+    prior = prior_backtest(module, market, metrics, *fold.validation)
     return policy_backtest(module, market, metrics, *fold.validation).returns, prior.returns
 
 
@@ -522,16 +529,15 @@ def keep_prior_unless_beaten(
     ``config.prior_folds``); with them the figures are those of the returns chained over every fold.
     ``module.validation["follows_prior"]`` says which (1.0: the prior was kept), and
     ``"excess_dsr"`` gives that deflated Sharpe ratio when it was computed."""
-    path = module.decision_path(market, metrics, *split.validation)
-    prior = shares_backtest(module, market, path.index, path.prior)
-    folds = list(earlier)
-    if folds:
-        folds.append((policy_backtest(module, market, metrics, *split.validation).returns, prior.returns))
+    prior = prior_backtest(module, market, metrics, *split.validation)
+
+    def this_range() -> tuple[pd.Series, pd.Series]:
+        return policy_backtest(module, market, metrics, *split.validation).returns, prior.returns
+
+    folds = [*earlier, this_range()] if earlier else []
 
     def over_prior() -> np.ndarray:
-        if folds:
-            return np.concatenate([over(learned, rule) for learned, rule in folds])
-        return over(policy_backtest(module, market, metrics, *split.validation).returns, prior.returns)
+        return np.concatenate([over(learned, rule) for learned, rule in folds or [this_range()]])
 
     excess = excess_dsr = None
     if module.config.selection == "excess":
