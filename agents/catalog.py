@@ -16,11 +16,14 @@ from .forecasters.dls import DLSAgent
 from .forecasters.lstm import LSTMForecaster
 from .forecasters.training import TrainConfig
 from .forecasters.transformer import TransformerForecaster
+from .meta_label import MetaLabelAgent
 
 FORECASTERS = ("lstm", "attention_lstm", "transformer")
 SHARPE_NETS = ("dlm", "dls")
-AGENT_NAMES: tuple[str, ...] = (*FORECASTERS, *SHARPE_NETS, *ALLOCATORS)
-SEEDED = (*FORECASTERS, *SHARPE_NETS)  # the agents whose fit depends on the seed (the networks)
+META_LABELLERS = ("meta_logistic", "meta_forest")  # a classifier filters the Donchian prior
+AGENT_NAMES: tuple[str, ...] = (*FORECASTERS, *SHARPE_NETS, *META_LABELLERS, *ALLOCATORS)
+# the agents whose fit depends on the seed (the networks and the forest)
+SEEDED = (*FORECASTERS, *SHARPE_NETS, "meta_forest")
 
 
 def _config(fast: bool, seed: int, log_dir: str | Path | None, device: str) -> TrainConfig:
@@ -67,6 +70,8 @@ def make_agents(
             out[name] = DLMAgent(forecaster=lstm, hidden=4 if fast else 16, config=cfg)
         elif name == "dls":
             out[name] = DLSAgent(hidden=8 if fast else 64, use_metrics=use_metrics, config=cfg, **small)
+        elif name in META_LABELLERS:
+            out[name] = MetaLabelAgent(name.removeprefix("meta_"), seed=seed)
         else:
             out[name] = ALLOCATORS[name]()
     return out

@@ -1,0 +1,117 @@
+"""Meta-labelling a trend rule: a classifier learns when the rule's long positions pay.
+
+The primary model is a Crypto Module's prior (by default the vol-targeted Donchian ensemble,
+:func:`cryptorl.portfolio.baselines.donchian_position`); the secondary model (López de Prado,
+*Advances in Financial Machine Learning*, 2018, ch. 3) is a scikit-learn classifier fitted on
+the bars where the rule is long, labelled by whether the coin rose over the next ``horizon``
+bars. The agent holds the rule's position where the classifier gives the rise a probability
+above ``threshold`` and cash elsewhere: the supervised counterpart of a module's learned filter,
+on the same inputs (the market features and the prior's position).
+
+One classifier is fitted on all of the portfolio's coins (the inputs are scale-free), on rows
+whose label is known by the fit end (a row's label needs ``horizon`` bars after it).
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cryptorl.data.files import infer_interval
+from cryptorl.features.market import market_features
+
+from .base import Markets, MetricsMap, PortfolioAgent, check_markets, decision_times, weights_frame
+from .config import DEFAULT_FEATURES, PRIORS
+
+CLASSIFIERS = ("logistic", "forest")
+
+
+def make_classifier(kind: str, seed: int = 0) -> ClassifierMixin:
+    """``logistic``: standardised inputs, L2 logistic regression (C = 1); ``forest``: 300 trees
+    with at least 50 rows per leaf."""
+    if kind == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    if kind == "forest":
+        return RandomForestClassifier(n_estimators=300, min_samples_leaf=50, max_features="sqrt", random_state=seed)
+    raise ValueError(f"unknown classifier {kind!r}: choose among {', '.join(CLASSIFIERS)}")
+
+
+class MetaLabelAgent(PortfolioAgent):
+    """Each coin at ``prior_t / n`` where the classifier expects the rule's long position to pay,
+    cash elsewhere. Fitted attributes: ``assets``, ``fit_end``, ``classifier_``, ``rows_`` (training
+    rows) and ``base_rate_`` (their share of rises)."""
+
+    def __init__(
+        self,
+        classifier: str = "logistic",
+        *,
+        prior: str = "donchian",
+        horizon: int = 10,
+        features: tuple[str, ...] = DEFAULT_FEATURES,
+        threshold: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if PRIORS.get(prior) is None:
+            raise ValueError(
+                f"meta-labelling needs a prior rule to label: choose among {', '.join(p for p in PRIORS if PRIORS[p])}"
+            )
+        if int(horizon) < 1:
+            raise ValueError(f"the label horizon must be at least 1 bar, got {horizon}")
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"the threshold must be a probability in (0, 1), got {threshold}")
+        make_classifier(classifier)  # a clear error now, not at fit time
+        self.classifier, self.prior, self.horizon = classifier, prior, int(horizon)
+        self.features, self.threshold, self.seed = tuple(features), float(threshold), int(seed)
+        self.name = f"meta_{classifier}"
+
+    def _inputs(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+        """The classifier's inputs per bar (the market features and the prior's position) and the
+        prior's position; row t uses bars <= t only."""
+        prior = PRIORS[self.prior](frame["close"].astype("float64"), infer_interval(frame.index) or "1d")
+        x = market_features(frame, self.features)
+        x["prior"] = prior
+        return x, prior
+
+    def fit(self, market: Markets, metrics: MetricsMap = None, *, end=None) -> Self:
+        assets, closes = check_markets(market, end)
+        xs, ys = [], []
+        for a in assets:
+            x, prior = self._inputs(market[a].loc[: closes.index[-1]])
+            rise = closes[a].shift(-self.horizon) / closes[a] - 1.0  # NaN where the label is not known by the end
+            keep = (prior > 0) & x.notna().all(axis=1) & rise.notna()
+            xs.append(x[keep].to_numpy())
+            ys.append((rise[keep] > 0).to_numpy())
+        x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+        if len(np.unique(y_all)) < 2:
+            raise ValueError(
+                f"agent '{self.name}': the rule's long positions up to {closes.index[-1]} have one outcome only "
+                f"({len(y_all)} rows): nothing to classify; fit on a longer range"
+            )
+        self.classifier_ = make_classifier(self.classifier, self.seed).fit(x_all, y_all)
+        self.rows_, self.base_rate_ = len(y_all), float(y_all.mean())
+        self.assets, self.fit_end = assets, closes.index[-1]
+        return self
+
+    def weights(self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None) -> pd.DataFrame:
+        self._check_fitted()
+        self._check_assets(market)
+        _, closes = check_markets({a: market[a] for a in self.assets}, end)
+        times = decision_times(closes.index, start, end)
+        held = np.zeros((len(times), len(self.assets)))
+        for i, a in enumerate(self.assets):
+            x, prior = self._inputs(market[a].loc[: closes.index[-1]])
+            x, prior = x.loc[times], prior.loc[times].fillna(0.0)
+            ok = x.notna().all(axis=1).to_numpy()
+            take = np.zeros(len(times), dtype=bool)
+            if ok.any():
+                take[ok] = self.classifier_.predict_proba(x[ok].to_numpy())[:, 1] > self.threshold
+            held[:, i] = np.where(take, prior.to_numpy(), 0.0)
+        risky = held / len(self.assets)
+        return weights_frame(times, self.assets, np.column_stack([1.0 - risky.sum(axis=1), risky]))
