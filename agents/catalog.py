@@ -71,7 +71,7 @@ def make_agents(
         elif name == "dls":
             out[name] = DLSAgent(hidden=8 if fast else 64, use_metrics=use_metrics, config=cfg, **small)
         elif name in META_LABELLERS:
-            out[name] = MetaLabelAgent(name.removeprefix("meta_"), seed=seed)
+            out[name] = MetaLabelAgent(name.removeprefix("meta_"), use_metrics=use_metrics, seed=seed)
         else:
             out[name] = ALLOCATORS[name]()
     return out

@@ -6,7 +6,9 @@ The primary model is a Crypto Module's prior (by default the vol-targeted Donchi
 the bars where the rule is long, labelled by whether the coin rose over the next ``horizon``
 bars. The agent holds the rule's position where the classifier gives the rise a probability
 above ``threshold`` and cash elsewhere: the supervised counterpart of a module's learned filter,
-on the same inputs (the market features and the prior's position).
+on the same inputs (the market features and the prior's position), and with ``use_metrics`` the
+on-chain / social metrics the portfolio's coins share, each (its log where positive) as a rolling
+z-score over ``norm_window`` bars, the Data Refinement Unit's normalisation.
 
 One classifier is fitted on all of the portfolio's coins (the inputs are scale-free), on rows
 whose label is known by the fit end (a row's label needs ``horizon`` bars after it).
@@ -25,10 +27,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cryptorl.data.files import infer_interval
+from cryptorl.data.frames import align_metrics
 from cryptorl.features.market import market_features
+from cryptorl.features.rolling import rolling_zscore
 
 from .base import Markets, MetricsMap, PortfolioAgent, check_markets, decision_times, weights_frame
 from .config import DEFAULT_FEATURES, PRIORS
+from .forecasters.features import metric_names
 
 CLASSIFIERS = ("logistic", "forest")
 
@@ -56,6 +61,8 @@ class MetaLabelAgent(PortfolioAgent):
         horizon: int = 10,
         features: tuple[str, ...] = DEFAULT_FEATURES,
         threshold: float = 0.5,
+        use_metrics: bool | list[str] = False,
+        norm_window: int = 90,
         seed: int = 0,
     ) -> None:
         if PRIORS.get(prior) is None:
@@ -69,21 +76,34 @@ class MetaLabelAgent(PortfolioAgent):
         make_classifier(classifier)  # a clear error now, not at fit time
         self.classifier, self.prior, self.horizon = classifier, prior, int(horizon)
         self.features, self.threshold, self.seed = tuple(features), float(threshold), int(seed)
+        self.use_metrics, self.norm_window = use_metrics, int(norm_window)
         self.name = f"meta_{classifier}"
 
-    def _inputs(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """The classifier's inputs per bar (the market features and the prior's position) and the
-        prior's position; row t uses bars <= t only."""
+    def _inputs(self, frame: pd.DataFrame, metrics: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.Series]:
+        """The classifier's inputs per bar (the market features, the prior's position and the
+        normalised metrics) and the prior's position; row t uses data up to t only."""
         prior = PRIORS[self.prior](frame["close"].astype("float64"), infer_interval(frame.index) or "1d")
         x = market_features(frame, self.features)
         x["prior"] = prior
+        if self.metric_names_:
+            values = align_metrics(metrics[self.metric_names_], frame.index)
+            logged = values[self.logged_]
+            values[self.logged_] = np.log(logged.where(logged > 0))
+            z = rolling_zscore(values, self.norm_window, min_periods=max(2, self.norm_window // 2)).fillna(0.0)
+            z.iloc[: self.norm_window - 1] = np.nan  # the warm-up; after it a missing value is the mean, 0
+            x[self.metric_names_] = z
         return x, prior
 
     def fit(self, market: Markets, metrics: MetricsMap = None, *, end=None) -> Self:
         assets, closes = check_markets(market, end)
+        self.metric_names_ = metric_names(self.use_metrics, assets, metrics, common=True) or []
+        until = closes.index[-1]
+        self.logged_ = [  # a metric positive on every coin's fit range is read as its log
+            m for m in self.metric_names_ if all((metrics[a].loc[:until, m].dropna() > 0).all() for a in assets)
+        ]
         xs, ys = [], []
         for a in assets:
-            x, prior = self._inputs(market[a].loc[: closes.index[-1]])
+            x, prior = self._inputs(market[a].loc[:until], metrics[a] if self.metric_names_ else None)
             rise = closes[a].shift(-self.horizon) / closes[a] - 1.0  # NaN where the label is not known by the end
             keep = (prior > 0) & x.notna().all(axis=1) & rise.notna()
             xs.append(x[keep].to_numpy())
@@ -91,12 +111,12 @@ class MetaLabelAgent(PortfolioAgent):
         x_all, y_all = np.concatenate(xs), np.concatenate(ys)
         if len(np.unique(y_all)) < 2:
             raise ValueError(
-                f"agent '{self.name}': the rule's long positions up to {closes.index[-1]} have one outcome only "
+                f"agent '{self.name}': the rule's long positions up to {until} have one outcome only "
                 f"({len(y_all)} rows): nothing to classify; fit on a longer range"
             )
         self.classifier_ = make_classifier(self.classifier, self.seed).fit(x_all, y_all)
         self.rows_, self.base_rate_ = len(y_all), float(y_all.mean())
-        self.assets, self.fit_end = assets, closes.index[-1]
+        self.assets, self.fit_end = assets, until
         return self
 
     def weights(self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None) -> pd.DataFrame:
@@ -106,7 +126,7 @@ class MetaLabelAgent(PortfolioAgent):
         times = decision_times(closes.index, start, end)
         held = np.zeros((len(times), len(self.assets)))
         for i, a in enumerate(self.assets):
-            x, prior = self._inputs(market[a].loc[: closes.index[-1]])
+            x, prior = self._inputs(market[a].loc[: closes.index[-1]], metrics[a] if self.metric_names_ else None)
             x, prior = x.loc[times], prior.loc[times].fillna(0.0)
             ok = x.notna().all(axis=1).to_numpy()
             take = np.zeros(len(times), dtype=bool)

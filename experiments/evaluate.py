@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from cryptorl.cli import OneLineParser, UserError, command, one_line
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             agents=_list(args.agents),
         )
         if args.no_metrics:
-            protocol = replace(protocol, metrics=None)
+            protocol = protocol.without_metrics()
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress, gaps=args.gaps)

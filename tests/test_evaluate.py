@@ -60,7 +60,11 @@ def test_shipped_protocols_load():
         (lambda r: r.update(seeds=[]), "seeds"),
         (lambda r: r.update(windows={}), "needs 'windows'"),
         (lambda r: r.update(agents=["lstm", "oracle"]), "unknown agent 'oracle'"),
-        (lambda r: r.update(agents={"lstm": {"epochs": 3}}), "agents.lstm: the only option is fast"),
+        (lambda r: r.update(agents={"lstm": {"epochs": 3}}), "agents.lstm: the options are fast and use_metrics"),
+        (
+            lambda r: r.update(agents={"meta_logistic": {"use_metrics": True}}),
+            "use_metrics needs the protocol's metrics",
+        ),
         (lambda r: r.update(configs={"lstm": {}}, agents=["lstm"]), "also a config's name"),
     ],
 )
@@ -569,6 +573,24 @@ def test_agents_fit_before_the_backtest_and_decide_on_the_past():
     for (name, before), (_, after) in zip(*runs):
         pd.testing.assert_frame_equal(before.weights.loc[:cut], after.weights.loc[:cut])
         assert not before.weights.equals(after.weights) or name == "momentum"  # later weights see the change
+
+
+def test_an_agent_told_to_read_metrics_reads_those_known_at_each_decision():
+    """``use_metrics``: the agent gets its coins' metrics; metrics after a backtest bar change none
+    of the weights up to it and change later ones; ``without_metrics`` (``--no-metrics``) reads none."""
+    from agents.evaluation.runner import agent_job, agent_jobs
+
+    protocol = parse_protocol({**raw_demo(), "metrics": "demo", "agents": {"meta_logistic": {"use_metrics": True}}})
+    data = load_markets(protocol, progress=False)
+    (job,) = agent_jobs(protocol, data)
+    assert sorted(job.metrics) == ["BTC", "ETH"] and all(x.index[-1] <= job.scored[1] for x in job.metrics.values())
+    cut = job.scored[0] + pd.Timedelta(days=20)
+    future = {a: (m, x.mul(np.where(x.index > cut, 3.0, 1.0), axis=0)) for a, (m, x) in data.items()}
+    before, after = agent_job(job).weights, agent_job(agent_jobs(protocol, future)[0]).weights
+    pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
+    assert not before.equals(after)
+    plain = protocol.without_metrics()
+    assert plain.metrics is None and agent_jobs(plain, data)[0].metrics is None
 
 
 def test_the_selection_table_lists_windows_in_time_order_not_by_name():

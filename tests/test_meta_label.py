@@ -9,8 +9,9 @@ import pytest
 from agents.catalog import make_agents
 from agents.config import DEFAULT_FEATURES
 from agents.meta_label import MetaLabelAgent
-from cryptorl.data.demo import demo_market
+from cryptorl.data.demo import demo_data, demo_market
 from cryptorl.features.market import market_features
+from cryptorl.portfolio.backtest import backtest
 from cryptorl.portfolio.baselines import donchian_ensemble, donchian_position
 
 ASSETS = ("BTC", "ETH", "LINK")
@@ -96,6 +97,20 @@ def test_it_learns_when_the_rules_long_positions_pay(classifier):
     assert len(taken["wild"]) >= 200  # the rule is long in wild phases often enough to tell
     assert np.mean(taken["calm"]) > 0.8
     assert np.mean(taken["wild"]) < 0.2
+
+
+@pytest.mark.parametrize("classifier", ["logistic", "forest"])
+def test_with_the_demos_metrics_it_finds_their_planted_signal(classifier):
+    """The demo market's leading metrics carry a drift (cryptorl.data.demo): a year after two years
+    of fitting, the agent reading them filters the rule better than the same agent without them."""
+    data = {a: demo_data(a, start="2020-01-01", end="2022-12-31") for a in ASSETS}
+    market, metrics = {a: m for a, (m, _) in data.items()}, {a: x for a, (_, x) in data.items()}
+    sortino = {}
+    for use in (False, True):
+        agent = MetaLabelAgent(classifier, use_metrics=use).fit(market, metrics, end="2021-12-31")
+        w = agent.weights(market, metrics, start="2022-01-01", end="2022-12-31")
+        sortino[use] = backtest(w, market, interval="1d", fee=0.001).metrics()["Sortino"]
+    assert sortino[True] > sortino[False] + 0.3
 
 
 def test_bad_settings_and_a_range_with_one_outcome_are_refused(markets):

@@ -38,7 +38,9 @@ working folder or the Python path) imported before the protocol is checked: the 
 that registers baselines of your own.
 
 ``agents``: the supervised forecasters and allocators of :data:`agents.catalog.AGENT_NAMES`, as a
-list of names or a mapping ``name: {fast: true}`` (tiny networks, for smoke runs). Each is fitted
+list of names or a mapping ``name: {fast: true, use_metrics: true}`` (``fast``: tiny networks, for
+smoke runs; ``use_metrics``: the agent also reads the protocol's metrics, up to each time it
+decides, where it can: the forecasters, DLS and the meta-labellers). Each is fitted
 per window and portfolio on the portfolio's bars from the window's training start to its
 validation end (the Crypto Modules' data), then gives its weights for the backtest; the networks
 once per seed, the deterministic allocators once. They are scored like a configuration (and
@@ -176,6 +178,11 @@ class Protocol:
     @property
     def data_end(self) -> pd.Timestamp:
         return max(w.backtest[1] for w in self.windows)
+
+    def without_metrics(self) -> Protocol:
+        """The same protocol on market data only (an ablation): no metrics source, no agent reading them."""
+        agents = {name: {**opts, "use_metrics": False} for name, opts in self.agents.items()}
+        return replace(self, metrics=None, agents=agents)
 
     def subset(self, *, configs=None, windows=None, seeds=None, assets=None, agents=None) -> Protocol:
         """The same protocol restricted to some configs / windows / seeds / assets / agents (command flags).
@@ -370,6 +377,9 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     if gaps not in ("error", "fill"):
         raise ValueError(f"gaps must be error or fill, got {gaps!r}")
     agents = _agents(raw.get("agents"), checked)
+    reading = [a for a, opts in agents.items() if opts.get("use_metrics")]
+    if reading and raw.get("metrics") is None:
+        raise ValueError(f"agents.{reading[0]}: use_metrics needs the protocol's metrics source")
     return Protocol(
         str(raw.get("name", name)),
         interval,
@@ -404,8 +414,8 @@ def _agents(raw: Any, configs: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise ValueError(f"agents: unknown agent {name!r}; known: {', '.join(AGENT_NAMES)}")
         if name in configs:
             raise ValueError(f"agents: {name!r} is also a config's name")
-        if set(opts) - {"fast"} or not isinstance(opts.get("fast", False), bool):
-            raise ValueError(f"agents.{name}: the only option is fast: true or false, got {opts}")
+        if set(opts) - {"fast", "use_metrics"} or not all(isinstance(v, bool) for v in opts.values()):
+            raise ValueError(f"agents.{name}: the options are fast and use_metrics, each true or false, got {opts}")
         out[str(name)] = opts
     return out
 

@@ -282,6 +282,7 @@ class AgentJob:
     fit_end: pd.Timestamp
     scored: tuple[pd.Timestamp, pd.Timestamp]
     costs: dict[str, Any]
+    metrics: dict[str, pd.DataFrame] | None = None  # the members' metrics to the same end, for an agent that reads them
 
     @property
     def label(self) -> str:
@@ -304,18 +305,30 @@ def agent_jobs(protocol: Protocol, data: Data, *, on: str = "backtest") -> list[
             markets = common_markets({a: data[a][0].loc[window.train[0] : scored[1]] for a in members})
             for name, opts in protocol.agents.items():
                 fast = bool(opts.get("fast", False))
+                metrics = _agent_metrics(data, members, scored[1], name) if opts.get("use_metrics") else None
                 for seed in protocol.seeds if name in SEEDED else protocol.seeds[:1]:
-                    jobs.append(AgentJob(name, fast, seed, window.name, pname, markets, fit_end, scored, costs))
+                    jobs.append(
+                        AgentJob(name, fast, seed, window.name, pname, markets, fit_end, scored, costs, metrics)
+                    )
     return jobs
+
+
+def _agent_metrics(data: Data, members: list[str], end: pd.Timestamp, agent: str) -> dict[str, pd.DataFrame]:
+    missing = [a for a in members if data[a][1] is None]
+    if missing:
+        raise ValueError(f"agents.{agent} reads metrics, but {', '.join(missing)} have none from the protocol's source")
+    return {a: _cut(data[a][1], end) for a in members}
 
 
 def agent_job(job: AgentJob) -> BacktestResult:
     """Fit one agent on its job's bars up to ``fit_end`` and backtest its weights on the scored range."""
     from agents.catalog import make_agents
 
-    agent = make_agents([job.name], fast=job.fast, seed=job.seed)[job.name]
+    agent = make_agents([job.name], fast=job.fast, seed=job.seed, use_metrics=job.metrics is not None)[job.name]
     start, end = job.scored
-    runs = backtest_strategies([agent], job.markets, fit_end=job.fit_end, start=start, end=end, **job.costs)
+    runs = backtest_strategies(
+        [agent], job.markets, job.metrics, fit_end=job.fit_end, start=start, end=end, **job.costs
+    )
     return runs[job.name].result
 
 
