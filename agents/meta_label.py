@@ -94,16 +94,31 @@ class MetaLabelAgent(PortfolioAgent):
             x[self.metric_names_] = z
         return x, prior
 
+    def _metrics(self, metrics: MetricsMap, asset: str) -> pd.DataFrame | None:
+        """The asset's metrics frame when the agent reads metrics, with a clear error when it lacks some."""
+        if not self.metric_names_:
+            return None
+        lacking = (
+            self.metric_names_
+            if metrics is None or asset not in metrics
+            else [m for m in self.metric_names_ if m not in metrics[asset].columns]
+        )
+        if lacking:
+            raise ValueError(f"agent '{self.name}' reads the metrics {lacking}, which {asset} lacks")
+        return metrics[asset]
+
     def fit(self, market: Markets, metrics: MetricsMap = None, *, end=None) -> Self:
         assets, closes = check_markets(market, end)
         self.metric_names_ = metric_names(self.use_metrics, assets, metrics, common=True) or []
+        for a in assets:
+            self._metrics(metrics, a)
         until = closes.index[-1]
         self.logged_ = [  # a metric positive on every coin's fit range is read as its log
             m for m in self.metric_names_ if all((metrics[a].loc[:until, m].dropna() > 0).all() for a in assets)
         ]
         xs, ys = [], []
         for a in assets:
-            x, prior = self._inputs(market[a].loc[:until], metrics[a] if self.metric_names_ else None)
+            x, prior = self._inputs(market[a].loc[:until], self._metrics(metrics, a))
             rise = closes[a].shift(-self.horizon) / closes[a] - 1.0  # NaN where the label is not known by the end
             keep = (prior > 0) & x.notna().all(axis=1) & rise.notna()
             xs.append(x[keep].to_numpy())
@@ -126,7 +141,7 @@ class MetaLabelAgent(PortfolioAgent):
         times = decision_times(closes.index, start, end)
         held = np.zeros((len(times), len(self.assets)))
         for i, a in enumerate(self.assets):
-            x, prior = self._inputs(market[a].loc[: closes.index[-1]], metrics[a] if self.metric_names_ else None)
+            x, prior = self._inputs(market[a].loc[: closes.index[-1]], self._metrics(metrics, a))
             x, prior = x.loc[times], prior.loc[times].fillna(0.0)
             ok = x.notna().all(axis=1).to_numpy()
             take = np.zeros(len(times), dtype=bool)
