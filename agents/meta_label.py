@@ -134,19 +134,28 @@ class MetaLabelAgent(PortfolioAgent):
         self.assets, self.fit_end = assets, until
         return self
 
-    def weights(self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None) -> pd.DataFrame:
+    def decisions(
+        self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per coin and decision time in ``[start, end]``: whether the classifier takes the rule's
+        position (1) or stays out (0), and the rule's position; a time whose inputs are not all
+        known yet stays out."""
         self._check_fitted()
         self._check_assets(market)
         _, closes = check_markets({a: market[a] for a in self.assets}, end)
         times = decision_times(closes.index, start, end)
-        held = np.zeros((len(times), len(self.assets)))
-        for i, a in enumerate(self.assets):
+        take, rule = {}, {}
+        for a in self.assets:
             x, prior = self._inputs(market[a].loc[: closes.index[-1]], self._metrics(metrics, a))
-            x, prior = x.loc[times], prior.loc[times].fillna(0.0)
+            x = x.loc[times]
             ok = x.notna().all(axis=1).to_numpy()
-            take = np.zeros(len(times), dtype=bool)
+            taken = np.zeros(len(times))
             if ok.any():
-                take[ok] = self.classifier_.predict_proba(x[ok].to_numpy())[:, 1] > self.threshold
-            held[:, i] = np.where(take, prior.to_numpy(), 0.0)
-        risky = held / len(self.assets)
-        return weights_frame(times, self.assets, np.column_stack([1.0 - risky.sum(axis=1), risky]))
+                taken[ok] = self.classifier_.predict_proba(x[ok].to_numpy())[:, 1] > self.threshold
+            take[a], rule[a] = taken, prior.loc[times].fillna(0.0).to_numpy()
+        return pd.DataFrame(take, index=times), pd.DataFrame(rule, index=times)
+
+    def weights(self, market: Markets, metrics: MetricsMap = None, *, start=None, end=None) -> pd.DataFrame:
+        take, rule = self.decisions(market, metrics, start=start, end=end)
+        risky = (take * rule).to_numpy() / len(self.assets)
+        return weights_frame(take.index, self.assets, np.column_stack([1.0 - risky.sum(axis=1), risky]))

@@ -15,7 +15,11 @@ scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (St
   the training range is on that side (what the refined observation carries);
 * **trained modules**, ``CMConfig`` with each ``--configs`` entry's options (a JSON object); a
   module without a prior is also tested as a filter of the default prior (its decisions against
-  random filters of that prior: the null a module with the prior faces, which has less power).
+  random filters of that prior: the null a module with the prior faces, which has less power);
+* **classifiers** in the learner's place (``--classifiers``): the meta-labelling agents
+  (:mod:`agents.meta_label`) fitted on each fold's training and validation bars of the one coin,
+  reading the market features, the prior and every metric, their decisions tested as filters of
+  the prior: how much a supervised learner finds on the same inputs and folds.
 
     python benchmarks/learning_power.py                 # about four minutes on 2 cores
     python benchmarks/learning_power.py --assets BTC --configs '{}' '{"prior": "none"}'
@@ -37,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.crypto_module import CMConfig, prior_position  # noqa: E402
+from agents.meta_label import CLASSIFIERS, MetaLabelAgent  # noqa: E402
 from agents.training import FORWARD_CHECK_STARTS, forward_folds, forward_split  # noqa: E402
 from cryptorl.data.demo import demo_data, demo_planted  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
@@ -93,10 +98,26 @@ def rule_folds(asset: str, market: pd.DataFrame, metrics: pd.DataFrame, prior: p
     }
 
 
+def classifier_folds(kind: str, asset: str, market: pd.DataFrame, metrics: pd.DataFrame, seed: int) -> list:
+    """A meta-labelling agent's decisions on each guard fold, as a filter of its (the default) prior."""
+    folds = []
+    for start in FORWARD_CHECK_STARTS:
+        split = forward_split(start)
+        c0, c1 = split.backtest
+        cut, seen = {asset: market.loc[:c1]}, {asset: metrics.loc[:c1]}
+        agent = MetaLabelAgent(kind, use_metrics=True, seed=seed).fit(cut, seen, end=split.validation[1])
+        take, rule = agent.decisions(cut, seen, start=c0, end=c1)
+        folds.append((take[asset], cut[asset], rule[asset].to_numpy()))
+    return folds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assets", nargs="+", default=["BTC", "ETH"], help="demo coins")
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help="CMConfig options, JSON objects")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), help="CMConfig options, JSON objects")
+    parser.add_argument(
+        "--classifiers", nargs="*", default=list(CLASSIFIERS), help=f"meta-labellers among {', '.join(CLASSIFIERS)}"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     data = {a: demo_data(a, "1d", "2017-12-01", "2024-09-30") for a in args.assets}
@@ -105,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     for asset, (market, metrics) in data.items():
         for name, fs in rule_folds(asset, market, metrics, priors[asset]).items():
             rows.setdefault(name, []).append(pvalue(fs))
+    for kind in args.classifiers:
+        for asset, (market, metrics) in data.items():
+            name = f"meta_{kind} (market features, prior, metrics), filtering the {PRIOR} prior"
+            rows.setdefault(name, []).append(pvalue(classifier_folds(kind, asset, market, metrics, args.seed)))
     for text in args.configs:
         t = time.perf_counter()
         options = json.loads(text)
