@@ -567,7 +567,8 @@ def test_agents_fit_before_the_backtest_and_decide_on_the_past():
     prices = ["open", "high", "low", "close"]
     future = {a: (m.assign(**{k: m[k].where(~later[a], m[k] * 1.5) for k in prices}), x) for a, (m, x) in data.items()}
     runs = [
-        [(j.name, agent_job(j)) for j in agent_jobs(protocol, d) if j.window == window.name] for d in (data, future)
+        [(j.name, agent_job(j).result) for j in agent_jobs(protocol, d) if j.window == window.name]
+        for d in (data, future)
     ]
     assert [name for name, _ in runs[0]] == ["dls", "momentum"]  # the allocator once, the network per seed (one)
     for (name, before), (_, after) in zip(*runs):
@@ -586,11 +587,34 @@ def test_an_agent_told_to_read_metrics_reads_those_known_at_each_decision():
     assert sorted(job.metrics) == ["BTC", "ETH"] and all(x.index[-1] <= job.scored[1] for x in job.metrics.values())
     cut = job.scored[0] + pd.Timedelta(days=20)
     future = {a: (m, x.mul(np.where(x.index > cut, 3.0, 1.0), axis=0)) for a, (m, x) in data.items()}
-    before, after = agent_job(job).weights, agent_job(agent_jobs(protocol, future)[0]).weights
+    before, after = agent_job(job).result.weights, agent_job(agent_jobs(protocol, future)[0]).result.weights
     pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
     assert not before.equals(after)
     plain = protocol.without_metrics()
     assert plain.metrics is None and agent_jobs(plain, data)[0].metrics is None
+
+
+def test_agents_that_filter_a_rule_get_the_modules_timing_test():
+    """A meta-labeller's run carries its decisions (its weights are them times the rule); the
+    timing-skill test reads them per portfolio it was fitted on, and the report pools them as a
+    configuration's; an agent that filters nothing (an allocator) carries none."""
+    from agents.evaluation.report import skill_table
+    from agents.evaluation.runner import fit_agents
+
+    protocol = parse_protocol({**raw_demo(), "agents": {"meta_logistic": {}, "momentum": {}}})
+    data = load_markets(protocol, progress=False)
+    agents = fit_agents(protocol, data, workers=1, progress=False)
+    window = protocol.windows[0].name
+    run = agents[(window, "BTC+ETH", "meta_logistic", 0)]
+    take, rule = run.decisions
+    assert set(np.unique(take)) <= {0.0, 1.0} and (rule.to_numpy() >= 0).all()
+    np.testing.assert_allclose(run.result.weights[["BTC", "ETH"]], take * rule / 2)
+    assert agents[(window, "BTC+ETH", "momentum", 0)].decisions is None
+    skill = score(protocol, data, None, baselines_only=True, agents=agents).skill
+    assert set(skill["config"]) == {"meta_logistic"} and set(skill["asset"]) == {"BTC", "ETH"}
+    assert (skill["portfolio"] == "BTC+ETH").all() and (skill["windows"] == 1).all()
+    table = skill_table(protocol, skill)
+    assert list(table["config"]) == ["meta_logistic"] and list(table["portfolio"]) == ["BTC+ETH"]
 
 
 def test_the_selection_table_lists_windows_in_time_order_not_by_name():

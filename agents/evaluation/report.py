@@ -11,7 +11,8 @@
 * ``runs.csv``: every backtest's figures; ``cumulative_<window>_<portfolio>.png``;
 * ``skill.csv``: per module (config, asset, seed), its timing skill over all the windows against
   random policies of the same exposure (:func:`.runner.timing_skill`), and per (config, asset) the
-  seeds' mean votes' (seed -1), pooled per portfolio in the report;
+  seeds' mean votes' (seed -1), pooled per portfolio in the report; the same for the agents that
+  filter a rule, with the portfolio they were fitted on (``portfolio``; empty for the modules);
 * with two or more disjoint windows, the walk-forward scoreboard (:mod:`.scoreboard`):
   ``scoreboard.csv`` (stitched figures), ``versus.csv`` (every strategy against every portfolio
   baseline), ``pbo.csv``, ``selection.csv`` and ``stitched_<portfolio>.png``.
@@ -78,12 +79,16 @@ def cm_table(scores: Scores) -> pd.DataFrame:
 def skill_table(protocol: Protocol, skill: pd.DataFrame) -> pd.DataFrame:
     """Per (config, portfolio): the modules' timing skill over the windows (``Scores.skill``, or
     ``skill.csv``), each seed's p-values over the portfolio's coins pooled by Stouffer's method,
-    and the same for the seeds' mean votes (NaN with one seed)."""
+    and the same for the seeds' mean votes (NaN with one seed); then the same per (agent,
+    portfolio) for the agents that filter a rule (their rows name the portfolio they were fitted on)."""
+    if "portfolio" not in skill:  # a skill.csv written before agents were tested
+        skill = skill.assign(portfolio=np.nan)
+    modules = skill[skill["portfolio"].isna()]
     rows = []
-    for cname in protocol.configs:
-        mine = skill[skill.config == cname]
+    for name in [*protocol.configs, *protocol.agents]:
         for pname, members in protocol.portfolios.items():
-            g = mine[mine.asset.isin(members)]
+            mine = modules if name in protocol.configs else skill[skill["portfolio"] == pname]
+            g = mine[(mine["config"] == name) & mine["asset"].isin(members)]
             mean = g[g.seed == SEED_MEAN]
             g = g[g.seed != SEED_MEAN]
             if g.empty:
@@ -91,7 +96,7 @@ def skill_table(protocol: Protocol, skill: pd.DataFrame) -> pd.DataFrame:
             pooled = [combined_pvalue(s["p"]) for _, s in g.groupby("seed")]
             rows.append(
                 {
-                    "config": cname,
+                    "config": name,
                     "portfolio": pname,
                     "windows": int(g["windows"].max()),
                     "pooled p by seed": ", ".join(f"{p:.3f}" for p in pooled),
@@ -301,7 +306,7 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     board = build_scoreboard(protocol, scores)
     if board is not None:
         lines += scoreboard_section(protocol, board, out, paths, on=on)
-    if trained:
+    if "config" in scores.skill:  # modules, or agents that filter a rule, were scored
         paths["skill"] = out / "skill.csv"
         scores.skill.to_csv(paths["skill"], index=False, float_format="%.6g")
         lines += [
@@ -313,7 +318,8 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
             "Stouffer's method (about uniform on (0, 1) without skill; the learning guard asks for < 0.05), the "
             "same for the seeds' mean votes (the configuration's one answer: a coin's seeds are not independent "
             "tests), the share of modules with p < 0.05 (about 5 % without skill) and the mean share of the null "
-            "each beats.",
+            "each beats. Agents that filter a rule (the meta-labellers) are tested the same way, against random "
+            "filters of their rule, per portfolio they were fitted on.",
             "",
             _md(skill_table(protocol, scores.skill)),
             "",

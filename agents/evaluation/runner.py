@@ -200,6 +200,7 @@ def score(
     seed_values: dict[tuple[str, str, str, int], pd.Series] = {}
     costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
     folds: dict[tuple[str, str, int], list] = {}  # (config, asset, seed) -> (votes, market, prior) per window
+    agent_folds: dict[str, dict[tuple[str, str, int], list]] = {}  # the same per portfolio, for agents
 
     def record(window: str, pname: str, name: str, kind: str, seed: int, res: BacktestResult) -> None:
         runs.append({"window": window, "portfolio": pname, "strategy": name, "kind": kind, "seed": seed, **_row(res)})
@@ -260,12 +261,23 @@ def score(
                     )
                 for pname, run in backtest_strategies(voted, markets, start=b0, end=b1, **costs).items():
                     record(window.name, pname, cname, "cm", seed, run.result)
-        for (wname, pname, name, seed), res in (agents or {}).items():
-            if wname == window.name:
-                record(wname, pname, name, "agent", seed, res)
+        for (wname, pname, name, seed), run in (agents or {}).items():
+            if wname != window.name:
+                continue
+            record(wname, pname, name, "agent", seed, run.result)
+            if run.decisions is not None:  # a rule filtered: tested as the modules are
+                take, rule = run.decisions
+                for asset in take:
+                    fold = (take[asset], data[asset][0], rule[asset].to_numpy(), False)
+                    agent_folds.setdefault(pname, {}).setdefault((name, asset, seed), []).append(fold)
     mean = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in values.items()}
     mean_r = {k: pd.concat(v, axis=1).mean(axis=1) for k, v in rets.items()}
-    skill = timing_skill(folds, **costs)
+    # modules decide alike in every portfolio; an agent is fitted per portfolio
+    skill = pd.concat(
+        [timing_skill(folds, **costs).assign(portfolio=None)]
+        + [timing_skill(f, **costs).assign(portfolio=pname) for pname, f in agent_folds.items()],
+        ignore_index=True,
+    )
     return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values, skill)
 
 
@@ -320,7 +332,17 @@ def _agent_metrics(data: Data, members: list[str], end: pd.Timestamp, agent: str
     return {a: _cut(data[a][1], end) for a in members}
 
 
-def agent_job(job: AgentJob) -> BacktestResult:
+@dataclass(frozen=True)
+class AgentRun:
+    """One agent's backtest on one window and portfolio and, for an agent that filters a rule (one
+    with a ``decisions`` method, as the meta-labellers), each coin's take-or-leave decisions and
+    the rule's position: what the timing-skill test reads."""
+
+    result: BacktestResult
+    decisions: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+
+def agent_job(job: AgentJob) -> AgentRun:
     """Fit one agent on its job's bars up to ``fit_end`` and backtest its weights on the scored range."""
     from agents.catalog import make_agents
 
@@ -329,10 +351,11 @@ def agent_job(job: AgentJob) -> BacktestResult:
     runs = backtest_strategies(
         [agent], job.markets, job.metrics, fit_end=job.fit_end, start=start, end=end, **job.costs
     )
-    return runs[job.name].result
+    filters = getattr(agent, "decisions", None)
+    return AgentRun(runs[job.name].result, filters(job.markets, job.metrics, start=start, end=end) if filters else None)
 
 
-AgentResults = dict[tuple[str, str, str, int], BacktestResult]  # (window, portfolio, agent, seed) -> backtest
+AgentResults = dict[tuple[str, str, str, int], AgentRun]  # (window, portfolio, agent, seed) -> its run
 
 
 def fit_agents(
