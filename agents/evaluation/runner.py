@@ -343,7 +343,8 @@ class AgentRun:
 
 
 def agent_job(job: AgentJob) -> AgentRun:
-    """Fit one agent on its job's bars up to ``fit_end`` and backtest its weights on the scored range."""
+    """Fit one agent on its job's bars up to ``fit_end``, backtest its weights on the scored range
+    and, for an agent that filters a rule, keep its decisions there."""
     from agents.catalog import make_agents
 
     agent = make_agents([job.name], fast=job.fast, seed=job.seed, use_metrics=job.metrics is not None)[job.name]
