@@ -73,6 +73,8 @@ class MetaLabelAgent(PortfolioAgent):
             raise ValueError(f"the label horizon must be at least 1 bar, got {horizon}")
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"the threshold must be a probability in (0, 1), got {threshold}")
+        if int(norm_window) < 2:
+            raise ValueError(f"the metrics' normalisation window must be at least 2 bars, got {norm_window}")
         make_classifier(classifier)  # a clear error now, not at fit time
         self.classifier, self.prior, self.horizon = classifier, prior, int(horizon)
         self.features, self.threshold, self.seed = tuple(features), float(threshold), int(seed)

@@ -122,6 +122,8 @@ def test_bad_settings_and_a_range_with_one_outcome_are_refused(markets):
         MetaLabelAgent(horizon=0)
     with pytest.raises(ValueError, match="threshold"):
         MetaLabelAgent(threshold=1.0)
+    with pytest.raises(ValueError, match="normalisation window"):
+        MetaLabelAgent(norm_window=1)
     with pytest.raises(ValueError, match=r"reads the metrics \['hashrate'\], which BTC lacks"):
         MetaLabelAgent(use_metrics=["hashrate"]).fit(markets, {a: demo_data(a)[1] for a in ASSETS}, end=FIT_END)
     rising = markets["BTC"].copy()
