@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output folder: models and report (default reports/evaluate-<protocol name>)",
     )
-    p.add_argument("--configs", default=None, help="comma-separated subset of the protocol's configs ('' for none: the baselines and agents alone)")
+    p.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated subset of the protocol's configs ('' for none: the baselines and agents alone)",
+    )
     p.add_argument("--windows", default=None, help="comma-separated subset of the protocol's windows")
     p.add_argument(
         "--agents",
