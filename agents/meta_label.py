@@ -112,15 +112,14 @@ class MetaLabelAgent(PortfolioAgent):
     def fit(self, market: Markets, metrics: MetricsMap = None, *, end=None) -> Self:
         assets, closes = check_markets(market, end)
         self.metric_names_ = metric_names(self.use_metrics, assets, metrics, common=True) or []
-        for a in assets:
-            self._metrics(metrics, a)
+        frames = {a: self._metrics(metrics, a) for a in assets}
         until = closes.index[-1]
         self.logged_ = [  # a metric positive on every coin's fit range is read as its log
-            m for m in self.metric_names_ if all((metrics[a].loc[:until, m].dropna() > 0).all() for a in assets)
+            m for m in self.metric_names_ if all((frames[a].loc[:until, m].dropna() > 0).all() for a in assets)
         ]
         xs, ys = [], []
         for a in assets:
-            x, prior = self._inputs(market[a].loc[:until], self._metrics(metrics, a))
+            x, prior = self._inputs(market[a].loc[:until], frames[a])
             rise = closes[a].shift(-self.horizon) / closes[a] - 1.0  # NaN where the label is not known by the end
             keep = (prior > 0) & x.notna().all(axis=1) & rise.notna()
             xs.append(x[keep].to_numpy())
