@@ -1,7 +1,8 @@
 """Batched DQN: the K members of a Crypto Module's ensemble trained together as one network.
 
 Each member is exactly the network stable-baselines3's DQN builds for a Crypto Module
-(:func:`agents.crypto_module.build_algo`: :class:`agents.networks.SAMCNN` and the Q head), with
+(:func:`agents.crypto_module.build_algo`: the SAM's network, :class:`agents.networks.SAMCNN` or
+:class:`agents.networks.LatestMLP`, and the Q head), with
 its own initial weights (seeded from its seed). The K networks are stacked
 (``torch.func.stack_module_state``) and run as one (``torch.func.functional_call`` under
 ``torch.vmap``); one Adam steps all of them, which is K independent Adams since the loss is a
@@ -44,6 +45,7 @@ from torch.func import functional_call, stack_module_state
 from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
 from .crypto_module import walk_from_cash
+from .networks import SAMCNN
 
 # Hyper-parameters the batched learner implements, with SB3's defaults.
 _DQN_DEFAULTS = inspect.signature(DQN.__init__).parameters
@@ -266,12 +268,13 @@ def learn_dqn_members(
     optimizer = torch.optim.Adam(q.params.values(), lr=float(hp["learning_rate"]), foreach=True)
     table = torch.as_tensor(np.array(template.obs_tensor), device=device)  # (T, f, 2, n): one row per bar
 
-    skip = members[0].q_net.features_extractor.conv1.offset(table.shape[-1])  # window positions conv1 leaves out
-    fast = (
-        CryptoCashQ(table, template.first_step, observe_position, skip)
-        if CryptoCashQ.cash_row_is_constant(template.obs_tensor, template.first_step, observe_position)
-        else None
-    )
+    extractor = members[0].q_net.features_extractor
+    fast = None
+    if isinstance(extractor, SAMCNN) and CryptoCashQ.cash_row_is_constant(
+        template.obs_tensor, template.first_step, observe_position
+    ):
+        skip = extractor.conv1.offset(table.shape[-1])  # window positions conv1 leaves out
+        fast = CryptoCashQ(table, template.first_step, observe_position, skip)
 
     def q_of(net: StackedQ, bars: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q-values (K, B, 2) of the observations at bars (K, B) holding positions (K, B)."""

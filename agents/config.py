@@ -25,6 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")  # torch devices of the networks (CMConfig.dev
 DEFAULT_FEATURES = ("ret_5", "ret_20", "ret_60", "vol_20", "dd_60", "sma_20", "sma_50")
 SELECTIONS = ("sortino", "sortino_trading", "last", "excess")
 REWARDS = ("log", "dsr", "drawdown")  # the training rewards of envs.CryptoModuleEnv
+NETWORKS = ("cnn", "mlp")  # the SAM's feature extractor (CMConfig.network)
 PRIOR_MODES = ("filter", "lift")  # how the actions take the prior's position (CMConfig.prior_mode)
 # Priors a module's actions scale (CMConfig.prior): the position of a rule known at each bar's
 # close, from the module's own market; action 1 takes the prior's position, action 0 stays out.
@@ -73,6 +74,14 @@ class CMConfig:
     )
     eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
     features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
+    network: str = field(
+        default="cnn",
+        metadata={
+            "help": "the SAM's network: cnn the paper's 4-layer CNN over the whole observation window; mlp two "
+            "dense layers over the current bar's crypto row alone (its features, the prior and the position)",
+            "choices": NETWORKS,
+        },
+    )
     align_latest: bool = field(
         default=True,
         metadata={
@@ -249,6 +258,8 @@ class CMConfig:
             raise ValueError(
                 "prior_folds > 1 needs a prior and its fallback: the folds decide between the learned filter and the prior"
             )
+        if self.network not in NETWORKS:
+            raise ValueError(f"unknown network {self.network!r}: choose among {', '.join(NETWORKS)}")
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}: choose among {', '.join(REWARDS)}")
         if self.selection not in SELECTIONS:
@@ -307,6 +318,7 @@ __all__ = [
     "LEGACY_FIELDS",
     "MAX_ENSEMBLE",
     "MEMBER_SEED_STRIDE",
+    "NETWORKS",
     "PRIORS",
     "PRIOR_MODES",
     "SELECTIONS",

@@ -57,7 +57,7 @@ from .config import (  # noqa: F401 - CMConfig and its constants, defined in the
     config_from_manifest,
 )
 from .learners import BACKENDS, LEARNERS, get_learner
-from .networks import EAMCNN, SAMCNN, resolve_device
+from .networks import EAMCNN, SAMCNN, LatestMLP, resolve_device
 
 
 def space_to_manifest(space: gym.Space) -> dict[str, Any]:
@@ -107,9 +107,12 @@ def policy_kwargs(algo: str, extractor: type, features_dim: int, **extractor_kwa
     return kw
 
 
-def sam_extractor_kwargs(config: CMConfig) -> dict[str, Any]:
-    """What :class:`SAMCNN` takes from a module's config: training and loading build one network."""
-    return {"align_latest": config.align_latest}
+def sam_extractor(config: CMConfig) -> tuple[type, dict[str, Any]]:
+    """The SAM's feature extractor and what it takes from a module's config (``config.network``):
+    training and loading build one network."""
+    if config.network == "mlp":
+        return LatestMLP, {}
+    return SAMCNN, {"align_latest": config.align_latest}
 
 
 def build_algo(
@@ -366,8 +369,7 @@ class CryptoModule:
             "algorithm": self.config.algo,
             "hyperparameters": self.config.algo_kwargs(),
             "network": {
-                "sam": f"SAMCNN(features_dim={self.config.features_dim}, channels={SAMCNN.default_channels}, "
-                f"align_latest={self.config.align_latest})",
+                "sam": _describe(*sam_extractor(self.config), self.config.features_dim),
                 "eam": f"EAMCNN(features_dim={self.config.features_dim})" if self.eam is not None else None,
             },
             "feature_spec": {
@@ -398,13 +400,13 @@ class CryptoModule:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelStoreError(f"{folder}: manifest.json is incomplete or malformed ({exc})") from None
         members = [
-            _rebuild(config.algo, obs_space, act_space, SAMCNN, config, folder / member_file(k))
+            _rebuild(config.algo, obs_space, act_space, *sam_extractor(config), config, folder / member_file(k))
             for k in range(config.ensemble)
         ]
         eam = None
         if spec.get("eam"):
             eam_space = gym.spaces.Box(-np.inf, np.inf, shape=tuple(spec["eam_observation_shape"]), dtype=np.float32)
-            eam = _rebuild("dqn", eam_space, gym.spaces.Discrete(3), EAMCNN, config, folder / "eam.zip")
+            eam = _rebuild("dqn", eam_space, gym.spaces.Discrete(3), EAMCNN, {}, config, folder / "eam.zip")
         try:
             dru = DataRefinementUnit.load(folder / "dru")
         except ValueError as exc:
@@ -508,14 +510,24 @@ def module_features(
     return feats if feats.shape[1] else None
 
 
-def _rebuild(algo: str, obs_space, act_space, extractor, config: CMConfig, path: Path) -> BaseAlgorithm:
+def _describe(extractor: type, kwargs: dict[str, Any], features_dim: int) -> str:
+    """The manifest's line for a network, e.g. ``SAMCNN(features_dim=64, channels=8, align_latest=True)``."""
+    if extractor is SAMCNN:
+        kwargs = {"channels": SAMCNN.default_channels, **kwargs}
+    args = ", ".join(f"{k}={v}" for k, v in {"features_dim": features_dim, **kwargs}.items())
+    return f"{extractor.__name__}({args})"
+
+
+def _rebuild(
+    algo: str, obs_space, act_space, extractor: type, extractor_kwargs: dict[str, Any], config: CMConfig, path: Path
+) -> BaseAlgorithm:
     model = build_algo(
         algo,
         _SpacesEnv(obs_space, act_space),
         extractor,
         config.features_dim,
         hyperparams=_load_safe_kwargs(algo, config),
-        extractor_kwargs=sam_extractor_kwargs(config) if extractor is SAMCNN else None,
+        extractor_kwargs=extractor_kwargs,
     )
     try:
         model.set_parameters(str(path), exact_match=True, device="cpu")

@@ -8,6 +8,9 @@
   the rows. The time convolutions are computed as matrix products over shifted views
   (:class:`TimeConv`, identical to ``nn.Conv2d``; see the tests), which is about twice as fast on
   a CPU at these sizes; 8 channels by default (see ``benchmarks/train_throughput.py``).
+* :class:`LatestMLP` — the SAM's alternative (``CMConfig.network="mlp"``): two dense layers over
+  the current bar's crypto row alone (every feature, the prior and the position among them), for
+  inputs that already summarise the history (the market features).
 * :class:`EAMCNN` — the EAM's 1-D CNN over time: every non-time dimension becomes a channel.
 """
 
@@ -110,6 +113,27 @@ class SAMCNN(BaseFeaturesExtractor):
         h = torch.relu(self.conv3(h))  # (batch, m, 1, channels)
         h = torch.relu(self.conv4(h.flatten(1)))
         return self.linear(h)
+
+
+class LatestMLP(BaseFeaturesExtractor):
+    """Two dense layers over the current bar's crypto row of an ``(f, m, n)`` observation.
+
+    It reads ``observations[:, :, 0, -1]``: the ``f`` features of the crypto at the newest bar.
+    The cash row (its weight, ``1 - position``, and constants) and the older bars are left out, so
+    the network sees a handful of numbers instead of ``f x m x n``.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 64, hidden: int = 64):
+        super().__init__(observation_space, features_dim)
+        if len(observation_space.shape) != 3:
+            raise ValueError(
+                f"LatestMLP expects (features, assets, window) observations, got {observation_space.shape}"
+            )
+        f = observation_space.shape[0]
+        self.net = nn.Sequential(nn.Linear(f, hidden), nn.ReLU(), nn.Linear(hidden, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.net(observations[:, :, 0, -1])
 
 
 class EAMCNN(BaseFeaturesExtractor):

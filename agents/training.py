@@ -47,9 +47,9 @@ from .crypto_module import (
     eam_signals,
     module_features,
     prior_row,
-    sam_extractor_kwargs,
+    sam_extractor,
 )
-from .networks import EAMCNN, SAMCNN, resolve_device
+from .networks import EAMCNN, resolve_device
 
 TRAIN_THREADS = 1  # intra-op torch threads while training: the networks are tiny (see docs/crypto_modules.md)
 
@@ -618,15 +618,16 @@ class _ProgressCallback(BaseCallback):
 
 def _member(config: CMConfig, template: CryptoModuleEnv, seed: int):
     """One ensemble member's SB3 algorithm on its own seeded vector env (both backends start here)."""
+    extractor, extractor_kwargs = sam_extractor(config)
     return build_algo(
         config.algo,
         CryptoModuleVecEnv(template, config.n_envs, seed=seed),
-        SAMCNN,
+        extractor,
         config.features_dim,
         seed=seed,
         hyperparams=config.algo_kwargs(),
         device=config.device,
-        extractor_kwargs=sam_extractor_kwargs(config),
+        extractor_kwargs=extractor_kwargs,
     )
 
 

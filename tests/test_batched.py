@@ -22,10 +22,11 @@ from agents.crypto_module import (
     config_from_manifest,
     module_features,
     position_walk,
+    sam_extractor,
     walk_from_cash,
 )
 from agents.jobs import TrainJob, train_many
-from agents.networks import SAMCNN
+from agents.networks import LatestMLP
 from agents.training import paper_split, train_crypto_module
 from cryptorl.data import load_data
 from cryptorl.features import DataRefinementUnit
@@ -45,15 +46,16 @@ def tiny():
 
 def _random_members(config: CMConfig, env: CryptoModuleEnv, k: int, seed: int) -> list:
     """DQNs with random weights, scaled up so that their actions vary from bar to bar."""
+    extractor, kwargs = sam_extractor(config)
     members = []
     for m in range(k):
         sam = build_algo(
             "dqn",
             CryptoModuleVecEnv(env, 2, seed=m),
-            SAMCNN,
+            extractor,
             config.features_dim,
             seed=seed + m,
-            extractor_kwargs={"align_latest": config.align_latest},
+            extractor_kwargs=kwargs,
         )
         with torch.no_grad():
             for p in sam.q_net.parameters():
@@ -110,11 +112,11 @@ def test_the_walk_from_bar_skip_is_the_walk_from_cash(seed, t, where):
     assert np.array_equal(walk_from_cash(lambda s: acts[:, :, s:], skip, lead=4), position_walk(acts)[:, skip:])
 
 
-@pytest.mark.parametrize("seed", [0, 7])
-def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed):
+@pytest.mark.parametrize("seed, network", [(0, "cnn"), (7, "cnn"), (0, "mlp")])
+def test_batched_scoring_equals_the_bar_by_bar_walk(tiny, seed, network):
     market, metrics, config, split = tiny
     dru = DataRefinementUnit().fit(market, metrics, split.train[1], asset="BTC")
-    cfg = replace(config, ensemble=4)
+    cfg = replace(config, ensemble=4, network=network)
     feats = module_features(dru, market, metrics, cfg)
     members = _random_members(cfg, CryptoModuleEnv(market, feats, window=cfg.window, observe_position=True), 4, seed)
     module = CryptoModule(cfg, dru, members[0], members=members)
@@ -191,6 +193,22 @@ def test_a_saved_module_keeps_its_networks_time_alignment(tmp_path, tiny, align_
     assert all(m.q_net.features_extractor.conv1.align_latest is align_latest for m in loaded.members)
     assert module.decide_range(market, metrics).equals(loaded.decide_range(market, metrics))
     assert config_from_manifest({"asset": "BTC"}).align_latest is False
+
+
+def test_an_mlp_module_trains_batched_and_round_trips(tmp_path, tiny):
+    """network="mlp": the batched learner trains the dense network (its generic forward, the CNN's
+    fast path left out), and the module saves, names its network and loads to the same decisions."""
+    market, metrics, config, split = tiny
+    cfg = replace(config, network="mlp")
+    module, _ = train_crypto_module(market, metrics, cfg, split, eval_freq=128)
+    assert all(isinstance(m.q_net.features_extractor, LatestMLP) for m in module.members)
+    folder = module.save(tmp_path)
+    loaded = CryptoModule.load(folder)
+    assert loaded.config.network == "mlp" and loaded.manifest()["network"]["sam"] == "LatestMLP(features_dim=64)"
+    assert module.decide_range(market, metrics).equals(loaded.decide_range(market, metrics))
+    assert config_from_manifest({"asset": "BTC"}).network == "cnn"
+    with pytest.raises(ValueError, match="unknown network"):
+        CMConfig(network="rnn")
 
 
 def test_manifest_without_a_backend_is_an_sb3_module():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.networks import EAMCNN, SAMCNN, TimeConv
+from agents.networks import EAMCNN, SAMCNN, LatestMLP, TimeConv
 
 
 @pytest.mark.parametrize("k, stride", [(3, 1), (3, 2), (5, 1), (26, 1)])
@@ -66,6 +66,25 @@ def test_sam_cnn_shapes_and_row_mixing():
     assert not torch.allclose(net(x), net(y))
     with pytest.raises(ValueError, match="window of at least 7"):
         SAMCNN(gym.spaces.Box(-np.inf, np.inf, (6, 2, 5), np.float32))
+
+
+def test_latest_mlp_reads_the_current_crypto_row_alone():
+    """Every feature of the newest bar's crypto row moves the features; older bars and the cash
+    row do not."""
+    torch.manual_seed(0)
+    net = LatestMLP(gym.spaces.Box(-np.inf, np.inf, (6, 2, 30), np.float32), features_dim=32)
+    x = torch.randn(3, 6, 2, 30)
+    assert net(x).shape == (3, 32)
+    for f in range(6):
+        y = x.clone()
+        y[:, f, 0, -1] += 5.0
+        assert not torch.allclose(net(x), net(y))
+    y = x.clone()
+    y[..., :-1] = torch.randn(3, 6, 2, 29)  # the older bars
+    y[:, :, 1] = torch.randn(3, 6, 30)  # the cash row
+    assert torch.equal(net(x), net(y))
+    with pytest.raises(ValueError, match="features, assets, window"):
+        LatestMLP(gym.spaces.Box(-np.inf, np.inf, (6, 30), np.float32))
 
 
 def test_eam_cnn_reads_time_series():
