@@ -45,7 +45,7 @@ from torch.func import functional_call, stack_module_state
 from envs import CryptoModuleEnv, CryptoModuleVecEnv
 
 from .crypto_module import walk_from_cash
-from .networks import SAMCNN
+from .networks import SAMCNN, LatestMLP
 
 # Hyper-parameters the batched learner implements, with SB3's defaults.
 _DQN_DEFAULTS = inspect.signature(DQN.__init__).parameters
@@ -269,6 +269,8 @@ def learn_dqn_members(
     table = torch.as_tensor(np.array(template.obs_tensor), device=device)  # (T, f, 2, n): one row per bar
 
     extractor = members[0].q_net.features_extractor
+    if isinstance(extractor, LatestMLP):  # it reads the newest bar alone: the rest of the window is never used
+        table = table[..., -1:].contiguous()
     fast = None
     if isinstance(extractor, SAMCNN) and CryptoCashQ.cash_row_is_constant(
         template.obs_tensor, template.first_step, observe_position

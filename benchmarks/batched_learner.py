@@ -5,7 +5,7 @@ market when that folder is absent):
 
 1. **Training throughput**: env steps per second summed over the members of a five-member DQN
    ensemble with the default configuration (``CMConfig()``: 30-bar window, market features, the
-   position observed, 64 episodes per member), SB3 (``backend="sb3"``: one ``learn`` per member)
+   position observed, 64 episodes per member; the CNN, then ``network="mlp"``), SB3 (``backend="sb3"``: one ``learn`` per member)
    against the batched learner (``agents.batched.learn_dqn_members``), the same members
    (seeds, initial weights, hyper-parameters), validation left out of both; and where the time
    goes (SB3's gradient steps; the batched learner's network work against stepping and storing),
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.batched import learn_dqn_members  # noqa: E402
+from agents.config import NETWORKS  # noqa: E402
 from agents.crypto_module import (  # noqa: E402
     MEMBER_SEED_STRIDE,
     CMConfig,
@@ -46,8 +47,8 @@ from agents.crypto_module import (  # noqa: E402
     build_algo,
     module_features,
     prior_row,
+    sam_extractor,
 )
-from agents.networks import SAMCNN  # noqa: E402
 from agents.training import make_logger  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
@@ -67,14 +68,16 @@ def load_btc() -> tuple[pd.DataFrame, str]:
 
 def members(config: CMConfig, template: CryptoModuleEnv) -> list:
     seeds = [config.seed + MEMBER_SEED_STRIDE * k for k in range(config.ensemble)]
+    extractor, extractor_kwargs = sam_extractor(config)
     return [
         build_algo(
             "dqn",
             CryptoModuleVecEnv(template, config.n_envs, seed=s),
-            SAMCNN,
+            extractor,
             config.features_dim,
             seed=s,
             hyperparams=config.algo_kwargs(),
+            extractor_kwargs=extractor_kwargs,
         )
         for s in seeds
     ]
@@ -97,14 +100,14 @@ def template_env(data: pd.DataFrame, config: CMConfig, **kw) -> CryptoModuleEnv:
     )
 
 
-def throughput(market: pd.DataFrame, timesteps: int) -> dict[str, float]:
+def throughput(market: pd.DataFrame, timesteps: int, network: str = "cnn") -> dict[str, float]:
     """Seconds of SB3 and of the batched learner over the five members, and where they go.
 
     SB3's gradient steps are timed around ``DQN.train``. The batched learner's network work
     (greedy acting and updates) is its run less the same run with ``learning_starts`` past the
     end, which acts at random and never updates: what is left is stepping and storing.
     """
-    config = CMConfig(asset="BTC")
+    config = CMConfig(asset="BTC", network=network)
     train = market.iloc[-900:]  # the last 900 bars: a training range as the paper's split makes it
     template = template_env(train, config, episode_length=config.episode_length)
     seeds = [config.seed + MEMBER_SEED_STRIDE * k for k in range(config.ensemble)]
@@ -203,23 +206,27 @@ def main() -> None:
     p.add_argument("--bars", type=int, default=2_400, help="bars decided per module (default 2400)")
     p.add_argument("--old-modules", type=int, default=2, help="modules walked bar by bar (default 2)")
     p.add_argument("--skip-cli", action="store_true", help="do not time train_cm")
+    p.add_argument(
+        "--networks", nargs="+", default=["cnn", "mlp"], choices=NETWORKS, help="SAM networks trained (default both)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     market, source = load_btc()
     print(f"data: {source}, {len(market)} bars; torch threads {args.threads}")
-    t = throughput(market, args.timesteps)
-    steps = 5 * args.timesteps
-    sb3, batched = steps / t["sb3"], steps / t["batched"]
-    network = t["batched"] - t["batched_random"]
-    print(
-        f"training, 5-member DQN, {args.timesteps} steps per member: SB3 {sb3:,.0f} env steps/s, "
-        f"batched {batched:,.0f} env steps/s, ratio {batched / sb3:.2f}x"
-    )
-    print(
-        f"  SB3 {t['sb3']:.2f} s, {t['sb3_train']:.2f} s of it in gradient steps; batched {t['batched']:.2f} s, "
-        f"{network:.2f} s of it in the networks (acting and updates): the ratio if stepping and storing "
-        f"cost nothing {t['sb3'] / network:.1f}x"
-    )
+    for name in args.networks:
+        t = throughput(market, args.timesteps, name)
+        steps = 5 * args.timesteps
+        sb3, batched = steps / t["sb3"], steps / t["batched"]
+        network = t["batched"] - t["batched_random"]
+        print(
+            f"training, 5-member DQN ({name}), {args.timesteps} steps per member: SB3 {sb3:,.0f} env steps/s, "
+            f"batched {batched:,.0f} env steps/s, ratio {batched / sb3:.2f}x"
+        )
+        print(
+            f"  SB3 {t['sb3']:.2f} s, {t['sb3_train']:.2f} s of it in gradient steps; batched {t['batched']:.2f} s, "
+            f"{network:.2f} s of it in the networks (acting and updates): the ratio if stepping and storing "
+            f"cost nothing {t['sb3'] / network:.1f}x"
+        )
     old, new, same = scoring(market, args.modules, args.bars, args.old_modules)
     print(
         f"scoring {args.modules} five-member modules over {args.bars} bars: bar-by-bar walk {old:,.1f} s "

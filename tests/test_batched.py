@@ -163,6 +163,23 @@ def test_the_training_forward_computes_the_q_networks(tiny, observe_position, al
         torch.testing.assert_close(got[k], m.q_net(x[k]), rtol=1e-4, atol=1e-5)
 
 
+def test_the_mlp_q_networks_need_the_newest_bar_alone(tiny):
+    """The batched learner trains a LatestMLP on the table's newest window position only: the
+    Q-values of the whole observations."""
+    market, metrics, config, split = tiny
+    config = replace(config, network="mlp")
+    dru = DataRefinementUnit().fit(market, metrics, split.train[1], asset="BTC")
+    env = CryptoModuleEnv(
+        market, module_features(dru, market, metrics, config), window=config.window, observe_position=True
+    )
+    q = StackedQ([m.q_net for m in _random_members(config, env, 3, 1)], torch.device("cpu"))
+    rng = np.random.default_rng(3)
+    bars = rng.integers(env.first_step, env.last_step + 1, (3, 64))
+    x = torch.as_tensor(with_position(np.array(env.obs_tensor)[bars], rng.integers(0, 2, (3, 64)).astype(np.float32)))
+    torch.testing.assert_close(q(x[..., -1:].contiguous()), q(x))
+    assert not torch.allclose(q(x[..., :1].contiguous()), q(x))  # the oldest position is not the newest
+
+
 def test_batched_module_round_trips_and_records_its_backend(tmp_path, tiny):
     market, metrics, config, split = tiny
     module, record = train_crypto_module(market, metrics, config, split, eval_freq=128)
