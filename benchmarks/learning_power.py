@@ -21,7 +21,7 @@ scores with :func:`cryptorl.portfolio.skill.skill_test`, per coin and pooled (St
   reading the market features, the prior and every metric, their decisions tested as filters of
   the prior: how much a supervised learner finds on the same inputs and folds.
 
-    python benchmarks/learning_power.py                 # about four minutes on 2 cores
+    python benchmarks/learning_power.py                 # about five minutes on 2 cores
     python benchmarks/learning_power.py --assets BTC --configs '{}' '{"prior": "none"}'
 """
 
@@ -53,6 +53,8 @@ CONFIGS = (
     '{"prior": "none", "features": [], "dru": {"max_metrics": 3}}',  # few inputs: the DRU's top three metrics
     # the same few inputs as a filter of the default prior: trained on the whole coin, never falling back
     '{"features": [], "dru": {"max_metrics": 3}, "train_on_prior": false, "prior_fallback": false}',
+    # the same way of filtering with the defaults' inputs, read by two dense layers over the current bar
+    '{"network": "mlp", "train_on_prior": false, "prior_fallback": false}',
 )
 
 
