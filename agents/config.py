@@ -73,7 +73,9 @@ class CMConfig:
         default=False, metadata={"help": "train an EAM (DQN signals) first and feed its signals to the SAM"}
     )
     eam_timesteps: int = field(default=10_000, metadata={"help": "EAM training timesteps"})
-    features_dim: int = field(default=64, metadata={"help": "width of the CNN's output (the features of the policy)"})
+    features_dim: int = field(
+        default=64, metadata={"help": "width of the SAM network's output (the features of the policy)"}
+    )
     network: str = field(
         default="cnn",
         metadata={

@@ -50,6 +50,7 @@ from .config import (  # noqa: F401 - CMConfig and its constants, defined in the
     LEGACY_FIELDS,
     MAX_ENSEMBLE,
     MEMBER_SEED_STRIDE,
+    NETWORKS,
     PRIOR_MODES,
     PRIORS,
     SELECTIONS,
