@@ -113,7 +113,7 @@ def sam_extractor(config: CMConfig) -> tuple[type, dict[str, Any]]:
     training and loading build one network."""
     if config.network == "mlp":
         return LatestMLP, {}
-    return SAMCNN, {"align_latest": config.align_latest}
+    return SAMCNN, {"channels": SAMCNN.default_channels, "align_latest": config.align_latest}
 
 
 def build_algo(
@@ -128,8 +128,8 @@ def build_algo(
     device: str = "cpu",
     extractor_kwargs: dict[str, Any] | None = None,
 ) -> BaseAlgorithm:
-    """An SB3 algorithm with the paper's CNN extractor (what training and loading both use);
-    ``extractor_kwargs`` go to the extractor (``SAMCNN``'s ``align_latest``)."""
+    """An SB3 algorithm with ``extractor`` as its network (what training and loading both use);
+    ``extractor_kwargs`` go to the extractor (:func:`sam_extractor` gives the SAM's)."""
     return get_learner(algo).algorithm_class(
         "MlpPolicy",
         env,
@@ -513,8 +513,6 @@ def module_features(
 
 def _describe(extractor: type, kwargs: dict[str, Any], features_dim: int) -> str:
     """The manifest's line for a network, e.g. ``SAMCNN(features_dim=64, channels=8, align_latest=True)``."""
-    if extractor is SAMCNN:
-        kwargs = {"channels": SAMCNN.default_channels, **kwargs}
     args = ", ".join(f"{k}={v}" for k, v in {"features_dim": features_dim, **kwargs}.items())
     return f"{extractor.__name__}({args})"
 
