@@ -244,14 +244,16 @@ def learn_dqn_members(
     validation_obs: np.ndarray | None = None,
     validation_skip: int = 0,
     evaluate: Callable[[np.ndarray, int], np.ndarray] | None = None,
-    eval_freq: int = 2_000,
+    eval_freq: int | None = 2_000,
     on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train the K SB3 DQNs ``members`` together (see the module docstring), in place.
 
     ``evaluate(crypto, timesteps)`` gets the members' validation crypto shares (K, T - skip),
     decided on ``validation_obs`` from ``validation_obs[validation_skip]`` on, and returns which
-    members to keep now (K booleans); at the end each member holds its last kept weights (all the final ones without ``evaluate``).
+    members to keep now (K booleans), every ``eval_freq`` steps per member (None: never along the
+    way) and after training; at the end each member holds its last kept weights (all the final
+    ones without ``evaluate``).
     ``on_step(timesteps)`` is called after every vector step with the steps per member so far.
     """
     hp = dqn_hyperparams(hyperparams)
@@ -359,7 +361,9 @@ def learn_dqn_members(
         positions = np.where(dones, 0.0, actions.reshape(-1)).astype(np.float32)
         timesteps += n
         calls += 1
-        if evaluate is not None and timesteps - last_eval >= eval_freq:  # where SB3 calls its callback
+        if (
+            evaluate is not None and eval_freq is not None and timesteps - last_eval >= eval_freq
+        ):  # where SB3 calls its callback
             last_eval = timesteps
             validate(timesteps)
         # 3. SB3's _on_step: target network, exploration rate

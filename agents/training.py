@@ -9,7 +9,9 @@
    every ``eval_freq`` steps :class:`ValidationCallback` backtests the current policy on the
    validation range (batched decisions + the backtest engine), logs the figures to TensorBoard
    and keeps the weights with the best validation Sortino ratio (``config.selection``: or the
-   best among checkpoints that trade, or the last), which the module ends with;
+   best among checkpoints that trade, or the last), which the module ends with; under ``last``
+   the checkpoints choose nothing, so they are validated along the way only where someone reads
+   them (TensorBoard, a progress bar, ``on_evaluate``), and otherwise once, at the end;
 4. with ``ensemble=K``: step 3 K times with seeds ``seed + 1000 k``, each member selected on
    validation alone; the module votes their actions.
 """
@@ -259,7 +261,7 @@ class ValidationCallback(BaseCallback):
         metrics: pd.DataFrame | None,
         start,
         end,
-        eval_freq: int,
+        eval_freq: int | None,
         verbose: int = 0,
         on_evaluate: Callable[[dict[str, float]], None] | None = None,
         selection: str = "sortino",
@@ -268,7 +270,8 @@ class ValidationCallback(BaseCallback):
         self.on_evaluate = on_evaluate  # called with each evaluation's row (e.g. a tuner's pruning)
         self.selection = selection
         self.module, self.market, self.metrics = module, market, metrics
-        self.start, self.end, self.eval_freq = start, end, max(1, int(eval_freq))
+        self.start, self.end = start, end
+        self.eval_freq = None if eval_freq is None else max(1, int(eval_freq))  # None: at the end alone
         self.best_score = -np.inf
         self.best_state: dict | None = None
         self.best_metrics: dict[str, float] = {}
@@ -294,7 +297,7 @@ class ValidationCallback(BaseCallback):
             self.on_evaluate(row)
 
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.eval_freq:
+        if self.eval_freq is not None and self.num_timesteps - self._last >= self.eval_freq:
             self._last = self.num_timesteps
             self._evaluate()
         return True
@@ -329,7 +332,12 @@ def train_crypto_module(
     trains the members. ``pool``: the markets of ``config.pool``'s assets (bars after the
     training end are not used). Training runs with ``threads`` intra-op torch threads (None: as set);
     ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
+    Under ``config.selection="last"`` with none of TensorBoard, ``on_evaluate`` or the progress bar,
+    the members are validated once, after training (the checkpoints along the way would choose
+    nothing and be read by no one): the same module, a fifth faster.
     """
+    if config.selection == "last" and not (tensorboard_log or on_evaluate or progress_bar):
+        eval_freq = None
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
@@ -404,7 +412,8 @@ def train_crypto_module(
             fold_returns(market, metrics, config, fold, eval_freq=eval_freq, threads=threads, pool=pool)
             for fold in earlier_folds(split, config.prior_folds)
         ]
-        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=len(first.history), earlier=earlier)
+        chosen_among = 1 if config.selection == "last" else len(first.history)
+        keep_prior_unless_beaten(module, market, metrics, split, checkpoints=chosen_among, earlier=earlier)
     elif config.prior != "none":
         module.validation["follows_prior"] = 0.0  # kept whatever validation says
     if tensorboard_log:
@@ -716,7 +725,7 @@ def _train_batched(
         validation_obs=path.obs,
         validation_skip=path.skip,
         evaluate=evaluate,
-        eval_freq=max(1, int(eval_freq)),
+        eval_freq=None if eval_freq is None else max(1, int(eval_freq)),
         on_step=None if progress is None else lambda _t: progress.update(len(members) * config.n_envs),
     )
     return members, records[0]

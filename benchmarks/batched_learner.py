@@ -13,7 +13,11 @@ market when that folder is absent):
 2. **Scoring**: ``decide_range`` of 80 five-member position-observing modules over 2,400 bars,
    the bar-by-bar walk through SB3's ``predict`` (on a few modules, extrapolated) against the
    batched scoring (both positions in one forward per member, then the position recurrence).
-3. **train_cm**: wall time and peak memory of
+3. **One walk-forward module**: ``train_crypto_module`` with the defaults (``selection="last"``) on
+   a window of the daily scoreboard (12 months of training, 3 of validation), each network:
+   validated every 2,000 steps as a reader of the checkpoints (TensorBoard, a tuner) has it, against
+   validated once after training (what ``evaluate`` and ``walk_forward`` get); same module checked.
+4. **train_cm**: wall time and peak memory of
    ``python -m experiments.train_cm --asset BTC --source demo`` (default ensemble), from
    ``/usr/bin/time -v`` when it is there.
 
@@ -49,7 +53,7 @@ from agents.crypto_module import (  # noqa: E402
     prior_row,
     sam_extractor,
 )
-from agents.training import make_logger  # noqa: E402
+from agents.training import Split, make_logger, train_crypto_module  # noqa: E402
 from cryptorl.data.demo import demo_market  # noqa: E402
 from cryptorl.data.frames import validate_market  # noqa: E402
 from cryptorl.features import DataRefinementUnit  # noqa: E402
@@ -183,6 +187,30 @@ def scoring(market: pd.DataFrame, n_modules: int, bars: int, old_modules: int) -
     return t_old, t_new, same
 
 
+def walk_forward_module(market: pd.DataFrame, network: str, repeat: int = 3) -> tuple[float, float, bool]:
+    """(seconds validated along the way, seconds validated at the end alone, same decisions): the
+    best of ``repeat`` runs of one default module on a window of the daily scoreboard."""
+    config = CMConfig(asset="BTC", network=network)
+    day = pd.Timedelta(days=1)
+    t0 = pd.Timestamp("2023-01-01", tz="UTC")
+    split = Split(
+        (t0, t0 + pd.DateOffset(months=12) - day), (t0 + pd.DateOffset(months=12), t0 + pd.DateOffset(months=15) - day)
+    )
+    data = market.loc[t0 - pd.Timedelta(days=400) : split.validation[1]]
+    times: dict[bool, float] = {}
+    decided = {}
+    for along in (True, False) * repeat:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            module, _ = train_crypto_module(
+                data, None, config, split, eval_freq=2_000, on_evaluate=(lambda row: None) if along else None
+            )
+            times[along] = min(times.get(along, np.inf), time.perf_counter() - start)
+        decided[along] = module.decide_range(data, None, *split.validation)
+    return times[True], times[False], decided[True].equals(decided[False])
+
+
 def train_cm_run() -> str:
     """Wall time and peak memory of train_cm on the demo market, default ensemble."""
     cmd = [sys.executable, "-m", "experiments.train_cm", "--asset", "BTC", "--source", "demo"]
@@ -233,6 +261,12 @@ def main() -> None:
         f"(extrapolated from {args.old_modules}), batched {new:.1f} s, ratio {old / new:.0f}x, "
         f"same decisions: {same}"
     )
+    for name in args.networks:
+        along, once, same = walk_forward_module(market, name)
+        print(
+            f"one walk-forward module ({name}, defaults): validated every 2,000 steps {along:.2f} s, "
+            f"once after training {once:.2f} s, ratio {along / once:.2f}x, same decisions: {same}"
+        )
     if not args.skip_cli:
         print(f"python -m experiments.train_cm --asset BTC --source demo: {train_cm_run()}")
 

@@ -182,7 +182,7 @@ def test_the_mlp_q_networks_need_the_newest_bar_alone(tiny):
 
 def test_batched_module_round_trips_and_records_its_backend(tmp_path, tiny):
     market, metrics, config, split = tiny
-    module, record = train_crypto_module(market, metrics, config, split, eval_freq=128)
+    module, record = train_crypto_module(market, metrics, replace(config, selection="sortino"), split, eval_freq=128)
     assert config.learner == "batched" and len(module.members) == 3
     assert [r["timesteps"] for r in record.history] == [128.0, 256.0, 384.0, 384.0]
     assert record.best_score == max(r["Sortino"] for r in record.history)
@@ -194,6 +194,26 @@ def test_batched_module_round_trips_and_records_its_backend(tmp_path, tiny):
     p0, p1 = (m.q_net.state_dict() for m in module.members[:2])
     assert not all(torch.equal(p0[k], p1[k]) for k in p0)
     assert type(module.sam).__name__ == "DQN"
+
+
+@pytest.mark.parametrize("backend", ["batched", "sb3"])
+def test_under_last_the_checkpoints_are_validated_only_where_someone_reads_them(tmp_path, tiny, backend):
+    """selection="last" keeps the final weights whatever validation says: without TensorBoard
+    (or a progress bar, or on_evaluate) the members are validated once, after training, and the
+    module is the one trained with a validation every eval_freq steps."""
+    market, metrics, config, split = tiny
+    cfg = replace(config, backend=backend, selection="last", prior_fallback=False)
+    quiet, q_rec = train_crypto_module(market, metrics, cfg, split, eval_freq=128)
+    logged, l_rec = train_crypto_module(market, metrics, cfg, split, eval_freq=128, tensorboard_log=str(tmp_path))
+    assert [r["timesteps"] for r in q_rec.history] == [384.0]
+    assert [r["timesteps"] for r in l_rec.history] == [128.0, 256.0, 384.0, 384.0]
+    assert q_rec.history[-1] == l_rec.history[-1] and q_rec.best_score == l_rec.best_score
+    for a, b in zip(quiet.members, logged.members, strict=True):
+        sa, sb = a.policy.state_dict(), b.policy.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert quiet.validation == logged.validation
+    decided = quiet.decide_range(market, metrics)
+    assert decided.equals(logged.decide_range(market, metrics)) and 0.0 < decided["crypto"].mean() < 1.0
 
 
 @pytest.mark.parametrize("align_latest", [True, False])
