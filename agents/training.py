@@ -334,7 +334,7 @@ def train_crypto_module(
     ``progress_bar``: one bar for the module (members, steps, best validation Sortino so far).
     Under ``config.selection="last"`` with none of TensorBoard, ``on_evaluate`` or the progress bar,
     the members are validated once, after training (the checkpoints along the way would choose
-    nothing and be read by no one): the same module, a fifth faster.
+    nothing and be read by no one): the same module, trained faster.
     """
     if config.selection == "last" and not (tensorboard_log or on_evaluate or progress_bar):
         eval_freq = None
