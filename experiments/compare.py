@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (small networks run best on one)")
     p.add_argument("--out", default="reports/compare", help="report folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_parallel_arguments(p)
     return p
 
@@ -152,6 +153,7 @@ def crypto_module_portfolio(args: argparse.Namespace, assets: list[str], markets
             overrides=overrides,
             workers=args.workers,
             address=args.address,
+            progress=not args.no_progress,
         )
     return load_portfolio(assets, args.models, args.interval)
 
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=args.log_dir,
             device=args.device,
             console=console(),
+            progress=not args.no_progress,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -82,6 +82,14 @@ def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_no_progress_leaves_out_the_progress_bar(tmp_path, capsys):
+    argv = ["--agents", "equal_weight", "--source", "demo", "--fast"]
+    assert compare.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert "agents:" in capsys.readouterr().err
+    assert compare.main([*argv, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert "agents:" not in capsys.readouterr().err
+
+
 def test_help_explains(capsys):
     with pytest.raises(SystemExit) as exc:
         compare.main(["--help"])
