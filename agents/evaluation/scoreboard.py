@@ -11,7 +11,8 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
   stitched Sortino;
 * **versus** every portfolio baseline: the share of windows whose Sortino beats the baseline's,
   the Wilcoxon signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
-  of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI);
+  of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI,
+  and the Sortino difference it would detect with 80 % power: its power against this baseline);
   with two configurations or more, every other configuration, agent and "selected" is also
   compared with the protocol's first configuration (an ablation's reference);
 * **deflated Sharpe** (Bailey & López de Prado 2014) of each configuration's and alternative
@@ -243,6 +244,7 @@ def build_scoreboard(
                         "Sortino diff CI low": boot["sortino"].ci_low * np.sqrt(ppy),
                         "Sortino diff CI high": boot["sortino"].ci_high * np.sqrt(ppy),
                         "bootstrap p (Sortino)": boot["sortino"].p_value,
+                        "detectable Sortino diff": boot["sortino"].detectable() * np.sqrt(ppy),
                         "Sharpe diff": boot["sharpe"].difference * np.sqrt(ppy),
                         "bootstrap p (Sharpe)": boot["sharpe"].p_value,
                     }

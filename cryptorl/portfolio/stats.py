@@ -29,7 +29,10 @@
   ``StationaryBootstrap``) of paired daily returns: the difference of the Sortino (or Sharpe)
   ratios, a two-sided p-value for "no difference" (the bootstrap differences centred on the
   observed one, Hall & Wilson 1991) and a percentile confidence interval. Pairs are resampled
-  together, so the correlation between the two series is kept.
+  together, so the correlation between the two series is kept. Its standard error ``se`` gives
+  the scoreboard's power: :meth:`BootstrapResult.detectable`, the true difference that a two-sided
+  test at level ``alpha`` finds with probability ``power``, ``(z_(1 - alpha/2) + z_power) se``
+  (2.80 se at 0.05 and 0.8): a smaller edge is there or not, the data cannot say.
 """
 
 from __future__ import annotations
@@ -173,6 +176,12 @@ class BootstrapResult:
     p_value: float
     ci_low: float
     ci_high: float
+    se: float  # the bootstrap standard error of the difference
+
+    def detectable(self, alpha: float = 0.05, power: float = 0.8) -> float:
+        """The smallest true difference a two-sided test at ``alpha`` detects with probability
+        ``power`` (normal approximation): ``(z_(1 - alpha/2) + z_power) * se``."""
+        return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * self.se)
 
 
 _RATIOS = {"sortino": _sortino_rows, "sharpe": _sharpe_rows}
@@ -217,7 +226,7 @@ def bootstrap_difference(
         draws = ratio(a[idx]) - ratio(b[idx])
         p = float((np.sum(np.abs(draws - observed) >= abs(observed)) + 1) / (reps + 1))
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-        out[name] = BootstrapResult(observed, p, float(lo), float(hi))
+        out[name] = BootstrapResult(observed, p, float(lo), float(hi), float(draws.std(ddof=1)))
     return out
 
 
