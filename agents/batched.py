@@ -361,9 +361,8 @@ def learn_dqn_members(
         positions = np.where(dones, 0.0, actions.reshape(-1)).astype(np.float32)
         timesteps += n
         calls += 1
-        if (
-            evaluate is not None and eval_freq is not None and timesteps - last_eval >= eval_freq
-        ):  # where SB3 calls its callback
+        # where SB3 calls its callback
+        if evaluate is not None and eval_freq is not None and timesteps - last_eval >= eval_freq:
             last_eval = timesteps
             validate(timesteps)
         # 3. SB3's _on_step: target network, exploration rate

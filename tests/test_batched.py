@@ -216,6 +216,27 @@ def test_under_last_the_checkpoints_are_validated_only_where_someone_reads_them(
     assert decided.equals(logged.decide_range(market, metrics)) and 0.0 < decided["crypto"].mean() < 1.0
 
 
+def test_the_fallback_deflates_for_the_checkpoints_chosen_among(tmp_path, tiny, monkeypatch):
+    """prior_confidence deflates the learned filter's lead over its prior for the checkpoints each
+    member chose among: one under last (TensorBoard on or off), every validation under sortino."""
+    import agents.training as training
+
+    seen = []
+    keep = training.keep_prior_unless_beaten
+
+    def spy(*args, checkpoints, **kwargs):
+        seen.append(checkpoints)
+        return keep(*args, checkpoints=checkpoints, **kwargs)
+
+    monkeypatch.setattr(training, "keep_prior_unless_beaten", spy)
+    market, metrics, config, split = tiny
+    cfg = replace(config, ensemble=1, prior_confidence=0.5)
+    train_crypto_module(market, metrics, cfg, split, eval_freq=128)
+    train_crypto_module(market, metrics, cfg, split, eval_freq=128, tensorboard_log=str(tmp_path))
+    _, rec = train_crypto_module(market, metrics, replace(cfg, selection="sortino"), split, eval_freq=128)
+    assert seen == [1, 1, len(rec.history)] and len(rec.history) == 4
+
+
 @pytest.mark.parametrize("align_latest", [True, False])
 def test_a_saved_module_keeps_its_networks_time_alignment(tmp_path, tiny, align_latest):
     """A module saved before align_latest existed has no such field: it loads with the alignment
