@@ -352,7 +352,7 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     out = tmp_path / "wf"
     assert evaluate_cmd.main([str(DEMO_WF), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "stitched out-of-sample (4 windows)" in printed
+    assert "stitched out-of-sample (4 windows)" in printed and "detectable" in printed
     assert "timing skill of ohlcv on BTC+ETH over 4 windows: pooled p by seed" in printed
     assert ", of the seeds' mean votes " in printed
     for name in ("scoreboard.csv", "versus.csv", "pbo.csv", "selection.csv", "stitched_btc_eth.png"):
@@ -375,6 +375,7 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     assert board.loc["B&H equal weight", "ARR"] == pytest.approx(np.prod(1 + ew["ARR"].to_numpy()) - 1, rel=1e-5)
     versus = pd.read_csv(out / "versus.csv")
     assert versus["windows won"].between(0, 1).all() and versus["bootstrap p (Sortino)"].between(0, 1).all()
+    assert (versus["detectable Sortino diff"] > 0).all()  # 2.8 bootstrap standard errors of differing curves
     # the other configuration, the agents and "selected" are also compared with the first configuration
     ref = versus[versus.baseline == "ohlcv"]
     for pname, rows in ref.groupby("portfolio"):

@@ -302,7 +302,7 @@ def plot_stitched(board: Scoreboard, pname: str, path: Path, title: str) -> None
 
 def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None) -> None:
     """A readable console summary: per portfolio the stitched figures and, against equal-weight
-    buy-and-hold, windows won and the p-values."""
+    buy-and-hold, windows won, the p-values and the Sortino difference the bootstrap would detect."""
     from rich.console import Console
     from rich.table import Table
 
@@ -320,6 +320,7 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
             "won vs EW",
             "p win",
             "p boot",
+            "detectable",
         ]
         for c in cols:
             table.add_column(c, justify="left" if c == "strategy" else "right")
@@ -340,5 +341,6 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
                 "" if vs is None else f"{vs['windows won']:.0%}",
                 "" if vs is None else f"{vs['Wilcoxon p (windows)']:.3f}",
                 "" if vs is None else f"{vs['bootstrap p (Sortino)']:.3f}",
+                "" if vs is None else f"{vs['detectable Sortino diff']:.2f}",
             )
         console.print(table)
