@@ -110,6 +110,32 @@ def test_trades_counts_position_changes_before_the_last_decision():
     assert trades(pd.Series([0.0, 0.0])) == 0
 
 
+def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_covers(tmp_path):
+    """A coin whose bars start after the walk-forward's first training day (listed later) stops the
+    run before any training, and the error names the windows it covers and how to choose them."""
+    from cryptorl.data.demo import demo_market
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for asset, start in (("BTC", "2020-01-01"), ("ETH", "2021-05-15")):  # ETH "listed" in May 2021
+        bars = demo_market(asset, "1d", start, "2022-03-31")
+        bars.rename_axis("datetime").to_csv(folder / f"{asset}-USD_1d.csv")
+    raw = yaml.safe_load(DEMO_WF.read_text())
+    raw["source"] = f"csv:{folder}"
+    protocol = parse_protocol(raw)
+    names = [w.name for w in protocol.windows]
+    with pytest.raises(ValueError) as err:
+        load_markets(protocol, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"[ETH] the data cover 2021-05-15 .. 2022-02-28, not window {names[0]}'s 2021-02-01")
+    assert f"it covers windows {names[2]} .. {names[-1]} of this protocol" in message and "--windows" in message
+    covered = protocol.subset(windows=names[2:])
+    assert sorted(load_markets(covered, progress=False)) == ["BTC", "ETH"]
+    demo_market("ETH", "1d", "2021-09-01", "2022-03-31").rename_axis("datetime").to_csv(folder / "ETH-USD_1d.csv")
+    with pytest.raises(ValueError, match=r"it covers none of this protocol's windows: leave ETH out \(--assets\)"):
+        load_markets(protocol, progress=False)
+
+
 def test_training_data_end_at_the_validation_end(tmp_path):
     protocol = load_protocol(DEMO)
     data = load_markets(protocol, progress=False)

@@ -106,11 +106,19 @@ def load_markets(
             tmp.cleanup()
     bar = interval_timedelta(protocol.interval)
     for asset, (market, _) in out.items():
+        first, last = market.index[0], market.index[-1] + bar
         for w in protocol.windows:
-            if market.index[0] > w.train[0] or market.index[-1] + bar <= w.backtest[1]:
+            if first > w.train[0] or last <= w.backtest[1]:
+                covered = [v.name for v in protocol.windows if first <= v.train[0] and v.backtest[1] < last]
+                hint = (
+                    f"it covers windows {covered[0]} .. {covered[-1]} of this protocol: choose those "
+                    f"(--windows), move the walk_forward span, or leave {asset} out (--assets)"
+                    if covered
+                    else f"it covers none of this protocol's windows: leave {asset} out (--assets)"
+                )
                 raise ValueError(
-                    f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
-                    f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}"
+                    f"[{asset}] the data cover {first:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
+                    f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}; {hint}"
                 )
     return out
 
