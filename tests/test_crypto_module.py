@@ -249,3 +249,22 @@ def test_dqn_learns_the_planted_signal_from_the_differential_sharpe_reward(data)
         assert module.config.reward == "dsr"
         val.append(module.validation["Sortino"])
     assert np.mean(val) > max(bh, rand) and sum(v > max(bh, rand) for v in val) >= 2, (val, bh, rand)
+
+
+@pytest.mark.parametrize("unit", [1e-7, 1e3])
+def test_the_price_unit_does_not_change_what_a_module_learns_or_decides(data, unit):
+    """A coin priced in millionths of a dollar or in thousands is the same coin: the default
+    module sees the same observations, learns the same weights and decides the same shares
+    (features, prior and rewards are built from ratios of prices), with or without the metrics."""
+    market, metrics = data
+    priced = market.copy()
+    priced[["open", "high", "low", "close"]] *= unit
+    config = CMConfig(asset=ASSET, timesteps=2_000, prior_fallback=False)
+    for known in (None, metrics):
+        a, _ = train_crypto_module(market, known, config, SPLIT)
+        b, _ = train_crypto_module(priced, known, config, SPLIT)
+        obs_a, obs_b = np.asarray(a.env(market, known).obs_tensor), np.asarray(b.env(priced, known).obs_tensor)
+        np.testing.assert_allclose(obs_b, obs_a, rtol=1e-9, atol=1e-12)
+        da, db = a.decide_range(market, known), b.decide_range(priced, known)
+        np.testing.assert_allclose(db["crypto"].to_numpy(), da["crypto"].to_numpy(), atol=1e-12)
+        assert da["crypto"].std() > 0  # the learned filter moves: the comparison is not of two constants
