@@ -336,8 +336,8 @@ def train_crypto_module(
     the members are validated once, after training (the checkpoints along the way would choose
     nothing and be read by no one): the same module, trained faster.
     """
-    if config.selection == "last" and not (tensorboard_log or on_evaluate or progress_bar):
-        eval_freq = None
+    read = config.selection != "last" or tensorboard_log or on_evaluate is not None or progress_bar
+    eval_freq = max(1, int(eval_freq)) if read else None
     train_start, train_end = split.train
     dru = DataRefinementUnit(**config.dru).fit(market, metrics, train_end, asset=config.asset)
     feats = module_features(dru, market, metrics, config)
@@ -725,7 +725,7 @@ def _train_batched(
         validation_obs=path.obs,
         validation_skip=path.skip,
         evaluate=evaluate,
-        eval_freq=None if eval_freq is None else max(1, int(eval_freq)),
+        eval_freq=eval_freq,
         on_step=None if progress is None else lambda _t: progress.update(len(members) * config.n_envs),
     )
     return members, records[0]
