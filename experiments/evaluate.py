@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from cryptorl.cli import OneLineParser, UserError, command, one_line
@@ -85,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         "bars at the last close); default: the protocol's 'gaps' key, else error. Holes before the first "
         "training day never matter",
     )
+    p.add_argument(
+        "--universe",
+        choices=["fixed", "listed"],
+        default=None,
+        help="coins whose data do not cover every window: fixed (stop and name the windows they cover) or listed "
+        "(each window holds the coins listed over it, from its training start to its backtest end, as an index "
+        "adds a new listing); default: the protocol's 'universe' key, else fixed",
+    )
     p.add_argument("--workers", type=int, default=None, help="parallel trainings (default: all cores)")
     p.add_argument("--address", default=None, help="a Ray cluster to train on, e.g. auto or ray://HOST:10001")
     p.add_argument(
@@ -114,7 +123,7 @@ def _list(text: str | None) -> list[str] | None:
 @command("evaluate")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from agents.evaluation import evaluate, load_markets, load_protocol
+    from agents.evaluation import evaluate, listed_assets, load_markets, load_protocol
     from cryptorl.data.retry import FetchError
     from cryptorl.parallel import check_address
     from cryptorl.validation import check_dir, check_number
@@ -134,17 +143,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.no_metrics:
             protocol = protocol.without_metrics()
+        if args.universe:
+            protocol = replace(protocol, universe=args.universe)
         if not protocol.portfolios:
             raise ValueError("no portfolio of the protocol is left with these --assets")
         data = load_markets(protocol, args.store, progress=not args.no_progress, gaps=args.gaps)
     except (ValueError, FileNotFoundError, FetchError) as exc:  # DataError is a ValueError
         raise UserError(one_line(exc)) from None
     out = args.out or Path("reports") / f"evaluate-{protocol.name}"
-    n = 0 if args.baselines_only else len(protocol.windows) * len(protocol.configs) * len(protocol.seeds)
-    n *= len(protocol.assets)
+    listed = sum(len(assets) for assets in listed_assets(protocol, data).values())
+    n = 0 if args.baselines_only else listed * len(protocol.configs) * len(protocol.seeds)
+    pairs = (
+        f"{len(protocol.assets)} assets x {len(protocol.windows)} windows"
+        if listed == len(protocol.assets) * len(protocol.windows)
+        else f"{listed} (asset, window) pairs listed"
+    )
     print(
-        f"{protocol.name}: {len(protocol.assets)} assets x {len(protocol.seeds)} seeds x {len(protocol.configs)} "
-        f"configs x {len(protocol.windows)} windows = {n} modules"
+        f"{protocol.name}: {pairs} x {len(protocol.seeds)} seeds x {len(protocol.configs)} configs = {n} modules"
         + (f", agents {', '.join(protocol.agents)}" if protocol.agents and not args.baselines_only else "")
         + f"; output {out}"
     )

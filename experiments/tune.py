@@ -163,7 +163,8 @@ def _protocol_spec(args: argparse.Namespace, assets: list[str], given: dict):
     from agents.training import Split
     from agents.tuning import TuneSpec, validation_data
 
-    protocol = load_protocol(args.protocol).subset(assets=assets or None)
+    # a search scores every coin on every fold, whatever the protocol's universe
+    protocol = replace(load_protocol(args.protocol).subset(assets=assets or None), universe="fixed")
     if args.until is not None:
         until = protocol_date(args.until, end=True, where="--until")
         protocol = replace(protocol, windows=tuple(w for w in protocol.windows if w.validation[1] <= until))

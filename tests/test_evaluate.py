@@ -4,6 +4,7 @@ resumable training, the report, and the command line."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import yaml
 
 from agents.crypto_module import CryptoModule
 from agents.evaluation import (
+    listed_assets,
     load_markets,
     load_protocol,
     parse_protocol,
@@ -23,6 +25,7 @@ from agents.evaluation import (
 )
 from agents.jobs import train_job
 from agents.training import trades
+from cryptorl.data.demo import demo_market
 from cryptorl.modelstore import ModelStore
 from experiments import evaluate as evaluate_cmd
 
@@ -58,6 +61,7 @@ def test_shipped_protocols_load():
         (lambda r: r["configs"]["ohlcv"].update(algo="sac"), "unknown algorithm"),
         (lambda r: r.update(portfolios={"p": ["BTC", "SOL"]}), "portfolios.p"),
         (lambda r: r.update(seeds=[]), "seeds"),
+        (lambda r: r.update(universe="all"), "universe must be fixed or listed"),
         (lambda r: r.update(windows={}), "needs 'windows'"),
         (lambda r: r.update(agents=["lstm", "oracle"]), "unknown agent 'oracle'"),
         (lambda r: r.update(agents={"lstm": {"epochs": 3}}), "agents.lstm: the options are fast and use_metrics"),
@@ -129,11 +133,68 @@ def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_cov
     message = str(err.value)
     assert message.startswith(f"[ETH] the data cover 2021-05-15 .. 2022-02-28, not window {names[0]}'s 2021-02-01")
     assert f"it covers windows {names[2]} .. {names[-1]} of this protocol" in message and "--windows" in message
+    assert (
+        "or let it join the windows it covers (the protocol's universe: listed, or evaluate --universe listed)"
+        in message
+    )
     covered = protocol.subset(windows=names[2:])
     assert sorted(load_markets(covered, progress=False)) == ["BTC", "ETH"]
+    # the command line lets it join: the baselines of the first two windows hold BTC alone
+    path = tmp_path / "late.yml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    argv = [str(path), "--baselines-only", "--universe", "listed", "--out", str(out), "--no-progress"]
+    assert evaluate_cmd.main(argv) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.strategy[runs.window.isin(names[:2])]) & {"B&H ETH", "B&H BTC"} == {"B&H BTC"}
+    assert set(runs.strategy[runs.window.isin(names[2:])]) >= {"B&H ETH", "B&H BTC"}
     demo_market("ETH", "1d", "2021-09-01", "2022-03-31").rename_axis("datetime").to_csv(folder / "ETH-USD_1d.csv")
     with pytest.raises(ValueError, match=r"it covers none of this protocol's windows: leave ETH out \(--assets\)"):
         load_markets(protocol, progress=False)
+
+
+@pytest.mark.slow
+def test_a_listed_universe_lets_a_late_coin_join_the_windows_it_covers(tmp_path, capsys):
+    """Under ``universe: listed`` a coin listed after the first training day is trained and held
+    only in the windows its bars cover; before that its portfolios hold the other coins, and where
+    every coin is listed the figures are those of a fixed universe over the same windows."""
+    from agents.evaluation import evaluate
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for asset, start in (("BTC", "2020-01-01"), ("ETH", "2021-02-01")):  # ETH "listed" in February 2021
+        demo_bars = demo_market(asset, "1d", start, "2022-03-31")
+        demo_bars.rename_axis("datetime").to_csv(folder / f"{asset}-USD_1d.csv")
+    raw = yaml.safe_load(DEMO_WF.read_text())
+    # seven months of training: enough bars after the listing for the modules' warm-up
+    raw["walk_forward"]["train_months"] = 7
+    raw.update(source=f"csv:{folder}", universe="listed", agents=["momentum"])
+    protocol = parse_protocol(raw).subset(configs=["trend"], seeds=[0])
+    names = [w.name for w in protocol.windows]
+    data = load_markets(protocol, progress=False)
+    assert listed_assets(protocol, data) == {n: ("BTC",) if n in names[:2] else ("BTC", "ETH") for n in names}
+    jobs, _ = training_jobs(protocol, data, tmp_path / "listed")
+    assert sorted((j.window, j.config.asset) for j in jobs) == sorted(
+        [(n, "BTC") for n in names] + [(n, "ETH") for n in names[2:]]
+    )
+    evaluate(protocol, tmp_path / "listed", data=data, workers=1, progress=False)
+    runs = pd.read_csv(tmp_path / "listed" / "runs.csv")
+    base = runs[runs.kind == "baseline"].set_index(["window", "strategy"])["Sortino"]
+    for n in names[:2]:  # BTC alone: equal weight over the listed coins is holding BTC
+        assert "B&H ETH" not in base[n].index
+        assert base[(n, "B&H equal weight")] == pytest.approx(base[(n, "B&H BTC")], rel=1e-12)
+    fixed = protocol.subset(windows=names[2:])
+    evaluate(replace(fixed, universe="fixed"), tmp_path / "fixed", data=data, workers=1, progress=False)
+    later = runs[runs.window.isin(names[2:])]
+    same = pd.read_csv(tmp_path / "fixed" / "runs.csv")
+    columns = ["window", "portfolio", "strategy", "seed", "asset", "Sortino", "ARR", "Turnover"]
+    pd.testing.assert_frame_equal(
+        later[columns].reset_index(drop=True), same[columns].reset_index(drop=True), check_dtype=False
+    )
+    board = pd.read_csv(tmp_path / "listed" / "scoreboard.csv").set_index("strategy")
+    assert board.loc["trend", "windows"] == 4 and "B&H BTC" in board.index and "B&H ETH" not in board.index
+    report = (tmp_path / "listed" / "report.md").read_text()
+    assert f"BTC every window; ETH windows {names[2]} .. {names[-1]}" in report
 
 
 def test_training_data_end_at_the_validation_end(tmp_path):
@@ -178,7 +239,7 @@ def test_evaluate_trains_once_scores_and_reports(tmp_path, capsys):
     out = tmp_path / "eval"
     assert evaluate_cmd.main([str(DEMO), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "2 assets x 1 seeds x 2 configs x 1 windows = 4 modules" in printed
+    assert "2 assets x 1 windows x 1 seeds x 2 configs = 4 modules" in printed
     for name in ("report.md", "portfolios.csv", "cms.csv", "targets.csv", "runs.csv", "cumulative_w1_btc_eth.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "cumulative_w1_btc_eth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

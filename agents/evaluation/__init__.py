@@ -35,7 +35,7 @@ from .protocol import (
     walk_forward_windows,
 )
 from .report import write_evaluation_report
-from .runner import Data, Scores, TrainJob, fit_agents, score, train_all, training_jobs
+from .runner import Data, Scores, TrainJob, covers, fit_agents, listed_assets, score, train_all, training_jobs
 
 
 def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> None:
@@ -104,22 +104,28 @@ def load_markets(
     finally:
         if tmp is not None:
             tmp.cleanup()
-    bar = interval_timedelta(protocol.interval)
     for asset, (market, _) in out.items():
-        first, last = market.index[0], market.index[-1] + bar
-        for w in protocol.windows:
-            if first > w.train[0] or last <= w.backtest[1]:
-                covered = [v.name for v in protocol.windows if first <= v.train[0] and v.backtest[1] < last]
-                hint = (
-                    f"it covers windows {covered[0]} .. {covered[-1]} of this protocol: choose those "
-                    f"(--windows), move the walk_forward span, or leave {asset} out (--assets)"
-                    if covered
-                    else f"it covers none of this protocol's windows: leave {asset} out (--assets)"
-                )
-                raise ValueError(
-                    f"[{asset}] the data cover {first:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
-                    f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}; {hint}"
-                )
+        covered = [w.name for w in protocol.windows if covers(market, w, protocol.interval)]
+        if len(covered) == len(protocol.windows) or (covered and protocol.universe == "listed"):
+            continue
+        w = next(w for w in protocol.windows if not covers(market, w, protocol.interval))
+        hint = (
+            f"it covers windows {covered[0]} .. {covered[-1]} of this protocol: choose those (--windows), move the "
+            f"walk_forward span, leave {asset} out (--assets), or let it join the windows it covers "
+            "(the protocol's universe: listed, or evaluate --universe listed)"
+            if covered
+            else f"it covers none of this protocol's windows: leave {asset} out (--assets)"
+        )
+        raise ValueError(
+            f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
+            f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}; {hint}"
+        )
+    for name, assets in listed_assets(protocol, out).items():
+        if protocol.universe == "listed" and not protocol.portfolios_of(assets):
+            raise ValueError(
+                f"window {name}: no portfolio has a coin whose data cover it; start the windows later (--windows, "
+                "the walk_forward span)"
+            )
     return out
 
 
@@ -168,6 +174,7 @@ __all__ = [
     "evaluate",
     "fit_agents",
     "load_markets",
+    "listed_assets",
     "load_protocol",
     "parse_protocol",
     "score",

@@ -13,6 +13,8 @@ A protocol is a YAML file (examples in ``experiments/protocols/``)::
     execution: close
     eval_freq: 2000                               # validation every N training steps
     gaps: error                                   # missing bars inside the range: error or fill
+    universe: fixed                               # fixed: every asset in every window; listed: a coin
+                                                  # joins the windows its data cover (a later listing)
     windows:                                      # inclusive dates; a bare date is the whole day
       bear: {train: [2020-10-01, 2021-12-31], validation: [2022-01-01, 2022-02-28],
              backtest: [2022-03-01, 2022-09-30]}
@@ -71,6 +73,10 @@ from cryptorl.data.frames import interval_timedelta, to_utc_timestamp
 from cryptorl.portfolio.strategy import BASELINES
 
 PROTOCOL_CONFIG_FIXED = ("asset", "seed", "fee", "interval", "execution")
+# fixed: every asset is in every window (data that do not cover one are an error); listed: each
+# window holds the assets whose bars cover it, from its training start to its backtest end, so a
+# coin listed (or delisted) within the span joins (or leaves) the portfolios as an index's would
+UNIVERSES = ("fixed", "listed")
 _KEYS = {
     "metrics",
     "name",
@@ -89,6 +95,7 @@ _KEYS = {
     "description",
     "trials_before",
     "gaps",
+    "universe",
     "imports",
     "agents",
 }
@@ -135,6 +142,7 @@ class Protocol:
     trials_before: int = 0  # configurations tried before this protocol (counted by the deflated Sharpe)
     gaps: str = "error"
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)  # agent name -> {fast: bool}
+    universe: str = "fixed"  # one of UNIVERSES
 
     @property
     def trend_sma(self) -> int:
@@ -158,12 +166,12 @@ class Protocol:
         """Configurations tried: this protocol's (its agents included) plus ``trials_before``."""
         return len(self.configs) + len(self.agents) + self.trials_before
 
-    def cm_config(self, config: str, asset: str, seed: int) -> CMConfig:
+    def cm_config(self, config: str, asset: str, seed: int, assets: tuple[str, ...] | None = None) -> CMConfig:
         """The CMConfig of one training job: the named config, then the protocol's fixed fields
-        (``pool: all`` pools the protocol's assets)."""
+        (``pool: all`` pools ``assets``, by default the protocol's: a window's listed ones)."""
         options = dict(self.configs[config])
         if options.get("pool") == "all":
-            options["pool"] = list(self.assets)
+            options["pool"] = list(self.assets if assets is None else assets)
         return CMConfig(
             **{
                 **options,
@@ -174,6 +182,12 @@ class Protocol:
                 "execution": self.execution,
             }
         )
+
+    def portfolios_of(self, assets) -> dict[str, tuple[str, ...]]:
+        """The portfolios as they stand when only ``assets`` are listed (a window's): each keeps its
+        listed members, and one with none is left out."""
+        kept = {p: tuple(a for a in members if a in set(assets)) for p, members in self.portfolios.items()}
+        return {p: members for p, members in kept.items() if members}
 
     @property
     def data_end(self) -> pd.Timestamp:
@@ -376,6 +390,9 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
     gaps = str(raw.get("gaps", "error"))
     if gaps not in ("error", "fill"):
         raise ValueError(f"gaps must be error or fill, got {gaps!r}")
+    universe = str(raw.get("universe", "fixed"))
+    if universe not in UNIVERSES:
+        raise ValueError(f"universe must be fixed or listed, got {universe!r}")
     agents = _agents(raw.get("agents"), checked)
     reading = [a for a, opts in agents.items() if opts.get("use_metrics")]
     if reading and raw.get("metrics") is None:
@@ -397,6 +414,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         trials_before,
         gaps,
         agents,
+        universe,
     )
 
 

@@ -123,6 +123,8 @@ def targets(protocol: Protocol, scores: Scores, table: pd.DataFrame) -> pd.DataF
         }
         for pname in protocol.portfolios:
             t = table[(table.window == window) & (table.portfolio == pname)].set_index("strategy")
+            if t.empty:  # none of its coins listed in this window (universe: listed)
+                continue
             row[f"{pname}: seeds beating EW B&H"] = int(t.loc[cname, f"beats {EQUAL_WEIGHT}"])
             row[f"{pname}: mean Sortino"] = float(t.loc[cname, "Sortino mean"])
             row[f"{pname}: EW B&H Sortino"] = float(t.loc[EQUAL_WEIGHT, "Sortino mean"])
@@ -156,6 +158,8 @@ def print_targets(tgt: pd.DataFrame, protocol: Protocol, console=None) -> None:
         for h in head:
             table.add_column(h, justify="left" if h in ("window", "config") else "right")
         for r in tgt.to_dict("records"):
+            if pd.isna(r.get(f"{pname}: mean Sortino")):  # not in this window (universe: listed)
+                continue
             table.add_row(
                 str(r["window"]),
                 str(r["config"]),
@@ -253,6 +257,7 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
         f"{protocol.fee:.2%}, execution {protocol.execution}; seeds {list(protocol.seeds)}; configs "
         f"{', '.join(protocol.configs)}.",
         "",
+        *_universe_lines(protocol, scores),
         (
             "**Baselines only**: no Crypto Module was trained or scored."
             if not trained
@@ -278,6 +283,8 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
         ]
         for pname in protocol.portfolios:
             t = table[(table.window == window.name) & (table.portfolio == pname)].drop(columns=["window", "portfolio"])
+            if t.empty:  # none of its coins listed in this window (universe: listed)
+                continue
             png = out / f"cumulative_{slug(window.name)}_{slug(pname)}.png"
             _plot(scores, window.name, pname, png)
             paths[png.stem] = png
@@ -330,6 +337,23 @@ def write_evaluation_report(protocol: Protocol, scores: Scores, out: Path, *, on
     return paths
 
 
+def _universe_lines(protocol: Protocol, scores: Scores) -> list[str]:
+    """Under ``universe: listed``, the windows each coin was in (none under a fixed universe)."""
+    if protocol.universe == "fixed":
+        return []
+    names = list(scores.listed)
+    spans = []
+    for asset in protocol.assets:
+        held = [w for w in names if asset in scores.listed[w]]
+        span = "every window" if len(held) == len(names) else f"windows {held[0]} .. {held[-1]}" if held else "none"
+        spans.append(f"{asset} {span}")
+    return [
+        "Universe **listed**: each window holds the coins whose data cover it, from its training start to its "
+        f"backtest end, and each portfolio its coins listed then ({'; '.join(spans)}).",
+        "",
+    ]
+
+
 def selection_table(selection: pd.DataFrame) -> pd.DataFrame:
     """(window x portfolio) the configuration "selected" trades, windows in time order (as given)."""
     table = selection.pivot(index="window", columns="portfolio", values="config")
@@ -346,11 +370,10 @@ def scoreboard_section(
         if not frame.empty:
             paths[key] = out / f"{key}.csv"
             frame.to_csv(paths[key], index=False, float_format="%.6g")
-    n = int(board.stitched["windows"].iloc[0])
     lines = [
         "## Walk-forward scoreboard",
         "",
-        f"{n} disjoint {on} windows stitched into one out-of-sample curve per strategy (seed-mean value "
+        f"The disjoint {on} windows stitched into one out-of-sample curve per strategy (seed-mean value "
         "paths, daily returns chained; every window starts from cash). Sortino and Sharpe are annualised; "
         f"DSR = deflated Sharpe ratio given {protocol.n_trials} configuration(s) tried "
         f"({len(protocol.configs) + len(protocol.agents)} here, agents included, + {protocol.trials_before} "
@@ -362,8 +385,9 @@ def scoreboard_section(
         "on these windows. How to read it: docs/evaluation.md.",
         "",
     ]
-    for pname in protocol.portfolios:
+    for pname in dict.fromkeys(board.stitched.portfolio):
         st = board.stitched[board.stitched.portfolio == pname].drop(columns=["portfolio"])
+        n = int(st["windows"].iloc[0])
         png = out / f"stitched_{slug(pname)}.png"
         plot_stitched(board, pname, png, f"{pname}: {n} stitched out-of-sample windows ({protocol.name})")
         paths[png.stem] = png
@@ -381,7 +405,7 @@ def scoreboard_section(
             "bootstrap p (Sharpe)",
         ]
         lines += [
-            f"### {pname}",
+            f"### {pname} ({n} windows)",
             "",
             _md(st.dropna(axis=1, how="all")),
             "",

@@ -23,6 +23,7 @@ from agents import jobs
 from agents.crypto_module import CMConfig, CryptoModule, config_from_manifest, decision_frame
 from agents.jobs import train_job
 from agents.training import Split, in_crypto, trades
+from cryptorl.data.frames import interval_timedelta
 from cryptorl.modelstore import ModelStore, verify
 from cryptorl.parallel import TaskOutcome, raise_failures, run_tasks
 from cryptorl.portfolio import FixedWeights, backtest_strategies, common_markets, make_baselines, vote
@@ -90,17 +91,34 @@ def _cut(frame: pd.DataFrame | None, end: pd.Timestamp) -> pd.DataFrame | None:
     return None if frame is None else frame.loc[frame.index <= end]
 
 
+def covers(market: pd.DataFrame, window: Window, interval: str) -> bool:
+    """Whether ``market``'s bars run from ``window``'s training start to its backtest end."""
+    return market.index[0] <= window.train[0] and market.index[-1] + interval_timedelta(interval) > window.backtest[1]
+
+
+def listed_assets(protocol: Protocol, data: Data) -> dict[str, tuple[str, ...]]:
+    """Per window name, the assets it holds: all the protocol's under ``universe: fixed``, those
+    whose bars cover the window under ``universe: listed``."""
+    return {
+        w.name: tuple(
+            a for a in protocol.assets if protocol.universe == "fixed" or covers(data[a][0], w, protocol.interval)
+        )
+        for w in protocol.windows
+    }
+
+
 def training_jobs(protocol: Protocol, data: Data, out: Path) -> tuple[list[TrainJob], int]:
     """The jobs still to run (already trained ones are skipped) and how many were skipped."""
     jobs, done = [], 0
+    listed = listed_assets(protocol, data)
     for window in protocol.windows:
         val_end = window.validation[1]
         split = Split(window.train, window.validation)  # the backtest range is not even named
         for cname in protocol.configs:
             for seed in protocol.seeds:
                 root = store_root(out, cname, window.name, seed)
-                for asset in protocol.assets:
-                    config = protocol.cm_config(cname, asset, seed)
+                for asset in listed[window.name]:
+                    config = protocol.cm_config(cname, asset, seed, listed[window.name])
                     if is_trained(config, split, root):
                         done += 1
                         continue
@@ -166,6 +184,7 @@ class Scores:
     seed_values: dict[tuple[str, str, str, int], pd.Series] = field(default_factory=dict)
     # one row per (config, asset, seed): the module's timing skill over all the windows (timing_skill)
     skill: pd.DataFrame = field(default_factory=pd.DataFrame)
+    listed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # window -> its assets (listed_assets)
 
 
 def _row(res: BacktestResult) -> dict[str, float]:
@@ -208,20 +227,22 @@ def score(
         rets.setdefault((window, pname, name), []).append(res.returns)
         seed_values[(window, pname, name, seed)] = res.values
 
+    held = listed_assets(protocol, data)
     for window in protocol.windows:
         b0, b1 = window.backtest if on == "backtest" else window.validation
-        markets = {a: data[a][0].loc[data[a][0].index <= b1] for a in protocol.assets}
-        metrics = {a: _cut(data[a][1], b1) for a in protocol.assets}
-        own = backtest_strategies(BuyAndHold.instances(protocol.assets), markets, start=b0, end=b1, **costs)
-        own_bh = {a: _row(run.result) for a, run in zip(protocol.assets, own.values())}
-        for pname, members in protocol.portfolios.items():
+        assets, portfolios = held[window.name], protocol.portfolios_of(held[window.name])
+        markets = {a: data[a][0].loc[data[a][0].index <= b1] for a in assets}
+        metrics = {a: _cut(data[a][1], b1) for a in assets}
+        own = backtest_strategies(BuyAndHold.instances(assets), markets, start=b0, end=b1, **costs)
+        own_bh = {a: _row(run.result) for a, run in zip(assets, own.values())}
+        for pname, members in portfolios.items():
             listed = make_baselines(members, protocol.baselines, interval=protocol.interval)
             for bname, run in backtest_strategies(listed, markets, start=b0, end=b1, **costs).items():
                 record(window.name, pname, bname, "baseline", -1, run.result)
         for cname in [] if baselines_only else protocol.configs:
             for seed in protocol.seeds:
                 decisions, modules = {}, {}
-                for asset in protocol.assets:
+                for asset in assets:
                     module = _load(store_root(out, cname, window.name, seed), asset, protocol.interval)
                     if on == "backtest" and (module.train_end is None or module.train_end >= b0):
                         raise ValueError(
@@ -237,7 +258,7 @@ def score(
                 alone = [FixedWeights(a, d.rename(columns={"crypto": a})) for a, d in decisions.items()]
                 voted = [
                     FixedWeights(pname, vote({a: decisions[a] for a in members}))
-                    for pname, members in protocol.portfolios.items()
+                    for pname, members in portfolios.items()
                 ]
                 done = backtest_strategies(alone, markets, start=b0, end=b1, **costs)
                 for asset, d in decisions.items():
@@ -278,7 +299,7 @@ def score(
         + [timing_skill(f, **costs).assign(portfolio=pname) for pname, f in agent_folds.items()],
         ignore_index=True,
     )
-    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values, skill)
+    return Scores(pd.DataFrame(cms), pd.DataFrame(runs), mean, mean_r, seed_values, skill, held)
 
 
 @dataclass(frozen=True)
@@ -310,10 +331,11 @@ def agent_jobs(protocol: Protocol, data: Data, *, on: str = "backtest") -> list[
 
     costs = {"interval": protocol.interval, "fee": protocol.fee, "execution": protocol.execution}
     jobs = []
+    listed = listed_assets(protocol, data)
     for window in protocol.windows:
         scored = window.backtest if on == "backtest" else window.validation
         fit_end = window.validation[1] if on == "backtest" else window.train[1]
-        for pname, members in protocol.portfolios.items():
+        for pname, members in protocol.portfolios_of(listed[window.name]).items():
             markets = common_markets({a: data[a][0].loc[window.train[0] : scored[1]] for a in members})
             for name, opts in protocol.agents.items():
                 fast = bool(opts.get("fast", False))

@@ -8,7 +8,9 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
   (of the seed-mean value path; each window starts from cash, so its entry fee is paid again;
   the one bar from a window's last close to the next window's first close is in neither window);
   its Sortino, Sharpe, ARR and max drawdown, and the mean and std over seeds of each seed's
-  stitched Sortino;
+  stitched Sortino. Under ``universe: listed`` a portfolio is stitched over the windows it holds
+  a listed coin in, and a line is drawn only for the strategies scored in all of them (a coin's
+  own buy-and-hold has none when the coin was listed after the first);
 * **versus** every portfolio baseline: the share of windows whose Sortino beats the baseline's,
   the Wilcoxon signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
   of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI,
@@ -151,7 +153,6 @@ def build_scoreboard(
     wins = disjoint_windows(protocol)
     if wins is None:
         return None
-    names = [w.name for w in wins]
     curve_iv = _curve_interval(protocol.interval)
     ppy = periods_per_year(curve_iv)
     runs = scores.runs
@@ -160,6 +161,13 @@ def build_scoreboard(
     curves: dict[tuple[str, str], pd.Series] = {}
     for pname, members in protocol.portfolios.items():
         r = runs[runs.portfolio == pname]
+        # the windows the portfolio has a listed coin in (all of them under a fixed universe), and
+        # the strategies scored in every one (a coin's buy-and-hold is not, before its listing)
+        names = [w.name for w in wins if (r.window == w.name).any()]
+        if len(names) < 2:
+            continue
+        everywhere = r.groupby("strategy", sort=False)["window"].nunique() == len(names)
+        r = r[r.strategy.isin(everywhere.index[everywhere])]
         window_sortino = r.groupby(["strategy", "window"])["Sortino"].mean().unstack("window").reindex(columns=names)
         strategies = list(dict.fromkeys(r.strategy))
         baselines = [s for s in strategies if s not in protocol.configs and s not in protocol.agents]
@@ -262,6 +270,8 @@ def build_scoreboard(
                     "median logit": float(np.median(res.logits)),
                 }
             )
+    if not stitched_rows:  # no portfolio holds a listed coin in two windows
+        return None
     return Scoreboard(
         pd.DataFrame(stitched_rows),
         pd.DataFrame(versus_rows),
