@@ -81,7 +81,10 @@ def load_markets(
     A ``csv:`` source is imported into ``store`` (a temporary folder when None). Holes before the
     first training day never matter (the bars begin after the last of them); holes inside the
     windows stop with a :class:`DataError` unless ``gaps`` (default: the protocol's ``gaps``) is
-    ``"fill"``.
+    ``"fill"``. A coin whose bars do not cover every window (listed or delisted within the span)
+    is a ``ValueError`` naming the windows it covers, unless the protocol's ``universe`` is
+    ``"listed"``: it then joins those windows (:func:`listed_assets`), and only a coin that covers
+    none, or a window no portfolio has a coin in, is an error.
     """
     gaps = protocol.gaps if gaps is None else gaps
     tmp = None
