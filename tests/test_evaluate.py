@@ -114,7 +114,7 @@ def test_trades_counts_position_changes_before_the_last_decision():
     assert trades(pd.Series([0.0, 0.0])) == 0
 
 
-def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_covers(tmp_path):
+def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_covers(tmp_path, capsys):
     """A coin whose bars start after the walk-forward's first training day (listed later) stops the
     run before any training, and the error names the windows it covers and how to choose them."""
     from cryptorl.data.demo import demo_market
@@ -148,6 +148,10 @@ def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_cov
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.strategy[runs.window.isin(names[:2])]) & {"B&H ETH", "B&H BTC"} == {"B&H BTC"}
     assert set(runs.strategy[runs.window.isin(names[2:])]) >= {"B&H ETH", "B&H BTC"}
+    # windows before its listing alone: the coin is held in none of them, and said so
+    assert evaluate_cmd.main([*argv, "--windows", ",".join(names[:2])]) == 0
+    assert "note: [ETH] listed in none of these windows: it is held in none" in capsys.readouterr().err
+    assert "B&H ETH" not in set(pd.read_csv(out / "runs.csv").strategy)
     demo_market("ETH", "1d", "2021-09-01", "2022-03-31").rename_axis("datetime").to_csv(folder / "ETH-USD_1d.csv")
     with pytest.raises(ValueError, match=r"it covers none of this protocol's windows: leave ETH out \(--assets\)"):
         load_markets(protocol, progress=False)
@@ -470,6 +474,8 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
         mine = runs[(runs.portfolio == pname) & (runs.kind == "cm")].groupby(["strategy", "window"]).Sortino.mean()
         won = (mine["trend"] > mine["ohlcv"]).mean()
         assert rows.set_index("strategy").loc["trend", "windows won"] == pytest.approx(won)
+        median = (mine["trend"] - mine["ohlcv"]).median()  # the direction of the Wilcoxon test
+        assert rows.set_index("strategy").loc["trend", "median window Sortino diff"] == pytest.approx(median, rel=1e-5)
     assert 0 <= pd.read_csv(out / "pbo.csv")["PBO"].iloc[0] <= 1
     skill = pd.read_csv(out / "skill.csv")  # each (config, coin, seed) and seeds' mean tested once over 4 windows
     assert len(skill) == 2 * 2 * (2 + 1) and (skill["windows"] == 4).all() and skill["p"].between(0, 1).all()

@@ -83,8 +83,8 @@ def load_markets(
     windows stop with a :class:`DataError` unless ``gaps`` (default: the protocol's ``gaps``) is
     ``"fill"``. A coin whose bars do not cover every window (listed or delisted within the span)
     is a ``ValueError`` naming the windows it covers, unless the protocol's ``universe`` is
-    ``"listed"``: it then joins those windows (:func:`listed_assets`), and only a coin that covers
-    none, or a window no portfolio has a coin in, is an error.
+    ``"listed"``: it then joins those windows (:func:`listed_assets`; one that covers none is held
+    in none, said on stderr), and only a window no portfolio has a coin in is an error.
     """
     gaps = protocol.gaps if gaps is None else gaps
     tmp = None
@@ -109,7 +109,11 @@ def load_markets(
             tmp.cleanup()
     for asset, (market, _) in out.items():
         covered = [w.name for w in protocol.windows if covers(market, w, protocol.interval)]
-        if len(covered) == len(protocol.windows) or (covered and protocol.universe == "listed"):
+        if len(covered) == len(protocol.windows):
+            continue
+        if protocol.universe == "listed":
+            if not covered:
+                print(f"note: [{asset}] listed in none of these windows: it is held in none", file=sys.stderr)
             continue
         w = next(w for w in protocol.windows if not covers(market, w, protocol.interval))
         hint = (

@@ -378,7 +378,8 @@ def scoreboard_section(
         f"DSR = deflated Sharpe ratio given {protocol.n_trials} configuration(s) tried "
         f"({len(protocol.configs) + len(protocol.agents)} here, agents included, + {protocol.trials_before} "
         "before); PSR = probabilistic Sharpe ratio against 0; won = share of windows whose Sortino beats the "
-        "baseline's; p (windows) = Wilcoxon signed-rank over the windows' Sortino pairs; bootstrap p = "
+        "baseline's; p (windows) = Wilcoxon signed-rank over the windows' Sortino pairs (two-sided: the median "
+        "window difference gives its direction); bootstrap p = "
         "stationary block bootstrap (mean block 20 days, 1000 resamples) of the paired stitched daily returns, "
         "for the difference of Sortino ratios; detectable = the true Sortino difference that this bootstrap "
         "finds at p < 0.05 four times in five (2.8 standard errors): a smaller edge cannot be told from luck "
@@ -396,6 +397,7 @@ def scoreboard_section(
             "strategy",
             "baseline",
             "windows won",
+            "median window Sortino diff",
             "Wilcoxon p (windows)",
             "Sortino diff",
             "Sortino diff CI low",

@@ -12,7 +12,8 @@ When a protocol's backtest windows are disjoint (a ``walk_forward`` span with ``
   a listed coin in, and a line is drawn only for the strategies scored in all of them (a coin's
   own buy-and-hold has none when the coin was listed after the first);
 * **versus** every portfolio baseline: the share of windows whose Sortino beats the baseline's,
-  the Wilcoxon signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
+  the median of the windows' Sortino differences (the direction of the next test), the Wilcoxon
+  signed-rank p over the windows' Sortino pairs, and a stationary block bootstrap
   of the paired stitched daily returns (difference of annualised Sortino / Sharpe, p, 95 % CI,
   and the Sortino difference it would detect with 80 % power: its power against this baseline);
   with two configurations or more, every other configuration, agent and "selected" is also
@@ -247,6 +248,9 @@ def build_scoreboard(
                         "strategy": strategy,
                         "baseline": base,
                         "windows won": won,
+                        "median window Sortino diff": float(
+                            (window_sortino.loc[strategy] - window_sortino.loc[base]).median()
+                        ),
                         "Wilcoxon p (windows)": p_w,
                         "Sortino diff": boot["sortino"].difference * np.sqrt(ppy),
                         "Sortino diff CI low": boot["sortino"].ci_low * np.sqrt(ppy),
