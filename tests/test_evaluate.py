@@ -443,7 +443,7 @@ def test_demo_walk_forward_scoreboard_end_to_end(tmp_path, capsys):
     out = tmp_path / "wf"
     assert evaluate_cmd.main([str(DEMO_WF), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "stitched out-of-sample (4 windows)" in printed and "detectable" in printed
+    assert "stitched out-of-sample (4 windows)" in printed and "detectable" in printed and "median Δ" in printed
     assert "timing skill of ohlcv on BTC+ETH over 4 windows: pooled p by seed" in printed
     assert ", of the seeds' mean votes " in printed
     for name in ("scoreboard.csv", "versus.csv", "pbo.csv", "selection.csv", "stitched_btc_eth.png"):

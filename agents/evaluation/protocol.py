@@ -186,7 +186,8 @@ class Protocol:
     def portfolios_of(self, assets) -> dict[str, tuple[str, ...]]:
         """The portfolios as they stand when only ``assets`` are listed (a window's): each keeps its
         listed members, and one with none is left out."""
-        kept = {p: tuple(a for a in members if a in set(assets)) for p, members in self.portfolios.items()}
+        listed = set(assets)
+        kept = {p: tuple(a for a in members if a in listed) for p, members in self.portfolios.items()}
         return {p: members for p, members in kept.items() if members}
 
     @property

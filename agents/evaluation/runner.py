@@ -236,8 +236,8 @@ def score(
         own = backtest_strategies(BuyAndHold.instances(assets), markets, start=b0, end=b1, **costs)
         own_bh = {a: _row(run.result) for a, run in zip(assets, own.values())}
         for pname, members in portfolios.items():
-            listed = make_baselines(members, protocol.baselines, interval=protocol.interval)
-            for bname, run in backtest_strategies(listed, markets, start=b0, end=b1, **costs).items():
+            rules = make_baselines(members, protocol.baselines, interval=protocol.interval)
+            for bname, run in backtest_strategies(rules, markets, start=b0, end=b1, **costs).items():
                 record(window.name, pname, bname, "baseline", -1, run.result)
         for cname in [] if baselines_only else protocol.configs:
             for seed in protocol.seeds:

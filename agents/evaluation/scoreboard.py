@@ -316,7 +316,8 @@ def plot_stitched(board: Scoreboard, pname: str, path: Path, title: str) -> None
 
 def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None) -> None:
     """A readable console summary: per portfolio the stitched figures and, against equal-weight
-    buy-and-hold, windows won, the p-values and the Sortino difference the bootstrap would detect."""
+    buy-and-hold, windows won, the median window Sortino difference (the direction of the window
+    test), the p-values and the Sortino difference the bootstrap would detect."""
     from rich.console import Console
     from rich.table import Table
 
@@ -332,7 +333,8 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
             "Sortino seeds",
             "DSR",
             "won vs EW",
-            "p win",
+            "median Δ",
+            "p windows",
             "p boot",
             "detectable",
         ]
@@ -353,6 +355,7 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
                 f"{d['Sortino seed mean']:.2f} ± {d['Sortino seed std']:.2f}",
                 "" if dsr is None or not np.isfinite(dsr) else f"{dsr:.2f}",
                 "" if vs is None else f"{vs['windows won']:.0%}",
+                "" if vs is None else f"{vs['median window Sortino diff']:+.2f}",
                 "" if vs is None else f"{vs['Wilcoxon p (windows)']:.3f}",
                 "" if vs is None else f"{vs['bootstrap p (Sortino)']:.3f}",
                 "" if vs is None else f"{vs['detectable Sortino diff']:.2f}",
