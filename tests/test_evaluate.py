@@ -157,6 +157,29 @@ def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_cov
         load_markets(protocol, progress=False)
 
 
+def test_a_listed_universe_holds_a_coin_from_its_listing_to_its_last_bar():
+    """A coin listed inside the span joins from the first window whose training starts at or after
+    its first bar, and a delisted one leaves with the last window whose backtest its bars reach."""
+    raw = yaml.safe_load(DEMO_WF.read_text())
+    protocol = parse_protocol({**raw, "universe": "listed"})
+    w = protocol.windows
+    data = {
+        "BTC": (demo_market("BTC", "1d", "2020-06-01", "2021-12-31"), None),  # delisted in 2021-12
+        "ETH": (demo_market("ETH", "1d", w[1].train[0], "2022-03-31"), None),  # first bar: window 1's start
+    }
+    assert [w.train[0].strftime("%Y-%m-%d") for w in protocol.windows] == [
+        "2021-02-01",
+        "2021-04-01",
+        "2021-06-01",
+        "2021-08-01",
+    ]
+    held = listed_assets(protocol, data)
+    assert list(held.values()) == [("BTC",), ("BTC", "ETH"), ("BTC", "ETH"), ("ETH",)]
+    fixed = listed_assets(replace(protocol, universe="fixed"), data)
+    assert all(assets == ("BTC", "ETH") for assets in fixed.values())
+    assert protocol.portfolios_of(("ETH",)) == {"BTC+ETH": ("ETH",)} and protocol.portfolios_of(()) == {}
+
+
 @pytest.mark.slow
 def test_a_listed_universe_lets_a_late_coin_join_the_windows_it_covers(tmp_path, capsys):
     """Under ``universe: listed`` a coin listed after the first training day is trained and held
