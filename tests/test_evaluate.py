@@ -114,16 +114,20 @@ def test_trades_counts_position_changes_before_the_last_decision():
     assert trades(pd.Series([0.0, 0.0])) == 0
 
 
+def demo_csv(tmp_path: Path, *, eth_from: str) -> Path:
+    """A folder of daily demo CSVs: BTC from 2020, ETH from ``eth_from`` (its "listing"), to 2022-03-31."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for asset, start in (("BTC", "2020-01-01"), ("ETH", eth_from)):
+        bars = demo_market(asset, "1d", start, "2022-03-31")
+        bars.rename_axis("datetime").to_csv(folder / f"{asset}-USD_1d.csv")
+    return folder
+
+
 def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_covers(tmp_path, capsys):
     """A coin whose bars start after the walk-forward's first training day (listed later) stops the
     run before any training, and the error names the windows it covers and how to choose them."""
-    from cryptorl.data.demo import demo_market
-
-    folder = tmp_path / "csv"
-    folder.mkdir()
-    for asset, start in (("BTC", "2020-01-01"), ("ETH", "2021-05-15")):  # ETH "listed" in May 2021
-        bars = demo_market(asset, "1d", start, "2022-03-31")
-        bars.rename_axis("datetime").to_csv(folder / f"{asset}-USD_1d.csv")
+    folder = demo_csv(tmp_path, eth_from="2021-05-15")  # ETH "listed" in May 2021
     raw = yaml.safe_load(DEMO_WF.read_text())
     raw["source"] = f"csv:{folder}"
     protocol = parse_protocol(raw)
@@ -187,11 +191,7 @@ def test_a_listed_universe_lets_a_late_coin_join_the_windows_it_covers(tmp_path,
     every coin is listed the figures are those of a fixed universe over the same windows."""
     from agents.evaluation import evaluate
 
-    folder = tmp_path / "csv"
-    folder.mkdir()
-    for asset, start in (("BTC", "2020-01-01"), ("ETH", "2021-02-01")):  # ETH "listed" in February 2021
-        demo_bars = demo_market(asset, "1d", start, "2022-03-31")
-        demo_bars.rename_axis("datetime").to_csv(folder / f"{asset}-USD_1d.csv")
+    folder = demo_csv(tmp_path, eth_from="2021-02-01")  # ETH "listed" in February 2021
     raw = yaml.safe_load(DEMO_WF.read_text())
     # seven months of training: enough bars after the listing for the modules' warm-up
     raw["walk_forward"]["train_months"] = 7
