@@ -196,14 +196,17 @@ def test_a_listed_universe_lets_a_late_coin_join_the_windows_it_covers(tmp_path,
     # seven months of training: enough bars after the listing for the modules' warm-up
     raw["walk_forward"]["train_months"] = 7
     raw.update(source=f"csv:{folder}", universe="listed", agents=["momentum"])
-    protocol = parse_protocol(raw).subset(configs=["trend"], seeds=[0])
+    protocol = parse_protocol(raw).subset(seeds=[0])
     names = [w.name for w in protocol.windows]
     data = load_markets(protocol, progress=False)
     assert listed_assets(protocol, data) == {n: ("BTC",) if n in names[:2] else ("BTC", "ETH") for n in names}
     jobs, _ = training_jobs(protocol, data, tmp_path / "listed")
-    assert sorted((j.window, j.config.asset) for j in jobs) == sorted(
-        [(n, "BTC") for n in names] + [(n, "ETH") for n in names[2:]]
+    assert sorted((j.config_name, j.window, j.config.asset) for j in jobs) == sorted(
+        (c, n, a) for c in ("ohlcv", "trend") for n in names for a in ("BTC", "ETH") if a == "BTC" or n in names[2:]
     )
+    pooled = replace(protocol, configs={"pooled": {**protocol.configs["trend"], "pool": "all"}})
+    pools = {(j.window, j.config.asset): j.config.pool for j in training_jobs(pooled, data, tmp_path / "p")[0]}
+    assert [pools[(n, "BTC")] for n in names] == [[], [], ["ETH"], ["ETH"]]  # the window's listed coins
     evaluate(protocol, tmp_path / "listed", data=data, workers=1, progress=False)
     runs = pd.read_csv(tmp_path / "listed" / "runs.csv")
     base = runs[runs.kind == "baseline"].set_index(["window", "strategy"])["Sortino"]
@@ -220,6 +223,8 @@ def test_a_listed_universe_lets_a_late_coin_join_the_windows_it_covers(tmp_path,
     )
     board = pd.read_csv(tmp_path / "listed" / "scoreboard.csv").set_index("strategy")
     assert board.loc["trend", "windows"] == 4 and "B&H BTC" in board.index and "B&H ETH" not in board.index
+    assert len(pd.read_csv(tmp_path / "listed" / "selection.csv")) == 4  # the walk-forward selection
+    assert pd.read_csv(tmp_path / "listed" / "pbo.csv")["windows"].tolist() == [4]
     report = (tmp_path / "listed" / "report.md").read_text()
     assert f"BTC every window; ETH windows {names[2]} .. {names[-1]}" in report
 
