@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if "scoreboard" in paths:
         from agents.evaluation.scoreboard import print_scoreboard
 
-        print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]))
+        print_scoreboard(pd.read_csv(paths["scoreboard"]), pd.read_csv(paths["versus"]), on=args.score_on)
     elif "targets" in paths:
         from agents.evaluation.report import print_targets
         from cryptorl.cli import console

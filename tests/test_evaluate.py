@@ -152,6 +152,9 @@ def test_a_coin_listed_after_the_first_window_is_refused_with_the_windows_it_cov
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.strategy[runs.window.isin(names[:2])]) & {"B&H ETH", "B&H BTC"} == {"B&H BTC"}
     assert set(runs.strategy[runs.window.isin(names[2:])]) >= {"B&H ETH", "B&H BTC"}
+    assert "BTC+ETH: stitched out-of-sample (4 windows)" in capsys.readouterr().out
+    assert evaluate_cmd.main([*argv, "--score-on", "validation"]) == 0
+    assert "BTC+ETH: stitched validation ranges (in-sample for the selection) (4 windows)" in capsys.readouterr().out
     # windows before its listing alone: the coin is held in none of them, and said so
     assert evaluate_cmd.main([*argv, "--windows", ",".join(names[:2])]) == 0
     assert "note: [ETH] listed in none of these windows: it is held in none" in capsys.readouterr().err

@@ -314,7 +314,7 @@ def plot_stitched(board: Scoreboard, pname: str, path: Path, title: str) -> None
     plt.close(fig)
 
 
-def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None) -> None:
+def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None, *, on: str = "backtest") -> None:
     """A readable console summary: per portfolio the stitched figures and, against equal-weight
     buy-and-hold, windows won, the median window Sortino difference (the direction of the window
     test), the p-values and the Sortino difference the bootstrap would detect."""
@@ -323,7 +323,8 @@ def print_scoreboard(stitched: pd.DataFrame, versus: pd.DataFrame, console=None)
 
     console = console or Console(width=160)
     for pname, g in stitched.groupby("portfolio", sort=False):
-        table = Table(title=f"{pname}: stitched out-of-sample ({int(g['windows'].iloc[0])} windows)")
+        what = "out-of-sample" if on == "backtest" else "validation ranges (in-sample for the selection)"
+        table = Table(title=f"{pname}: stitched {what} ({int(g['windows'].iloc[0])} windows)")
         cols = [
             "strategy",
             "Sortino",
