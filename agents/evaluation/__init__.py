@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +36,7 @@ from .protocol import (
     walk_forward_windows,
 )
 from .report import write_evaluation_report
-from .runner import Data, Scores, TrainJob, covers, fit_agents, listed_assets, score, train_all, training_jobs
+from .runner import Data, Scores, TrainJob, fit_agents, listed_assets, score, train_all, training_jobs
 
 
 def _add_metrics(protocol: Protocol, asset: str, first: pd.Timestamp, store) -> None:
@@ -107,18 +108,19 @@ def load_markets(
     finally:
         if tmp is not None:
             tmp.cleanup()
+    held = listed_assets(replace(protocol, universe="listed"), out)  # the coins whose bars cover each window
     for asset, (market, _) in out.items():
-        covered = [w.name for w in protocol.windows if covers(market, w, protocol.interval)]
+        covered = [w for w in protocol.windows if asset in held[w.name]]
         if len(covered) == len(protocol.windows):
             continue
         if protocol.universe == "listed":
             if not covered:
                 print(f"note: [{asset}] listed in none of these windows: it is held in none", file=sys.stderr)
             continue
-        w = next(w for w in protocol.windows if not covers(market, w, protocol.interval))
+        w = next(w for w in protocol.windows if w not in covered)
         hint = (
-            f"it covers windows {covered[0]} .. {covered[-1]} of this protocol: choose those (--windows), move the "
-            f"walk_forward span, leave {asset} out (--assets), or let it join the windows it covers "
+            f"it covers windows {covered[0].name} .. {covered[-1].name} of this protocol: choose those (--windows), "
+            f"move the walk_forward span, leave {asset} out (--assets), or let it join the windows it covers "
             "(the protocol's universe: listed, or evaluate --universe listed)"
             if covered
             else f"it covers none of this protocol's windows: leave {asset} out (--assets)"
@@ -127,12 +129,12 @@ def load_markets(
             f"[{asset}] the data cover {market.index[0]:%Y-%m-%d} .. {market.index[-1]:%Y-%m-%d}, "
             f"not window {w.name}'s {w.train[0]:%Y-%m-%d} .. {w.backtest[1]:%Y-%m-%d}; {hint}"
         )
-    for name, assets in listed_assets(protocol, out).items():
-        if protocol.universe == "listed" and not protocol.portfolios_of(assets):
-            raise ValueError(
-                f"window {name}: no portfolio has a coin whose data cover it; start the windows later (--windows, "
-                "the walk_forward span)"
-            )
+    empty = [name for name, assets in held.items() if not protocol.portfolios_of(assets)]
+    if protocol.universe == "listed" and empty:
+        raise ValueError(
+            f"window {empty[0]}: no portfolio has a coin whose data cover it; start the windows later (--windows, "
+            "the walk_forward span)"
+        )
     return out
 
 
