@@ -393,7 +393,7 @@ def parse_protocol(raw: Any, *, name: str = "protocol") -> Protocol:
         raise ValueError(f"gaps must be error or fill, got {gaps!r}")
     universe = str(raw.get("universe", "fixed"))
     if universe not in UNIVERSES:
-        raise ValueError(f"universe must be fixed or listed, got {universe!r}")
+        raise ValueError(f"universe must be {' or '.join(UNIVERSES)}, got {universe!r}")
     agents = _agents(raw.get("agents"), checked)
     reading = [a for a, opts in agents.items() if opts.get("use_metrics")]
     if reading and raw.get("metrics") is None:
